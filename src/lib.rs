@@ -1,0 +1,4 @@
+//! warroom: a terminal console for running Kubernetes deployments live.
+#![deny(clippy::unwrap_used)]
+
+pub mod sim;
