@@ -1,4 +1,5 @@
 //! warroom: a terminal console for running Kubernetes deployments live.
 #![deny(clippy::unwrap_used)]
 
+pub mod plan;
 pub mod sim;
