@@ -1,6 +1,12 @@
 //! warroom: a terminal console for running Kubernetes deployments live.
 #![deny(clippy::unwrap_used)]
 
+pub mod app;
+pub mod cluster;
 pub mod engine;
+pub mod health;
+pub mod metrics;
 pub mod plan;
 pub mod sim;
+pub mod traffic;
+pub mod ui;

@@ -404,7 +404,17 @@ fn next_slot(phases: &[PhaseState], at: StepRef) -> Option<StepRef> {
 }
 
 fn slot_for(step: &Step) -> Slot {
-    let (label, kind) = match step {
+    let (label, kind) = describe(step);
+    Slot {
+        label,
+        kind,
+        state: StepState::Pending,
+    }
+}
+
+/// A step's label as the console shows it, and what running it takes.
+pub fn describe(step: &Step) -> (String, SlotKind) {
+    match step {
         Step::Weight(w) => (
             format!("weight → {}", w.target()),
             SlotKind::SetWeight(w.target()),
@@ -449,11 +459,6 @@ fn slot_for(step: &Step) -> Slot {
             ),
             SlotKind::Manual,
         ),
-    };
-    Slot {
-        label,
-        kind,
-        state: StepState::Pending,
     }
 }
 

@@ -1,0 +1,13 @@
+//! The console's state, the actions that change it, and the event loop that runs it.
+//! `update` decides; the loop and effect runner do IO and report back as actions.
+
+pub mod action;
+pub mod effects;
+pub mod event_loop;
+pub mod keymap;
+pub mod model;
+pub mod update;
+
+pub use action::{Action, Effect, EffectId};
+pub use model::App;
+pub use update::update;

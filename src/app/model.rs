@@ -1,0 +1,158 @@
+//! The console's whole state: plan progress, cluster view, traffic, metrics, log, modals.
+//! Changed only by `update`; drawn by `ui::render` through `&App`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::cluster::model::{PodView, WorkloadView};
+use crate::engine::Deployment;
+use crate::health::Health;
+use crate::metrics::series::Series;
+use crate::plan::{Plan, TrackName, Weight};
+
+use super::action::EffectId;
+
+/// How many log lines are kept.
+pub const LOG_CAPACITY: usize = 500;
+
+/// Where the console runs, for the header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The plan environment's name.
+    pub environment: String,
+    pub namespace: String,
+    /// kubeconfig context, or a description such as `simulator`.
+    pub context: String,
+    /// Shown so a second pane can point kubectl at the same cluster (demo).
+    pub kubeconfig_hint: Option<String>,
+}
+
+/// The canary weight as read from, and requested of, the traffic router.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrafficView {
+    /// Last weight read from the traffic object.
+    pub observed: Option<Weight>,
+    /// A weight asked for and not yet confirmed.
+    pub requested: Option<(EffectId, Weight)>,
+    pub health: Health,
+}
+
+/// Pods and Deployments of both tracks.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClusterView {
+    pub pods: BTreeMap<String, PodView>,
+    pub workloads: BTreeMap<TrackName, WorkloadView>,
+    pub health: Health,
+}
+
+/// Sampled series by metric name and track.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricsView {
+    pub series: BTreeMap<(String, TrackName), Series>,
+    pub health: Health,
+}
+
+/// How important a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    /// Something an operator did.
+    Operator,
+    Warn,
+    Error,
+}
+
+/// One line of the event/audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub at: SystemTime,
+    pub level: Level,
+    pub text: String,
+}
+
+/// Why an effect was started, so its result updates the right thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Step(crate::engine::StepRef),
+    ManualWeight,
+    Rollback,
+}
+
+/// The console's state.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub plan: Arc<Plan>,
+    pub target: Target,
+    pub operator: String,
+    pub deployment: Deployment,
+    pub cluster: ClusterView,
+    pub traffic: TrafficView,
+    pub metrics: MetricsView,
+    pub log: VecDeque<LogLine>,
+    /// Wall clock as of the last tick.
+    pub now: SystemTime,
+    pub help_open: bool,
+    pub should_quit: bool,
+    /// Effects started and not yet reported back.
+    pub in_flight: BTreeMap<EffectId, Origin>,
+    /// Clock times are shown in this zone.
+    pub tz: jiff::tz::TimeZone,
+    next_effect: u64,
+}
+
+impl App {
+    pub fn new(plan: Arc<Plan>, target: Target, operator: String, now: SystemTime) -> App {
+        let deployment = Deployment::new(&plan);
+        App {
+            plan,
+            target,
+            operator,
+            deployment,
+            cluster: ClusterView::default(),
+            traffic: TrafficView::default(),
+            metrics: MetricsView::default(),
+            log: VecDeque::new(),
+            now,
+            help_open: false,
+            should_quit: false,
+            in_flight: BTreeMap::new(),
+            tz: jiff::tz::TimeZone::system(),
+            next_effect: 1,
+        }
+    }
+
+    pub(crate) fn next_effect_id(&mut self) -> EffectId {
+        let id = EffectId(self.next_effect);
+        self.next_effect += 1;
+        id
+    }
+
+    pub(crate) fn push_log(&mut self, level: Level, text: impl Into<String>) {
+        if self.log.len() == LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogLine {
+            at: self.now,
+            level,
+            text: text.into(),
+        });
+    }
+
+    /// How many samples a series keeps: `history / interval`.
+    pub fn series_capacity(&self) -> usize {
+        let interval = self.plan.metrics.interval.get().as_millis().max(1);
+        let history = self.plan.metrics.history.get().as_millis();
+        usize::try_from(history / interval)
+            .unwrap_or(usize::MAX)
+            .max(2)
+    }
+
+    /// The weight `+`/`-` start from: a pending request if there is one, else what was read.
+    pub fn weight_base(&self) -> Option<Weight> {
+        self.traffic
+            .requested
+            .map(|(_, w)| w)
+            .or(self.traffic.observed)
+    }
+}

@@ -1,0 +1,259 @@
+//! `update`: the one place where the console decides what an action means.
+//! Pure: no IO, no clock reads, no `.await`. Returns the effects to run.
+
+use crate::cluster::model::ClusterEvent;
+use crate::engine::{Command as EngineCommand, CommandKind, Outcome};
+use crate::metrics::MetricsEvent;
+use crate::metrics::series::Series;
+use crate::plan::{Step, Weight, WeightStep};
+use crate::traffic::TrafficEvent;
+
+use super::action::{Action, Effect, EffectId};
+use super::keymap::{self, Command};
+use super::model::{App, Level, Origin};
+
+/// Applies one action to the app and returns the effects it calls for.
+pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Key(key) => match keymap::command_for(&key, app.help_open) {
+            Some(command) => on_command(app, command),
+            None => Vec::new(),
+        },
+        Action::Tick(now) => {
+            app.now = now;
+            let outcome = app.deployment.tick(now);
+            apply_outcome(app, outcome)
+        }
+        Action::Resize => Vec::new(),
+        Action::Cluster(event) => {
+            on_cluster(app, event);
+            Vec::new()
+        }
+        Action::Traffic(event) => {
+            on_traffic(app, event);
+            Vec::new()
+        }
+        Action::Metrics(event) => {
+            on_metrics(app, event);
+            Vec::new()
+        }
+        Action::EffectDone { id, result } => on_effect_done(app, id, result),
+        Action::InputClosed(why) => {
+            app.push_log(Level::Warn, format!("terminal closed ({why}); leaving"));
+            app.should_quit = true;
+            Vec::new()
+        }
+    }
+}
+
+fn on_command(app: &mut App, command: Command) -> Vec<Effect> {
+    match command {
+        Command::Advance => {
+            let outcome = app.deployment.advance(app.now);
+            apply_outcome(app, outcome)
+        }
+        Command::TogglePause => {
+            let outcome = app.deployment.toggle_pause(app.now);
+            apply_outcome(app, outcome)
+        }
+        Command::WeightUp => shift_weight(app, 1),
+        Command::WeightDown => shift_weight(app, -1),
+        Command::EmergencyRollback => emergency_rollback(app),
+        Command::ToggleHelp => {
+            app.help_open = !app.help_open;
+            Vec::new()
+        }
+        Command::CloseModal => {
+            app.help_open = false;
+            Vec::new()
+        }
+        Command::Quit => {
+            app.should_quit = true;
+            Vec::new()
+        }
+    }
+}
+
+fn shift_weight(app: &mut App, direction: i64) -> Vec<Effect> {
+    let step = app
+        .plan
+        .traffic
+        .as_ref()
+        .map_or(10, |t| i64::from(t.step.percent()));
+    let Some(base) = app.weight_base() else {
+        app.push_log(
+            Level::Warn,
+            "canary weight not read yet; cannot shift it — check the traffic router's health",
+        );
+        return Vec::new();
+    };
+    let target = base.shifted(direction * step);
+    if target == base {
+        app.push_log(Level::Info, format!("canary weight already at {base}"));
+        return Vec::new();
+    }
+    app.push_log(
+        Level::Operator,
+        format!("{}: canary weight {base} → {target}", app.operator),
+    );
+    vec![set_weight(app, target, Origin::ManualWeight)]
+}
+
+fn emergency_rollback(app: &mut App) -> Vec<Effect> {
+    app.push_log(
+        Level::Error,
+        format!(
+            "ROLLBACK (immediate) by {}: canary weight → 0%",
+            app.operator
+        ),
+    );
+    app.deployment.rolled_back();
+    let effects = vec![set_weight(app, Weight::ZERO, Origin::Rollback)];
+    let actions: Vec<Step> = app
+        .plan
+        .rollback
+        .immediate
+        .as_ref()
+        .map(|tier| tier.actions.clone())
+        .unwrap_or_default();
+    for action in actions {
+        match action {
+            // Already sent first, before anything else.
+            Step::Weight(WeightStep::To(w)) if w == Weight::ZERO => {}
+            other => {
+                let (label, _) = crate::engine::state::describe(&other);
+                app.push_log(
+                    Level::Warn,
+                    format!("rollback action not automated yet — do it by hand: {label}"),
+                );
+            }
+        }
+    }
+    effects
+}
+
+fn set_weight(app: &mut App, weight: Weight, origin: Origin) -> Effect {
+    let id = app.next_effect_id();
+    app.in_flight.insert(id, origin);
+    app.traffic.requested = Some((id, weight));
+    Effect::SetWeight {
+        id,
+        weight,
+        emergency: origin == Origin::Rollback,
+    }
+}
+
+fn apply_outcome(app: &mut App, outcome: Outcome) -> Vec<Effect> {
+    for line in outcome.log {
+        app.push_log(Level::Info, line);
+    }
+    outcome
+        .commands
+        .into_iter()
+        .map(|command| run_engine_command(app, command))
+        .collect()
+}
+
+fn run_engine_command(app: &mut App, command: EngineCommand) -> Effect {
+    let origin = command.origin.map_or(Origin::Rollback, Origin::Step);
+    match command.kind {
+        CommandKind::SetWeight(w) => set_weight(app, w, origin),
+    }
+}
+
+fn on_effect_done(app: &mut App, id: EffectId, result: Result<String, String>) -> Vec<Effect> {
+    let Some(origin) = app.in_flight.remove(&id) else {
+        return Vec::new();
+    };
+    if let Some((pending, weight)) = app.traffic.requested {
+        if pending == id {
+            app.traffic.requested = None;
+            if result.is_ok() {
+                app.traffic.observed = Some(weight);
+            }
+        }
+    }
+    match origin {
+        Origin::Step(at) => {
+            let outcome = app.deployment.command_done(at, result.map(|_| ()), app.now);
+            apply_outcome(app, outcome)
+        }
+        Origin::ManualWeight | Origin::Rollback => {
+            match result {
+                Ok(note) => app.push_log(Level::Info, note),
+                Err(e) => app.push_log(Level::Error, e),
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn on_cluster(app: &mut App, event: ClusterEvent) {
+    match event {
+        ClusterEvent::PodsRelisted(pods) => {
+            app.cluster.pods = pods.into_iter().map(|p| (p.name.clone(), p)).collect();
+        }
+        ClusterEvent::PodApplied(pod) => {
+            app.cluster.pods.insert(pod.name.clone(), pod);
+        }
+        ClusterEvent::PodDeleted(name) => {
+            app.cluster.pods.remove(&name);
+        }
+        ClusterEvent::Workload(track, view) => {
+            app.cluster.workloads.insert(track, view);
+        }
+        ClusterEvent::Health(health) => {
+            log_health_change(app, "kubernetes", &app.cluster.health.clone(), &health);
+            app.cluster.health = health;
+        }
+    }
+}
+
+fn on_traffic(app: &mut App, event: TrafficEvent) {
+    match event {
+        TrafficEvent::Weight(w) => app.traffic.observed = Some(w),
+        TrafficEvent::Health(health) => {
+            log_health_change(app, "traffic router", &app.traffic.health.clone(), &health);
+            app.traffic.health = health;
+        }
+    }
+}
+
+fn on_metrics(app: &mut App, event: MetricsEvent) {
+    match event {
+        MetricsEvent::Samples(samples) => {
+            let capacity = app.series_capacity();
+            for sample in samples {
+                app.metrics
+                    .series
+                    .entry((sample.metric, sample.track))
+                    .or_insert_with(|| Series::new(capacity))
+                    .push(sample.point);
+            }
+        }
+        MetricsEvent::Health(health) => {
+            log_health_change(app, "prometheus", &app.metrics.health.clone(), &health);
+            app.metrics.health = health;
+        }
+    }
+}
+
+/// Logs only transitions, so a source failing every second does not flood the log.
+fn log_health_change(
+    app: &mut App,
+    source: &str,
+    old: &crate::health::Health,
+    new: &crate::health::Health,
+) {
+    use crate::health::Health;
+    match (old, new) {
+        (Health::Live, Health::Live) | (Health::Degraded { .. }, Health::Degraded { .. }) => {}
+        (_, Health::Live) => app.push_log(Level::Info, format!("{source}: connected")),
+        (_, Health::Degraded { error, .. }) => {
+            app.push_log(Level::Error, format!("{source}: {error}"))
+        }
+        (Health::Forbidden(_), Health::Forbidden(_)) => {}
+        (_, Health::Forbidden(why)) => app.push_log(Level::Error, format!("{source}: {why}")),
+        (_, Health::Connecting) => {}
+    }
+}

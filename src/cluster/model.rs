@@ -1,0 +1,45 @@
+//! What the console knows about the cluster, as plain data converted from Kubernetes objects.
+//! No kube types here: the app and the UI depend on this, not on the API.
+
+use std::time::SystemTime;
+
+use crate::health::Health;
+use crate::plan::TrackName;
+
+/// One pod as the pod table shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodView {
+    pub name: String,
+    pub track: Option<TrackName>,
+    pub ready_containers: u32,
+    pub total_containers: u32,
+    /// What `kubectl get pods` prints in STATUS (`Running`, `Pending`, `CrashLoopBackOff`, …).
+    pub status: String,
+    pub restarts: u32,
+    pub created: Option<SystemTime>,
+    /// Image tag of the first container.
+    pub version: String,
+}
+
+/// One Deployment's replica summary.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkloadView {
+    pub name: String,
+    pub desired: u32,
+    pub ready: u32,
+    pub updated: u32,
+    pub available: u32,
+    pub image: String,
+}
+
+/// What the cluster watch reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterEvent {
+    /// The full set of pods after a (re)list: replaces what was known, so a relist after a
+    /// `410 Gone` neither loses nor duplicates pods.
+    PodsRelisted(Vec<PodView>),
+    PodApplied(PodView),
+    PodDeleted(String),
+    Workload(TrackName, WorkloadView),
+    Health(Health),
+}

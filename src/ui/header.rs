@@ -1,0 +1,90 @@
+//! The header: what is being deployed where, by whom, how the sources are doing, the clock.
+//! Draws from `&App` only.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::format;
+use crate::app::App;
+use crate::engine::RunStatus;
+use crate::health::Health;
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let plan = &app.plan;
+    let status = app.deployment.status;
+    let status_style = match status {
+        RunStatus::Running => Style::new().fg(Color::Black).bg(Color::Green),
+        RunStatus::Complete => Style::new().fg(Color::Black).bg(Color::Cyan),
+        RunStatus::Paused | RunStatus::Ready => Style::new().fg(Color::Black).bg(Color::Yellow),
+        RunStatus::Failed | RunStatus::RolledBack => Style::new()
+            .fg(Color::White)
+            .bg(Color::Red)
+            .add_modifier(Modifier::BOLD),
+    };
+    let phase = app
+        .deployment
+        .cursor
+        .and_then(|c| app.deployment.phases.get(c.phase))
+        .map_or("-", |p| p.name.as_str());
+    let line1 = Line::from(vec![
+        Span::styled(
+            " WARROOM ",
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::White)
+                .add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(" "),
+        Span::styled(plan.name.clone(), Style::new().add_modifier(Modifier::BOLD)),
+        Span::raw(format!(
+            " · {} · risk {} · phase {phase} · env {} ({}@{}) · op {}  ",
+            strategy(plan.strategy),
+            format!("{:?}", plan.risk).to_uppercase(),
+            app.target.environment,
+            app.target.namespace,
+            app.target.context,
+            app.operator,
+        )),
+        Span::styled(format!(" {} ", status.label()), status_style),
+        Span::raw(format!("  {}", format::clock(app.now, &app.tz))),
+    ]);
+    let mut line2 = vec![Span::raw(" ")];
+    for (name, health) in [
+        ("kube", &app.cluster.health),
+        ("traffic", &app.traffic.health),
+        ("prometheus", &app.metrics.health),
+    ] {
+        let (dot, style, word) = health_badge(health);
+        line2.push(Span::raw(format!("{name} ")));
+        line2.push(Span::styled(format!("{dot} {word}"), style));
+        line2.push(Span::raw("   "));
+    }
+    if let Some(hint) = &app.target.kubeconfig_hint {
+        line2.push(Span::styled(
+            format!("kubeconfig: {hint}"),
+            Style::new().fg(Color::Cyan),
+        ));
+    }
+    frame.render_widget(Paragraph::new(vec![line1, Line::from(line2)]), area);
+}
+
+fn strategy(s: crate::plan::Strategy) -> &'static str {
+    match s {
+        crate::plan::Strategy::Canary => "canary",
+        crate::plan::Strategy::BlueGreen => "blue-green",
+        crate::plan::Strategy::Rolling => "rolling",
+        crate::plan::Strategy::Recreate => "recreate",
+    }
+}
+
+fn health_badge(h: &Health) -> (&'static str, Style, &'static str) {
+    match h {
+        Health::Connecting => ("○", Style::new().fg(Color::Yellow), "connecting"),
+        Health::Live => ("●", Style::new().fg(Color::Green), "live"),
+        Health::Degraded { .. } => ("●", Style::new().fg(Color::Red), "DOWN"),
+        Health::Forbidden(_) => ("●", Style::new().fg(Color::Red), "FORBIDDEN"),
+    }
+}

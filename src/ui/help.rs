@@ -1,0 +1,60 @@
+//! The `?` help overlay and the key bar, both drawn from the keymap's one table.
+//! Draws from `&App` only.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+
+use crate::app::keymap::{KEY_BAR, KEYS};
+
+pub fn render_key_bar(frame: &mut Frame, area: Rect) {
+    let mut spans = Vec::new();
+    for (key, what) in KEY_BAR {
+        let key_style = if *key == "!" {
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().fg(Color::Black).bg(Color::Gray)
+        };
+        spans.push(Span::styled(format!(" {key} "), key_style));
+        spans.push(Span::raw(format!(" {what}  ")));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+pub fn render_help(frame: &mut Frame, area: Rect) {
+    let width = 72.min(area.width);
+    let height = (KEYS.len() as u16 + 4).min(area.height);
+    let [popup] = Layout::horizontal([Constraint::Length(width)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [popup] = Layout::vertical([Constraint::Length(height)])
+        .flex(Flex::Center)
+        .areas(popup);
+    let mut lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(key, what)| {
+            Line::from(vec![
+                Span::styled(
+                    format!(" {key:<5}"),
+                    Style::new().add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        " ? or Esc closes this help; ! works here too",
+        Style::new().fg(Color::DarkGray),
+    )));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Keys ")),
+        popup,
+    );
+}

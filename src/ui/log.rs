@@ -1,0 +1,42 @@
+//! The event/audit log: newest at the bottom, coloured by level.
+//! Draws from `&App` only.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+use super::format;
+use crate::app::App;
+use crate::app::model::Level;
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let rows = usize::from(area.height.saturating_sub(2));
+    let skip = app.log.len().saturating_sub(rows);
+    let lines: Vec<Line> = app
+        .log
+        .iter()
+        .skip(skip)
+        .map(|l| {
+            let style = match l.level {
+                Level::Info => Style::new(),
+                Level::Operator => Style::new().fg(Color::Cyan),
+                Level::Warn => Style::new().fg(Color::Yellow),
+                Level::Error => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            };
+            Line::from(vec![
+                Span::styled(
+                    format::clock(l.at, &app.tz),
+                    Style::new().fg(Color::DarkGray),
+                ),
+                Span::raw(" "),
+                Span::styled(l.text.clone(), style),
+            ])
+        })
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Log ")),
+        area,
+    );
+}

@@ -1,0 +1,163 @@
+//! The health panel: one sparkline per metric and track, the latest value and the threshold.
+//! A breached threshold turns the metric red. Draws from `&App` only.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, SparklineBar};
+
+use super::format;
+use super::traffic::track_color;
+use crate::app::App;
+use crate::plan::TrackName;
+
+/// Sparklines draw integers; values are scaled by this before rounding.
+const SCALE: f64 = 1_000_000.0;
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let stale = !app.metrics.health.is_live();
+    let title = if stale {
+        " Health — stale "
+    } else {
+        " Health "
+    };
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let metrics: Vec<&String> = app.plan.metrics.queries.keys().collect();
+    if metrics.is_empty() {
+        frame.render_widget(Paragraph::new("no metrics.queries in the plan"), inner);
+        return;
+    }
+    let tracks: &[TrackName] = if app.plan.workload.canary.is_some() {
+        &TrackName::BOTH
+    } else {
+        &[TrackName::Stable]
+    };
+    let rows_each = 1 + tracks.len() as u16;
+    let areas = Layout::vertical(
+        metrics
+            .iter()
+            .map(|_| Constraint::Length(rows_each + 1))
+            .collect::<Vec<_>>(),
+    )
+    .split(inner);
+    for (metric, area) in metrics.iter().zip(areas.iter()) {
+        render_metric(app, frame, *area, metric, tracks, stale);
+    }
+}
+
+fn render_metric(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    metric: &str,
+    tracks: &[TrackName],
+    stale: bool,
+) {
+    let threshold = app.plan.metrics.thresholds.get(metric).copied();
+    let latest = |track: TrackName| {
+        app.metrics
+            .series
+            .get(&(metric.to_string(), track))
+            .and_then(|s| s.latest())
+            .and_then(|p| p.value)
+    };
+    let breached = threshold.is_some_and(|t| {
+        tracks
+            .iter()
+            .any(|track| latest(*track).is_some_and(|v| t.breached_by(v)))
+    });
+    let mut title = vec![Span::styled(
+        metric.to_string(),
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    if let Some(t) = threshold {
+        if let Some(max) = t.max {
+            title.push(Span::raw(format!(
+                "  max {}",
+                format::value(metric, Some(max))
+            )));
+        }
+        if let Some(min) = t.min {
+            title.push(Span::raw(format!(
+                "  min {}",
+                format::value(metric, Some(min))
+            )));
+        }
+    }
+    if breached {
+        title.push(Span::styled(
+            "  BREACH",
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
+    let mut rows = vec![Constraint::Length(1)];
+    rows.extend(tracks.iter().map(|_| Constraint::Length(1)));
+    let lines = Layout::vertical(rows).split(area);
+    frame.render_widget(Paragraph::new(Line::from(title)), lines[0]);
+
+    // One scale for both tracks and the threshold, so the lines can be compared by eye.
+    let top = tracks
+        .iter()
+        .filter_map(|t| app.metrics.series.get(&(metric.to_string(), *t)))
+        .filter_map(|s| s.max())
+        .chain(threshold.and_then(|t| t.max))
+        .fold(0.0_f64, f64::max);
+    let max = ((top * SCALE).ceil() as u64).max(1);
+
+    for (track, line) in tracks.iter().zip(lines.iter().skip(1)) {
+        let value = latest(*track);
+        let value_text = format!("{:>9}", format::value(metric, value));
+        let [label_area, spark_area, value_area] = Layout::horizontal([
+            Constraint::Length(7),
+            Constraint::Min(4),
+            Constraint::Length(10),
+        ])
+        .areas(*line);
+        let mut style = Style::new().fg(track_color(*track));
+        if stale {
+            style = style.add_modifier(Modifier::DIM);
+        }
+        frame.render_widget(
+            Paragraph::new(Span::styled(track.as_str(), style)),
+            label_area,
+        );
+        let width = usize::from(spark_area.width);
+        let bars: Vec<SparklineBar> = app
+            .metrics
+            .series
+            .get(&(metric.to_string(), *track))
+            .map(|s| {
+                let skip = s.len().saturating_sub(width);
+                s.points()
+                    .skip(skip)
+                    .map(|p| SparklineBar::from(p.value.map(|v| (v.max(0.0) * SCALE) as u64)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        frame.render_widget(
+            Sparkline::default()
+                .data(bars)
+                .max(max)
+                .style(style)
+                .absent_value_symbol("·"),
+            spark_area,
+        );
+        let value_style = match (threshold, value) {
+            (Some(t), Some(v)) if t.breached_by(v) => {
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+            }
+            (_, None) => Style::new().fg(Color::DarkGray),
+            _ => Style::new(),
+        };
+        frame.render_widget(
+            Paragraph::new(Span::styled(value_text, value_style)),
+            value_area,
+        );
+    }
+}

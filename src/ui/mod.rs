@@ -1,0 +1,76 @@
+//! Drawing: `render(&App, &mut Frame)` and one file per panel.
+//! Pure: reads the app, never changes it, does no IO.
+
+mod format;
+mod header;
+mod help;
+mod log;
+mod metrics;
+mod plan;
+mod pods;
+mod traffic;
+
+pub use format::{age, value as format_value};
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+
+use crate::app::App;
+
+/// Draws the whole console. Narrow terminals drop the side columns to rows.
+pub fn render(app: &App, frame: &mut Frame) {
+    let area = frame.area();
+    let log_rows = if area.height >= 36 { 9 } else { 6 };
+    let [header, body, log_area, keys] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(8),
+        Constraint::Length(log_rows),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    header::render(app, frame, header);
+
+    let metric_rows = metrics_height(app);
+    if area.width >= 110 {
+        let [left, centre, right] = Layout::horizontal([
+            Constraint::Length(34),
+            Constraint::Min(40),
+            Constraint::Length(44),
+        ])
+        .areas(body);
+        plan::render(app, frame, left);
+        let [traffic_area, pods_area] =
+            Layout::vertical([Constraint::Length(5), Constraint::Min(3)]).areas(centre);
+        traffic::render(app, frame, traffic_area);
+        pods::render(app, frame, pods_area);
+        metrics::render(app, frame, right);
+    } else {
+        let [left, centre] =
+            Layout::horizontal([Constraint::Length(30), Constraint::Min(30)]).areas(body);
+        plan::render(app, frame, left);
+        let [traffic_area, metrics_area, pods_area] = Layout::vertical([
+            Constraint::Length(5),
+            Constraint::Length(metric_rows),
+            Constraint::Min(3),
+        ])
+        .areas(centre);
+        traffic::render(app, frame, traffic_area);
+        metrics::render(app, frame, metrics_area);
+        pods::render(app, frame, pods_area);
+    }
+    log::render(app, frame, log_area);
+    help::render_key_bar(frame, keys);
+    if app.help_open {
+        help::render_help(frame, area);
+    }
+}
+
+fn metrics_height(app: &App) -> u16 {
+    let tracks: u16 = if app.plan.workload.canary.is_some() {
+        2
+    } else {
+        1
+    };
+    let n = u16::try_from(app.plan.metrics.queries.len()).unwrap_or(u16::MAX);
+    n.saturating_mul(tracks + 2).saturating_add(2)
+}

@@ -1,0 +1,84 @@
+//! The plan panel: phases with progress, and the current phase's steps with their state.
+//! Draws from `&App` only.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use crate::app::App;
+use crate::engine::StepState;
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let d = &app.deployment;
+    let current_phase = d.cursor.map(|c| c.phase);
+    let bar_width = usize::from(area.width.saturating_sub(4)).clamp(4, 14);
+    let mut lines = Vec::new();
+    for (i, phase) in d.phases.iter().enumerate() {
+        let total = phase.slots.len().max(1);
+        let done = phase.done();
+        let filled = done * bar_width / total;
+        let is_current = current_phase == Some(i);
+        let name_style = if is_current {
+            Style::new().add_modifier(Modifier::BOLD).fg(Color::Cyan)
+        } else if done == phase.slots.len() {
+            Style::new().fg(Color::Green)
+        } else {
+            Style::new().fg(Color::Gray)
+        };
+        lines.push(Line::from(vec![
+            Span::styled(if is_current { "▶ " } else { "  " }, name_style),
+            Span::styled(phase.name.clone(), name_style),
+        ]));
+        lines.push(Line::from(vec![
+            Span::raw("  "),
+            Span::styled("█".repeat(filled), Style::new().fg(Color::Green)),
+            Span::styled(
+                "░".repeat(bar_width - filled),
+                Style::new().fg(Color::DarkGray),
+            ),
+            Span::raw(format!(" {done}/{}", phase.slots.len())),
+        ]));
+        if is_current {
+            for (j, slot) in phase.slots.iter().enumerate() {
+                let (icon, style) = match &slot.state {
+                    StepState::Done => ("✓", Style::new().fg(Color::Green)),
+                    StepState::Running { .. } => (
+                        "▶",
+                        Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+                    ),
+                    StepState::Waiting => (
+                        "⏸",
+                        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                    ),
+                    StepState::Failed(_) => (
+                        "✗",
+                        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                    ),
+                    StepState::Pending => ("·", Style::new().fg(Color::Gray)),
+                };
+                let mut text = slot.label.clone();
+                if let (StepState::Running { since }, crate::engine::SlotKind::Hold(total)) =
+                    (&slot.state, &slot.kind)
+                {
+                    let held = app.now.duration_since(*since).unwrap_or_default();
+                    let left = total.saturating_sub(held);
+                    text.push_str(&format!(" ({}s left)", left.as_secs()));
+                }
+                let cursor = d.cursor.is_some_and(|c| c.slot == j);
+                lines.push(Line::from(vec![
+                    Span::raw(if cursor { "  › " } else { "    " }),
+                    Span::styled(format!("{icon} {text}"), style),
+                ]));
+            }
+        }
+    }
+    let block = Block::default().borders(Borders::ALL).title(" Plan ");
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}

@@ -1,0 +1,84 @@
+//! The traffic panel: the canary weight gauge and the replica summary of both tracks.
+//! Draws from `&App` only.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Gauge, Paragraph};
+
+use crate::app::App;
+use crate::plan::TrackName;
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let block = Block::default().borders(Borders::ALL).title(" Traffic ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [gauge_area, rest] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+
+    let stale = !app.traffic.health.is_live();
+    let (ratio, label) = match app.traffic.observed {
+        Some(w) => {
+            let mut label = format!("canary {w} · stable {}%", 100 - w.percent());
+            if let Some((_, target)) = app.traffic.requested {
+                if target != w {
+                    label.push_str(&format!("  → {target}"));
+                }
+            }
+            (f64::from(w.percent()) / 100.0, label)
+        }
+        None => (0.0, "canary weight unknown".to_string()),
+    };
+    let mut gauge_style = Style::new().fg(Color::Magenta).bg(Color::DarkGray);
+    if stale {
+        gauge_style = gauge_style.add_modifier(Modifier::DIM);
+    }
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio)
+            .label(Span::styled(
+                label,
+                Style::new().fg(Color::White).add_modifier(Modifier::BOLD),
+            ))
+            .gauge_style(gauge_style)
+            .use_unicode(true),
+        gauge_area,
+    );
+
+    let mut lines = Vec::new();
+    for track in TrackName::BOTH {
+        let Some(w) = app.cluster.workloads.get(&track) else {
+            continue;
+        };
+        let tag = crate::cluster::watch::image_tag(&w.image);
+        let healthy = w.ready >= w.desired;
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{:<7}", track.as_str()),
+                Style::new()
+                    .fg(track_color(track))
+                    .add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(format!("{:<18} ", w.name)),
+            Span::styled(
+                format!("{}/{} ready", w.ready, w.desired),
+                if healthy {
+                    Style::new().fg(Color::Green)
+                } else {
+                    Style::new().fg(Color::Yellow)
+                },
+            ),
+            Span::raw(format!("  {} updated  image {tag}", w.updated)),
+        ]));
+    }
+    frame.render_widget(Paragraph::new(lines), rest);
+}
+
+/// The colour a track is drawn in everywhere.
+pub fn track_color(track: TrackName) -> Color {
+    match track {
+        TrackName::Stable => Color::Blue,
+        TrackName::Canary => Color::Magenta,
+    }
+}
