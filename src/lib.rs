@@ -2,6 +2,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod app;
+pub mod cli;
 pub mod cluster;
 pub mod engine;
 pub mod health;

@@ -1,1 +1,32 @@
-fn main() {}
+//! warroom's entry point: error reporting, TLS provider, CLI dispatch. Nothing else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use warroom::cli::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    if let Err(e) = color_eyre::install() {
+        eprintln!("warroom: cannot install error reporting: {e}");
+    }
+    // kube and reqwest both use rustls; exactly one process-wide provider avoids the
+    // "cannot determine the CryptoProvider" panic on the first TLS connection.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("warroom: cannot start the async runtime: {e}");
+            return ExitCode::from(cli::exit::FAILURE);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => cli::demo(args).await,
+            Command::Sim(args) => cli::sim(args).await,
+        }
+    });
+    // Source tasks may still be waiting on sockets; they hold nothing worth waiting for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    ExitCode::from(code)
+}

@@ -257,3 +257,238 @@ fn log_health_change(
         (_, Health::Connecting) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+    use crate::app::model::Target;
+    use crate::engine::{RunStatus, StepRef};
+    use crate::health::Health;
+
+    fn plan() -> Arc<crate::plan::Plan> {
+        let text = crate::cli::DEMO_PLAN;
+        Arc::new(crate::plan::parse(std::path::Path::new("demo.yaml"), text).expect("demo plan"))
+    }
+
+    fn app() -> App {
+        let mut app = App::new(
+            plan(),
+            Target {
+                environment: "development".into(),
+                namespace: "shop".into(),
+                context: "sim-development".into(),
+                kubeconfig_hint: None,
+            },
+            "alice".into(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        );
+        app.traffic.observed = Some(Weight::ZERO);
+        app
+    }
+
+    fn key(c: char) -> Action {
+        Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    fn weights(effects: &[Effect]) -> Vec<(u8, bool)> {
+        effects
+            .iter()
+            .map(|Effect::SetWeight { weight, emergency, .. }| (weight.percent(), *emergency))
+            .collect()
+    }
+
+    fn done(app: &mut App, effects: &[Effect]) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for e in effects {
+            out.extend(update(
+                app,
+                Action::EffectDone {
+                    id: e.id(),
+                    result: Ok("stored".into()),
+                },
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn plus_raises_weight_by_the_plan_step() {
+        let mut app = app();
+        let effects = update(&mut app, key('+'));
+        assert_eq!(weights(&effects), vec![(10, false)]);
+        assert!(app.log.back().is_some_and(|l| l.text.contains("0% → 10%")));
+    }
+
+    #[test]
+    fn plus_twice_before_the_first_lands_goes_two_steps() {
+        let mut app = app();
+        update(&mut app, key('+'));
+        let effects = update(&mut app, key('+'));
+        assert_eq!(weights(&effects), vec![(20, false)]);
+    }
+
+    #[test]
+    fn minus_at_zero_does_nothing_and_says_so() {
+        let mut app = app();
+        assert!(update(&mut app, key('-')).is_empty());
+        assert!(app.log.back().is_some_and(|l| l.text.contains("already at 0%")));
+    }
+
+    #[test]
+    fn minus_lowers_weight() {
+        let mut app = app();
+        app.traffic.observed = Some(Weight::clamped(30));
+        assert_eq!(weights(&update(&mut app, key('-'))), vec![(20, false)]);
+    }
+
+    #[test]
+    fn weight_keys_refuse_when_weight_is_unknown() {
+        let mut app = app();
+        app.traffic.observed = None;
+        assert!(update(&mut app, key('+')).is_empty());
+        assert!(app.log.back().is_some_and(|l| l.level == Level::Warn));
+    }
+
+    #[test]
+    fn bang_sets_weight_zero_at_once_as_emergency_and_logs_it() {
+        let mut app = app();
+        app.traffic.observed = Some(Weight::clamped(50));
+        let effects = update(&mut app, key('!'));
+        assert_eq!(weights(&effects), vec![(0, true)]);
+        assert_eq!(app.deployment.status, RunStatus::RolledBack);
+        assert!(app.log.iter().any(|l| l.level == Level::Error && l.text.contains("ROLLBACK")));
+    }
+
+    #[test]
+    fn bang_works_while_help_is_open() {
+        let mut app = app();
+        update(&mut app, key('?'));
+        assert!(app.help_open);
+        assert_eq!(weights(&update(&mut app, key('!'))), vec![(0, true)]);
+    }
+
+    #[test]
+    fn n_starts_the_plan_and_runs_weight_steps() {
+        let mut app = app();
+        let effects = update(&mut app, key('n'));
+        assert!(effects.is_empty(), "first slot is a checklist item");
+        let effects = update(&mut app, key('n'));
+        assert_eq!(weights(&effects), vec![(10, false)]);
+        done(&mut app, &effects);
+        assert_eq!(app.traffic.observed, Some(Weight::clamped(10)));
+        assert_eq!(app.deployment.cursor, Some(StepRef { phase: 0, slot: 2 }));
+    }
+
+    #[test]
+    fn failed_weight_write_marks_the_step_failed() {
+        let mut app = app();
+        update(&mut app, key('n'));
+        let effects = update(&mut app, key('n'));
+        update(
+            &mut app,
+            Action::EffectDone {
+                id: effects[0].id(),
+                result: Err("forbidden".into()),
+            },
+        );
+        assert_eq!(app.deployment.status, RunStatus::Failed);
+        assert_eq!(app.traffic.observed, Some(Weight::ZERO), "failed write changes nothing");
+    }
+
+    #[test]
+    fn p_pauses_and_resumes() {
+        let mut app = app();
+        update(&mut app, key('n'));
+        update(&mut app, key('p'));
+        assert_eq!(app.deployment.status, RunStatus::Paused);
+        update(&mut app, key('p'));
+        assert_eq!(app.deployment.status, RunStatus::Running);
+    }
+
+    #[test]
+    fn question_mark_toggles_help_and_esc_closes_it() {
+        let mut app = app();
+        update(&mut app, key('?'));
+        assert!(app.help_open);
+        update(&mut app, Action::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+        assert!(!app.help_open);
+    }
+
+    #[test]
+    fn q_quits_but_closes_help_first() {
+        let mut app = app();
+        update(&mut app, key('?'));
+        update(&mut app, key('q'));
+        assert!(!app.should_quit && !app.help_open);
+        update(&mut app, key('q'));
+        assert!(app.should_quit);
+    }
+
+    #[test]
+    fn ctrl_c_quits() {
+        let mut app = app();
+        update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+        );
+        assert!(app.should_quit);
+    }
+
+    #[test]
+    fn tick_ends_a_hold() {
+        let mut app = app();
+        update(&mut app, key('n'));
+        let effects = update(&mut app, key('n'));
+        done(&mut app, &effects);
+        let start = app.now;
+        update(&mut app, Action::Tick(start + Duration::from_secs(10)));
+        assert_eq!(app.deployment.cursor, Some(StepRef { phase: 0, slot: 2 }));
+        let effects = update(&mut app, Action::Tick(start + Duration::from_secs(21)));
+        assert_eq!(app.deployment.cursor, Some(StepRef { phase: 1, slot: 0 }));
+        assert_eq!(weights(&effects), vec![(25, false)], "next phase's weight starts");
+    }
+
+    #[test]
+    fn health_changes_are_logged_once() {
+        let mut app = app();
+        let down = |s| {
+            Action::Metrics(MetricsEvent::Health(Health::Degraded {
+                since: SystemTime::UNIX_EPOCH + Duration::from_secs(s),
+                error: "connection refused".into(),
+            }))
+        };
+        let before = app.log.len();
+        update(&mut app, down(1));
+        update(&mut app, down(2));
+        assert_eq!(app.log.len(), before + 1);
+    }
+
+    #[test]
+    fn relist_replaces_pods_without_duplicates() {
+        use crate::cluster::model::PodView;
+        let pod = |n: &str| PodView {
+            name: n.into(),
+            track: None,
+            ready_containers: 1,
+            total_containers: 1,
+            status: "Running".into(),
+            restarts: 0,
+            created: None,
+            version: "1".into(),
+        };
+        let mut app = app();
+        update(&mut app, Action::Cluster(ClusterEvent::PodApplied(pod("a"))));
+        update(&mut app, Action::Cluster(ClusterEvent::PodApplied(pod("gone"))));
+        update(
+            &mut app,
+            Action::Cluster(ClusterEvent::PodsRelisted(vec![pod("a"), pod("b")])),
+        );
+        let names: Vec<&String> = app.cluster.pods.keys().collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+}

@@ -1,0 +1,207 @@
+//! Starting the console against a cluster: spawns the source tasks, takes the terminal, runs the
+//! loop, gives the terminal back. The one place that wires clients to the app.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use tokio::sync::mpsc::unbounded_channel;
+use tokio_util::sync::CancellationToken;
+
+use super::action::Action;
+use super::effects::EffectRunner;
+use super::event_loop;
+use super::model::{App, Target};
+use crate::cluster::client::Connection;
+use crate::cluster::watch::{self, Workloads};
+use crate::health::Health;
+use crate::metrics::prometheus::PromClient;
+use crate::metrics::sampler;
+use crate::plan::{Plan, Router, TrackName};
+use crate::traffic::gateway_api::GatewayApiRouter;
+use crate::traffic::{TrafficEvent, TrafficRouter};
+
+/// Everything the console needs to start.
+pub struct ConsoleSetup {
+    pub plan: Arc<Plan>,
+    pub environment: String,
+    pub connection: Connection,
+    pub prometheus: String,
+    pub operator: String,
+    pub kubeconfig_hint: Option<String>,
+}
+
+/// Why the console could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("plan environment `{0}` is not defined under environments")]
+    UnknownEnvironment(String),
+    #[error("traffic router {0:?} is not supported yet; use gateway-api")]
+    UnsupportedRouter(Router),
+    #[error("the plan has no traffic section; the console needs a router to shift weight")]
+    NoTraffic,
+    #[error("traffic.{0} is required for the gateway-api router")]
+    MissingTrafficKey(&'static str),
+    #[error("{0}")]
+    Metrics(String),
+    #[error("terminal: {0}")]
+    Terminal(#[from] std::io::Error),
+}
+
+/// The traffic router the plan names.
+pub fn router_for(plan: &Plan, connection: &Connection, namespace: &str) -> Result<Arc<dyn TrafficRouter>, SetupError> {
+    let traffic = plan.traffic.as_ref().ok_or(SetupError::NoTraffic)?;
+    match traffic.router {
+        Router::GatewayApi => {
+            let route = traffic.route.as_deref().ok_or(SetupError::MissingTrafficKey("route"))?;
+            let stable = traffic
+                .stable_backend
+                .as_deref()
+                .ok_or(SetupError::MissingTrafficKey("stable_backend"))?;
+            let canary = traffic
+                .canary_backend
+                .as_deref()
+                .ok_or(SetupError::MissingTrafficKey("canary_backend"))?;
+            Ok(Arc::new(GatewayApiRouter::new(
+                connection.client.clone(),
+                namespace,
+                route,
+                stable,
+                canary,
+            )))
+        }
+        other => Err(SetupError::UnsupportedRouter(other)),
+    }
+}
+
+/// Runs the console in the terminal until the operator quits; returns the final state.
+pub async fn run(setup: ConsoleSetup) -> Result<App, SetupError> {
+    let plan = setup.plan.clone();
+    let env = plan
+        .environments
+        .get(&setup.environment)
+        .ok_or_else(|| SetupError::UnknownEnvironment(setup.environment.clone()))?;
+    let namespace = env.namespace.clone();
+    let router = router_for(&plan, &setup.connection, &namespace)?;
+    let tracks: Vec<TrackName> = if plan.workload.canary.is_some() {
+        TrackName::BOTH.to_vec()
+    } else {
+        vec![TrackName::Stable]
+    };
+    let probes = sampler::probes(
+        &plan.metrics.queries,
+        &namespace,
+        &plan.service,
+        plan.metrics.rate.get(),
+        &tracks,
+    )
+    .map_err(SetupError::Metrics)?;
+    let headers: Vec<(String, String)> = env.headers.clone().into_iter().collect();
+    let bearer = match &env.bearer_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| SetupError::Metrics(format!("bearer_token_file {path}: {e}")))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let prom = PromClient::new(&setup.prometheus, headers, bearer, Duration::from_secs(10))
+        .map_err(|e| SetupError::Metrics(e.to_string()))?;
+
+    let cancel = CancellationToken::new();
+    let (tx, rx) = unbounded_channel::<Action>();
+    let mut app = App::new(
+        plan.clone(),
+        Target {
+            environment: setup.environment.clone(),
+            namespace: namespace.clone(),
+            context: setup.connection.context.clone(),
+            kubeconfig_hint: setup.kubeconfig_hint.clone(),
+        },
+        setup.operator.clone(),
+        SystemTime::now(),
+    );
+    app.log.push_back(crate::app::model::LogLine {
+        at: app.now,
+        level: crate::app::model::Level::Info,
+        text: format!(
+            "plan {} loaded: {} phases; press n to start, ? for keys",
+            plan.name,
+            plan.phases.len()
+        ),
+    });
+
+    let runner = EffectRunner::start(router.clone(), tx.clone());
+    spawn_sources(&setup, &plan, &namespace, router, prom, probes, &tx, &cancel);
+    event_loop::spawn_input_sources(tx.clone(), cancel.clone());
+
+    let mut terminal = ratatui::init();
+    let result = event_loop::run(app, &mut terminal, rx, runner).await;
+    ratatui::restore();
+    cancel.cancel();
+    Ok(result?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_sources(
+    setup: &ConsoleSetup,
+    plan: &Plan,
+    namespace: &str,
+    router: Arc<dyn TrafficRouter>,
+    prom: PromClient,
+    probes: Vec<sampler::Probe>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Action>,
+    cancel: &CancellationToken,
+) {
+    let workloads = Workloads {
+        namespace: namespace.to_string(),
+        stable: plan.workload.name.clone(),
+        canary: plan.workload.canary.clone(),
+    };
+    let cluster_tx = tx.clone();
+    tokio::spawn(watch::run(
+        setup.connection.client.clone(),
+        workloads,
+        move |event| {
+            let _ = cluster_tx.send(Action::Cluster(event));
+        },
+        cancel.child_token(),
+    ));
+
+    let traffic_tx = tx.clone();
+    let traffic_cancel = cancel.child_token();
+    tokio::spawn(async move {
+        let mut stream = router.watch();
+        loop {
+            let next = tokio::select! {
+                n = stream.next() => n,
+                () = traffic_cancel.cancelled() => return,
+            };
+            let Some(item) = next else { return };
+            let events = match item {
+                Ok(w) => vec![TrafficEvent::Health(Health::Live), TrafficEvent::Weight(w)],
+                Err(e) => vec![TrafficEvent::Health(Health::Degraded {
+                    since: SystemTime::now(),
+                    error: e.to_string(),
+                })],
+            };
+            for event in events {
+                if traffic_tx.send(Action::Traffic(event)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+
+    let metrics_tx = tx.clone();
+    tokio::spawn(sampler::run(
+        prom,
+        probes,
+        plan.metrics.interval.get(),
+        move |event| {
+            let _ = metrics_tx.send(Action::Metrics(event));
+        },
+        cancel.child_token(),
+    ));
+}

@@ -1,0 +1,204 @@
+//! The command line: clap definitions and one runner per subcommand.
+//! Runners wire things together and map outcomes to exit codes; they decide nothing else.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::console::{self, ConsoleSetup};
+use crate::engine::RunStatus;
+use crate::plan::{self, Plan};
+use crate::sim::Simulator;
+
+/// The demo plan, built in so `warroom demo` works from any directory.
+pub const DEMO_PLAN: &str = include_str!("../plans/demo.yaml");
+
+/// Exit codes, a contract for scripts.
+pub mod exit {
+    /// Plan complete / valid.
+    pub const OK: u8 = 0;
+    /// Runtime failure.
+    pub const FAILURE: u8 = 1;
+    /// Bad input: plan, flags, kubeconfig.
+    pub const BAD_INPUT: u8 = 2;
+    /// The deployment was rolled back.
+    pub const ROLLED_BACK: u8 = 3;
+    /// Stopped before completion (quit, paused, interrupted).
+    pub const STOPPED: u8 = 4;
+}
+
+/// A terminal console for running Kubernetes deployments live.
+#[derive(Debug, Parser)]
+#[command(name = "warroom", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the console on the embedded simulator: no cluster needed.
+    ///
+    /// Starts a simulated Kubernetes API and Prometheus on loopback, writes a kubeconfig for
+    /// them (shown on screen, so kubectl in another pane sees the same cluster) and opens the
+    /// console on the demo plan.
+    Demo(DemoArgs),
+    /// Run the simulator alone, for kubectl and for rehearsing plans; stops on Ctrl-C.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Plan to run instead of the built-in demo plan.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Make pod start-up and rollouts N times faster.
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    pub speed: f64,
+    /// Name shown as the operator at the keys.
+    #[arg(long, value_name = "NAME", env = "USER", default_value = "operator")]
+    pub operator: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Plan whose environments and objects to seed (default: the built-in demo plan).
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Address of the Kubernetes API (the Prometheus API takes the next free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Where to write the kubeconfig.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Make pod start-up and rollouts N times faster.
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    pub speed: f64,
+}
+
+/// Loads `path`, or the built-in demo plan; diagnostics go to stderr.
+fn load_plan(path: Option<&Path>) -> Result<Plan, u8> {
+    let result = match path {
+        Some(p) => plan::load_file(p),
+        None => plan::parse(Path::new("plans/demo.yaml"), DEMO_PLAN),
+    };
+    result.map_err(|e| {
+        eprintln!("{e}");
+        exit::BAD_INPUT
+    })
+}
+
+fn check_speed(speed: f64) -> Result<(), u8> {
+    if speed.is_finite() && speed > 0.0 {
+        Ok(())
+    } else {
+        eprintln!("warroom: --speed must be a positive number, got {speed}");
+        Err(exit::BAD_INPUT)
+    }
+}
+
+/// `warroom demo`.
+pub async fn demo(args: DemoArgs) -> u8 {
+    match demo_inner(args).await {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
+    check_speed(args.speed)?;
+    let plan = Arc::new(load_plan(args.plan.as_deref())?);
+    let sim = Simulator::start(&plan, "127.0.0.1:0".parse().map_err(|_| exit::FAILURE)?, None, args.speed)
+        .await
+        .map_err(|e| {
+            eprintln!("warroom: cannot start the simulator: {e}");
+            exit::FAILURE
+        })?;
+    let first_env = plan
+        .phases
+        .first()
+        .map(|p| p.environment.clone())
+        .ok_or_else(|| {
+            eprintln!("warroom: the plan has no phases");
+            exit::BAD_INPUT
+        })?;
+    let context = plan
+        .environments
+        .get(&first_env)
+        .and_then(|e| e.context.clone())
+        .unwrap_or_else(|| format!("sim-{first_env}"));
+    let connection = crate::cluster::client::connect(Some(&sim.kubeconfig), Some(&context))
+        .await
+        .map_err(|e| {
+            eprintln!("warroom: {e}");
+            exit::FAILURE
+        })?;
+    let setup = ConsoleSetup {
+        plan: plan.clone(),
+        environment: first_env,
+        connection,
+        prometheus: sim.prometheus.clone(),
+        operator: args.operator,
+        kubeconfig_hint: Some(sim.kubeconfig.display().to_string()),
+    };
+    let app = console::run(setup).await.map_err(|e| {
+        eprintln!("warroom: {e}");
+        exit::FAILURE
+    })?;
+    sim.shutdown();
+    Ok(report_end(&app))
+}
+
+/// Prints where the deployment ended, with the last log lines, and picks the exit code.
+fn report_end(app: &crate::app::App) -> u8 {
+    let status = app.deployment.status;
+    eprintln!("warroom: {} — deployment {}", app.plan.name, status.label().to_lowercase());
+    for line in app.log.iter().rev().take(5).collect::<Vec<_>>().into_iter().rev() {
+        eprintln!("  {}", line.text);
+    }
+    match status {
+        RunStatus::Complete => exit::OK,
+        RunStatus::RolledBack => exit::ROLLED_BACK,
+        _ => exit::STOPPED,
+    }
+}
+
+/// `warroom sim`.
+pub async fn sim(args: SimArgs) -> u8 {
+    if let Err(code) = check_speed(args.speed) {
+        return code;
+    }
+    let plan = match load_plan(args.plan.as_deref()) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let sim = match Simulator::start(&plan, args.listen, args.kubeconfig_out.as_deref(), args.speed).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warroom: cannot start the simulator: {e}");
+            return exit::FAILURE;
+        }
+    };
+    println!("kubernetes: {}", sim.kubernetes);
+    println!("prometheus: {}", sim.prometheus);
+    println!("metrics: {}", sim.metrics);
+    println!("kubeconfig: {}", sim.kubeconfig.display());
+    wait_for_shutdown_signal().await;
+    sim.shutdown();
+    exit::OK
+}
+
+async fn wait_for_shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
