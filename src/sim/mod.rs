@@ -3,3 +3,5 @@
 //! the wire would hide itself.
 
 pub mod model;
+pub mod promql;
+pub mod tsdb;
