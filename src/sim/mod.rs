@@ -3,5 +3,6 @@
 //! the wire would hide itself.
 
 pub mod model;
+pub mod prom_api;
 pub mod promql;
 pub mod tsdb;
