@@ -5,4 +5,5 @@
 pub mod model;
 pub mod prom_api;
 pub mod promql;
+pub mod traffic;
 pub mod tsdb;
