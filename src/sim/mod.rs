@@ -2,6 +2,7 @@
 //! It shares no code with the clients (`cluster`, `traffic`, `metrics`): a bug on both sides of
 //! the wire would hide itself.
 
+pub mod exposition;
 pub mod model;
 pub mod prom_api;
 pub mod promql;
