@@ -124,21 +124,11 @@ impl Evaluator<'_> {
         let end = self.selector_time(vs, t);
         let start = end.saturating_sub(range_ms);
         let groups = matcher_groups(vs)?;
-        if groups.len() == 1 {
-            return Ok((self.tsdb.select(&groups[0], start, end), end));
-        }
-        // `{a="x" or b="y"}`: the union of each alternative, each series once.
-        let mut seen = HashSet::new();
         let mut out = Vec::new();
         for g in &groups {
-            for s in self.tsdb.select(g, start, end) {
-                if seen.insert(s.labels.clone()) {
-                    out.push(s);
-                }
-            }
+            out.extend(self.tsdb.select(g, start, end));
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok((out, end))
+        Ok((union(out, |s| &s.labels, groups.len()), end))
     }
 
     /// Instant selector: the newest sample in `(t - lookback, t]` of every matching series.
@@ -147,16 +137,19 @@ impl Evaluator<'_> {
         vs: &VectorSelector,
         t: i64,
     ) -> Result<Vec<Element>, QueryError> {
-        let (series, _) = self.select(vs, self.lookback_ms, t)?;
-        Ok(series
-            .into_iter()
-            .filter_map(|s| {
-                s.samples.last().map(|&(_, v)| Element {
-                    labels: s.labels,
-                    value: v,
-                })
-            })
-            .collect())
+        let end = self.selector_time(vs, t);
+        let start = end.saturating_sub(self.lookback_ms);
+        let groups = matcher_groups(vs)?;
+        let mut out = Vec::new();
+        for g in &groups {
+            out.extend(
+                self.tsdb
+                    .select_last(g, start, end)
+                    .into_iter()
+                    .map(|(labels, (_, value))| Element { labels, value }),
+            );
+        }
+        Ok(union(out, |e| &e.labels, groups.len()))
     }
 
     /// Range selector: all samples in `(t - range, t]`. Also returns the range's start and end,
@@ -225,6 +218,22 @@ impl Evaluator<'_> {
             ))),
         }
     }
+}
+
+/// `{a="x" or b="y"}` selects the union of its alternatives, each series once.
+fn union<T>(items: Vec<T>, labels: impl Fn(&T) -> &Labels, groups: usize) -> Vec<T> {
+    if groups <= 1 {
+        return items;
+    }
+    let mut seen = HashSet::new();
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for it in items {
+        if seen.insert(labels(&it).clone()) {
+            out.push(it);
+        }
+    }
+    out.sort_by(|a, b| labels(a).cmp(labels(b)));
+    out
 }
 
 /// Turns a selector into one or more conjunctions of matchers (more than one for `or` inside

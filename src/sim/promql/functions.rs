@@ -241,8 +241,9 @@ pub fn extrapolated_rate(
             }
         }
     }
-    let mut to_start = (first.0 - w.start_ms) as f64 / 1000.0;
-    let mut to_end = (w.end_ms - last.0) as f64 / 1000.0;
+    // Float arithmetic: window edges may be saturated to i64::MIN by absurd ranges.
+    let mut to_start = (first.0 as f64 - w.start_ms as f64) / 1000.0;
+    let mut to_end = (w.end_ms as f64 - last.0 as f64) / 1000.0;
     let sampled = (last.0 - first.0) as f64 / 1000.0;
     let avg_interval = sampled / (s.len() - 1) as f64;
     let threshold = avg_interval * 1.1;

@@ -21,35 +21,64 @@ use eval::Evaluator;
 /// Prometheus refuses range queries with more points per series than this.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
-/// Deepest expression nesting accepted; guards the recursive evaluator against stack overflow.
-const MAX_DEPTH: usize = 200;
+/// Deepest expression tree accepted. The evaluator recurses once per level, so this bounds its
+/// stack use well inside a 2 MiB thread stack (tokio's default) even in debug builds.
+pub const MAX_DEPTH: usize = 128;
+
+/// Longest query accepted. promql-parser builds and drops its tree recursively; beyond roughly
+/// 20 000 nested terms it overflows the stack, so input is capped well below that.
+pub const MAX_QUERY_BYTES: usize = 8192;
 
 /// Parses a query with promql-parser, turning its errors (and, defensively, any panic inside it)
-/// into [`QueryError::Parse`].
+/// into [`QueryError::Parse`]. Queries too long or too deeply nested for the evaluator are refused.
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    // Deeply nested input could exhaust the stack inside the parser itself; refuse it up front.
-    let mut depth = 0usize;
-    let mut max_depth = 0usize;
-    for c in query.chars() {
-        match c {
-            '(' | '{' | '[' => {
-                depth += 1;
-                max_depth = max_depth.max(depth);
-            }
-            ')' | '}' | ']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(QueryError::Parse(format!(
+            "query is longer than {MAX_QUERY_BYTES} bytes"
+        )));
     }
-    if max_depth > MAX_DEPTH {
+    let expr = match std::panic::catch_unwind(|| promql_parser::parser::parse(query)) {
+        Ok(Ok(expr)) => expr,
+        Ok(Err(msg)) => return Err(QueryError::Parse(msg)),
+        Err(_) => return Err(QueryError::Parse("the parser failed on this input".into())),
+    };
+    if depth(&expr) > MAX_DEPTH {
         return Err(QueryError::Parse(format!(
             "expression nests deeper than {MAX_DEPTH} levels"
         )));
     }
-    match std::panic::catch_unwind(|| promql_parser::parser::parse(query)) {
-        Ok(Ok(expr)) => Ok(expr),
-        Ok(Err(msg)) => Err(QueryError::Parse(msg)),
-        Err(_) => Err(QueryError::Parse("the parser failed on this input".into())),
+    Ok(expr)
+}
+
+/// Depth of the expression tree, measured without recursion so it cannot itself overflow.
+fn depth(root: &Expr) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(root, 1usize)];
+    while let Some((e, d)) = stack.pop() {
+        max = max.max(d);
+        match e {
+            Expr::Aggregate(a) => {
+                stack.push((&a.expr, d + 1));
+                if let Some(p) = &a.param {
+                    stack.push((p, d + 1));
+                }
+            }
+            Expr::Unary(u) => stack.push((&u.expr, d + 1)),
+            Expr::Binary(b) => {
+                stack.push((&b.lhs, d + 1));
+                stack.push((&b.rhs, d + 1));
+            }
+            Expr::Paren(p) => stack.push((&p.expr, d + 1)),
+            Expr::Subquery(s) => stack.push((&s.expr, d + 1)),
+            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| (a.as_ref(), d + 1))),
+            Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_)
+            | Expr::Extension(_) => {}
+        }
     }
+    max
 }
 
 /// Evaluates `query` at one instant (`t_ms`). The result may be any value type.

@@ -517,6 +517,9 @@ fn unsupported_features_are_refused_not_guessed() -> R {
 #[test]
 fn bad_queries_are_parse_errors() {
     let db = Tsdb::default();
+    let long_chain = vec!["1"; 3000].join("+");
+    let nested = format!("{}1{}", "(".repeat(500), ")".repeat(500));
+    let huge = "1+".repeat(MAX_QUERY_BYTES);
     for q in [
         "sum(rate(x[5m]",
         "a +",
@@ -524,6 +527,9 @@ fn bad_queries_are_parse_errors() {
         "{a=~\".*\"}",
         "rate(a)",
         &"(".repeat(5000),
+        &long_chain,
+        &nested,
+        &huge,
     ] {
         let r = instant_query(&db, q, S);
         assert!(matches!(r, Err(QueryError::Parse(_))), "{q}: {r:?}");
