@@ -379,3 +379,290 @@ async fn metrics_endpoint_exposes_series_in_text_format() -> R {
     })
     .await
 }
+
+/// Differential check against a real Prometheus engine: writes a `promtool test rules` file whose
+/// expected values are this simulator's answers, then lets promtool evaluate the same queries on
+/// the same samples. Needs `promtool` on PATH (Debian package `prometheus`), hence ignored.
+/// Samples sit at 10 s steps and queries at odd times, so no sample lies on a range boundary
+/// (Prometheus 2.x ranges are closed, 3.x left-open).
+#[test]
+#[ignore = "needs promtool on PATH"]
+fn evaluator_agrees_with_promtool() -> R {
+    use warroom::sim::promql::{Value, instant_query};
+    use warroom::sim::tsdb::Labels;
+
+    let db = Tsdb::default();
+    let mut series_yaml = String::new();
+    let mut seed: u64 = 12345;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let mut add = |labels: &[(&str, &str)], values: Vec<f64>| -> R {
+        let l: Labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (i, v) in values.iter().enumerate() {
+            db.append(l.clone(), i as i64 * 10_000, *v)?;
+        }
+        let name = l.get("__name__").cloned().unwrap_or_default();
+        let inner: Vec<String> = l
+            .iter()
+            .filter(|(k, _)| k.as_str() != "__name__")
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        let vals: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
+        series_yaml.push_str(&format!(
+            "      - series: '{name}{{{}}}'\n        values: '{}'\n",
+            inner.join(","),
+            vals.join(" ")
+        ));
+        Ok(())
+    };
+    let n = 120;
+    for (track, pod, version, rps, err) in [
+        ("stable", "s1", "1.0", 30.0, 0.01),
+        ("stable", "s2", "1.0", 28.0, 0.02),
+        ("canary", "c1", "2.0-bad", 6.0, 0.2),
+    ] {
+        let (mut ok, mut bad, mut cpu) = (1000.0f64, 50.0f64, 10.0f64);
+        let (mut oks, mut bads, mut cpus) = (vec![], vec![], vec![]);
+        let mut buckets = vec![vec![]; 5];
+        let mut cum = [0.0f64; 5];
+        for i in 0..n {
+            let reqs = (rps * 10.0 * (0.8 + 0.4 * next())).round();
+            let errs = (reqs * err * (0.5 + next())).round();
+            ok += reqs - errs;
+            bad += errs;
+            // A restart of c1 mid-way exercises counter-reset handling.
+            if pod == "c1" && i == 70 {
+                ok = reqs;
+                bad = errs;
+            }
+            cpu += 10.0 * (0.05 + 0.004 * rps) * (0.9 + 0.2 * next());
+            oks.push(ok);
+            bads.push(bad);
+            cpus.push(cpu);
+            let shares = [0.3, 0.3, 0.25, 0.1, 0.05];
+            let mut running = 0.0;
+            for (b, share) in shares.iter().enumerate() {
+                running += (reqs * share * (0.8 + 0.4 * next())).round();
+                cum[b] += running;
+                buckets[b].push(cum[b]);
+            }
+        }
+        let base = [
+            ("namespace", "shop"),
+            ("service", "checkout"),
+            ("track", track),
+            ("pod", pod),
+            ("version", version),
+        ];
+        let with = |extra: &[(&'static str, &'static str)], name: &'static str| {
+            let mut v: Vec<(&str, &str)> = base.to_vec();
+            v.push(("__name__", name));
+            v.extend_from_slice(extra);
+            v
+        };
+        add(&with(&[("code", "200")], "http_requests_total"), oks)?;
+        add(&with(&[("code", "500")], "http_requests_total"), bads)?;
+        add(
+            &with(
+                &[("container", "checkout")],
+                "container_cpu_usage_seconds_total",
+            ),
+            cpus,
+        )?;
+        add(
+            &with(&[("resource", "cpu")], "kube_pod_container_resource_limits"),
+            vec![0.5; n],
+        )?;
+        for (b, le) in ["0.05", "0.1", "0.25", "1", "+Inf"].iter().enumerate() {
+            add(
+                &with(&[("le", le)], "http_request_duration_seconds_bucket"),
+                buckets[b].clone(),
+            )?;
+        }
+    }
+    add(
+        &[
+            ("__name__", "deploy_info"),
+            ("track", "stable"),
+            ("owner", "team-a"),
+        ],
+        vec![1.0; n],
+    )?;
+    add(
+        &[
+            ("__name__", "deploy_info"),
+            ("track", "canary"),
+            ("owner", "team-b"),
+        ],
+        vec![1.0; n],
+    )?;
+    add(
+        &[("__name__", "temperature"), ("room", "a")],
+        (0..n)
+            .map(|i| 20.0 + (i % 7) as f64 - 3.0 * next())
+            .collect(),
+    )?;
+
+    let queries = [
+        r#"sum(rate(http_requests_total{namespace="shop",service="checkout",track="canary",code=~"5.."}[30s])) / sum(rate(http_requests_total{namespace="shop",service="checkout",track="canary"}[30s]))"#,
+        r#"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="shop",service="checkout",track="stable"}[30s])))"#,
+        r#"sum(rate(container_cpu_usage_seconds_total{namespace="shop",track="canary"}[30s])) / sum(kube_pod_container_resource_limits{namespace="shop",track="canary",resource="cpu"})"#,
+        "rate(http_requests_total[1m])",
+        "irate(http_requests_total[1m])",
+        "increase(http_requests_total[5m])",
+        "delta(temperature[2m])",
+        "idelta(temperature[2m])",
+        "resets(http_requests_total[20m])",
+        "changes(temperature[5m])",
+        "avg_over_time(temperature[3m])",
+        "sum_over_time(temperature[3m])",
+        "min_over_time(temperature[3m])",
+        "max_over_time(temperature[3m])",
+        "count_over_time(temperature[3m])",
+        "last_over_time(temperature[3m])",
+        "sum by (track, code) (rate(http_requests_total[2m]))",
+        "sum without (pod, version) (rate(http_requests_total[2m]))",
+        "avg by (track) (rate(http_requests_total[2m]))",
+        "max by (code) (rate(http_requests_total[2m]))",
+        "min(rate(http_requests_total[2m]))",
+        "count by (track) (http_requests_total)",
+        "stddev(rate(http_requests_total[2m]))",
+        "stdvar by (code) (rate(http_requests_total[2m]))",
+        "topk(2, rate(http_requests_total[2m]))",
+        "bottomk(1, rate(http_requests_total[2m]))",
+        "quantile(0.3, rate(http_requests_total[2m]))",
+        "group by (track) (http_requests_total)",
+        "histogram_quantile(0.5, rate(http_request_duration_seconds_bucket[1m]))",
+        "histogram_quantile(0.99, sum by (le, track) (rate(http_request_duration_seconds_bucket[1m])))",
+        "histogram_quantile(0.01, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))",
+        r#"rate(http_requests_total{code="500"}[1m]) / ignoring(code) rate(http_requests_total{code="200"}[1m])"#,
+        r#"rate(http_requests_total{code="500"}[1m]) / on(pod) rate(http_requests_total{code="200"}[1m])"#,
+        "sum by (track) (rate(http_requests_total[1m])) * on(track) group_left(owner) deploy_info",
+        "deploy_info * on(track) group_right(owner) sum by (track, code) (rate(http_requests_total[1m]))",
+        "rate(http_requests_total[1m]) > 5",
+        "rate(http_requests_total[1m]) > bool 5",
+        "3 < rate(http_requests_total[1m])",
+        r#"rate(http_requests_total[1m]) > on(pod, code) rate(http_requests_total[1m] offset 1m)"#,
+        "http_requests_total and on(track) deploy_info",
+        r#"http_requests_total{code="200"} or http_requests_total{track="canary"}"#,
+        r#"http_requests_total unless http_requests_total{code="500"}"#,
+        "http_requests_total offset 2m",
+        "-temperature",
+        "temperature % 3",
+        "temperature ^ 2",
+        "2 ^ temperature / 1000",
+        "abs(20 - temperature)",
+        "clamp_max(temperature, 21)",
+        "clamp_min(temperature, 21)",
+        "scalar(temperature) * 2",
+        "vector(1) + 1",
+        "time()",
+        "sum(http_requests_total) - sum(http_requests_total offset 1m)",
+        r#"count({__name__=~"http_.*", code="500"})"#,
+        "kube_pod_container_resource_limits == 0.5",
+    ];
+    let times: [i64; 3] = [303_000, 777_000, 1_183_000];
+    let mut tests_yaml = String::new();
+    for q in queries {
+        for t in times {
+            let samples: Vec<(Labels, f64)> = match instant_query(&db, q, t)? {
+                Value::Vector(v) => v.into_iter().map(|e| (e.labels, e.value)).collect(),
+                Value::Scalar(s) => vec![(Labels::new(), s)],
+                other => return Err(format!("{q}: unexpected {other:?}").into()),
+            };
+            tests_yaml.push_str(&format!(
+                "      - expr: '{}'\n        eval_time: {}ms\n        exp_samples:\n",
+                q.replace('\'', "''"),
+                t
+            ));
+            for (labels, v) in samples {
+                let inner: Vec<String> =
+                    labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+                let value = if v.is_nan() {
+                    ".nan".to_string()
+                } else if v.is_infinite() {
+                    if v > 0.0 {
+                        ".inf".into()
+                    } else {
+                        "-.inf".into()
+                    }
+                } else {
+                    format!("{v:e}")
+                };
+                tests_yaml.push_str(&format!(
+                    "          - labels: '{{{}}}'\n            value: {value}\n",
+                    inner.join(",")
+                ));
+            }
+        }
+    }
+    // promtool only loads samples up to the last evaluation-interval boundary before the
+    // latest eval_time; a trailing query past the data makes it load every sample.
+    tests_yaml.push_str(
+        "      - expr: 'vector(1)'\n        eval_time: 30m\n        exp_samples:\n          - labels: '{}'\n            value: 1\n",
+    );
+    let yaml = format!(
+        "rule_files: []\nevaluation_interval: 1m\ntests:\n  - interval: 10s\n    input_series:\n{series_yaml}    promql_expr_test:\n{tests_yaml}"
+    );
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("diff.yml");
+    std::fs::write(&path, yaml)?;
+    if let Ok(keep) = std::env::var("KEEP_PROMTOOL_FILE") {
+        std::fs::copy(&path, keep)?;
+    }
+    let out = std::process::Command::new("promtool")
+        .arg("test")
+        .arg("rules")
+        .arg(&path)
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        return Ok(());
+    }
+    // promtool demands bit-exact floats; Prometheus 3 sums with Kahan compensation and older
+    // promtools do not, so last-digit differences are tolerated and everything else fails.
+    let sample = regex::Regex::new(r"(\{[^}]*\}) ([^ ,]+)")?;
+    let parse = |line: &str| -> Vec<(String, f64)> {
+        sample
+            .captures_iter(line)
+            .map(|c| (c[1].to_string(), c[2].parse().unwrap_or(f64::NAN)))
+            .collect()
+    };
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let mut compared = 0;
+    for pair in lines.windows(2) {
+        let (Some(exp), Some(got)) = (pair[0].strip_prefix("exp:"), pair[1].strip_prefix("got:"))
+        else {
+            continue;
+        };
+        let (exp, got) = (parse(exp), parse(got));
+        let same = exp.len() == got.len()
+            && exp.iter().zip(&got).all(|((el, ev), (gl, gv))| {
+                el == gl
+                    && ((ev - gv).abs() <= 1e-9 * ev.abs().max(gv.abs())
+                        || (ev.is_nan() && gv.is_nan()))
+            });
+        assert!(
+            same,
+            "promtool disagrees:\n{}\n{}\n\nfull output:\n{text}",
+            pair[0], pair[1]
+        );
+        compared += 1;
+    }
+    assert!(
+        compared > 0,
+        "promtool failed without a comparison:\n{text}"
+    );
+    Ok(())
+}
