@@ -3,4 +3,9 @@
 //! the wire would hide itself.
 
 pub mod kubeconfig;
+pub mod exposition;
 pub mod model;
+pub mod prom_api;
+pub mod promql;
+pub mod traffic;
+pub mod tsdb;
