@@ -1,0 +1,1051 @@
+//! The HTTP face of the simulated API server: path routing, verbs, content negotiation, watches.
+//! Translates requests into store operations; it must not run controller logic.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use super::KubeSim;
+use super::defaults;
+use super::error::ApiError;
+use super::patch::{self, PatchKind};
+use super::resources::{self, ResourceDef};
+use super::selector::{FieldSelector, LabelSelector};
+use super::store::{Change, ChangeKind};
+use super::table::{self, IncludeObject};
+use super::util::{self, obj_at, str_at};
+
+/// The whole API server; every path goes through one dispatcher so unknown paths still get a
+/// Status body, as `kubectl` expects.
+pub fn router(sim: KubeSim) -> Router {
+    Router::new().fallback(handle).with_state(sim)
+}
+
+fn json_response(code: StatusCode, v: &Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn ok(v: &Value) -> Response {
+    json_response(StatusCode::OK, v)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_query(raw: Option<&str>) -> HashMap<String, String> {
+    raw.unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn truthy(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key)
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | ""))
+}
+
+/// How the client asked to see objects (Accept header).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rendering {
+    Full,
+    Table(IncludeObject),
+    Metadata,
+}
+
+fn rendering(headers: &HeaderMap, q: &HashMap<String, String>) -> Rendering {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // The first acceptable media type wins, as in the real server's negotiation.
+    for media in accept.split(',') {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        let has = |p: &str| params.iter().any(|x| x.eq_ignore_ascii_case(p));
+        if has("as=Table") {
+            let include = match q.get("includeObject").map(String::as_str) {
+                Some("None") => IncludeObject::None,
+                Some("Object") => IncludeObject::Object,
+                _ => IncludeObject::Metadata,
+            };
+            return Rendering::Table(include);
+        }
+        if has("as=PartialObjectMetadata") || has("as=PartialObjectMetadataList") {
+            return Rendering::Metadata;
+        }
+        if params
+            .first()
+            .is_some_and(|m| matches!(*m, "application/json" | "*/*" | "application/yaml" | ""))
+        {
+            return Rendering::Full;
+        }
+    }
+    Rendering::Full
+}
+
+fn partial_metadata(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+    })
+}
+
+async fn handle(
+    State(sim): State<KubeSim>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    if sim.is_api_outage() && !path.starts_with("/sim/") {
+        return ApiError::Unavailable.into_response();
+    }
+    let q = parse_query(uri.query());
+    match route(&sim, &method, &path, &q, &headers, &body) {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn route(
+    sim: &KubeSim,
+    method: &Method,
+    path: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let get_only = |v: Value| -> Result<Response, ApiError> {
+        if method == Method::GET {
+            Ok(ok(&v))
+        } else {
+            Err(ApiError::MethodNotAllowed)
+        }
+    };
+    match segs.as_slice() {
+        ["version"] => get_only(resources::version_info()),
+        ["healthz" | "readyz" | "livez"] => Ok((StatusCode::OK, "ok").into_response()),
+        ["api"] => get_only(resources::api_versions(&host(headers))),
+        ["apis"] => get_only(resources::api_group_list()),
+        ["api", version] => {
+            get_only(resources::api_resource_list("", version).ok_or(ApiError::NoRoute)?)
+        }
+        ["apis", group] => get_only(resources::api_group(group).ok_or(ApiError::NoRoute)?),
+        ["apis", group, version] => {
+            get_only(resources::api_resource_list(group, version).ok_or(ApiError::NoRoute)?)
+        }
+        ["api", version, rest @ ..] => {
+            resource_request(sim, method, "", version, rest, q, headers, body)
+        }
+        ["apis", group, version, rest @ ..] => {
+            resource_request(sim, method, group, version, rest, q, headers, body)
+        }
+        _ => Err(ApiError::NoRoute),
+    }
+}
+
+fn host(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string()
+}
+
+/// A request's object address after path parsing.
+struct Target {
+    def: &'static ResourceDef,
+    /// Namespace from the path; `None` for cluster-scoped types and all-namespace lists.
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn parse_target(group: &str, version: &str, rest: &[&str]) -> Result<Target, ApiError> {
+    let find = |plural: &str| resources::lookup(group, version, plural).ok_or(ApiError::NoRoute);
+    let target = |def, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
+        def,
+        namespace: ns.map(str::to_string),
+        name: name.map(str::to_string),
+        sub: sub.map(str::to_string),
+    };
+    let t = match rest {
+        [plural] => target(find(plural)?, None, None, None),
+        ["namespaces", ns, plural] => match resources::lookup(group, version, plural) {
+            Some(def) if def.namespaced => target(def, Some(ns), None, None),
+            // `/api/v1/namespaces/x/status` addresses the namespace's own subresource.
+            _ if group.is_empty() && !plural.is_empty() => {
+                target(&resources::NAMESPACES, None, Some(ns), Some(plural))
+            }
+            _ => return Err(ApiError::NoRoute),
+        },
+        ["namespaces", ns, plural, name] => target(find(plural)?, Some(ns), Some(name), None),
+        ["namespaces", ns, plural, name, sub] => {
+            target(find(plural)?, Some(ns), Some(name), Some(sub))
+        }
+        [plural, name] => target(find(plural)?, None, Some(name), None),
+        [plural, name, sub] => target(find(plural)?, None, Some(name), Some(sub)),
+        _ => return Err(ApiError::NoRoute),
+    };
+    // A namespaced type addressed without a namespace is only valid as an all-namespace list;
+    // a cluster-scoped type is never addressed inside a namespace.
+    if t.def.namespaced && t.namespace.is_none() && t.name.is_some() {
+        return Err(ApiError::NoRoute);
+    }
+    if !t.def.namespaced && t.namespace.is_some() {
+        return Err(ApiError::NoRoute);
+    }
+    if let Some(sub) = &t.sub
+        && !t.def.has_subresource(sub)
+    {
+        return Err(ApiError::NoRoute);
+    }
+    Ok(t)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resource_request(
+    sim: &KubeSim,
+    method: &Method,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let t = parse_target(group, version, rest)?;
+    let ns = t.namespace.clone().unwrap_or_default();
+    let render = rendering(headers, q);
+    match (&t.name, t.sub.as_deref()) {
+        (None, _) => match *method {
+            Method::GET if truthy(q, "watch") => watch(sim, &t, q, render),
+            Method::GET => list(sim, &t, q, render),
+            Method::POST => {
+                if t.def.namespaced && t.namespace.is_none() {
+                    return Err(ApiError::MethodNotAllowed);
+                }
+                let created = create(sim, t.def, &ns, body)?;
+                Ok(json_response(StatusCode::CREATED, &created))
+            }
+            Method::DELETE => delete_collection(sim, &t, q),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        (Some(name), None) => match *method {
+            Method::GET => {
+                let obj = sim.store().get(t.def, &ns, name)?;
+                Ok(render_one(t.def, &obj, render))
+            }
+            Method::PUT => Ok(ok(&update(sim, t.def, &ns, name, body, Part::Main)?)),
+            Method::PATCH => Ok(ok(&patch_object(
+                sim,
+                t.def,
+                &ns,
+                name,
+                headers,
+                body,
+                Part::Main,
+            )?)),
+            Method::DELETE => {
+                let deleted = delete(sim, t.def, &ns, name, q, body)?;
+                Ok(ok(&deleted))
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        (Some(name), Some("status")) => match *method {
+            Method::GET => Ok(ok(&sim.store().get(t.def, &ns, name)?)),
+            Method::PUT => Ok(ok(&update(sim, t.def, &ns, name, body, Part::Status)?)),
+            Method::PATCH => Ok(ok(&patch_object(
+                sim,
+                t.def,
+                &ns,
+                name,
+                headers,
+                body,
+                Part::Status,
+            )?)),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        (Some(name), Some("scale")) => match *method {
+            Method::GET => Ok(ok(&scale_of(t.def, &sim.store().get(t.def, &ns, name)?))),
+            Method::PUT | Method::PATCH => Ok(ok(&write_scale(
+                sim, t.def, &ns, name, method, headers, body,
+            )?)),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        _ => Err(ApiError::NoRoute),
+    }
+}
+
+fn render_one(def: &'static ResourceDef, obj: &Value, render: Rendering) -> Response {
+    match render {
+        Rendering::Full => ok(obj),
+        Rendering::Metadata => ok(&partial_metadata(obj)),
+        Rendering::Table(include) => {
+            let rv = str_at(obj, "/metadata/resourceVersion")
+                .unwrap_or_default()
+                .to_string();
+            ok(&table::render(
+                def,
+                std::slice::from_ref(obj),
+                &rv,
+                include,
+                true,
+            ))
+        }
+    }
+}
+
+fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(
+        q.get("labelSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )?;
+    let fields = FieldSelector::parse(
+        q.get("fieldSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )?;
+    Ok((labels, fields))
+}
+
+fn list(
+    sim: &KubeSim,
+    t: &Target,
+    q: &HashMap<String, String>,
+    render: Rendering,
+) -> Result<Response, ApiError> {
+    let (labels, fields) = selectors(q)?;
+    let (items, rv) = sim.store().list(t.def, t.namespace.as_deref());
+    let items: Vec<Value> = items
+        .into_iter()
+        .filter(|o| labels.matches(o) && fields.matches(o))
+        .collect();
+    let rv = rv.to_string();
+    Ok(match render {
+        Rendering::Table(include) => ok(&table::render(t.def, &items, &rv, include, true)),
+        Rendering::Metadata => ok(&json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": rv},
+            "items": items.iter().map(partial_metadata).collect::<Vec<_>>(),
+        })),
+        Rendering::Full => ok(&json!({
+            "kind": t.def.list_kind(),
+            "apiVersion": t.def.api_version(),
+            "metadata": {"resourceVersion": rv},
+            "items": items,
+        })),
+    })
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body of the request could not be decoded as JSON: {e}"
+        ))
+    })?;
+    if !v.is_object() {
+        return Err(ApiError::BadRequest(
+            "the request body must be a JSON object".into(),
+        ));
+    }
+    Ok(v)
+}
+
+/// The body's kind/apiVersion, when given, must name the type of the URL.
+fn check_type(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
+    if let Some(kind) = str_at(obj, "/kind")
+        && !kind.is_empty()
+        && kind != def.kind
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the API version in the data ({}) does not match the expected API version ({})",
+            format_args!(
+                "{}, Kind={kind}",
+                str_at(obj, "/apiVersion").unwrap_or_default()
+            ),
+            format_args!("{}, Kind={}", def.api_version(), def.kind),
+        )));
+    }
+    if let Some(av) = str_at(obj, "/apiVersion")
+        && !av.is_empty()
+        && av != def.api_version()
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            def.api_version()
+        )));
+    }
+    Ok(())
+}
+
+fn check_namespace(def: &ResourceDef, ns: &str, obj: &Value) -> Result<(), ApiError> {
+    if def.namespaced
+        && let Some(given) = str_at(obj, "/metadata/namespace")
+        && !given.is_empty()
+        && given != ns
+    {
+        return Err(ApiError::BadRequest(
+            "the namespace of the provided object does not match the namespace sent on the request"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+fn create(
+    sim: &KubeSim,
+    def: &'static ResourceDef,
+    ns: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    create_object(sim, def, ns, parse_body(body)?)
+}
+
+/// Create as a client would (defaults, validation, status dropped), for the API and seeding.
+pub(super) fn create_object(
+    sim: &KubeSim,
+    def: &'static ResourceDef,
+    ns: &str,
+    mut obj: Value,
+) -> Result<Value, ApiError> {
+    check_type(def, &obj)?;
+    check_namespace(def, ns, &obj)?;
+    if def.namespaced && !sim.store().name_taken(&resources::NAMESPACES, "", ns) {
+        return Err(ApiError::not_found(&resources::NAMESPACES, ns));
+    }
+    if def.has_status
+        && let Some(o) = obj.as_object_mut()
+    {
+        // Status is written by controllers through the status subresource, never on create.
+        o.remove("status");
+    }
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+        meta.remove("uid");
+    }
+    defaults::apply(def, &mut obj);
+    validate(def, &obj)?;
+    sim.store().create(def, ns, obj)
+}
+
+/// The few validations whose absence would let a client build objects controllers choke on.
+fn validate(def: &'static ResourceDef, obj: &Value) -> Result<(), ApiError> {
+    let name = str_at(obj, "/metadata/name").unwrap_or_default();
+    let invalid = |field: &str, why: &str| {
+        ApiError::Invalid(format!(
+            "{} \"{name}\" is invalid: {field}: {why}",
+            def.kind
+        ))
+    };
+    if !name.is_empty()
+        && (name.len() > 253
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'))
+    {
+        return Err(invalid(
+            "metadata.name",
+            "Invalid value: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+        ));
+    }
+    if def == &resources::DEPLOYMENTS || def == &resources::REPLICASETS {
+        let selector = obj
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object);
+        let template_labels = obj
+            .pointer("/spec/template/metadata/labels")
+            .and_then(Value::as_object);
+        let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+            return Err(invalid("spec.selector", "Required value"));
+        };
+        let labels = template_labels
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !super::selector::map_selects(selector, &labels) {
+            return Err(invalid(
+                "spec.template.metadata.labels",
+                "Invalid value: `selector` does not match template `labels`",
+            ));
+        }
+        let containers = obj
+            .pointer("/spec/template/spec/containers")
+            .and_then(Value::as_array);
+        if containers.is_none_or(Vec::is_empty) {
+            return Err(invalid("spec.template.spec.containers", "Required value"));
+        }
+        if obj
+            .pointer("/spec/replicas")
+            .is_some_and(|r| r.as_i64().is_none_or(|r| r < 0))
+        {
+            return Err(invalid(
+                "spec.replicas",
+                "Invalid value: must be greater than or equal to 0",
+            ));
+        }
+    }
+    if def == &resources::PODS {
+        let containers = obj.pointer("/spec/containers").and_then(Value::as_array);
+        if containers.is_none_or(Vec::is_empty) {
+            return Err(invalid("spec.containers", "Required value"));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Part {
+    Main,
+    Status,
+}
+
+/// Carries the half of the object the request may not change over from the stored object:
+/// the main resource cannot change `status`, the status subresource can change only `status`.
+fn keep_other_part(def: &ResourceDef, part: Part, current: &Value, next: &mut Value) {
+    match part {
+        Part::Main if def.has_status => {
+            if let Some(o) = next.as_object_mut() {
+                match current.get("status") {
+                    Some(s) => o.insert("status".into(), s.clone()),
+                    None => o.remove("status"),
+                };
+            }
+        }
+        Part::Main => {}
+        Part::Status => {
+            let status = next.get("status").cloned();
+            *next = current.clone();
+            if let Some(o) = next.as_object_mut() {
+                match status {
+                    Some(s) => o.insert("status".into(), s),
+                    None => o.remove("status"),
+                };
+            }
+        }
+    }
+}
+
+fn update(
+    sim: &KubeSim,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    body: &[u8],
+    part: Part,
+) -> Result<Value, ApiError> {
+    let mut obj = parse_body(body)?;
+    check_type(def, &obj)?;
+    check_namespace(def, ns, &obj)?;
+    let expected = match str_at(&obj, "/metadata/resourceVersion").filter(|s| !s.is_empty()) {
+        Some(rv) => Some(
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {rv:?}")))?,
+        ),
+        None => None,
+    };
+    sim.store().update_with(def, ns, name, |current| {
+        if let Some(expected) = expected
+            && super::store::object_rv(current) != Some(expected)
+        {
+            return Err(ApiError::conflict(def, name));
+        }
+        keep_other_part(def, part, current, &mut obj);
+        if part == Part::Main {
+            defaults::apply(def, &mut obj);
+            validate(def, &obj)?;
+        }
+        *current = obj;
+        Ok(())
+    })
+}
+
+fn patch_object(
+    sim: &KubeSim,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    part: Part,
+) -> Result<Value, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let kind = PatchKind::from_content_type(ct)?;
+    sim.store().update_with(def, ns, name, |current| {
+        let mut next = patch::apply(kind, current, body)?;
+        // A patch that carries a resourceVersion is a precondition, as for PUT.
+        let patched_rv = str_at(&next, "/metadata/resourceVersion").map(str::to_string);
+        let current_rv = str_at(current, "/metadata/resourceVersion").map(str::to_string);
+        if patched_rv.is_some() && patched_rv != current_rv {
+            return Err(ApiError::conflict(def, name));
+        }
+        check_type(def, &next)?;
+        keep_other_part(def, part, current, &mut next);
+        if part == Part::Main {
+            defaults::apply(def, &mut next);
+            validate(def, &next)?;
+        }
+        *current = next;
+        Ok(())
+    })
+}
+
+fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
+    let _ = def;
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+fn write_scale(
+    sim: &KubeSim,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let updated = sim.store().update_with(def, ns, name, |current| {
+        let scale = scale_of(def, current);
+        let next_scale = if method == Method::PATCH {
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            patch::apply(PatchKind::from_content_type(ct)?, &scale, body)?
+        } else {
+            parse_body(body)?
+        };
+        let given_rv = str_at(&next_scale, "/metadata/resourceVersion").filter(|s| !s.is_empty());
+        if given_rv.is_some() && given_rv != str_at(&scale, "/metadata/resourceVersion") {
+            return Err(ApiError::conflict(def, name));
+        }
+        let replicas = next_scale
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .filter(|r| *r >= 0)
+            .ok_or_else(|| {
+                ApiError::Invalid(format!(
+                    "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: must be greater than or equal to 0"
+                ))
+            })?;
+        util::set_at(current, &["spec", "replicas"], json!(replicas));
+        Ok(())
+    })?;
+    Ok(scale_of(def, &updated))
+}
+
+/// `gracePeriodSeconds` from the query or the DeleteOptions body.
+fn grace_period(q: &HashMap<String, String>, body: &[u8]) -> Option<i64> {
+    if let Some(g) = q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()) {
+        return Some(g);
+    }
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("gracePeriodSeconds").and_then(Value::as_i64))
+}
+
+pub(super) fn delete(
+    sim: &KubeSim,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    q: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    if def == &resources::PODS {
+        // Pods terminate gracefully: the kubelet (controller) removes them once marked.
+        let grace = grace_period(q, body);
+        if grace != Some(0) {
+            let current = sim.store().get(def, ns, name)?;
+            let scheduled = current.pointer("/spec/nodeName").is_some();
+            if scheduled {
+                let grace = grace
+                    .or_else(|| util::i64_at(&current, "/spec/terminationGracePeriodSeconds"))
+                    .unwrap_or(30)
+                    .max(1);
+                return sim.store().update_with(def, ns, name, |pod| {
+                    if pod.pointer("/metadata/deletionTimestamp").is_none() {
+                        let meta = obj_at(pod, &["metadata"]);
+                        meta.insert("deletionTimestamp".into(), json!(util::now_rfc3339()));
+                        meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+    if def == &resources::NAMESPACES {
+        sim.store().get(def, ns, name)?;
+        sim.store().delete_namespace_contents(name);
+    }
+    sim.store().delete(def, ns, name)
+}
+
+fn delete_collection(
+    sim: &KubeSim,
+    t: &Target,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let (labels, fields) = selectors(q)?;
+    let (items, rv) = sim.store().list(t.def, t.namespace.as_deref());
+    let mut deleted = Vec::new();
+    for item in items
+        .iter()
+        .filter(|o| labels.matches(o) && fields.matches(o))
+    {
+        if let Ok(d) = delete(
+            sim,
+            t.def,
+            util::namespace_of(item),
+            util::name_of(item),
+            q,
+            &[],
+        ) {
+            deleted.push(d);
+        }
+    }
+    Ok(ok(&json!({
+        "kind": t.def.list_kind(),
+        "apiVersion": t.def.api_version(),
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": deleted,
+    })))
+}
+
+fn watch(
+    sim: &KubeSim,
+    t: &Target,
+    q: &HashMap<String, String>,
+    render: Rendering,
+) -> Result<Response, ApiError> {
+    let (labels, fields) = selectors(q)?;
+    let from = match q.get("resourceVersion").map(String::as_str) {
+        None | Some("") => None,
+        Some(rv) => Some(
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv}")))?,
+        ),
+    };
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let bookmarks = truthy(q, "allowWatchBookmarks");
+    let expiry = sim.watch_expiry_signal();
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let filter = WatchFilter {
+        def: t.def,
+        namespace: t.namespace.clone(),
+        labels,
+        fields,
+        render,
+    };
+    match sim.store().watch(t.def, t.namespace.as_deref(), from) {
+        Ok(start) => {
+            tokio::spawn(run_watch(
+                filter,
+                start,
+                tx,
+                WatchOptions {
+                    timeout,
+                    bookmarks,
+                    bookmark_every: sim.bookmark_interval(),
+                    expiry,
+                },
+            ));
+        }
+        // The real server answers a too-old version with 200 and a single ERROR event.
+        Err(e @ ApiError::Gone { .. }) => {
+            let line = error_event(&e);
+            tokio::spawn(async move {
+                let _ = tx.send(line).await;
+            });
+        }
+        Err(e) => return Err(e),
+    }
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
+    });
+    let content_type = if matches!(render, Rendering::Full) {
+        "application/json"
+    } else {
+        "application/json;as=Table;v=v1;g=meta.k8s.io"
+    };
+    let content_type = if matches!(render, Rendering::Metadata) {
+        "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"
+    } else {
+        content_type
+    };
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| ApiError::NoRoute.into_response()))
+}
+
+struct WatchFilter {
+    def: &'static ResourceDef,
+    namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    render: Rendering,
+}
+
+struct WatchOptions {
+    timeout: Option<Duration>,
+    bookmarks: bool,
+    bookmark_every: Duration,
+    expiry: tokio::sync::watch::Receiver<u64>,
+}
+
+impl WatchFilter {
+    fn selects(&self, obj: &Value) -> bool {
+        self.labels.matches(obj) && self.fields.matches(obj)
+    }
+
+    /// The event type this watch reports for a change, if any: an object moving out of the
+    /// selector is DELETED for this watcher, one moving in is ADDED.
+    fn event_type(&self, c: &Change) -> Option<&'static str> {
+        if c.def != self.def || self.namespace.as_ref().is_some_and(|ns| *ns != c.namespace) {
+            return None;
+        }
+        let now = self.selects(&c.object);
+        match c.kind {
+            ChangeKind::Added | ChangeKind::Deleted => now.then(|| c.kind.as_str()),
+            ChangeKind::Modified => {
+                let before = c.previous.as_ref().is_none_or(|p| self.selects(p));
+                match (before, now) {
+                    (true, true) => Some("MODIFIED"),
+                    (false, true) => Some("ADDED"),
+                    (true, false) => Some("DELETED"),
+                    (false, false) => None,
+                }
+            }
+        }
+    }
+
+    fn render(&self, obj: &Value, first: &mut bool) -> Value {
+        match self.render {
+            Rendering::Full => obj.clone(),
+            Rendering::Metadata => partial_metadata(obj),
+            Rendering::Table(include) => {
+                let rv = str_at(obj, "/metadata/resourceVersion")
+                    .unwrap_or_default()
+                    .to_string();
+                let t = table::render(self.def, std::slice::from_ref(obj), &rv, include, *first);
+                *first = false;
+                t
+            }
+        }
+    }
+}
+
+fn line(v: &Value) -> Bytes {
+    let mut s = v.to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+fn error_event(e: &ApiError) -> Bytes {
+    line(&json!({"type": "ERROR", "object": e.status()}))
+}
+
+async fn run_watch(
+    filter: WatchFilter,
+    start: super::store::WatchStart,
+    tx: mpsc::Sender<Bytes>,
+    mut opts: WatchOptions,
+) {
+    let mut first = true;
+    let mut last_rv = start.rv;
+    for c in &start.replay {
+        if let Some(ty) = filter.event_type(c) {
+            let obj = filter.render(&c.object, &mut first);
+            if tx
+                .send(line(&json!({"type": ty, "object": obj})))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+    let mut live: broadcast::Receiver<Arc<Change>> = start.live;
+    let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut bookmark = tokio::time::interval(opts.bookmark_every);
+    bookmark.tick().await;
+    let _ = opts.expiry.borrow_and_update();
+    loop {
+        let sleep_until_deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            received = live.recv() => match received {
+                Ok(c) => {
+                    last_rv = last_rv.max(c.rv);
+                    if let Some(ty) = filter.event_type(&c) {
+                        let obj = filter.render(&c.object, &mut first);
+                        if tx.send(line(&json!({"type": ty, "object": obj}))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // A watcher too slow for the fan-out has lost events; tell it to relist.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let _ = tx.send(error_event(&ApiError::Gone { requested: last_rv, oldest: last_rv + 1 })).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = bookmark.tick(), if opts.bookmarks => {
+                let obj = json!({
+                    "kind": filter.def.kind,
+                    "apiVersion": filter.def.api_version(),
+                    "metadata": {"resourceVersion": last_rv.to_string()},
+                });
+                if tx.send(line(&json!({"type": "BOOKMARK", "object": obj}))).await.is_err() {
+                    return;
+                }
+            }
+            changed = opts.expiry.changed() => {
+                if changed.is_ok() {
+                    let _ = tx.send(error_event(&ApiError::Gone { requested: last_rv, oldest: last_rv + 1 })).await;
+                }
+                return;
+            }
+            _ = sleep_until_deadline => return,
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode_selectors() {
+        let q = parse_query(Some(
+            "labelSelector=app%3Dcheckout%2Ctrack+in+(a%2Cb)&watch=1&x=%zz",
+        ));
+        assert_eq!(
+            q.get("labelSelector").map(String::as_str),
+            Some("app=checkout,track in (a,b)")
+        );
+        assert!(truthy(&q, "watch"));
+        assert_eq!(q.get("x").map(String::as_str), Some("%zz"));
+    }
+
+    #[test]
+    fn paths_resolve_to_targets_or_no_route() {
+        assert!(parse_target("", "v1", &["pods"]).is_ok());
+        assert!(parse_target("", "v1", &["namespaces", "shop", "pods", "p"]).is_ok());
+        assert!(parse_target("", "v1", &["namespaces", "shop"]).is_ok());
+        assert!(parse_target("", "v1", &["pods", "p"]).is_err());
+        assert!(
+            parse_target(
+                "apps",
+                "v1",
+                &["namespaces", "shop", "deployments", "d", "scale"]
+            )
+            .is_ok()
+        );
+        assert!(
+            parse_target(
+                "apps",
+                "v1",
+                &["namespaces", "shop", "deployments", "d", "exec"]
+            )
+            .is_err()
+        );
+        assert!(
+            parse_target(
+                "",
+                "v1",
+                &["namespaces", "shop", "configmaps", "c", "status"]
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The simulated Kubernetes API server: store, HTTP API, controllers, seeding, traffic snapshot.
+//! It serves the same wire format a real cluster does; it must not use the console's clients.
+
+mod api;
+mod controller;
+mod defaults;
+mod error;
+mod patch;
+mod resources;
+mod seed;
+mod selector;
+mod snapshot;
+mod store;
+mod table;
+mod util;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use api::router;
+pub use controller::spawn_controllers;
+pub use error::ApiError;
+pub use seed::{AppSeed, RouteSeed};
+
+use crate::sim::model::TrafficSnapshot;
+use store::Store;
+
+/// How many changes watches can resume from; older resourceVersions get `410 Gone`.
+pub const DEFAULT_EVENT_WINDOW: usize = 10_000;
+
+/// Handle to one simulated cluster. Cheap to clone; all clones share the same state.
+#[derive(Clone)]
+pub struct KubeSim {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    outage: AtomicBool,
+    /// Bumped to make every open watch end with a 410 ERROR event.
+    expiry: watch::Sender<u64>,
+    bookmark_every: Duration,
+}
+
+impl Default for KubeSim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for KubeSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeSim")
+            .field("resource_version", &self.resource_version())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeSim {
+    pub fn new() -> Self {
+        Self::with_event_window(DEFAULT_EVENT_WINDOW)
+    }
+
+    /// A cluster whose watch history keeps only the last `window` changes (tests use a small
+    /// window to reach `410 Gone` quickly).
+    pub fn with_event_window(window: usize) -> Self {
+        let (expiry, _) = watch::channel(0);
+        KubeSim {
+            inner: Arc::new(Inner {
+                store: Store::new(window),
+                outage: AtomicBool::new(false),
+                expiry,
+                bookmark_every: Duration::from_secs(5),
+            }),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The latest resourceVersion handed out.
+    pub fn resource_version(&self) -> u64 {
+        self.store().resource_version()
+    }
+
+    /// The traffic split the request generator should follow; updated on every change to pods,
+    /// Services or HTTPRoutes.
+    pub fn traffic_snapshots(&self) -> watch::Receiver<TrafficSnapshot> {
+        self.store().snapshots()
+    }
+
+    /// Fault: while on, every endpoint except `/sim/…` answers 503 with a Status.
+    pub fn api_outage(&self, on: bool) {
+        self.inner.outage.store(on, Ordering::SeqCst);
+    }
+
+    pub fn is_api_outage(&self) -> bool {
+        self.inner.outage.load(Ordering::SeqCst)
+    }
+
+    /// Fault: every open watch receives an ERROR event with `410 Gone` and is closed, as when
+    /// the API server's watch cache is reset. Clients must relist.
+    pub fn watch_expiry(&self) {
+        self.inner.expiry.send_modify(|n| *n += 1);
+    }
+
+    fn watch_expiry_signal(&self) -> watch::Receiver<u64> {
+        self.inner.expiry.subscribe()
+    }
+
+    fn bookmark_interval(&self) -> Duration {
+        self.inner.bookmark_every
+    }
+}

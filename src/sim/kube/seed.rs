@@ -1,0 +1,192 @@
+//! Seeding a demo application: namespace, stable and canary Deployments, Services, HTTPRoute,
+//! ConfigMaps. Goes through the same create path as API clients; it must not start controllers.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::KubeSim;
+use super::error::ApiError;
+use super::resources::{self, ResourceDef};
+use super::util::{self, obj_at};
+
+/// One application with a stable and a canary track.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppSeed {
+    pub namespace: String,
+    /// Value of the `app` label on everything created.
+    pub app: String,
+    /// Name of the stable Deployment.
+    pub stable: String,
+    /// Name of the canary Deployment.
+    pub canary: String,
+    /// Container name in both Deployments.
+    pub container: String,
+    pub stable_image: String,
+    pub canary_image: String,
+    pub stable_replicas: u32,
+    pub canary_replicas: u32,
+    pub route: Option<RouteSeed>,
+    pub configmaps: Vec<(String, BTreeMap<String, String>)>,
+}
+
+/// The HTTPRoute splitting traffic between the two tracks' Services.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteSeed {
+    pub name: String,
+    /// Service selecting the stable track (also created).
+    pub stable_backend: String,
+    /// Service selecting the canary track (also created).
+    pub canary_backend: String,
+    /// 0–100; the stable backend gets the rest.
+    pub canary_weight: u32,
+}
+
+const GATEWAY_CONTROLLER: &str = "warroom.dev/sim-gateway-controller";
+const GATEWAY_NAME: &str = "public-gateway";
+
+fn deployment(seed: &AppSeed, name: &str, track: &str, image: &str, replicas: u32) -> Value {
+    let labels = json!({"app": seed.app, "track": track});
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": seed.namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [{
+                        "name": seed.container,
+                        "image": image,
+                        "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                        "resources": {
+                            "requests": {"cpu": "250m", "memory": "256Mi"},
+                            "limits": {"cpu": "500m", "memory": "512Mi"},
+                        },
+                        "readinessProbe": {
+                            "httpGet": {"path": "/healthz", "port": "http"},
+                            "initialDelaySeconds": 2,
+                            "periodSeconds": 5,
+                        },
+                    }],
+                },
+            },
+        },
+    })
+}
+
+fn service(seed: &AppSeed, name: &str, track: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": seed.namespace, "labels": {"app": seed.app}},
+        "spec": {
+            "selector": {"app": seed.app, "track": track},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+        },
+    })
+}
+
+fn backend(name: &str, weight: u32) -> Value {
+    json!({"group": "", "kind": "Service", "name": name, "port": 80, "weight": weight})
+}
+
+fn http_route(seed: &AppSeed, route: &RouteSeed) -> Value {
+    let canary = route.canary_weight.min(100);
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": route.name, "namespace": seed.namespace, "labels": {"app": seed.app}},
+        "spec": {
+            "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}],
+            "hostnames": [format!("{}.{}.example.com", seed.app, seed.namespace)],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "backendRefs": [backend(&route.stable_backend, 100 - canary), backend(&route.canary_backend, canary)],
+            }],
+        },
+    })
+}
+
+/// What the gateway controller would report: the route is attached and its Services resolve.
+fn route_status() -> Value {
+    let now = util::now_rfc3339();
+    json!({"parents": [{
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME},
+        "controllerName": GATEWAY_CONTROLLER,
+        "conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "Route is accepted", "observedGeneration": 1, "lastTransitionTime": now},
+            {"type": "ResolvedRefs", "status": "True", "reason": "ResolvedRefs", "message": "All references resolved", "observedGeneration": 1, "lastTransitionTime": now},
+        ],
+    }]})
+}
+
+impl KubeSim {
+    /// Creates the application's objects. Objects that already exist are left as they are, so
+    /// seeding twice is harmless.
+    pub fn seed_app(&self, seed: &AppSeed) -> Result<(), ApiError> {
+        let ns = seed.namespace.as_str();
+        let mut objects: Vec<(&'static ResourceDef, Value)> = vec![
+            (
+                &resources::NAMESPACES,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            ),
+            (
+                &resources::DEPLOYMENTS,
+                deployment(
+                    seed,
+                    &seed.stable,
+                    "stable",
+                    &seed.stable_image,
+                    seed.stable_replicas,
+                ),
+            ),
+            (
+                &resources::DEPLOYMENTS,
+                deployment(
+                    seed,
+                    &seed.canary,
+                    "canary",
+                    &seed.canary_image,
+                    seed.canary_replicas,
+                ),
+            ),
+        ];
+        for (name, data) in &seed.configmaps {
+            objects.push((
+                &resources::CONFIGMAPS,
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns, "labels": {"app": seed.app}}, "data": data}),
+            ));
+        }
+        if let Some(route) = &seed.route {
+            objects.push((
+                &resources::SERVICES,
+                service(seed, &route.stable_backend, "stable"),
+            ));
+            objects.push((
+                &resources::SERVICES,
+                service(seed, &route.canary_backend, "canary"),
+            ));
+            objects.push((&resources::HTTPROUTES, http_route(seed, route)));
+        }
+        for (def, obj) in objects {
+            let obj_ns = if def.namespaced { ns } else { "" };
+            match super::api::create_object(self, def, obj_ns, obj) {
+                Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(route) = &seed.route {
+            self.store()
+                .update_with(&resources::HTTPROUTES, ns, &route.name, |r| {
+                    if r.get("status").is_none() {
+                        obj_at(r, &[]).insert("status".into(), route_status());
+                    }
+                    Ok(())
+                })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! Starting the whole simulator on loopback: Kubernetes API, Prometheus API, /metrics,
+//! controllers and traffic, seeded from a plan. Wiring only; each part lives in its own module.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::kube::{AppSeed, KubeSim, RouteSeed};
+use super::tsdb::{Tsdb, TsdbConfig};
+use super::{exposition, kubeconfig, prom_api, traffic};
+use crate::plan::{Plan, Step};
+
+/// A running simulator. Dropping it (or [`Simulator::shutdown`]) stops it and removes the
+/// kubeconfig it wrote in its own temporary directory.
+pub struct Simulator {
+    pub kubernetes: String,
+    pub prometheus: String,
+    pub metrics: String,
+    pub kubeconfig: PathBuf,
+    pub kube: KubeSim,
+    pub tsdb: Tsdb,
+    cancel: CancellationToken,
+    own_dir: Option<PathBuf>,
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}: {why}")]
+    Listen { addr: String, why: String },
+    #[error("cannot write kubeconfig {path}: {why}")]
+    Kubeconfig { path: String, why: String },
+    #[error("cannot seed the simulator: {0}")]
+    Seed(String),
+}
+
+impl Simulator {
+    /// Seeds what `plan` needs and serves on `listen` (Kubernetes) and the next free loopback
+    /// ports (Prometheus API, /metrics). The kubeconfig goes to `kubeconfig_out`, or to a fresh
+    /// temporary directory.
+    pub async fn start(
+        plan: &Plan,
+        listen: SocketAddr,
+        kubeconfig_out: Option<&Path>,
+        speed: f64,
+    ) -> Result<Simulator, SimError> {
+        let cancel = CancellationToken::new();
+        let kube = KubeSim::new();
+        for seed in seeds(plan) {
+            kube.seed_app(&seed).map_err(|e| SimError::Seed(e.to_string()))?;
+        }
+        let tsdb = Tsdb::new(TsdbConfig::default());
+
+        let kube_listener = bind(listen).await?;
+        let prom_listener = bind(SocketAddr::new(listen.ip(), 0)).await?;
+        let metrics_listener = bind(SocketAddr::new(listen.ip(), 0)).await?;
+        let kubernetes = url_of(&kube_listener)?;
+        let prometheus = url_of(&prom_listener)?;
+        let metrics = format!("{}/metrics", url_of(&metrics_listener)?);
+
+        serve(kube_listener, super::kube::router(kube.clone()), cancel.clone());
+        serve(prom_listener, prom_api::router(tsdb.clone()), cancel.clone());
+        serve(metrics_listener, exposition::metrics_router(tsdb.clone()), cancel.clone());
+        super::kube::spawn_controllers(kube.clone(), speed, cancel.child_token());
+        tokio::spawn(traffic::run(
+            tsdb.clone(),
+            kube.traffic_snapshots(),
+            traffic::TrafficConfig::default(),
+            cancel.child_token(),
+        ));
+
+        let (path, own_dir) = match kubeconfig_out {
+            Some(p) => (p.to_path_buf(), None),
+            None => {
+                let dir = std::env::temp_dir().join(format!("warroom-sim-{}", std::process::id()));
+                (dir.join("kubeconfig"), Some(dir))
+            }
+        };
+        let text = kubeconfig::render(&kubernetes, &kubeconfig::contexts(plan));
+        kubeconfig::write(&path, &text).map_err(|e| SimError::Kubeconfig {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        Ok(Simulator {
+            kubernetes,
+            prometheus,
+            metrics,
+            kubeconfig: path,
+            kube,
+            tsdb,
+            cancel,
+            own_dir,
+        })
+    }
+
+    /// Stops serving and removes a kubeconfig written to our own temporary directory.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        if let Some(dir) = &self.own_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, SimError> {
+    TcpListener::bind(addr).await.map_err(|e| SimError::Listen {
+        addr: addr.to_string(),
+        why: e.to_string(),
+    })
+}
+
+fn url_of(listener: &TcpListener) -> Result<String, SimError> {
+    listener
+        .local_addr()
+        .map(|a| format!("http://{a}"))
+        .map_err(|e| SimError::Listen {
+            addr: "?".to_string(),
+            why: e.to_string(),
+        })
+}
+
+fn serve(listener: TcpListener, router: axum::Router, cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let shutdown = async move { cancel.cancelled().await };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!("simulator server stopped: {e}");
+        }
+    });
+}
+
+/// The objects a plan's environments need: one app per distinct namespace.
+pub fn seeds(plan: &Plan) -> Vec<AppSeed> {
+    let new_image = plan
+        .workload
+        .image
+        .clone()
+        .unwrap_or_else(|| format!("registry.example.com/{}:2.0.0", plan.service));
+    let stable_image = previous_version(&new_image);
+    let traffic = plan.traffic.as_ref();
+    let route = traffic.and_then(|t| {
+        Some(RouteSeed {
+            name: t.route.clone()?,
+            stable_backend: t.stable_backend.clone().unwrap_or_else(|| plan.workload.name.clone()),
+            canary_backend: t
+                .canary_backend
+                .clone()
+                .or_else(|| plan.workload.canary.clone())?,
+            canary_weight: 0,
+        })
+    });
+    let mut namespaces: Vec<&str> = plan.environments.values().map(|e| e.namespace.as_str()).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    namespaces
+        .into_iter()
+        .map(|namespace| AppSeed {
+            namespace: namespace.to_string(),
+            app: plan.service.clone(),
+            stable: plan.workload.name.clone(),
+            canary: plan
+                .workload
+                .canary
+                .clone()
+                .unwrap_or_else(|| format!("{}-canary", plan.workload.name)),
+            container: plan.workload.container.clone().unwrap_or_else(|| "app".to_string()),
+            stable_image: stable_image.clone(),
+            canary_image: new_image.clone(),
+            stable_replicas: 4,
+            canary_replicas: 2,
+            route: route.clone(),
+            configmaps: configmaps(plan),
+        })
+        .collect()
+}
+
+/// ConfigMaps named by flag steps, with each flag at its opposite of the rollback value
+/// (so rolling back visibly changes it).
+fn configmaps(plan: &Plan) -> Vec<(String, BTreeMap<String, String>)> {
+    let mut maps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let tiers = [&plan.rollback.immediate, &plan.rollback.gradual, &plan.rollback.full];
+    let steps = plan
+        .phases
+        .iter()
+        .flat_map(|p| p.steps.iter())
+        .chain(tiers.into_iter().flatten().flat_map(|t| t.actions.iter()));
+    for step in steps {
+        if let Step::Flag(f) = step {
+            let value = match f.value.as_str() {
+                "false" => "true".to_string(),
+                "true" => "false".to_string(),
+                other => other.to_string(),
+            };
+            maps.entry(f.configmap.clone()).or_default().insert(f.key.clone(), value);
+        }
+    }
+    maps.into_iter().collect()
+}
+
+/// A plausible image the stable track runs before the change: one minor version back.
+fn previous_version(image: &str) -> String {
+    let Some((repo, tag)) = image.rsplit_once(':').filter(|(_, t)| !t.contains('/')) else {
+        return format!("{image}:previous");
+    };
+    let parts: Vec<&str> = tag.split('.').collect();
+    if let [major, minor, _patch] = parts.as_slice() {
+        if let Ok(m) = minor.parse::<u32>() {
+            if m > 0 {
+                return format!("{repo}:{major}.{}.0", m - 1);
+            }
+        }
+    }
+    format!("{repo}:{tag}-previous")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_runs_the_previous_minor_version() {
+        assert_eq!(previous_version("r.io/shop/checkout:2.4.0"), "r.io/shop/checkout:2.3.0");
+        assert_eq!(previous_version("r.io:5000/checkout:1.0.3"), "r.io:5000/checkout:1.0.3-previous");
+        assert_eq!(previous_version("checkout"), "checkout:previous");
+    }
+
+    #[test]
+    fn demo_plan_seeds_one_namespace_with_route_and_flags() {
+        let plan = crate::plan::parse(Path::new("demo.yaml"), crate::cli::DEMO_PLAN).expect("demo plan");
+        let seeds = seeds(&plan);
+        assert_eq!(seeds.len(), 1);
+        let s = &seeds[0];
+        assert_eq!((s.namespace.as_str(), s.stable.as_str(), s.canary.as_str()), ("shop", "checkout", "checkout-canary"));
+        assert_eq!(s.route.as_ref().map(|r| r.name.as_str()), Some("checkout"));
+        assert_eq!(s.configmaps[0].0, "checkout-flags");
+        assert_eq!(s.configmaps[0].1.get("new_payment_flow").map(String::as_str), Some("true"));
+    }
+}
