@@ -108,12 +108,17 @@ pub async fn demo(args: DemoArgs) -> u8 {
 async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
     check_speed(args.speed)?;
     let plan = Arc::new(load_plan(args.plan.as_deref())?);
-    let sim = Simulator::start(&plan, "127.0.0.1:0".parse().map_err(|_| exit::FAILURE)?, None, args.speed)
-        .await
-        .map_err(|e| {
-            eprintln!("warroom: cannot start the simulator: {e}");
-            exit::FAILURE
-        })?;
+    let sim = Simulator::start(
+        &plan,
+        "127.0.0.1:0".parse().map_err(|_| exit::FAILURE)?,
+        None,
+        args.speed,
+    )
+    .await
+    .map_err(|e| {
+        eprintln!("warroom: cannot start the simulator: {e}");
+        exit::FAILURE
+    })?;
     let first_env = plan
         .phases
         .first()
@@ -152,8 +157,20 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
 /// Prints where the deployment ended, with the last log lines, and picks the exit code.
 fn report_end(app: &crate::app::App) -> u8 {
     let status = app.deployment.status;
-    eprintln!("warroom: {} — deployment {}", app.plan.name, status.label().to_lowercase());
-    for line in app.log.iter().rev().take(5).collect::<Vec<_>>().into_iter().rev() {
+    eprintln!(
+        "warroom: {} — deployment {}",
+        app.plan.name,
+        status.label().to_lowercase()
+    );
+    for line in app
+        .log
+        .iter()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
         eprintln!("  {}", line.text);
     }
     match status {
@@ -172,7 +189,14 @@ pub async fn sim(args: SimArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let sim = match Simulator::start(&plan, args.listen, args.kubeconfig_out.as_deref(), args.speed).await {
+    let sim = match Simulator::start(
+        &plan,
+        args.listen,
+        args.kubeconfig_out.as_deref(),
+        args.speed,
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("warroom: cannot start the simulator: {e}");

@@ -21,8 +21,11 @@ fn at(secs: u64) -> SystemTime {
 }
 
 fn healthy_app() -> App {
-    let plan = warroom::plan::parse(std::path::Path::new("plans/demo.yaml"), warroom::cli::DEMO_PLAN)
-        .expect("demo plan parses");
+    let plan = warroom::plan::parse(
+        std::path::Path::new("plans/demo.yaml"),
+        warroom::cli::DEMO_PLAN,
+    )
+    .expect("demo plan parses");
     let mut app = App::new(
         Arc::new(plan),
         Target {
@@ -44,7 +47,10 @@ fn healthy_app() -> App {
     feed(Action::Metrics(MetricsEvent::Health(Health::Live)));
     let pods: Vec<PodView> = (0..4)
         .map(|i| PodView {
-            name: format!("checkout-7d9f8b6c5-{}", ["abcde", "fghij", "klmno", "pqrst"][i]),
+            name: format!(
+                "checkout-7d9f8b6c5-{}",
+                ["abcde", "fghij", "klmno", "pqrst"][i]
+            ),
             track: Some(TrackName::Stable),
             ready_containers: 1,
             total_containers: 1,
@@ -53,21 +59,40 @@ fn healthy_app() -> App {
             created: Some(at(0)),
             version: "2.3.0".into(),
         })
-        .chain((0..2).map(|i| PodView {
-            name: format!("checkout-canary-5c6d7e8f9-{}", ["uvwxy", "zabcd"][i]),
-            track: Some(TrackName::Canary),
-            ready_containers: u32::from(i == 0),
-            total_containers: 1,
-            status: if i == 0 { "Running" } else { "ContainerCreating" }.into(),
-            restarts: 0,
-            created: Some(at(30)),
-            version: "2.4.0".into(),
+        .chain((0..2).map(|i| {
+            PodView {
+                name: format!("checkout-canary-5c6d7e8f9-{}", ["uvwxy", "zabcd"][i]),
+                track: Some(TrackName::Canary),
+                ready_containers: u32::from(i == 0),
+                total_containers: 1,
+                status: if i == 0 {
+                    "Running"
+                } else {
+                    "ContainerCreating"
+                }
+                .into(),
+                restarts: 0,
+                created: Some(at(30)),
+                version: "2.4.0".into(),
+            }
         }))
         .collect();
     feed(Action::Cluster(ClusterEvent::PodsRelisted(pods)));
     for (track, name, desired, ready, image) in [
-        (TrackName::Stable, "checkout", 4, 4, "registry.example.com/shop/checkout:2.3.0"),
-        (TrackName::Canary, "checkout-canary", 2, 1, "registry.example.com/shop/checkout:2.4.0"),
+        (
+            TrackName::Stable,
+            "checkout",
+            4,
+            4,
+            "registry.example.com/shop/checkout:2.3.0",
+        ),
+        (
+            TrackName::Canary,
+            "checkout-canary",
+            2,
+            1,
+            "registry.example.com/shop/checkout:2.4.0",
+        ),
     ] {
         feed(Action::Cluster(ClusterEvent::Workload(
             track,
@@ -104,7 +129,10 @@ fn healthy_app() -> App {
         feed(Action::Metrics(MetricsEvent::Samples(samples)));
     }
     feed(Action::Tick(at(120)));
-    feed(Action::Key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE)));
+    feed(Action::Key(KeyEvent::new(
+        KeyCode::Char('n'),
+        KeyModifiers::NONE,
+    )));
     app
 }
 
@@ -124,7 +152,10 @@ fn dashboard_120x40_healthy() {
 #[test]
 fn help_overlay_lists_every_key() {
     let mut app = healthy_app();
-    update(&mut app, Action::Key(KeyEvent::new(KeyCode::Char('?'), KeyModifiers::NONE)));
+    update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Char('?'), KeyModifiers::NONE)),
+    );
     let screen = draw(&app, 120, 40);
     for (key, _) in warroom::app::keymap::KEYS {
         assert!(screen.contains(key), "help lacks {key}:\n{screen}");
@@ -134,7 +165,10 @@ fn help_overlay_lists_every_key() {
 #[test]
 fn rollback_shows_on_screen() {
     let mut app = healthy_app();
-    update(&mut app, Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE)));
+    update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE)),
+    );
     let screen = draw(&app, 120, 40);
     assert!(screen.contains("ROLLED BACK"), "{screen}");
     assert!(screen.contains("ROLLBACK (immediate) by alice"), "{screen}");

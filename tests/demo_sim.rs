@@ -24,17 +24,27 @@ use warroom::sim::server::Simulator;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn demo_plan() -> Arc<Plan> {
-    Arc::new(warroom::plan::parse(Path::new("plans/demo.yaml"), warroom::cli::DEMO_PLAN).expect("demo plan"))
+    Arc::new(
+        warroom::plan::parse(Path::new("plans/demo.yaml"), warroom::cli::DEMO_PLAN)
+            .expect("demo plan"),
+    )
 }
 
 async fn start() -> (Simulator, warroom::cluster::client::Connection) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let plan = demo_plan();
     let dir = tempfile::tempdir().expect("tempdir").keep();
-    let sim = Simulator::start(&plan, "127.0.0.1:0".parse().expect("addr"), Some(&dir.join("kubeconfig")), 20.0)
+    let sim = Simulator::start(
+        &plan,
+        "127.0.0.1:0".parse().expect("addr"),
+        Some(&dir.join("kubeconfig")),
+        20.0,
+    )
+    .await
+    .expect("simulator starts");
+    let conn = connect(Some(&sim.kubeconfig), Some("sim-development"))
         .await
-        .expect("simulator starts");
-    let conn = connect(Some(&sim.kubeconfig), Some("sim-development")).await.expect("connects");
+        .expect("connects");
     (sim, conn)
 }
 
@@ -147,12 +157,23 @@ async fn cluster_watch_sees_both_tracks_running() {
         let left = deadline.saturating_duration_since(Instant::now());
         let event: ClusterEvent = tokio::time::timeout(left, rx.recv())
             .await
-            .unwrap_or_else(|_| panic!("pods not Running before the deadline: {:?}", app.cluster.pods))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "pods not Running before the deadline: {:?}",
+                    app.cluster.pods
+                )
+            })
             .expect("watch alive");
         update(&mut app, Action::Cluster(event));
     }
     assert!(app.cluster.health.is_live());
-    assert_eq!(app.cluster.workloads.get(&TrackName::Stable).map(|w| w.desired), Some(4));
+    assert_eq!(
+        app.cluster
+            .workloads
+            .get(&TrackName::Stable)
+            .map(|w| w.desired),
+        Some(4)
+    );
     cancel.cancel();
 }
 
@@ -160,21 +181,36 @@ async fn cluster_watch_sees_both_tracks_running() {
 async fn sampler_reads_error_rate_and_latency_for_both_tracks() {
     let (sim, _conn) = start().await;
     let plan = demo_plan();
-    let probes = sampler::probes(&plan.metrics.queries, "shop", "checkout", plan.metrics.rate.get(), &TrackName::BOTH)
-        .expect("probes");
-    let prom = PromClient::new(&sim.prometheus, vec![], None, Duration::from_secs(5)).expect("client");
+    let probes = sampler::probes(
+        &plan.metrics.queries,
+        "shop",
+        "checkout",
+        plan.metrics.rate.get(),
+        &TrackName::BOTH,
+    )
+    .expect("probes");
+    let prom =
+        PromClient::new(&sim.prometheus, vec![], None, Duration::from_secs(5)).expect("client");
     let (tx, mut rx) = unbounded_channel();
     let cancel = CancellationToken::new();
-    tokio::spawn(sampler::run(prom, probes, Duration::from_millis(500), move |e| {
-        let _ = tx.send(e);
-    }, cancel.clone()));
+    tokio::spawn(sampler::run(
+        prom,
+        probes,
+        Duration::from_millis(500),
+        move |e| {
+            let _ = tx.send(e);
+        },
+        cancel.clone(),
+    ));
     let deadline = Instant::now() + DEADLINE;
     let mut seen = std::collections::BTreeSet::new();
     while seen.len() < 2 {
         let left = deadline.saturating_duration_since(Instant::now());
         let event = tokio::time::timeout(left, rx.recv())
             .await
-            .unwrap_or_else(|_| panic!("no stable latency and error rate before the deadline; seen {seen:?}"))
+            .unwrap_or_else(|_| {
+                panic!("no stable latency and error rate before the deadline; seen {seen:?}")
+            })
             .expect("sampler alive");
         if let MetricsEvent::Samples(samples) = event {
             for s in samples {

@@ -49,11 +49,18 @@ pub enum SetupError {
 }
 
 /// The traffic router the plan names.
-pub fn router_for(plan: &Plan, connection: &Connection, namespace: &str) -> Result<Arc<dyn TrafficRouter>, SetupError> {
+pub fn router_for(
+    plan: &Plan,
+    connection: &Connection,
+    namespace: &str,
+) -> Result<Arc<dyn TrafficRouter>, SetupError> {
     let traffic = plan.traffic.as_ref().ok_or(SetupError::NoTraffic)?;
     match traffic.router {
         Router::GatewayApi => {
-            let route = traffic.route.as_deref().ok_or(SetupError::MissingTrafficKey("route"))?;
+            let route = traffic
+                .route
+                .as_deref()
+                .ok_or(SetupError::MissingTrafficKey("route"))?;
             let stable = traffic
                 .stable_backend
                 .as_deref()
@@ -133,7 +140,9 @@ pub async fn run(setup: ConsoleSetup) -> Result<App, SetupError> {
     });
 
     let runner = EffectRunner::start(router.clone(), tx.clone());
-    spawn_sources(&setup, &plan, &namespace, router, prom, probes, &tx, &cancel);
+    spawn_sources(
+        &setup, &plan, &namespace, router, prom, probes, &tx, &cancel,
+    );
     event_loop::spawn_input_sources(tx.clone(), cancel.clone());
 
     let mut terminal = ratatui::init();

@@ -298,7 +298,11 @@ mod tests {
     fn weights(effects: &[Effect]) -> Vec<(u8, bool)> {
         effects
             .iter()
-            .map(|Effect::SetWeight { weight, emergency, .. }| (weight.percent(), *emergency))
+            .map(
+                |Effect::SetWeight {
+                     weight, emergency, ..
+                 }| (weight.percent(), *emergency),
+            )
             .collect()
     }
 
@@ -336,7 +340,11 @@ mod tests {
     fn minus_at_zero_does_nothing_and_says_so() {
         let mut app = app();
         assert!(update(&mut app, key('-')).is_empty());
-        assert!(app.log.back().is_some_and(|l| l.text.contains("already at 0%")));
+        assert!(
+            app.log
+                .back()
+                .is_some_and(|l| l.text.contains("already at 0%"))
+        );
     }
 
     #[test]
@@ -361,7 +369,11 @@ mod tests {
         let effects = update(&mut app, key('!'));
         assert_eq!(weights(&effects), vec![(0, true)]);
         assert_eq!(app.deployment.status, RunStatus::RolledBack);
-        assert!(app.log.iter().any(|l| l.level == Level::Error && l.text.contains("ROLLBACK")));
+        assert!(
+            app.log
+                .iter()
+                .any(|l| l.level == Level::Error && l.text.contains("ROLLBACK"))
+        );
     }
 
     #[test]
@@ -397,7 +409,11 @@ mod tests {
             },
         );
         assert_eq!(app.deployment.status, RunStatus::Failed);
-        assert_eq!(app.traffic.observed, Some(Weight::ZERO), "failed write changes nothing");
+        assert_eq!(
+            app.traffic.observed,
+            Some(Weight::ZERO),
+            "failed write changes nothing"
+        );
     }
 
     #[test]
@@ -415,7 +431,10 @@ mod tests {
         let mut app = app();
         update(&mut app, key('?'));
         assert!(app.help_open);
-        update(&mut app, Action::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+        update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+        );
         assert!(!app.help_open);
     }
 
@@ -450,7 +469,11 @@ mod tests {
         assert_eq!(app.deployment.cursor, Some(StepRef { phase: 0, slot: 2 }));
         let effects = update(&mut app, Action::Tick(start + Duration::from_secs(21)));
         assert_eq!(app.deployment.cursor, Some(StepRef { phase: 1, slot: 0 }));
-        assert_eq!(weights(&effects), vec![(25, false)], "next phase's weight starts");
+        assert_eq!(
+            weights(&effects),
+            vec![(25, false)],
+            "next phase's weight starts"
+        );
     }
 
     #[test]
@@ -482,8 +505,14 @@ mod tests {
             version: "1".into(),
         };
         let mut app = app();
-        update(&mut app, Action::Cluster(ClusterEvent::PodApplied(pod("a"))));
-        update(&mut app, Action::Cluster(ClusterEvent::PodApplied(pod("gone"))));
+        update(
+            &mut app,
+            Action::Cluster(ClusterEvent::PodApplied(pod("a"))),
+        );
+        update(
+            &mut app,
+            Action::Cluster(ClusterEvent::PodApplied(pod("gone"))),
+        );
         update(
             &mut app,
             Action::Cluster(ClusterEvent::PodsRelisted(vec![pod("a"), pod("b")])),

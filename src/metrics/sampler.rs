@@ -23,7 +23,7 @@ pub struct Probe {
 
 /// Expands every query of the plan for every track.
 pub fn probes(
-    queries: &std::collections::BTreeMap<String, String>,
+    queries: &indexmap::IndexMap<String, String>,
     namespace: &str,
     service: &str,
     rate: Duration,
@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn probes_expand_each_query_for_each_track() {
-        let mut q = std::collections::BTreeMap::new();
+        let mut q = indexmap::IndexMap::new();
         q.insert(
             "error_rate".to_string(),
             "x{ns=\"{{namespace}}\",s=\"{{service}}\",t=\"{{track}}\"}[{{rate}}]".to_string(),
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn unknown_variable_names_the_metric() {
-        let mut q = std::collections::BTreeMap::new();
+        let mut q = indexmap::IndexMap::new();
         q.insert("cpu".to_string(), "{{pod}}".to_string());
         let err = probes(
             &q,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use serde::Deserialize;
 
 use super::duration::{PlanDuration, Weight};
@@ -187,7 +188,7 @@ pub struct Metrics {
     pub rate: PlanDuration,
     /// PromQL by metric name; `{{namespace}}`, `{{service}}`, `{{track}}`, `{{rate}}` expand.
     #[serde(default)]
-    pub queries: BTreeMap<String, String>,
+    pub queries: IndexMap<String, String>,
     #[serde(default)]
     pub thresholds: BTreeMap<String, Threshold>,
     #[serde(default)]
@@ -202,7 +203,7 @@ impl Default for Metrics {
             interval: default_interval(),
             history: default_history(),
             rate: default_rate(),
-            queries: BTreeMap::new(),
+            queries: IndexMap::new(),
             thresholds: BTreeMap::new(),
             on_breach: OnBreach::default(),
             no_data: NoData::default(),

@@ -78,7 +78,10 @@ mod tests {
         let prod = kc.contexts[1].context.as_ref().expect("context body");
         assert_eq!(prod.namespace.as_deref(), Some("shop-prod"));
         assert_eq!(
-            kc.clusters[0].cluster.as_ref().and_then(|c| c.server.as_deref()),
+            kc.clusters[0]
+                .cluster
+                .as_ref()
+                .and_then(|c| c.server.as_deref()),
             Some("http://127.0.0.1:1234")
         );
     }

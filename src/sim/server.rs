@@ -50,7 +50,8 @@ impl Simulator {
         let cancel = CancellationToken::new();
         let kube = KubeSim::new();
         for seed in seeds(plan) {
-            kube.seed_app(&seed).map_err(|e| SimError::Seed(e.to_string()))?;
+            kube.seed_app(&seed)
+                .map_err(|e| SimError::Seed(e.to_string()))?;
         }
         let tsdb = Tsdb::new(TsdbConfig::default());
 
@@ -61,9 +62,21 @@ impl Simulator {
         let prometheus = url_of(&prom_listener)?;
         let metrics = format!("{}/metrics", url_of(&metrics_listener)?);
 
-        serve(kube_listener, super::kube::router(kube.clone()), cancel.clone());
-        serve(prom_listener, prom_api::router(tsdb.clone()), cancel.clone());
-        serve(metrics_listener, exposition::metrics_router(tsdb.clone()), cancel.clone());
+        serve(
+            kube_listener,
+            super::kube::router(kube.clone()),
+            cancel.clone(),
+        );
+        serve(
+            prom_listener,
+            prom_api::router(tsdb.clone()),
+            cancel.clone(),
+        );
+        serve(
+            metrics_listener,
+            exposition::metrics_router(tsdb.clone()),
+            cancel.clone(),
+        );
         super::kube::spawn_controllers(kube.clone(), speed, cancel.child_token());
         tokio::spawn(traffic::run(
             tsdb.clone(),
@@ -152,7 +165,10 @@ pub fn seeds(plan: &Plan) -> Vec<AppSeed> {
     let route = traffic.and_then(|t| {
         Some(RouteSeed {
             name: t.route.clone()?,
-            stable_backend: t.stable_backend.clone().unwrap_or_else(|| plan.workload.name.clone()),
+            stable_backend: t
+                .stable_backend
+                .clone()
+                .unwrap_or_else(|| plan.workload.name.clone()),
             canary_backend: t
                 .canary_backend
                 .clone()
@@ -160,7 +176,11 @@ pub fn seeds(plan: &Plan) -> Vec<AppSeed> {
             canary_weight: 0,
         })
     });
-    let mut namespaces: Vec<&str> = plan.environments.values().map(|e| e.namespace.as_str()).collect();
+    let mut namespaces: Vec<&str> = plan
+        .environments
+        .values()
+        .map(|e| e.namespace.as_str())
+        .collect();
     namespaces.sort_unstable();
     namespaces.dedup();
     namespaces
@@ -174,7 +194,11 @@ pub fn seeds(plan: &Plan) -> Vec<AppSeed> {
                 .canary
                 .clone()
                 .unwrap_or_else(|| format!("{}-canary", plan.workload.name)),
-            container: plan.workload.container.clone().unwrap_or_else(|| "app".to_string()),
+            container: plan
+                .workload
+                .container
+                .clone()
+                .unwrap_or_else(|| "app".to_string()),
             stable_image: stable_image.clone(),
             canary_image: new_image.clone(),
             stable_replicas: 4,
@@ -189,7 +213,11 @@ pub fn seeds(plan: &Plan) -> Vec<AppSeed> {
 /// (so rolling back visibly changes it).
 fn configmaps(plan: &Plan) -> Vec<(String, BTreeMap<String, String>)> {
     let mut maps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let tiers = [&plan.rollback.immediate, &plan.rollback.gradual, &plan.rollback.full];
+    let tiers = [
+        &plan.rollback.immediate,
+        &plan.rollback.gradual,
+        &plan.rollback.full,
+    ];
     let steps = plan
         .phases
         .iter()
@@ -202,7 +230,9 @@ fn configmaps(plan: &Plan) -> Vec<(String, BTreeMap<String, String>)> {
                 "true" => "false".to_string(),
                 other => other.to_string(),
             };
-            maps.entry(f.configmap.clone()).or_default().insert(f.key.clone(), value);
+            maps.entry(f.configmap.clone())
+                .or_default()
+                .insert(f.key.clone(), value);
         }
     }
     maps.into_iter().collect()
@@ -230,20 +260,36 @@ mod tests {
 
     #[test]
     fn stable_runs_the_previous_minor_version() {
-        assert_eq!(previous_version("r.io/shop/checkout:2.4.0"), "r.io/shop/checkout:2.3.0");
-        assert_eq!(previous_version("r.io:5000/checkout:1.0.3"), "r.io:5000/checkout:1.0.3-previous");
+        assert_eq!(
+            previous_version("r.io/shop/checkout:2.4.0"),
+            "r.io/shop/checkout:2.3.0"
+        );
+        assert_eq!(
+            previous_version("r.io:5000/checkout:1.0.3"),
+            "r.io:5000/checkout:1.0.3-previous"
+        );
         assert_eq!(previous_version("checkout"), "checkout:previous");
     }
 
     #[test]
     fn demo_plan_seeds_one_namespace_with_route_and_flags() {
-        let plan = crate::plan::parse(Path::new("demo.yaml"), crate::cli::DEMO_PLAN).expect("demo plan");
+        let plan =
+            crate::plan::parse(Path::new("demo.yaml"), crate::cli::DEMO_PLAN).expect("demo plan");
         let seeds = seeds(&plan);
         assert_eq!(seeds.len(), 1);
         let s = &seeds[0];
-        assert_eq!((s.namespace.as_str(), s.stable.as_str(), s.canary.as_str()), ("shop", "checkout", "checkout-canary"));
+        assert_eq!(
+            (s.namespace.as_str(), s.stable.as_str(), s.canary.as_str()),
+            ("shop", "checkout", "checkout-canary")
+        );
         assert_eq!(s.route.as_ref().map(|r| r.name.as_str()), Some("checkout"));
         assert_eq!(s.configmaps[0].0, "checkout-flags");
-        assert_eq!(s.configmaps[0].1.get("new_payment_flow").map(String::as_str), Some("true"));
+        assert_eq!(
+            s.configmaps[0]
+                .1
+                .get("new_payment_flow")
+                .map(String::as_str),
+            Some("true")
+        );
     }
 }

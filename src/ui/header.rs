@@ -37,10 +37,12 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 .bg(Color::White)
                 .add_modifier(Modifier::BOLD),
         ),
-        Span::raw(" "),
+        // Status and clock first: they must survive the narrowest terminal.
+        Span::styled(format!(" {} ", status.label()), status_style),
+        Span::raw(format!(" {} ", format::clock(app.now, &app.tz))),
         Span::styled(plan.name.clone(), Style::new().add_modifier(Modifier::BOLD)),
         Span::raw(format!(
-            " · {} · risk {} · phase {phase} · env {} ({}@{}) · op {}  ",
+            " · {} · risk {} · phase {phase} · env {} ({} @ {}) · op {}",
             strategy(plan.strategy),
             format!("{:?}", plan.risk).to_uppercase(),
             app.target.environment,
@@ -48,8 +50,6 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             app.target.context,
             app.operator,
         )),
-        Span::styled(format!(" {} ", status.label()), status_style),
-        Span::raw(format!("  {}", format::clock(app.now, &app.tz))),
     ]);
     let mut line2 = vec![Span::raw(" ")];
     for (name, health) in [

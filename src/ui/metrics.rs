@@ -39,7 +39,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let areas = Layout::vertical(
         metrics
             .iter()
-            .map(|_| Constraint::Length(rows_each + 1))
+            .map(|_| Constraint::Length(rows_each))
             .collect::<Vec<_>>(),
     )
     .split(inner);
@@ -101,12 +101,12 @@ fn render_metric(
     let lines = Layout::vertical(rows).split(area);
     frame.render_widget(Paragraph::new(Line::from(title)), lines[0]);
 
-    // One scale for both tracks and the threshold, so the lines can be compared by eye.
+    // One scale for both tracks, so the lines compare by eye; the threshold is shown as a
+    // number, since scaling to it would flatten every healthy line to the floor.
     let top = tracks
         .iter()
         .filter_map(|t| app.metrics.series.get(&(metric.to_string(), *t)))
         .filter_map(|s| s.max())
-        .chain(threshold.and_then(|t| t.max))
         .fold(0.0_f64, f64::max);
     let max = ((top * SCALE).ceil() as u64).max(1);
 

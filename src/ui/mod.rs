@@ -1,4 +1,5 @@
-//! Drawing: `render(&App, &mut Frame)` and one file per panel.
+//! Drawing: `render(&App, &mut Frame)` and one file per panel. Plan on the left; traffic,
+//! health and pods stacked on the right, so the pod table gets the width it needs.
 //! Pure: reads the app, never changes it, does no IO.
 
 mod format;
@@ -20,7 +21,7 @@ use crate::app::App;
 /// Draws the whole console. Narrow terminals drop the side columns to rows.
 pub fn render(app: &App, frame: &mut Frame) {
     let area = frame.area();
-    let log_rows = if area.height >= 36 { 9 } else { 6 };
+    let log_rows = if area.height >= 36 { 8 } else { 6 };
     let [header, body, log_area, keys] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(8),
@@ -31,33 +32,19 @@ pub fn render(app: &App, frame: &mut Frame) {
     header::render(app, frame, header);
 
     let metric_rows = metrics_height(app);
-    if area.width >= 110 {
-        let [left, centre, right] = Layout::horizontal([
-            Constraint::Length(34),
-            Constraint::Min(40),
-            Constraint::Length(44),
-        ])
-        .areas(body);
-        plan::render(app, frame, left);
-        let [traffic_area, pods_area] =
-            Layout::vertical([Constraint::Length(5), Constraint::Min(3)]).areas(centre);
-        traffic::render(app, frame, traffic_area);
-        pods::render(app, frame, pods_area);
-        metrics::render(app, frame, right);
-    } else {
-        let [left, centre] =
-            Layout::horizontal([Constraint::Length(30), Constraint::Min(30)]).areas(body);
-        plan::render(app, frame, left);
-        let [traffic_area, metrics_area, pods_area] = Layout::vertical([
-            Constraint::Length(5),
-            Constraint::Length(metric_rows),
-            Constraint::Min(3),
-        ])
-        .areas(centre);
-        traffic::render(app, frame, traffic_area);
-        metrics::render(app, frame, metrics_area);
-        pods::render(app, frame, pods_area);
-    }
+    let plan_width = if area.width >= 110 { 34 } else { 26 };
+    let [left, centre] =
+        Layout::horizontal([Constraint::Length(plan_width), Constraint::Min(30)]).areas(body);
+    plan::render(app, frame, left);
+    let [traffic_area, metrics_area, pods_area] = Layout::vertical([
+        Constraint::Length(5),
+        Constraint::Length(metric_rows),
+        Constraint::Min(3),
+    ])
+    .areas(centre);
+    traffic::render(app, frame, traffic_area);
+    metrics::render(app, frame, metrics_area);
+    pods::render(app, frame, pods_area);
     log::render(app, frame, log_area);
     help::render_key_bar(frame, keys);
     if app.help_open {
@@ -72,5 +59,5 @@ fn metrics_height(app: &App) -> u16 {
         1
     };
     let n = u16::try_from(app.plan.metrics.queries.len()).unwrap_or(u16::MAX);
-    n.saturating_mul(tracks + 2).saturating_add(2)
+    n.saturating_mul(tracks + 1).saturating_add(2)
 }

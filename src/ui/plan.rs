@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::app::App;
 use crate::engine::StepState;
@@ -67,18 +67,24 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                     text.push_str(&format!(" ({}s left)", left.as_secs()));
                 }
                 let cursor = d.cursor.is_some_and(|c| c.slot == j);
+                let room = usize::from(area.width.saturating_sub(8));
                 lines.push(Line::from(vec![
                     Span::raw(if cursor { "  › " } else { "    " }),
-                    Span::styled(format!("{icon} {text}"), style),
+                    Span::styled(format!("{icon} {}", truncate(&text, room)), style),
                 ]));
             }
         }
     }
     let block = Block::default().borders(Borders::ALL).title(" Plan ");
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        area,
-    );
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// Cuts `text` to `max` characters, marking the cut with an ellipsis.
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }

@@ -58,13 +58,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let table = Table::new(
         rows,
         [
-            Constraint::Min(24),
+            Constraint::Min(30),
             Constraint::Length(6),
             Constraint::Length(5),
             Constraint::Length(17),
             Constraint::Length(8),
-            Constraint::Length(6),
-            Constraint::Length(8),
+            Constraint::Length(5),
+            Constraint::Length(7),
         ],
     )
     .header(header)
