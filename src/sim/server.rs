@@ -78,12 +78,20 @@ impl Simulator {
             cancel.clone(),
         );
         super::kube::spawn_controllers(kube.clone(), speed, cancel.child_token());
-        tokio::spawn(traffic::run(
-            tsdb.clone(),
-            kube.traffic_snapshots(),
-            traffic::TrafficConfig::default(),
-            cancel.child_token(),
-        ));
+        let snapshots = kube.traffic_snapshots();
+        let traffic_tsdb = tsdb.clone();
+        let traffic_cancel = cancel.child_token();
+        tokio::spawn(async move {
+            let mut snapshots = snapshots;
+            wait_until_serving(&mut snapshots).await;
+            traffic::run(
+                traffic_tsdb,
+                snapshots,
+                traffic::TrafficConfig::default(),
+                traffic_cancel,
+            )
+            .await;
+        });
 
         let (path, own_dir) = match kubeconfig_out {
             Some(p) => (p.to_path_buf(), None),
@@ -122,6 +130,25 @@ impl Drop for Simulator {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// Waits (at most a minute) until every seeded service has a Ready pod. Until then the service
+/// is "not launched yet" rather than failing: starting traffic earlier would open every demo with
+/// a wall of 503s from pods that are still being created.
+async fn wait_until_serving(
+    snapshots: &mut tokio::sync::watch::Receiver<super::model::TrafficSnapshot>,
+) {
+    let serving = |s: &super::model::TrafficSnapshot| {
+        !s.services.is_empty()
+            && s.services
+                .iter()
+                .all(|svc| svc.tracks.iter().any(|t| !t.ready_pods.is_empty()))
+    };
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        snapshots.wait_for(serving),
+    )
+    .await;
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, SimError> {
