@@ -57,11 +57,11 @@ pub async fn run(
 
     let pod_stream = watcher(pods, pod_config)
         .default_backoff()
-        .map(Source::Pod)
+        .map(|e| Source::Pod(Box::new(e)))
         .boxed();
     let deploy_stream = watcher(deployments, watcher::Config::default())
         .default_backoff()
-        .map(Source::Deployment)
+        .map(|e| Source::Deployment(Box::new(e)))
         .boxed();
     let mut merged = futures::stream::select(pod_stream, deploy_stream);
 
@@ -72,47 +72,69 @@ pub async fn run(
         };
         let Some(item) = next else { return };
         match item {
-            Source::Pod(Ok(event)) => {
-                sink(ClusterEvent::Health(Health::Live));
-                match event {
-                    watcher::Event::Init => relist = Some(Vec::new()),
-                    watcher::Event::InitApply(pod) => {
-                        if let Some(buf) = relist.as_mut() {
-                            buf.push(pod_view(&pod, &selectors));
-                        }
-                    }
-                    watcher::Event::InitDone => {
-                        sink(ClusterEvent::PodsRelisted(
-                            relist.take().unwrap_or_default(),
-                        ));
-                    }
-                    watcher::Event::Apply(pod) => {
-                        sink(ClusterEvent::PodApplied(pod_view(&pod, &selectors)))
-                    }
-                    watcher::Event::Delete(pod) => sink(ClusterEvent::PodDeleted(
-                        pod.metadata.name.unwrap_or_default(),
-                    )),
-                }
-            }
-            Source::Deployment(Ok(event)) => match event {
-                watcher::Event::Apply(d) | watcher::Event::InitApply(d) => {
-                    let name = d.metadata.name.clone().unwrap_or_default();
-                    if let Some(track) = workloads.track_of(&name) {
-                        sink(ClusterEvent::Workload(track, workload_view(&d)));
-                    }
-                }
-                watcher::Event::Delete(_) | watcher::Event::Init | watcher::Event::InitDone => {}
-            },
-            Source::Pod(Err(e)) | Source::Deployment(Err(e)) => {
-                sink(health_for(&e, &format!("pods in namespace {ns}")));
-            }
+            Source::Pod(item) => on_pod(*item, &selectors, &mut relist, &sink, &ns),
+            Source::Deployment(item) => on_deployment(*item, &workloads, &sink, &ns),
         }
     }
 }
 
+fn on_pod(
+    item: Result<watcher::Event<Pod>, watcher::Error>,
+    selectors: &[(TrackName, BTreeMap<String, String>)],
+    relist: &mut Option<Vec<PodView>>,
+    sink: &impl Fn(ClusterEvent),
+    ns: &str,
+) {
+    match item {
+        Ok(event) => {
+            sink(ClusterEvent::Health(Health::Live));
+            match event {
+                watcher::Event::Init => *relist = Some(Vec::new()),
+                watcher::Event::InitApply(pod) => {
+                    if let Some(buf) = relist.as_mut() {
+                        buf.push(pod_view(&pod, selectors));
+                    }
+                }
+                watcher::Event::InitDone => {
+                    sink(ClusterEvent::PodsRelisted(
+                        relist.take().unwrap_or_default(),
+                    ));
+                }
+                watcher::Event::Apply(pod) => {
+                    sink(ClusterEvent::PodApplied(pod_view(&pod, selectors)))
+                }
+                watcher::Event::Delete(pod) => sink(ClusterEvent::PodDeleted(
+                    pod.metadata.name.unwrap_or_default(),
+                )),
+            }
+        }
+        Err(e) => sink(health_for(&e, &format!("pods in namespace {ns}"))),
+    }
+}
+
+fn on_deployment(
+    item: Result<watcher::Event<Deployment>, watcher::Error>,
+    workloads: &Workloads,
+    sink: &impl Fn(ClusterEvent),
+    ns: &str,
+) {
+    match item {
+        Ok(watcher::Event::Apply(d)) | Ok(watcher::Event::InitApply(d)) => {
+            let name = d.metadata.name.clone().unwrap_or_default();
+            if let Some(track) = workloads.track_of(&name) {
+                sink(ClusterEvent::Workload(track, workload_view(&d)));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => sink(health_for(&e, &format!("deployments in namespace {ns}"))),
+    }
+}
+
 enum Source {
-    Pod(Result<watcher::Event<Pod>, watcher::Error>),
-    Deployment(Result<watcher::Event<Deployment>, watcher::Error>),
+    // Boxed: a Pod is several times the size of a Deployment event and clippy rightly asks
+    // not to make every stream item that large.
+    Pod(Box<Result<watcher::Event<Pod>, watcher::Error>>),
+    Deployment(Box<Result<watcher::Event<Deployment>, watcher::Error>>),
 }
 
 fn health_for(err: &watcher::Error, what: &str) -> ClusterEvent {
