@@ -173,3 +173,17 @@ fn rollback_shows_on_screen() {
     assert!(screen.contains("ROLLED BACK"), "{screen}");
     assert!(screen.contains("ROLLBACK (immediate) by alice"), "{screen}");
 }
+
+#[test]
+fn dashboard_80x24_keeps_status_weight_and_rollback_key() {
+    let screen = draw(&healthy_app(), 80, 24);
+    assert!(screen.contains("RUNNING"), "{screen}");
+    assert!(screen.contains("canary 0%"), "{screen}");
+    assert!(screen.contains("ROLLBACK"), "{screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn dashboard_200x60() {
+    insta::assert_snapshot!(draw(&healthy_app(), 200, 60));
+}

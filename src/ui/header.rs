@@ -24,11 +24,6 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             .bg(Color::Red)
             .add_modifier(Modifier::BOLD),
     };
-    let phase = app
-        .deployment
-        .cursor
-        .and_then(|c| app.deployment.phases.get(c.phase))
-        .map_or("-", |p| p.name.as_str());
     let line1 = Line::from(vec![
         Span::styled(
             " WARROOM ",
@@ -42,7 +37,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Span::raw(format!(" {} ", format::clock(app.now, &app.tz))),
         Span::styled(plan.name.clone(), Style::new().add_modifier(Modifier::BOLD)),
         Span::raw(format!(
-            " · {} · risk {} · phase {phase} · env {} ({} @ {}) · op {}",
+            " · {} · risk {} · env {} · {} @ {} · op {}",
             strategy(plan.strategy),
             format!("{:?}", plan.risk).to_uppercase(),
             app.target.environment,

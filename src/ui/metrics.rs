@@ -15,6 +15,28 @@ use crate::plan::TrackName;
 /// Sparklines draw integers; values are scaled by this before rounding.
 const SCALE: f64 = 1_000_000.0;
 
+/// The tracks drawn: both when the plan has a canary.
+fn tracks(app: &App) -> &'static [TrackName] {
+    if app.plan.workload.canary.is_some() {
+        &TrackName::BOTH
+    } else {
+        &[TrackName::Stable]
+    }
+}
+
+/// Rows the panel needs with a sparkline per track, borders included.
+pub fn full_height(app: &App) -> u16 {
+    let n = u16::try_from(app.plan.metrics.queries.len()).unwrap_or(u16::MAX);
+    let each = 1 + tracks(app).len() as u16;
+    n.saturating_mul(each).saturating_add(2)
+}
+
+/// Rows the panel needs with one line per metric, borders included.
+pub fn compact_height(app: &App) -> u16 {
+    let n = u16::try_from(app.plan.metrics.queries.len()).unwrap_or(u16::MAX);
+    n.max(1).saturating_add(2)
+}
+
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let stale = !app.metrics.health.is_live();
     let title = if stale {
@@ -30,22 +52,70 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         frame.render_widget(Paragraph::new("no metrics.queries in the plan"), inner);
         return;
     }
-    let tracks: &[TrackName] = if app.plan.workload.canary.is_some() {
-        &TrackName::BOTH
+    let tracks = tracks(app);
+    // Every metric gets all its rows or none: a squeezed layout would put one metric's value
+    // under another's heading.
+    if area.height >= full_height(app) {
+        let rows_each = 1 + tracks.len() as u16;
+        let areas = Layout::vertical(
+            metrics
+                .iter()
+                .map(|_| Constraint::Length(rows_each))
+                .collect::<Vec<_>>(),
+        )
+        .split(inner);
+        for (metric, area) in metrics.iter().zip(areas.iter()) {
+            render_metric(app, frame, *area, metric, tracks, stale);
+        }
     } else {
-        &[TrackName::Stable]
-    };
-    let rows_each = 1 + tracks.len() as u16;
-    let areas = Layout::vertical(
-        metrics
+        let lines: Vec<Line> = metrics
             .iter()
-            .map(|_| Constraint::Length(rows_each))
-            .collect::<Vec<_>>(),
-    )
-    .split(inner);
-    for (metric, area) in metrics.iter().zip(areas.iter()) {
-        render_metric(app, frame, *area, metric, tracks, stale);
+            .map(|m| compact_line(app, m, tracks, stale))
+            .collect();
+        frame.render_widget(Paragraph::new(lines), inner);
     }
+}
+
+/// `error_rate  stable 0.26%  canary 0.39%  max 5.00%` on one line.
+fn compact_line<'a>(app: &App, metric: &str, tracks: &[TrackName], stale: bool) -> Line<'a> {
+    let threshold = app.plan.metrics.thresholds.get(metric).copied();
+    let mut spans = vec![Span::styled(
+        format!("{metric:<12}"),
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    for track in tracks {
+        let value = latest(app, metric, *track);
+        let mut style = match (threshold, value) {
+            (Some(t), Some(v)) if t.breached_by(v) => {
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+            }
+            (_, None) => Style::new().fg(Color::DarkGray),
+            _ => Style::new(),
+        };
+        if stale {
+            style = style.add_modifier(Modifier::DIM);
+        }
+        spans.push(Span::styled(
+            format!(" {} ", track.as_str()),
+            Style::new().fg(track_color(*track)),
+        ));
+        spans.push(Span::styled(format::value(metric, value), style));
+    }
+    if let Some(max) = threshold.and_then(|t| t.max) {
+        spans.push(Span::raw(format!(
+            "  max {}",
+            format::value(metric, Some(max))
+        )));
+    }
+    Line::from(spans)
+}
+
+fn latest(app: &App, metric: &str, track: TrackName) -> Option<f64> {
+    app.metrics
+        .series
+        .get(&(metric.to_string(), track))
+        .and_then(|s| s.latest())
+        .and_then(|p| p.value)
 }
 
 fn render_metric(
@@ -57,13 +127,7 @@ fn render_metric(
     stale: bool,
 ) {
     let threshold = app.plan.metrics.thresholds.get(metric).copied();
-    let latest = |track: TrackName| {
-        app.metrics
-            .series
-            .get(&(metric.to_string(), track))
-            .and_then(|s| s.latest())
-            .and_then(|p| p.value)
-    };
+    let latest = |track: TrackName| latest(app, metric, track);
     let breached = threshold.is_some_and(|t| {
         tracks
             .iter()
@@ -128,18 +192,22 @@ fn render_metric(
             label_area,
         );
         let width = usize::from(spark_area.width);
-        let bars: Vec<SparklineBar> = app
-            .metrics
-            .series
-            .get(&(metric.to_string(), *track))
-            .map(|s| {
-                let skip = s.len().saturating_sub(width);
-                s.points()
-                    .skip(skip)
-                    .map(|p| SparklineBar::from(p.value.map(|v| (v.max(0.0) * SCALE) as u64)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let bars: Vec<SparklineBar> =
+            app.metrics
+                .series
+                .get(&(metric.to_string(), *track))
+                .map(|s| {
+                    let skip = s.len().saturating_sub(width);
+                    // Newest sample at the right edge; the empty start is blank, while a real gap
+                    // in the data is drawn as a dot.
+                    let pad = width.saturating_sub(s.len());
+                    std::iter::repeat_n(SparklineBar::from(Some(0)), pad)
+                        .chain(s.points().skip(skip).map(|p| {
+                            SparklineBar::from(p.value.map(|v| (v.max(0.0) * SCALE) as u64))
+                        }))
+                        .collect()
+                })
+                .unwrap_or_default();
         frame.render_widget(
             Sparkline::default()
                 .data(bars)

@@ -18,6 +18,10 @@ use ratatui::layout::{Constraint, Layout};
 
 use crate::app::App;
 
+const TRAFFIC_ROWS: u16 = 5;
+/// The pod table keeps at least a header and three pods before charts get their full size.
+const MIN_POD_ROWS: u16 = 6;
+
 /// Draws the whole console. Narrow terminals drop the side columns to rows.
 pub fn render(app: &App, frame: &mut Frame) {
     let area = frame.area();
@@ -31,13 +35,18 @@ pub fn render(app: &App, frame: &mut Frame) {
     .areas(area);
     header::render(app, frame, header);
 
-    let metric_rows = metrics_height(app);
-    let plan_width = if area.width >= 110 { 34 } else { 26 };
+    let plan_width = if area.width >= 110 { 32 } else { 26 };
     let [left, centre] =
         Layout::horizontal([Constraint::Length(plan_width), Constraint::Min(30)]).areas(body);
     plan::render(app, frame, left);
+    let full = metrics::full_height(app);
+    let metric_rows = if body.height >= TRAFFIC_ROWS + full + MIN_POD_ROWS {
+        full
+    } else {
+        metrics::compact_height(app)
+    };
     let [traffic_area, metrics_area, pods_area] = Layout::vertical([
-        Constraint::Length(5),
+        Constraint::Length(TRAFFIC_ROWS),
         Constraint::Length(metric_rows),
         Constraint::Min(3),
     ])
@@ -50,14 +59,4 @@ pub fn render(app: &App, frame: &mut Frame) {
     if app.help_open {
         help::render_help(frame, area);
     }
-}
-
-fn metrics_height(app: &App) -> u16 {
-    let tracks: u16 = if app.plan.workload.canary.is_some() {
-        2
-    } else {
-        1
-    };
-    let n = u16::try_from(app.plan.metrics.queries.len()).unwrap_or(u16::MAX);
-    n.saturating_mul(tracks + 1).saturating_add(2)
 }

@@ -23,6 +23,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name))
     });
     let dim = !app.cluster.health.is_live();
+    // Narrow terminals drop TRACK and VERSION; the name keeps its track colour.
+    let wide = area.width >= 90;
     let rows = pods.iter().map(|p| {
         let status_style = match p.status.as_str() {
             "Running" if p.ready_containers == p.total_containers => Style::new().fg(Color::Green),
@@ -32,32 +34,45 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             _ => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         };
         let track = p.track.map_or("-", TrackName::as_str);
-        let mut row = Row::new(vec![
-            Cell::from(p.name.clone()),
-            Cell::from(track).style(Style::new().fg(p.track.map_or(Color::Gray, track_color))),
-            Cell::from(format!("{}/{}", p.ready_containers, p.total_containers)),
-            Cell::from(p.status.clone()).style(status_style),
-            Cell::from(p.restarts.to_string()),
-            Cell::from(format::age(p.created, app.now)),
-            Cell::from(p.version.clone()),
-        ]);
+        let track_style = Style::new().fg(p.track.map_or(Color::Gray, track_color));
+        let name = Cell::from(p.name.clone());
+        let ready = Cell::from(format!("{}/{}", p.ready_containers, p.total_containers));
+        let status = Cell::from(p.status.clone()).style(status_style);
+        let restarts = Cell::from(p.restarts.to_string());
+        let age = Cell::from(format::age(p.created, app.now));
+        let mut row = if wide {
+            Row::new(vec![
+                name,
+                Cell::from(track).style(track_style),
+                ready,
+                status,
+                restarts,
+                age,
+                Cell::from(p.version.clone()),
+            ])
+        } else {
+            Row::new(vec![name.style(track_style), ready, status, restarts, age])
+        };
         if dim {
             row = row.style(Style::new().add_modifier(Modifier::DIM));
         }
         row
     });
-    let header = Row::new([
-        "NAME", "TRACK", "READY", "STATUS", "RESTARTS", "AGE", "VERSION",
-    ])
-    .style(Style::new().add_modifier(Modifier::BOLD));
+    let header_cells: &[&str] = if wide {
+        &[
+            "NAME", "TRACK", "READY", "STATUS", "RESTARTS", "AGE", "VERSION",
+        ]
+    } else {
+        &["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    };
+    let header = Row::new(header_cells.to_vec()).style(Style::new().add_modifier(Modifier::BOLD));
     let title = if dim {
         format!(" Pods ({}) — stale ", pods.len())
     } else {
         format!(" Pods ({}) ", pods.len())
     };
-    let table = Table::new(
-        rows,
-        [
+    let widths: Vec<Constraint> = if wide {
+        vec![
             Constraint::Min(30),
             Constraint::Length(6),
             Constraint::Length(5),
@@ -65,9 +80,18 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Constraint::Length(8),
             Constraint::Length(5),
             Constraint::Length(7),
-        ],
-    )
-    .header(header)
-    .block(Block::default().borders(Borders::ALL).title(title));
+        ]
+    } else {
+        vec![
+            Constraint::Fill(1),
+            Constraint::Length(5),
+            Constraint::Length(17),
+            Constraint::Length(8),
+            Constraint::Length(5),
+        ]
+    };
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(Block::default().borders(Borders::ALL).title(title));
     frame.render_widget(table, area);
 }
