@@ -295,8 +295,7 @@ fn render_instant(v: &Value, t: i64) -> String {
             render_point(&mut out, t, &json_string(s));
         }
         Value::Vector(elems) => {
-            let mut elems: Vec<_> = elems.iter().collect();
-            elems.sort_by(|a, b| a.labels.cmp(&b.labels));
+            // Order is the evaluator's (label order for selectors), so sort() and topk() show.
             out.push_str("{\"resultType\":\"vector\",\"result\":[");
             for (i, e) in elems.iter().enumerate() {
                 if i > 0 {

@@ -5,7 +5,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use promql_parser::parser::token::{
-    T_AVG, T_BOTTOMK, T_COUNT, T_GROUP, T_MAX, T_MIN, T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_MAX, T_MIN, T_QUANTILE, T_STDDEV,
+    T_STDVAR, T_SUM, T_TOPK,
 };
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
@@ -16,6 +17,9 @@ use crate::sim::tsdb::{Labels, METRIC_NAME};
 
 pub fn eval(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, QueryError> {
     let op = a.op.id();
+    if op == T_COUNT_VALUES {
+        return count_values(ev, a, t);
+    }
     let param = match &a.param {
         Some(p) if matches!(op, T_TOPK | T_BOTTOMK | T_QUANTILE) => Some(ev.eval_scalar(p, t)?),
         Some(_) => {
@@ -49,6 +53,55 @@ pub fn eval(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, Quer
             }
         }
     }
+    Ok(Value::Vector(out))
+}
+
+/// `count_values("label", v)`: how many elements share each value, the value becoming a label.
+fn count_values(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, QueryError> {
+    let label = match a.param.as_deref().map(|p| ev.eval(p, t)).transpose()? {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::String(s)) => {
+            return Err(QueryError::Execution(format!("invalid label name {s:?}")));
+        }
+        _ => {
+            return Err(QueryError::Execution(
+                "count_values needs a string parameter".into(),
+            ));
+        }
+    };
+    // The new label joins the grouping: added to `by`, and never dropped by `without`.
+    let modifier = match &a.modifier {
+        None => LabelModifier::Include(promql_parser::label::Labels::new(vec![label.as_str()])),
+        Some(LabelModifier::Include(by)) => {
+            LabelModifier::Include(by.clone().append(label.clone()))
+        }
+        Some(LabelModifier::Exclude(without)) => {
+            LabelModifier::Exclude(promql_parser::label::Labels {
+                labels: without
+                    .labels
+                    .iter()
+                    .filter(|l| **l != label)
+                    .cloned()
+                    .collect(),
+            })
+        }
+    };
+    let input: Vec<Element> = ev
+        .eval_vector(&a.expr, t)?
+        .into_iter()
+        .map(|mut e| {
+            e.labels
+                .insert(label.clone(), super::value::format_value(e.value));
+            e
+        })
+        .collect();
+    let out = group(input, Some(&modifier))
+        .into_iter()
+        .map(|(labels, members)| Element {
+            labels,
+            value: members.len() as f64,
+        })
+        .collect();
     Ok(Value::Vector(out))
 }
 
@@ -97,7 +150,7 @@ fn extreme(values: &[f64], better: impl Fn(f64, f64) -> bool) -> f64 {
 }
 
 /// Population variance via Welford's running update, as Prometheus computes it.
-fn variance(values: &[f64]) -> f64 {
+pub fn variance(values: &[f64]) -> f64 {
     let mut mean = 0.0;
     let mut m2 = 0.0;
     for (i, &v) in values.iter().enumerate() {
@@ -110,7 +163,7 @@ fn variance(values: &[f64]) -> f64 {
 }
 
 /// The φ-quantile of plain values, interpolating between the two nearest ranks.
-fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
+pub fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
     if values.is_empty() || q.is_nan() {
         return f64::NAN;
     }

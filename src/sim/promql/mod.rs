@@ -89,6 +89,7 @@ pub fn instant_query(tsdb: &Tsdb, query: &str, t_ms: i64) -> Result<Value, Query
         start_ms: t_ms,
         end_ms: t_ms,
         lookback_ms: LOOKBACK_MS,
+        subquery_steps: std::cell::Cell::new(0),
     };
     ev.eval(&expr, t_ms)
 }
@@ -137,6 +138,7 @@ pub fn range_query(
         start_ms,
         end_ms,
         lookback_ms: LOOKBACK_MS,
+        subquery_steps: std::cell::Cell::new(0),
     };
     let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
     let mut series: Vec<RangeSeries> = Vec::new();

@@ -503,14 +503,99 @@ fn scalar_functions_and_literals() -> R {
 #[test]
 fn unsupported_features_are_refused_not_guessed() -> R {
     let db = ab_db()?;
-    for q in [
-        "rate(a[5m:1m])",
-        "predict_linear(a[5m], 60)",
-        "count_values(\"v\", a)",
-    ] {
+    for q in ["timestamp(a)", "histogram_count(a)", "limitk(1, a)"] {
         let r = instant_query(&db, q, S);
         assert!(matches!(r, Err(QueryError::Unsupported(_))), "{q}: {r:?}");
     }
+    Ok(())
+}
+
+#[test]
+fn subqueries_evaluate_at_aligned_steps() -> R {
+    let db = Tsdb::default();
+    let pts: Vec<(i64, f64)> = (0..=60).map(|i| (i * 10 * S, (i * 10) as f64)).collect();
+    put(&db, &[("__name__", "c")], &pts)?;
+    // Steps inside (245 s, 305 s] aligned to 20 s: 260, 280, 300 → c = 260, 280, 300.
+    match instant_query(&db, "c[60s:20s]", 305 * S)? {
+        Value::Matrix(m) => assert_eq!(
+            m[0].points,
+            vec![(260 * S, 260.0), (280 * S, 280.0), (300 * S, 300.0)]
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_close!(one(&db, "max_over_time(c[60s:20s])", 305 * S)?, 300.0);
+    // rate over the subquery extrapolates like over raw samples: slope 1/s.
+    assert_close!(one(&db, "rate(c[60s:20s])", 300 * S)?, 1.0);
+    assert_close!(
+        one(&db, "max_over_time(rate(c[30s])[2m:30s])", 300 * S)?,
+        1.0
+    );
+    let r = instant_query(&db, "c[1000d:1ms]", 305 * S);
+    assert!(matches!(r, Err(QueryError::Execution(_))), "{r:?}");
+    Ok(())
+}
+
+#[test]
+fn label_functions_rewrite_labels() -> R {
+    let db = ab_db()?;
+    let v = vector(&db, r#"label_replace(a, "short", "$1", "pod", "p(.*)")"#, S)?;
+    assert_eq!(v[0].labels.get("short").map(String::as_str), Some("1"));
+    assert_eq!(v[0].labels.get("__name__").map(String::as_str), Some("a"));
+    let unchanged = vector(&db, r#"label_replace(a, "short", "$1", "pod", "x(.*)")"#, S)?;
+    assert!(!unchanged[0].labels.contains_key("short"));
+    let j = vector(&db, r#"label_join(a, "id", "/", "track", "pod")"#, S)?;
+    assert_eq!(j[2].labels.get("id").map(String::as_str), Some("y/p3"));
+    let dup = instant_query(&db, r#"label_replace(a, "pod", "", "pod", ".*")"#, S);
+    assert!(matches!(dup, Err(QueryError::Execution(_))), "{dup:?}");
+    Ok(())
+}
+
+#[test]
+fn absent_reports_missing_series_with_equality_labels() -> R {
+    let db = ab_db()?;
+    assert!(vector(&db, "absent(a)", S)?.is_empty());
+    let v = vector(&db, r#"absent(nope{job="x", pod=~"p.*"})"#, S)?;
+    assert_eq!(v[0].labels, labels([("job", "x")]));
+    assert_close!(v[0].value, 1.0);
+    let o = vector(&db, r#"absent_over_time(nope{job="x"}[5m])"#, S)?;
+    assert_eq!(o[0].labels, labels([("job", "x")]));
+    Ok(())
+}
+
+#[test]
+fn sort_orders_by_value_and_count_values_groups_by_value() -> R {
+    let db = ab_db()?;
+    let sorted = match instant_query(&db, "sort_desc(a)", S)? {
+        Value::Vector(v) => v.iter().map(|e| e.value).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(sorted, vec![30.0, 20.0, 10.0]);
+    let cv = vector(&db, r#"count_values("v", b * 0 + 1)"#, S)?;
+    assert_eq!(
+        cv,
+        vec![Element {
+            labels: labels([("v", "1")]),
+            value: 2.0
+        }]
+    );
+    let by = vector(&db, r#"count_values by (track) ("v", a)"#, S)?;
+    assert_eq!(by.len(), 3);
+    Ok(())
+}
+
+#[test]
+fn deriv_and_predict_linear_fit_a_line() -> R {
+    let db = Tsdb::default();
+    put(
+        &db,
+        &[("__name__", "g")],
+        &every_10s(&[10., 12., 14., 16., 18., 20.]),
+    )?;
+    assert_close!(one(&db, "deriv(g[60s])", 100 * S)?, 0.2);
+    // At t = 100 s the fitted line is at 21; 50 s later 31.
+    assert_close!(one(&db, "predict_linear(g[60s], 50)", 100 * S)?, 31.0);
+    assert_close!(one(&db, "quantile_over_time(0.5, g[60s])", 100 * S)?, 15.0);
+    assert_close!(one(&db, "stdvar_over_time(g[60s])", 100 * S)?, 70.0 / 6.0);
     Ok(())
 }
 
