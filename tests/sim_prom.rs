@@ -355,6 +355,52 @@ async fn outage_switch_makes_every_endpoint_unavailable() -> R {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_fault_holds_back_responses() -> R {
+    let sim = start().await?;
+    sim.faults.set_delay(Duration::from_millis(300));
+    let began = Instant::now();
+    let (status, _) = sim.get("/api/v1/query", &[("query", "1")]).await?;
+    assert_eq!(status, 200);
+    assert!(began.elapsed() >= Duration::from_millis(300));
+    sim.faults.set_delay(Duration::ZERO);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_endpoints_list_series_labels_and_values() -> R {
+    let sim = start().await?;
+    poll_until("canary pod series exist", || async {
+        let (_, body) = sim
+            .get("/api/v1/series", &[("match[]", r#"up{track="canary"}"#)])
+            .await?;
+        let data = body["data"].as_array().cloned().unwrap_or_default();
+        Ok(match data.as_slice() {
+            [one] if one["pod"] == "checkout-c-1" && one["__name__"] == "up" => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    let (status, body) = sim.get("/api/v1/label/track/values", &[]).await?;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"], serde_json::json!(["canary", "stable"]));
+    let (_, body) = sim.get("/api/v1/labels", &[("match[]", "up")]).await?;
+    assert_eq!(
+        body["data"],
+        serde_json::json!(["__name__", "job", "namespace", "pod", "service", "track"])
+    );
+    let (status, body) = sim.get("/api/v1/series", &[]).await?;
+    assert_eq!(
+        (status, body["errorType"].as_str()),
+        (400, Some("bad_data"))
+    );
+    let (status, _) = sim
+        .get("/api/v1/series", &[("match[]", "rate(up[1m])")])
+        .await?;
+    assert_eq!(status, 400);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_endpoint_exposes_series_in_text_format() -> R {
     let sim = start().await?;
     poll_until("/metrics lists the generated series", || async {

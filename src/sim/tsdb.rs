@@ -246,6 +246,19 @@ impl Tsdb {
         out
     }
 
+    /// Label sets of the series matching `matchers` that have a sample in `(start_ms, end_ms]`.
+    pub fn series(&self, matchers: &[LabelMatcher], start_ms: i64, end_ms: i64) -> Vec<Labels> {
+        let mut out = Vec::new();
+        self.for_each_match(matchers, |labels, series| {
+            let lo = series.partition_point(|&(t, _)| t <= start_ms);
+            if series.get(lo).is_some_and(|&(t, _)| t <= end_ms) {
+                out.push(labels.clone());
+            }
+        });
+        out.sort();
+        out
+    }
+
     fn for_each_match(
         &self,
         matchers: &[LabelMatcher],

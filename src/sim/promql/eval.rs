@@ -337,7 +337,7 @@ fn union<T>(items: Vec<T>, labels: impl Fn(&T) -> &Labels, groups: usize) -> Vec
 
 /// Turns a selector into one or more conjunctions of matchers (more than one for `or` inside
 /// braces). The metric name before the braces joins every conjunction.
-fn matcher_groups(vs: &VectorSelector) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
+pub fn matcher_groups(vs: &VectorSelector) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
     let name = vs
         .name
         .as_ref()

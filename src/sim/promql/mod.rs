@@ -81,6 +81,21 @@ fn depth(root: &Expr) -> usize {
     max
 }
 
+/// Parses a series selector such as `up{job="x"}` (the `match[]` parameter of the metadata
+/// endpoints) into alternative conjunctions of matchers.
+pub fn parse_selector(
+    selector: &str,
+) -> Result<Vec<Vec<crate::sim::tsdb::LabelMatcher>>, QueryError> {
+    match parse(selector)? {
+        Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => {
+            eval::matcher_groups(&vs)
+        }
+        _ => Err(QueryError::BadData(format!(
+            "invalid series selector {selector:?}: expected a plain vector selector"
+        ))),
+    }
+}
+
 /// Evaluates `query` at one instant (`t_ms`). The result may be any value type.
 pub fn instant_query(tsdb: &Tsdb, query: &str, t_ms: i64) -> Result<Value, QueryError> {
     let expr = parse(query)?;
