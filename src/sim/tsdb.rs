@@ -156,8 +156,12 @@ impl Tsdb {
     }
 
     /// Appends one sample. Timestamps must increase per series; a repeat of the last timestamp
-    /// is ignored (Prometheus treats a same-timestamp duplicate the same way).
-    pub fn append(&self, labels: Labels, ts_ms: i64, value: f64) -> Result<(), TsdbError> {
+    /// is ignored (Prometheus treats a same-timestamp duplicate the same way). Labels with
+    /// empty values are dropped.
+    pub fn append(&self, mut labels: Labels, ts_ms: i64, value: f64) -> Result<(), TsdbError> {
+        // An empty label value means "no such label" in Prometheus; storing it would split one
+        // series into two that print identically.
+        labels.retain(|_, v| !v.is_empty());
         let name = labels
             .get(METRIC_NAME)
             .filter(|n| !n.is_empty())
@@ -379,6 +383,8 @@ mod tests {
             Err(TsdbError::OutOfOrder { .. })
         ));
         assert_eq!(db.stats(), (1, 1));
+        db.append(labels([("__name__", "m"), ("empty", "")]), 11, 3.0)?;
+        assert_eq!(db.stats(), (1, 2), "an empty label is no label");
         assert_eq!(
             db.append(labels([("a", "b")]), 1, 1.0),
             Err(TsdbError::MissingMetricName)
