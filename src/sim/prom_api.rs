@@ -1,4 +1,4 @@
-//! The simulated Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`, health, buildinfo).
+//! The simulated Prometheus HTTP API: query, query_range, series/label metadata, health, buildinfo.
 //! It only reads the Tsdb through the PromQL evaluator and must not write samples.
 
 use std::collections::BTreeSet;
