@@ -460,7 +460,16 @@ fn evaluator_agrees_with_promtool() -> R {
             .filter(|(k, _)| k.as_str() != "__name__")
             .map(|(k, v)| format!("{k}=\"{v}\""))
             .collect();
-        let vals: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
+        let vals: Vec<String> = values
+            .iter()
+            .map(|v| {
+                if warroom::sim::tsdb::is_stale(*v) {
+                    "stale".to_string()
+                } else {
+                    format!("{v}")
+                }
+            })
+            .collect();
         series_yaml.push_str(&format!(
             "      - series: '{name}{{{}}}'\n        values: '{}'\n",
             inner.join(","),
@@ -556,6 +565,24 @@ fn evaluator_agrees_with_promtool() -> R {
             .collect(),
     )?;
 
+    // A pod that went away at 600 s: its series ends with a staleness marker.
+    let gone: Vec<f64> = (0..n)
+        .map(|i| match i {
+            0..60 => 100.0 + 7.0 * i as f64,
+            60 => warroom::sim::tsdb::stale_nan(),
+            _ => f64::NAN,
+        })
+        .take_while(|v| !v.is_nan() || warroom::sim::tsdb::is_stale(*v))
+        .collect();
+    add(
+        &[
+            ("__name__", "http_requests_total"),
+            ("pod", "gone"),
+            ("code", "200"),
+        ],
+        gone,
+    )?;
+
     let queries = [
         r#"sum(rate(http_requests_total{namespace="shop",service="checkout",track="canary",code=~"5.."}[30s])) / sum(rate(http_requests_total{namespace="shop",service="checkout",track="canary"}[30s]))"#,
         r#"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="shop",service="checkout",track="stable"}[30s])))"#,
@@ -613,6 +640,9 @@ fn evaluator_agrees_with_promtool() -> R {
         "sum(http_requests_total) - sum(http_requests_total offset 1m)",
         r#"count({__name__=~"http_.*", code="500"})"#,
         "kube_pod_container_resource_limits == 0.5",
+        r#"http_requests_total{pod="gone"}"#,
+        r#"rate(http_requests_total{pod="gone"}[10m])"#,
+        r#"count_over_time(http_requests_total{pod="gone"}[20m])"#,
         "max_over_time(rate(http_requests_total[55s])[5m:30s])",
         "avg_over_time(sum by (track) (rate(http_requests_total[55s]))[3m:20s])",
         "rate(http_requests_total[5m:20s])",
