@@ -296,7 +296,7 @@ async fn bad_queries_are_rejected_with_prometheus_error_types() -> R {
     );
 
     let (status, body) = sim
-        .get("/api/v1/query", &[("query", "timestamp(up)")])
+        .get("/api/v1/query", &[("query", "mad_over_time(up[5m])")])
         .await?;
     assert_eq!(
         (status, body["errorType"].as_str()),
@@ -671,6 +671,16 @@ fn evaluator_agrees_with_promtool() -> R {
         "exp(temperature / 10)",
         "sgn(temperature - 21)",
         "clamp(temperature, 19, 22)",
+        "timestamp(temperature)",
+        "timestamp(rate(http_requests_total[1m]))",
+        "hour(temperature * 3600) + minute(temperature * 60) + day_of_week(temperature * 86400)",
+        "day_of_month(temperature * 86400 * 3) + day_of_year(temperature * 86400 * 7) + month(temperature * 86400 * 10)",
+        "days_in_month(temperature * 86400 * 11) + year(temperature * 86400 * 365)",
+        "minute() + hour() + year()",
+        "sin(temperature) + cos(temperature) + tan(temperature) + atan(temperature) + sinh(temperature / 10)",
+        "asin(temperature / 100) + acos(temperature / 100) + cosh(temperature / 10) + tanh(temperature / 10)",
+        "asinh(temperature) + acosh(temperature) + atanh(temperature / 100) + deg(temperature) + rad(temperature)",
+        "pi() * 2",
         // Prometheus 3 drops the name after atan2, 2.x keeps it; adding 0 hides the difference.
         "(temperature atan2 10) + 0",
     ];

@@ -236,6 +236,19 @@ impl Evaluator<'_> {
         vs: &VectorSelector,
         t: i64,
     ) -> Result<Vec<Element>, QueryError> {
+        Ok(self
+            .instant_selector_with_times(vs, t)?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect())
+    }
+
+    /// Instant selector that also reports each sample's own timestamp, for `timestamp()`.
+    pub fn instant_selector_with_times(
+        &self,
+        vs: &VectorSelector,
+        t: i64,
+    ) -> Result<Vec<(Element, i64)>, QueryError> {
         let end = self.selector_time(vs, t);
         let start = end.saturating_sub(self.lookback_ms);
         let groups = matcher_groups(vs)?;
@@ -245,10 +258,10 @@ impl Evaluator<'_> {
                 self.tsdb
                     .select_last(g, start, end)
                     .into_iter()
-                    .map(|(labels, (_, value))| Element { labels, value }),
+                    .map(|(labels, (ts, value))| (Element { labels, value }, ts)),
             );
         }
-        Ok(union(out, |e| &e.labels, groups.len()))
+        Ok(union(out, |(e, _)| &e.labels, groups.len()))
     }
 
     /// Range selector: all samples in `(t - range, t]`. Also returns the range's start and end,

@@ -187,6 +187,58 @@ pub fn call(ev: &Evaluator<'_>, c: &Call, t: i64) -> Result<Value, QueryError> {
             }
             label_join(v, &dst, &sep, &srcs).map(Value::Vector)
         }
+        "sin" => simple(ev, &args, t, name, f64::sin),
+        "cos" => simple(ev, &args, t, name, f64::cos),
+        "tan" => simple(ev, &args, t, name, f64::tan),
+        "asin" => simple(ev, &args, t, name, f64::asin),
+        "acos" => simple(ev, &args, t, name, f64::acos),
+        "atan" => simple(ev, &args, t, name, f64::atan),
+        "sinh" => simple(ev, &args, t, name, f64::sinh),
+        "cosh" => simple(ev, &args, t, name, f64::cosh),
+        "tanh" => simple(ev, &args, t, name, f64::tanh),
+        "asinh" => simple(ev, &args, t, name, f64::asinh),
+        "acosh" => simple(ev, &args, t, name, f64::acosh),
+        "atanh" => simple(ev, &args, t, name, f64::atanh),
+        "deg" => simple(ev, &args, t, name, f64::to_degrees),
+        "rad" => simple(ev, &args, t, name, f64::to_radians),
+        "pi" => Ok(Value::Scalar(std::f64::consts::PI)),
+        "timestamp" => {
+            let e = arg(&args, 0, name)?;
+            let out: Vec<Element> = match unparen(e) {
+                // A plain selector reports when its samples were taken; anything computed is
+                // stamped with the evaluation time.
+                Expr::VectorSelector(vs) => ev
+                    .instant_selector_with_times(vs, t)?
+                    .into_iter()
+                    .map(|(el, ts)| Element {
+                        labels: drop_name(el.labels),
+                        value: ts as f64 / 1000.0,
+                    })
+                    .collect(),
+                _ => ev
+                    .eval_vector(e, t)?
+                    .into_iter()
+                    .map(|el| Element {
+                        labels: drop_name(el.labels),
+                        value: t as f64 / 1000.0,
+                    })
+                    .collect(),
+            };
+            ensure_unique(&out)?;
+            Ok(Value::Vector(out))
+        }
+        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month"
+        | "month" | "year" => {
+            let v = match args.first() {
+                Some(e) => ev.eval_vector(e, t)?,
+                // Without an argument these read the evaluation time, like vector(time()).
+                None => vec![Element {
+                    labels: Labels::new(),
+                    value: t as f64 / 1000.0,
+                }],
+            };
+            map_values(v, |secs| date_part(name, secs))
+        }
         other => Err(QueryError::Unsupported(format!("function {other}()"))),
     }
 }
@@ -657,4 +709,44 @@ fn label_join(
     }
     ensure_unique(&out)?;
     Ok(out)
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        other => other,
+    }
+}
+
+/// One calendar field (UTC) of a Unix time in seconds.
+fn date_part(part: &str, secs: f64) -> f64 {
+    use chrono::{Datelike, Timelike};
+    if !secs.is_finite() {
+        return f64::NAN;
+    }
+    // Whole seconds, as Prometheus truncates the value to an integer Unix time.
+    let Some(dt) = chrono::DateTime::from_timestamp(secs.trunc() as i64, 0) else {
+        return f64::NAN;
+    };
+    let v = match part {
+        "minute" => dt.minute(),
+        "hour" => dt.hour(),
+        "day_of_week" => dt.weekday().num_days_from_sunday(),
+        "day_of_month" => dt.day(),
+        "day_of_year" => dt.ordinal(),
+        "month" => dt.month(),
+        "year" => return f64::from(dt.year()),
+        "days_in_month" => {
+            let (y, m) = (dt.year(), dt.month());
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            let first = chrono::NaiveDate::from_ymd_opt(y, m, 1);
+            let next = chrono::NaiveDate::from_ymd_opt(ny, nm, 1);
+            return match (first, next) {
+                (Some(a), Some(b)) => (b - a).num_days() as f64,
+                _ => f64::NAN,
+            };
+        }
+        _ => return f64::NAN,
+    };
+    f64::from(v)
 }

@@ -503,7 +503,7 @@ fn scalar_functions_and_literals() -> R {
 #[test]
 fn unsupported_features_are_refused_not_guessed() -> R {
     let db = ab_db()?;
-    for q in ["timestamp(a)", "histogram_count(a)", "limitk(1, a)"] {
+    for q in ["mad_over_time(a[5m])", "histogram_count(a)", "limitk(1, a)"] {
         let r = instant_query(&db, q, S);
         assert!(matches!(r, Err(QueryError::Unsupported(_))), "{q}: {r:?}");
     }
@@ -580,6 +580,28 @@ fn sort_orders_by_value_and_count_values_groups_by_value() -> R {
     );
     let by = vector(&db, r#"count_values by (track) ("v", a)"#, S)?;
     assert_eq!(by.len(), 3);
+    Ok(())
+}
+
+#[test]
+fn timestamp_and_date_functions_read_sample_or_evaluation_time() -> R {
+    let db = Tsdb::default();
+    // 2024-02-29T13:45:30Z, a Thursday in a leap year.
+    let leap = 1_709_214_330;
+    put(&db, &[("__name__", "g")], &[(leap * S, leap as f64)])?;
+    let t = (leap + 60) * S;
+    assert_close!(one(&db, "timestamp(g)", t)?, leap as f64);
+    assert_close!(one(&db, "timestamp(g * 1)", t)?, (leap + 60) as f64);
+    assert_close!(one(&db, "hour(g)", t)?, 13.0);
+    assert_close!(one(&db, "minute(g)", t)?, 45.0);
+    assert_close!(one(&db, "day_of_week(g)", t)?, 4.0);
+    assert_close!(one(&db, "day_of_month(g)", t)?, 29.0);
+    assert_close!(one(&db, "day_of_year(g)", t)?, 60.0);
+    assert_close!(one(&db, "days_in_month(g)", t)?, 29.0);
+    assert_close!(one(&db, "month(g)", t)?, 2.0);
+    assert_close!(one(&db, "year(g)", t)?, 2024.0);
+    assert_close!(one(&db, "minute()", t)?, 46.0);
+    assert_close!(one(&db, "deg(vector(pi()))", t)?, 180.0);
     Ok(())
 }
 
