@@ -1,4 +1,4 @@
-//! PromQL evaluation over the simulator's [`Tsdb`](crate::sim::tsdb::Tsdb), with Prometheus's semantics.
+//! PromQL evaluation over the simulator's `Tsdb`, with Prometheus 3 semantics.
 //! Parsing is promql-parser's job; this module never talks HTTP and never writes samples.
 
 mod aggregate;
@@ -97,6 +97,10 @@ pub fn parse_selector(
 }
 
 /// Evaluates `query` at one instant (`t_ms`). The result may be any value type.
+///
+/// Valid PromQL the simulator does not implement (native-histogram functions, experimental
+/// functions such as `limitk` or `mad_over_time`) fails with [`QueryError::Unsupported`]
+/// rather than producing a number Prometheus would not.
 pub fn instant_query(tsdb: &Tsdb, query: &str, t_ms: i64) -> Result<Value, QueryError> {
     let expr = parse(query)?;
     let ev = Evaluator {
