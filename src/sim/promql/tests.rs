@@ -689,3 +689,319 @@ fn duplicate_labelsets_after_dropping_names_are_an_error() -> R {
     );
     Ok(())
 }
+
+/// Random token soup must never panic, only succeed or fail with an error.
+#[test]
+fn random_queries_never_panic() -> R {
+    use rand::{Rng, SeedableRng};
+    let db = ab_db()?;
+    put(&db, &[("__name__", "h_bucket"), ("le", "0.1")], &[(S, 1.0)])?;
+    put(
+        &db,
+        &[("__name__", "h_bucket"), ("le", "+Inf")],
+        &[(S, 2.0)],
+    )?;
+    let tokens = [
+        "a",
+        "b",
+        "info",
+        "h_bucket",
+        "{",
+        "}",
+        "(",
+        ")",
+        "[",
+        "]",
+        "5m",
+        "1s",
+        ":",
+        "0s",
+        ",",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "^",
+        "==",
+        "!=",
+        ">",
+        "<",
+        ">=",
+        "<=",
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "by",
+        "without",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "count",
+        "topk",
+        "bottomk",
+        "quantile",
+        "count_values",
+        "stddev",
+        "rate",
+        "irate",
+        "increase",
+        "delta",
+        "histogram_quantile",
+        "label_replace",
+        "label_join",
+        "absent",
+        "scalar",
+        "vector",
+        "time",
+        "timestamp",
+        "clamp",
+        "round",
+        "sort",
+        "offset",
+        "@",
+        "start()",
+        "end()",
+        "pod=\"p1\"",
+        "le",
+        "pod",
+        "\"x\"",
+        "\"$1\"",
+        "\"(.*)\"",
+        "0",
+        "1",
+        "-1",
+        "0.5",
+        "NaN",
+        "Inf",
+        "1e308",
+        "9e18",
+        "predict_linear",
+        "deriv",
+        "quantile_over_time",
+        "day_of_week",
+        "max_over_time",
+        "count_over_time",
+        "[1m:10s]",
+        "[5m:]",
+        "[1y:1ms]",
+        "offset -5m",
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    for _ in 0..5000 {
+        let n = rng.random_range(1..14);
+        let q: Vec<&str> = (0..n)
+            .map(|_| tokens[rng.random_range(0..tokens.len())])
+            .collect();
+        let q = q.join(" ");
+        let _ = instant_query(&db, &q, 100 * S);
+        let _ = range_query(&db, &q, 0, 100 * S, 10 * S);
+    }
+    Ok(())
+}
+
+struct Gen(rand::rngs::StdRng);
+
+impl Gen {
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        use rand::Rng;
+        xs[self.0.random_range(0..xs.len())]
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        use rand::Rng;
+        self.0.random::<f64>() < p
+    }
+
+    fn selector(&mut self) -> String {
+        let name = self.pick(&["a", "b", "info", "h_bucket", "missing"]);
+        let m = self.pick(&[
+            "",
+            "{pod=\"p1\"}",
+            "{track=~\"x|y\"}",
+            "{pod!=\"p2\"}",
+            "{le!~\"0.*\"}",
+        ]);
+        let off = self.pick(&["", "", " offset 30s", " offset -1m", " @ 50"]);
+        format!("{name}{m}{off}")
+    }
+
+    fn range(&mut self, depth: u32) -> String {
+        let d = self.pick(&["10s", "1m", "5m", "2h"]);
+        if depth > 0 && self.chance(0.3) {
+            let step = self.pick(&["", "10s", "7s"]);
+            format!("({})[{d}:{step}]", self.vector(depth - 1))
+        } else {
+            let s = self.selector();
+            match s.find(" offset").or_else(|| s.find(" @")) {
+                Some(i) => format!("{}[{d}]{}", &s[..i], &s[i..]),
+                None => format!("{s}[{d}]"),
+            }
+        }
+    }
+
+    fn scalar(&mut self, depth: u32) -> String {
+        if depth == 0 || self.chance(0.5) {
+            return self
+                .pick(&["0", "1", "0.5", "-2", "NaN", "Inf", "1e300"])
+                .to_string();
+        }
+        match self.pick(&["scalar", "time", "op"]) {
+            "scalar" => format!("scalar({})", self.vector(depth - 1)),
+            "time" => "time()".into(),
+            _ => {
+                let op = self.pick(&["+", "-", "*", "/", "%", "^", "== bool", "> bool"]);
+                format!(
+                    "({} {op} {})",
+                    self.scalar(depth - 1),
+                    self.scalar(depth - 1)
+                )
+            }
+        }
+    }
+
+    fn vector(&mut self, depth: u32) -> String {
+        if depth == 0 || self.chance(0.25) {
+            return self.selector();
+        }
+        let d = depth - 1;
+        let grouping = self.pick(&["", " by (pod)", " without (pod)", " by (le)", " by ()"]);
+        match self.pick(&[
+            "fn",
+            "agg",
+            "param_agg",
+            "binop",
+            "scalar_op",
+            "set",
+            "hq",
+            "label",
+            "misc",
+        ]) {
+            "fn" => {
+                let f = self.pick(&[
+                    "rate",
+                    "irate",
+                    "increase",
+                    "delta",
+                    "idelta",
+                    "deriv",
+                    "resets",
+                    "changes",
+                    "avg_over_time",
+                    "max_over_time",
+                    "stddev_over_time",
+                    "last_over_time",
+                    "present_over_time",
+                    "absent_over_time",
+                ]);
+                format!("{f}({})", self.range(d))
+            }
+            "agg" => {
+                let a = self.pick(&["sum", "avg", "min", "max", "count", "group", "stddev"]);
+                format!("{a}{grouping} ({})", self.vector(d))
+            }
+            "param_agg" => {
+                let a = self.pick(&["topk", "bottomk", "quantile"]);
+                format!("{a}{grouping} ({}, {})", self.scalar(d), self.vector(d))
+            }
+            "binop" => {
+                let op = self.pick(&["+", "/", "*", ">", "< bool", "!=", "%"]);
+                let m = self.pick(&[
+                    "",
+                    " on(pod)",
+                    " ignoring(track)",
+                    " on(track) group_left(pod)",
+                    " on(track) group_right",
+                ]);
+                format!("({} {op}{m} {})", self.vector(d), self.vector(d))
+            }
+            "scalar_op" => {
+                let op = self.pick(&["+", "-", "*", "/", "^", ">", "<=", "== bool"]);
+                if self.chance(0.5) {
+                    format!("({} {op} {})", self.vector(d), self.scalar(d))
+                } else {
+                    format!("({} {op} {})", self.scalar(d), self.vector(d))
+                }
+            }
+            "set" => {
+                let op = self.pick(&["and", "or", "unless", "and on(track)"]);
+                format!("({} {op} {})", self.vector(d), self.vector(d))
+            }
+            "hq" => format!(
+                "histogram_quantile({}, sum by (le) (rate({})))",
+                self.scalar(d),
+                self.range(d)
+            ),
+            "label" => format!(
+                "label_replace({}, \"{}\", \"$1\", \"pod\", \"{}\")",
+                self.vector(d),
+                self.pick(&["x", "pod", "__name__", "le"]),
+                self.pick(&["p(.*)", "(", ".*", "x"])
+            ),
+            _ => {
+                let f = self.pick(&[
+                    "abs",
+                    "ceil",
+                    "sqrt",
+                    "ln",
+                    "sort",
+                    "sort_desc",
+                    "timestamp",
+                    "hour",
+                    "absent",
+                    "-",
+                ]);
+                format!("{f}({})", self.vector(d))
+            }
+        }
+    }
+}
+
+/// Generated, mostly well-formed queries exercise the evaluator itself: none may panic, and
+/// most must evaluate.
+#[test]
+fn generated_queries_never_panic() -> R {
+    use rand::SeedableRng;
+    let db = ab_db()?;
+    put(
+        &db,
+        &[("__name__", "h_bucket"), ("le", "0.1")],
+        &[(S, 1.0), (50 * S, 3.0)],
+    )?;
+    put(
+        &db,
+        &[("__name__", "h_bucket"), ("le", "+Inf")],
+        &[(S, 2.0), (50 * S, 9.0)],
+    )?;
+    put(
+        &db,
+        &[("__name__", "a"), ("pod", "p1"), ("track", "x")],
+        &[(60 * S, 12.0)],
+    )?;
+    let mut g = Gen(rand::rngs::StdRng::seed_from_u64(7));
+    let mut ok = 0;
+    // More with WARROOM_FUZZ_QUERIES=n when hunting panics; the default keeps the suite quick.
+    let total: usize = std::env::var("WARROOM_FUZZ_QUERIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    for _ in 0..total {
+        let q = g.vector(4);
+        if instant_query(&db, &q, 70 * S).is_ok() {
+            ok += 1;
+        }
+        let _ = range_query(&db, &q, 0, 70 * S, 7 * S);
+    }
+    eprintln!("{ok} of {total} generated queries evaluated");
+    assert!(
+        ok > total / 3,
+        "only {ok} of {total} generated queries evaluated"
+    );
+    Ok(())
+}
