@@ -11,7 +11,7 @@ use promql_parser::parser::token::{
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::eval::Evaluator;
-use super::functions::kahan_sum;
+use super::functions::{kahan_sum, prom_mean};
 use super::value::{Element, QueryError, Value};
 use crate::sim::tsdb::{Labels, METRIC_NAME};
 
@@ -27,6 +27,11 @@ pub fn eval(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, Quer
         }
         None => None,
     };
+    if let (Some(k), T_TOPK | T_BOTTOMK) = (param, op) {
+        // Checked before looking at the input: Prometheus rejects the parameter even when the
+        // vector is empty.
+        check_k(k)?;
+    }
     let input = ev.eval_vector(&a.expr, t)?;
     let grouped = group(input, a.modifier.as_ref());
     let mut out = Vec::new();
@@ -39,7 +44,7 @@ pub fn eval(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, Quer
                 let values: Vec<f64> = members.iter().map(|e| e.value).collect();
                 let value = match op {
                     T_SUM => kahan_sum(values.iter().copied()),
-                    T_AVG => kahan_sum(values.iter().copied()) / values.len() as f64,
+                    T_AVG => prom_mean(&values),
                     T_COUNT => values.len() as f64,
                     T_GROUP => 1.0,
                     T_MIN => extreme(&values, |acc, v| v < acc),
@@ -149,7 +154,8 @@ fn extreme(values: &[f64], better: impl Fn(f64, f64) -> bool) -> f64 {
     acc
 }
 
-/// Population variance via Welford's running update, as Prometheus computes it.
+/// Population variance via Welford's running update, as Prometheus computes it. Starting from
+/// zero makes a non-finite first value yield NaN, which is what Prometheus 3 returns.
 pub fn variance(values: &[f64]) -> f64 {
     let mut mean = 0.0;
     let mut m2 = 0.0;
@@ -192,13 +198,22 @@ fn nan_first(a: &f64, b: &f64) -> Ordering {
 }
 
 /// topk/bottomk keep whole elements (labels untouched), largest (smallest) first; NaN ranks last.
-fn top_k(k: f64, mut members: Vec<Element>, largest: bool) -> Result<Vec<Element>, QueryError> {
-    if k.is_nan() || k >= 9.2e18 || k <= -9.2e18 {
+/// k must convert to an int64 exactly as Go would, else Prometheus refuses it.
+fn check_k(k: f64) -> Result<i64, QueryError> {
+    // The largest f64 below 2^63 and -2^63 itself: the bounds Prometheus uses.
+    const MAX: f64 = 9_223_372_036_854_774_784.0;
+    const MIN: f64 = -9_223_372_036_854_775_808.0;
+    if k.is_nan() || !(MIN..=MAX).contains(&k) {
         return Err(QueryError::Execution(format!(
-            "Scalar value {k} overflows int64"
+            "Scalar value {} overflows int64",
+            super::value::format_value(k)
         )));
     }
-    let k = k as i64;
+    Ok(k as i64)
+}
+
+fn top_k(k: f64, mut members: Vec<Element>, largest: bool) -> Result<Vec<Element>, QueryError> {
+    let k = check_k(k)?;
     if k < 1 {
         return Ok(Vec::new());
     }

@@ -413,24 +413,59 @@ fn instant_rate(s: &[(i64, f64)], is_rate: bool) -> Option<f64> {
 
 /// Neumaier-compensated sum, the same idea Prometheus uses so long sums do not drift.
 pub fn kahan_sum(values: impl Iterator<Item = f64>) -> f64 {
-    let mut sum = 0.0f64;
-    let mut c = 0.0f64;
+    let (mut sum, mut c) = (0.0f64, 0.0f64);
     for v in values {
-        let t = sum + v;
-        if t.is_infinite() {
-            c = 0.0;
-        } else if sum.abs() >= v.abs() {
-            c += (sum - t) + v;
-        } else {
-            c += (v - t) + sum;
-        }
-        sum = t;
+        (sum, c) = kahan_inc(v, sum, c);
     }
     sum + c
 }
 
+fn kahan_inc(v: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + v;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= v.abs() {
+        c + ((sum - t) + v)
+    } else {
+        c + ((v - t) + sum)
+    };
+    (t, c)
+}
+
+/// Mean as Prometheus computes it for `avg` and `avg_over_time`: a compensated sum divided by the
+/// count, switching to an incremental mean only if the sum would overflow, so that averaging
+/// values near f64::MAX still gives a finite answer.
+pub fn prom_mean(values: &[f64]) -> f64 {
+    let Some((&first, rest)) = values.split_first() else {
+        return f64::NAN;
+    };
+    let (mut sum, mut c, mut mean) = (first, 0.0, 0.0);
+    let mut incremental = false;
+    let mut count = 1.0;
+    for &v in rest {
+        count += 1.0;
+        if !incremental {
+            let (ns, nc) = kahan_inc(v, sum, c);
+            if !ns.is_infinite() {
+                (sum, c) = (ns, nc);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        let q = (count - 1.0) / count;
+        (mean, c) = kahan_inc(v / count, q * mean, q * c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        sum / count + c / count
+    }
+}
+
 fn mean(s: &[(i64, f64)]) -> f64 {
-    kahan_sum(s.iter().map(|p| p.1)) / s.len() as f64
+    prom_mean(&s.iter().map(|p| p.1).collect::<Vec<_>>())
 }
 
 /// min/max where a NaN accumulator is always replaced, so NaN only survives if all are NaN.

@@ -470,6 +470,19 @@ fn aggregations_group_by_and_without() -> R {
     assert_close!(one(&db, "min(a)", S)?, 10.0);
     assert_close!(one(&db, "stddev(a)", S)?, (200.0f64 / 3.0).sqrt());
     assert_close!(one(&db, "quantile(0.5, a)", S)?, 20.0);
+    // Averaging values near f64::MAX must not overflow to +Inf.
+    assert_close!(
+        one(
+            &db,
+            "avg(vector(1.5e308) or label_replace(vector(1.7e308), \"x\", \"y\", \"\", \"\"))",
+            S
+        )?,
+        1.6e308
+    );
+    // Prometheus 3 (unlike 2.x) answers NaN for the spread of a lone infinity.
+    assert!(one(&db, "stddev(vector(1) / 0)", S)?.is_nan());
+    let nan_k = instant_query(&db, "topk(scalar(missing), missing)", S);
+    assert!(matches!(nan_k, Err(QueryError::Execution(_))), "{nan_k:?}");
     let top = vector(&db, "topk(1, a)", S)?;
     assert_eq!(top[0].labels.get("pod").map(String::as_str), Some("p3"));
     Ok(())
