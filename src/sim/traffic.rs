@@ -19,6 +19,12 @@ pub const LATENCY_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Upper bound on `requests_per_second`; see [`Generator::new`].
+pub const MAX_REQUESTS_PER_SECOND: f64 = 100_000.0;
+
+/// Shortest tick the generator accepts.
+pub const MIN_TICK: Duration = Duration::from_millis(10);
+
 /// z-score of the 95th percentile of a standard normal distribution.
 const Z95: f64 = 1.644_853_626_951_472_2;
 
@@ -219,7 +225,16 @@ pub struct Generator {
 }
 
 impl Generator {
-    pub fn new(config: TrafficConfig) -> Self {
+    pub fn new(mut config: TrafficConfig) -> Self {
+        // Every simulated request is drawn one by one, so an absurd rate would stall the tick;
+        // a zero tick would simulate nothing. Clamp both to workable values.
+        config.requests_per_second = config
+            .requests_per_second
+            .clamp(0.0, MAX_REQUESTS_PER_SECOND);
+        if config.requests_per_second.is_nan() {
+            config.requests_per_second = 0.0;
+        }
+        config.tick = config.tick.max(MIN_TICK);
         let rng = match config.seed {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_os_rng(),
@@ -504,7 +519,7 @@ pub async fn run(
     config: TrafficConfig,
     cancel: CancellationToken,
 ) {
-    let mut interval = tokio::time::interval(config.tick.max(Duration::from_millis(10)));
+    let mut interval = tokio::time::interval(config.tick.max(MIN_TICK));
     interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut generator = Generator::new(config);
     loop {
