@@ -132,7 +132,7 @@ pub fn call(ev: &Evaluator<'_>, c: &Call, t: i64) -> Result<Value, QueryError> {
             if s.len() < 2 {
                 return None;
             }
-            Some(linear_regression(s, s[0].0).0)
+            Some(linear_regression(s, s.first().map_or(0, |p| p.0)).0)
         }),
         "predict_linear" => {
             let horizon = ev.eval_scalar(arg(&args, 1, name)?, t)?;
@@ -622,7 +622,9 @@ fn string_arg(
 
 /// Least-squares slope and intercept of `s`, with time measured in seconds from `intercept_ms`.
 fn linear_regression(s: &[(i64, f64)], intercept_ms: i64) -> (f64, f64) {
-    let first = s[0].1;
+    let Some(&(_, first)) = s.first() else {
+        return (f64::NAN, f64::NAN);
+    };
     if s.iter().all(|p| p.1 == first) {
         // A flat series has slope zero exactly; the general formula would add rounding noise.
         return if first.is_infinite() {
