@@ -1,25 +1,27 @@
-//! The simulated Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`, health, buildinfo).
+//! The simulated Prometheus HTTP API: query, query_range, series/label metadata, health, buildinfo.
 //! It only reads the Tsdb through the PromQL evaluator and must not write samples.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::sim::promql::{self, QueryError, RangeSeries, Value, format_timestamp, format_value};
-use crate::sim::tsdb::{Labels, Tsdb};
+use crate::sim::tsdb::{LabelMatcher, Labels, Tsdb};
 
 /// Fault switches for drills. Cloning shares the switches.
 #[derive(Clone, Debug, Default)]
 pub struct PromFaults {
     outage: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl PromFaults {
@@ -34,6 +36,16 @@ impl PromFaults {
 
     pub fn outage(&self) -> bool {
         self.outage.load(Ordering::SeqCst)
+    }
+
+    /// Every response is held back this long (zero turns it off): a slow or overloaded Prometheus.
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    pub fn delay(&self) -> Duration {
+        Duration::from_millis(self.delay_ms.load(Ordering::SeqCst))
     }
 }
 
@@ -52,6 +64,9 @@ pub fn router_with_faults(tsdb: Tsdb, faults: PromFaults) -> Router {
     Router::new()
         .route("/api/v1/query", get(query).post(query))
         .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/series", get(series).post(series))
+        .route("/api/v1/labels", get(label_names).post(label_names))
+        .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route(
             "/-/ready",
@@ -66,6 +81,10 @@ pub fn router_with_faults(tsdb: Tsdb, faults: PromFaults) -> Router {
 }
 
 async fn outage_gate(State(faults): State<PromFaults>, req: Request, next: Next) -> Response {
+    let delay = faults.delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     if faults.outage() {
         return api_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -130,6 +149,13 @@ impl Params {
             pairs.extend(form_urlencoded::parse(q.as_bytes()).into_owned());
         }
         Params(pairs)
+    }
+
+    fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -236,6 +262,103 @@ async fn query_range(State(st): State<ApiState>, RawQuery(raw): RawQuery, body: 
     }
 }
 
+/// The `match[]`, `start` and `end` parameters shared by the metadata endpoints. Without
+/// `match[]`, every series matches; without a time range, all retained samples count.
+struct SeriesFilter {
+    groups: Vec<Vec<LabelMatcher>>,
+    start: i64,
+    end: i64,
+}
+
+/// Errors are the full `bad_data` message.
+fn series_filter(params: &Params, require_match: bool) -> Result<SeriesFilter, String> {
+    let invalid = |name: &str, msg: &str| format!("invalid parameter \"{name}\": {msg}");
+    let mut groups = Vec::new();
+    for m in params.get_all("match[]") {
+        match promql::parse_selector(m) {
+            Ok(g) => groups.extend(g),
+            Err(e) => return Err(invalid("match[]", &e.to_string())),
+        }
+    }
+    if groups.is_empty() {
+        if require_match {
+            return Err("no match[] parameter provided".into());
+        }
+        groups.push(Vec::new());
+    }
+    let start = match params.get("start") {
+        None | Some("") => i64::MIN,
+        Some(s) => parse_time(s).map_err(|m| invalid("start", &m))?,
+    };
+    let end = match params.get("end") {
+        None | Some("") => i64::MAX,
+        Some(s) => parse_time(s).map_err(|m| invalid("end", &m))?,
+    };
+    Ok(SeriesFilter { groups, start, end })
+}
+
+fn bad_data(msg: &str) -> Response {
+    api_error(StatusCode::BAD_REQUEST, "bad_data", msg)
+}
+
+fn matching_series(tsdb: &Tsdb, f: &SeriesFilter) -> BTreeSet<Labels> {
+    f.groups
+        .iter()
+        .flat_map(|g| tsdb.series(g, f.start, f.end))
+        .collect()
+}
+
+async fn series(State(st): State<ApiState>, RawQuery(raw): RawQuery, body: Bytes) -> Response {
+    let params = Params::new(raw, &body);
+    let filter = match series_filter(&params, true) {
+        Ok(f) => f,
+        Err(msg) => return bad_data(&msg),
+    };
+    let mut out = String::from("[");
+    for (i, labels) in matching_series(&st.tsdb, &filter).iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        render_labels(&mut out, labels);
+    }
+    out.push(']');
+    json_response(StatusCode::OK, success(&out))
+}
+
+async fn label_names(State(st): State<ApiState>, RawQuery(raw): RawQuery, body: Bytes) -> Response {
+    let params = Params::new(raw, &body);
+    let filter = match series_filter(&params, false) {
+        Ok(f) => f,
+        Err(msg) => return bad_data(&msg),
+    };
+    let names: BTreeSet<String> = matching_series(&st.tsdb, &filter)
+        .into_iter()
+        .flat_map(|l| l.into_keys())
+        .collect();
+    json_response(StatusCode::OK, success(&json_list(names)))
+}
+
+async fn label_values(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let params = Params::new(raw, &[]);
+    let filter = match series_filter(&params, false) {
+        Ok(f) => f,
+        Err(msg) => return bad_data(&msg),
+    };
+    let values: BTreeSet<String> = matching_series(&st.tsdb, &filter)
+        .into_iter()
+        .filter_map(|mut l| l.remove(&name))
+        .collect();
+    json_response(StatusCode::OK, success(&json_list(values)))
+}
+
+fn json_list(items: BTreeSet<String>) -> String {
+    serde_json::Value::from(items.into_iter().collect::<Vec<_>>()).to_string()
+}
+
 async fn buildinfo() -> Response {
     let body = serde_json::json!({
         "status": "success",
@@ -295,8 +418,7 @@ fn render_instant(v: &Value, t: i64) -> String {
             render_point(&mut out, t, &json_string(s));
         }
         Value::Vector(elems) => {
-            let mut elems: Vec<_> = elems.iter().collect();
-            elems.sort_by(|a, b| a.labels.cmp(&b.labels));
+            // Order is the evaluator's (label order for selectors), so sort() and topk() show.
             out.push_str("{\"resultType\":\"vector\",\"result\":[");
             for (i, e) in elems.iter().enumerate() {
                 if i > 0 {

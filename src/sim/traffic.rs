@@ -12,12 +12,18 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::sim::model::{ServiceTraffic, TrackTraffic, TrafficSnapshot};
-use crate::sim::tsdb::{Labels, Tsdb};
+use crate::sim::tsdb::{Labels, Tsdb, stale_nan};
 
 /// Upper bounds of the latency histogram, Prometheus client libraries' default buckets.
 pub const LATENCY_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Upper bound on `requests_per_second`; see [`Generator::new`].
+pub const MAX_REQUESTS_PER_SECOND: f64 = 100_000.0;
+
+/// Shortest tick the generator accepts.
+pub const MIN_TICK: Duration = Duration::from_millis(10);
 
 /// z-score of the 95th percentile of a standard normal distribution.
 const Z95: f64 = 1.644_853_626_951_472_2;
@@ -212,12 +218,23 @@ pub struct Generator {
     config: TrafficConfig,
     rng: StdRng,
     counters: HashMap<SourceKey, Counters>,
+    /// Label sets each source wrote last tick, so they can be marked stale when it goes away.
+    written: HashMap<SourceKey, Vec<Labels>>,
     last_ms: Option<i64>,
     ticks: u64,
 }
 
 impl Generator {
-    pub fn new(config: TrafficConfig) -> Self {
+    pub fn new(mut config: TrafficConfig) -> Self {
+        // Every simulated request is drawn one by one, so an absurd rate would stall the tick;
+        // a zero tick would simulate nothing. Clamp both to workable values.
+        config.requests_per_second = config
+            .requests_per_second
+            .clamp(0.0, MAX_REQUESTS_PER_SECOND);
+        if config.requests_per_second.is_nan() {
+            config.requests_per_second = 0.0;
+        }
+        config.tick = config.tick.max(MIN_TICK);
         let rng = match config.seed {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_os_rng(),
@@ -226,6 +243,7 @@ impl Generator {
             config,
             rng,
             counters: HashMap::new(),
+            written: HashMap::new(),
             last_ms: None,
             ticks: 0,
         }
@@ -246,8 +264,21 @@ impl Generator {
         for svc in &snapshot.services {
             self.service_tick(tsdb, svc, dt, ts_ms, now, &mut seen);
         }
-        // Pods that left the snapshot stop reporting; their series simply end.
+        // Pods that left the snapshot stop reporting. Like Prometheus when a target vanishes,
+        // their series get a staleness marker, so instant queries drop them at once instead of
+        // showing their last value for five more minutes.
         self.counters.retain(|k, _| seen.contains(k));
+        let gone: Vec<SourceKey> = self
+            .written
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            for labels in self.written.remove(&k).unwrap_or_default() {
+                put(tsdb, labels, ts_ms, stale_nan());
+            }
+        }
         self.ticks += 1;
         if self.ticks % 60 == 0 {
             tsdb.trim(ts_ms);
@@ -294,14 +325,16 @@ impl Generator {
                         c.observe(0.001);
                     }
                     seen.insert(gateway.clone());
-                    append_gateway(tsdb, &gateway, c, ts_ms);
+                    let samples = gateway_samples(&gateway, c);
+                    self.emit(tsdb, &gateway, samples, ts_ms);
                 }
                 continue;
             }
             if let Some(c) = self.counters.get(&gateway) {
                 // Keep the gateway's 503 counter flat (rather than vanish) while pods serve again.
                 seen.insert(gateway.clone());
-                append_gateway(tsdb, &gateway, c, ts_ms);
+                let samples = gateway_samples(&gateway, c);
+                self.emit(tsdb, &gateway, samples, ts_ms);
             }
             let per_pod = expected / track.ready_pods.len() as f64;
             for pod in &track.ready_pods {
@@ -323,11 +356,21 @@ impl Generator {
                 let rps = n as f64 / dt;
                 c.cpu_seconds +=
                     (self.config.cpu_base_cores + self.config.cpu_cores_per_rps * rps) * dt;
-                append_pod(tsdb, &k, pod, track, &c, ts_ms);
+                let samples = pod_samples(&k, pod, track, &c);
+                self.emit(tsdb, &k, samples, ts_ms);
                 seen.insert(k.clone());
                 self.counters.insert(k, c);
             }
         }
+    }
+
+    fn emit(&mut self, tsdb: &Tsdb, key: &SourceKey, samples: Vec<(Labels, f64)>, ts_ms: i64) {
+        let mut labels = Vec::with_capacity(samples.len());
+        for (l, v) in samples {
+            labels.push(l.clone());
+            put(tsdb, l, ts_ms, v);
+        }
+        self.written.insert(key.clone(), labels);
     }
 
     fn version_error_ratio(&self, track: &TrackTraffic) -> f64 {
@@ -397,49 +440,46 @@ fn put(tsdb: &Tsdb, labels: Labels, ts_ms: i64, v: f64) {
     }
 }
 
-fn append_histogram(tsdb: &Tsdb, base: &Labels, c: &Counters, ts_ms: i64) {
+fn histogram_samples(base: &Labels, c: &Counters, out: &mut Vec<(Labels, f64)>) {
     for (ub, n) in LATENCY_BUCKETS.iter().zip(c.buckets) {
         let le = format!("{ub}");
         let l = with(base, "http_request_duration_seconds_bucket", &[("le", &le)]);
-        put(tsdb, l, ts_ms, n as f64);
+        out.push((l, n as f64));
     }
     let inf = with(
         base,
         "http_request_duration_seconds_bucket",
         &[("le", "+Inf")],
     );
-    put(tsdb, inf, ts_ms, c.count as f64);
-    put(
-        tsdb,
-        with(base, "http_request_duration_seconds_sum", &[]),
-        ts_ms,
-        c.sum,
-    );
+    out.push((inf, c.count as f64));
+    out.push((with(base, "http_request_duration_seconds_sum", &[]), c.sum));
     let count = with(base, "http_request_duration_seconds_count", &[]);
-    put(tsdb, count, ts_ms, c.count as f64);
+    out.push((count, c.count as f64));
 }
 
-fn append_gateway(tsdb: &Tsdb, k: &SourceKey, c: &Counters, ts_ms: i64) {
+fn gateway_samples(k: &SourceKey, c: &Counters) -> Vec<(Labels, f64)> {
     let base = base_labels(k);
-    let l = with(&base, "http_requests_total", &[("code", "503")]);
-    put(tsdb, l, ts_ms, c.unavailable as f64);
-    append_histogram(tsdb, &base, c, ts_ms);
+    let mut out = vec![(
+        with(&base, "http_requests_total", &[("code", "503")]),
+        c.unavailable as f64,
+    )];
+    histogram_samples(&base, c, &mut out);
+    out
 }
 
-fn append_pod(
-    tsdb: &Tsdb,
-    k: &SourceKey,
-    pod: &str,
-    track: &TrackTraffic,
-    c: &Counters,
-    ts_ms: i64,
-) {
+fn pod_samples(k: &SourceKey, pod: &str, track: &TrackTraffic, c: &Counters) -> Vec<(Labels, f64)> {
     let base = base_labels(k);
-    let ok = with(&base, "http_requests_total", &[("code", "200")]);
-    put(tsdb, ok, ts_ms, c.ok as f64);
-    let err = with(&base, "http_requests_total", &[("code", "500")]);
-    put(tsdb, err, ts_ms, c.errors as f64);
-    append_histogram(tsdb, &base, c, ts_ms);
+    let mut out = vec![
+        (
+            with(&base, "http_requests_total", &[("code", "200")]),
+            c.ok as f64,
+        ),
+        (
+            with(&base, "http_requests_total", &[("code", "500")]),
+            c.errors as f64,
+        ),
+    ];
+    histogram_samples(&base, c, &mut out);
 
     // Container and kube-state-style series carry the pod's identity but not its version.
     let mut pod_labels = Labels::new();
@@ -448,21 +488,20 @@ fn append_pod(
     pod_labels.insert("track".into(), k.track.clone());
     pod_labels.insert("service".into(), k.service.clone());
     pod_labels.insert("container".into(), k.service.clone());
-    put(
-        tsdb,
+    out.push((
         with(&pod_labels, "container_cpu_usage_seconds_total", &[]),
-        ts_ms,
         c.cpu_seconds,
-    );
+    ));
     let limits = with(
         &pod_labels,
         "kube_pod_container_resource_limits",
         &[("resource", "cpu"), ("unit", "core")],
     );
-    put(tsdb, limits, ts_ms, track.cpu_limit_cores);
+    out.push((limits, track.cpu_limit_cores));
     let mut up = pod_labels;
     up.remove("container");
-    put(tsdb, with(&up, "up", &[("job", "warroom-sim")]), ts_ms, 1.0);
+    out.push((with(&up, "up", &[("job", "warroom-sim")]), 1.0));
+    out
 }
 
 fn now_ms() -> i64 {
@@ -480,7 +519,7 @@ pub async fn run(
     config: TrafficConfig,
     cancel: CancellationToken,
 ) {
-    let mut interval = tokio::time::interval(config.tick.max(Duration::from_millis(10)));
+    let mut interval = tokio::time::interval(config.tick.max(MIN_TICK));
     interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut generator = Generator::new(config);
     loop {
@@ -643,17 +682,33 @@ mod tests {
     }
 
     #[test]
-    fn vanished_pods_stop_reporting() {
+    fn vanished_pods_are_marked_stale_at_once() {
         let db = Tsdb::default();
         let mut g = seeded();
         run_ticks(&mut g, &db, &snapshot("2.5.0", &["c-1"]), 1, 10);
         run_ticks(&mut g, &db, &snapshot("2.5.0", &["c-2"]), 11, 10);
-        let latest = db.latest();
-        let c1_last = latest
+        let pods = |t_s: i64| match instant_query(&db, "up{track=\"canary\"}", t_s * 1000) {
+            Ok(Value::Vector(v)) => v
+                .iter()
+                .filter_map(|e| e.labels.get("pod").cloned())
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(pods(10), vec!["c-1".to_string()]);
+        assert_eq!(pods(11), vec!["c-2".to_string()]);
+        let m = [crate::sim::tsdb::LabelMatcher::equal("pod", "c-1")];
+        let last_real = db
+            .select(&m, 0, 100_000)
             .iter()
-            .filter(|(l, _)| l.get("pod").map(String::as_str) == Some("c-1"))
-            .map(|(_, (t, _))| *t)
+            .filter_map(|s| s.samples.last())
+            .map(|s| s.0)
             .max();
-        assert_eq!(c1_last, Some(10_000));
+        assert_eq!(last_real, Some(10_000));
+        // /metrics no longer lists the vanished pod.
+        assert!(
+            db.latest()
+                .iter()
+                .all(|(l, _)| l.get("pod").map(String::as_str) != Some("c-1"))
+        );
     }
 }

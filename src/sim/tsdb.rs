@@ -14,6 +14,20 @@ pub type Labels = BTreeMap<String, String>;
 /// One float sample: milliseconds since the Unix epoch and a value.
 pub type Sample = (i64, f64);
 
+/// Bit pattern of Prometheus's staleness marker: a NaN no arithmetic produces.
+const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The staleness marker. Appending it ends a series *now* instead of letting instant selectors
+/// see its last value for the whole lookback window, which is what Prometheus does when a scrape
+/// target or one of its series disappears.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+pub fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
 /// Builds a label set from pairs; handy in tests and in the request generator.
 pub fn labels<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
     pairs
@@ -156,8 +170,12 @@ impl Tsdb {
     }
 
     /// Appends one sample. Timestamps must increase per series; a repeat of the last timestamp
-    /// is ignored (Prometheus treats a same-timestamp duplicate the same way).
-    pub fn append(&self, labels: Labels, ts_ms: i64, value: f64) -> Result<(), TsdbError> {
+    /// is ignored (Prometheus treats a same-timestamp duplicate the same way). Labels with
+    /// empty values are dropped.
+    pub fn append(&self, mut labels: Labels, ts_ms: i64, value: f64) -> Result<(), TsdbError> {
+        // An empty label value means "no such label" in Prometheus; storing it would split one
+        // series into two that print identically.
+        labels.retain(|_, v| !v.is_empty());
         let name = labels
             .get(METRIC_NAME)
             .filter(|n| !n.is_empty())
@@ -202,8 +220,9 @@ impl Tsdb {
         inner.by_name.retain(|_, f| !f.is_empty());
     }
 
-    /// Series matching all `matchers`, with their samples in `(start_ms, end_ms]`. Series with no
-    /// sample in the range are left out. Output is sorted by label set.
+    /// Series matching all `matchers`, with their samples in `(start_ms, end_ms]`. Staleness
+    /// markers are not samples and are left out, as are series with no sample in the range.
+    /// Output is sorted by label set.
     pub fn select(
         &self,
         matchers: &[LabelMatcher],
@@ -214,10 +233,15 @@ impl Tsdb {
         self.for_each_match(matchers, |labels, series| {
             let lo = series.partition_point(|&(t, _)| t <= start_ms);
             let hi = series.partition_point(|&(t, _)| t <= end_ms);
-            if lo < hi {
+            let samples: Vec<Sample> = series
+                .range(lo..hi)
+                .copied()
+                .filter(|&(_, v)| !is_stale(v))
+                .collect();
+            if !samples.is_empty() {
                 out.push(SeriesSamples {
                     labels: labels.clone(),
-                    samples: series.range(lo..hi).copied().collect(),
+                    samples,
                 });
             }
         });
@@ -226,7 +250,8 @@ impl Tsdb {
     }
 
     /// Like [`select`](Self::select) but only the newest sample in `(start_ms, end_ms]` of each
-    /// series: what an instant selector needs, without copying five minutes of samples.
+    /// series: what an instant selector needs, without copying five minutes of samples. A series
+    /// whose newest sample is a staleness marker has ended and is left out.
     pub fn select_last(
         &self,
         matchers: &[LabelMatcher],
@@ -238,11 +263,25 @@ impl Tsdb {
             let hi = series.partition_point(|&(t, _)| t <= end_ms);
             if let Some(&(t, v)) = hi.checked_sub(1).and_then(|i| series.get(i))
                 && t > start_ms
+                && !is_stale(v)
             {
                 out.push((labels.clone(), (t, v)));
             }
         });
         out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Label sets of the series matching `matchers` that have a sample in `(start_ms, end_ms]`.
+    pub fn series(&self, matchers: &[LabelMatcher], start_ms: i64, end_ms: i64) -> Vec<Labels> {
+        let mut out = Vec::new();
+        self.for_each_match(matchers, |labels, series| {
+            let lo = series.partition_point(|&(t, _)| t <= start_ms);
+            if series.get(lo).is_some_and(|&(t, _)| t <= end_ms) {
+                out.push(labels.clone());
+            }
+        });
+        out.sort();
         out
     }
 
@@ -269,7 +308,7 @@ impl Tsdb {
         }
     }
 
-    /// The newest sample of every series, sorted by label set.
+    /// The newest sample of every series that has not been marked stale, sorted by label set.
     pub fn latest(&self) -> Vec<(Labels, Sample)> {
         let inner = self.read();
         let mut out: Vec<(Labels, Sample)> = inner
@@ -279,6 +318,7 @@ impl Tsdb {
                 family
                     .iter()
                     .filter_map(|(l, s)| s.back().map(|&smp| (l.clone(), smp)))
+                    .filter(|(_, (_, v))| !is_stale(*v))
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -356,6 +396,25 @@ mod tests {
     }
 
     #[test]
+    fn staleness_marker_ends_a_series() -> Result<(), TsdbError> {
+        let db = db();
+        let l = labels([("__name__", "m")]);
+        db.append(l.clone(), 1000, 1.0)?;
+        db.append(l.clone(), 2000, 2.0)?;
+        db.append(l.clone(), 3000, stale_nan())?;
+        let m = [LabelMatcher::equal("__name__", "m")];
+        assert!(db.select_last(&m, 0, 5000).is_empty());
+        assert_eq!(db.select_last(&m, 0, 2500).len(), 1);
+        assert_eq!(
+            db.select(&m, 0, 5000)[0].samples,
+            vec![(1000, 1.0), (2000, 2.0)]
+        );
+        assert!(db.latest().is_empty());
+        assert!(!is_stale(f64::NAN));
+        Ok(())
+    }
+
+    #[test]
     fn append_rejects_out_of_order_and_ignores_duplicates() -> Result<(), TsdbError> {
         let db = db();
         let l = labels([("__name__", "m")]);
@@ -366,6 +425,8 @@ mod tests {
             Err(TsdbError::OutOfOrder { .. })
         ));
         assert_eq!(db.stats(), (1, 1));
+        db.append(labels([("__name__", "m"), ("empty", "")]), 11, 3.0)?;
+        assert_eq!(db.stats(), (1, 2), "an empty label is no label");
         assert_eq!(
             db.append(labels([("a", "b")]), 1, 1.0),
             Err(TsdbError::MissingMetricName)

@@ -5,17 +5,21 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use promql_parser::parser::token::{
-    T_AVG, T_BOTTOMK, T_COUNT, T_GROUP, T_MAX, T_MIN, T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_MAX, T_MIN, T_QUANTILE, T_STDDEV,
+    T_STDVAR, T_SUM, T_TOPK,
 };
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::eval::Evaluator;
-use super::functions::kahan_sum;
+use super::functions::{kahan_sum, prom_mean};
 use super::value::{Element, QueryError, Value};
 use crate::sim::tsdb::{Labels, METRIC_NAME};
 
 pub fn eval(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, QueryError> {
     let op = a.op.id();
+    if op == T_COUNT_VALUES {
+        return count_values(ev, a, t);
+    }
     let param = match &a.param {
         Some(p) if matches!(op, T_TOPK | T_BOTTOMK | T_QUANTILE) => Some(ev.eval_scalar(p, t)?),
         Some(_) => {
@@ -23,6 +27,11 @@ pub fn eval(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, Quer
         }
         None => None,
     };
+    if let (Some(k), T_TOPK | T_BOTTOMK) = (param, op) {
+        // Checked before looking at the input: Prometheus rejects the parameter even when the
+        // vector is empty.
+        check_k(k)?;
+    }
     let input = ev.eval_vector(&a.expr, t)?;
     let grouped = group(input, a.modifier.as_ref());
     let mut out = Vec::new();
@@ -35,7 +44,7 @@ pub fn eval(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, Quer
                 let values: Vec<f64> = members.iter().map(|e| e.value).collect();
                 let value = match op {
                     T_SUM => kahan_sum(values.iter().copied()),
-                    T_AVG => kahan_sum(values.iter().copied()) / values.len() as f64,
+                    T_AVG => prom_mean(&values),
                     T_COUNT => values.len() as f64,
                     T_GROUP => 1.0,
                     T_MIN => extreme(&values, |acc, v| v < acc),
@@ -49,6 +58,55 @@ pub fn eval(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, Quer
             }
         }
     }
+    Ok(Value::Vector(out))
+}
+
+/// `count_values("label", v)`: how many elements share each value, the value becoming a label.
+fn count_values(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Value, QueryError> {
+    let label = match a.param.as_deref().map(|p| ev.eval(p, t)).transpose()? {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::String(s)) => {
+            return Err(QueryError::Execution(format!("invalid label name {s:?}")));
+        }
+        _ => {
+            return Err(QueryError::Execution(
+                "count_values needs a string parameter".into(),
+            ));
+        }
+    };
+    // The new label joins the grouping: added to `by`, and never dropped by `without`.
+    let modifier = match &a.modifier {
+        None => LabelModifier::Include(promql_parser::label::Labels::new(vec![label.as_str()])),
+        Some(LabelModifier::Include(by)) => {
+            LabelModifier::Include(by.clone().append(label.clone()))
+        }
+        Some(LabelModifier::Exclude(without)) => {
+            LabelModifier::Exclude(promql_parser::label::Labels {
+                labels: without
+                    .labels
+                    .iter()
+                    .filter(|l| **l != label)
+                    .cloned()
+                    .collect(),
+            })
+        }
+    };
+    let input: Vec<Element> = ev
+        .eval_vector(&a.expr, t)?
+        .into_iter()
+        .map(|mut e| {
+            e.labels
+                .insert(label.clone(), super::value::format_value(e.value));
+            e
+        })
+        .collect();
+    let out = group(input, Some(&modifier))
+        .into_iter()
+        .map(|(labels, members)| Element {
+            labels,
+            value: members.len() as f64,
+        })
+        .collect();
     Ok(Value::Vector(out))
 }
 
@@ -96,8 +154,9 @@ fn extreme(values: &[f64], better: impl Fn(f64, f64) -> bool) -> f64 {
     acc
 }
 
-/// Population variance via Welford's running update, as Prometheus computes it.
-fn variance(values: &[f64]) -> f64 {
+/// Population variance via Welford's running update, as Prometheus computes it. Starting from
+/// zero makes a non-finite first value yield NaN, which is what Prometheus 3 returns.
+pub fn variance(values: &[f64]) -> f64 {
     let mut mean = 0.0;
     let mut m2 = 0.0;
     for (i, &v) in values.iter().enumerate() {
@@ -110,7 +169,7 @@ fn variance(values: &[f64]) -> f64 {
 }
 
 /// The φ-quantile of plain values, interpolating between the two nearest ranks.
-fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
+pub fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
     if values.is_empty() || q.is_nan() {
         return f64::NAN;
     }
@@ -139,13 +198,22 @@ fn nan_first(a: &f64, b: &f64) -> Ordering {
 }
 
 /// topk/bottomk keep whole elements (labels untouched), largest (smallest) first; NaN ranks last.
-fn top_k(k: f64, mut members: Vec<Element>, largest: bool) -> Result<Vec<Element>, QueryError> {
-    if k.is_nan() || k >= 9.2e18 || k <= -9.2e18 {
+/// k must convert to an int64 exactly as Go would, else Prometheus refuses it.
+fn check_k(k: f64) -> Result<i64, QueryError> {
+    // The largest f64 below 2^63 and -2^63 itself: the bounds Prometheus uses.
+    const MAX: f64 = 9_223_372_036_854_774_784.0;
+    const MIN: f64 = -9_223_372_036_854_775_808.0;
+    if k.is_nan() || !(MIN..=MAX).contains(&k) {
         return Err(QueryError::Execution(format!(
-            "Scalar value {k} overflows int64"
+            "Scalar value {} overflows int64",
+            super::value::format_value(k)
         )));
     }
-    let k = k as i64;
+    Ok(k as i64)
+}
+
+fn top_k(k: f64, mut members: Vec<Element>, largest: bool) -> Result<Vec<Element>, QueryError> {
+    let k = check_k(k)?;
     if k < 1 {
         return Ok(Vec::new());
     }

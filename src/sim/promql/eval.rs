@@ -10,7 +10,8 @@ use promql_parser::parser::token::{
     T_MUL, T_NEQ, T_POW, T_SUB,
 };
 use promql_parser::parser::{
-    AtModifier, BinaryExpr, Expr, LabelModifier, Offset, VectorMatchCardinality, VectorSelector,
+    AtModifier, BinaryExpr, Expr, LabelModifier, Offset, SubqueryExpr, VectorMatchCardinality,
+    VectorSelector,
 };
 
 use super::value::{Element, QueryError, RangeSeries, Value, drop_name};
@@ -20,6 +21,14 @@ use crate::sim::tsdb::{LabelMatcher, Labels, METRIC_NAME, MatchKind, Tsdb};
 /// Prometheus's default lookback for instant selectors.
 pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
+/// Step of a subquery written without one (`x[5m:]`): Prometheus uses its global evaluation
+/// interval, whose default is one minute.
+pub const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
+/// Most inner evaluations one query may run through subqueries. Nested subqueries multiply, so
+/// without a cap one query string could keep a core busy for hours.
+pub const MAX_SUBQUERY_STEPS: u64 = 1_000_000;
+
 /// Everything an evaluation needs besides the expression and the step time.
 pub struct Evaluator<'a> {
     pub tsdb: &'a Tsdb,
@@ -27,6 +36,16 @@ pub struct Evaluator<'a> {
     pub start_ms: i64,
     pub end_ms: i64,
     pub lookback_ms: i64,
+    /// Subquery steps evaluated so far, checked against [`MAX_SUBQUERY_STEPS`].
+    pub subquery_steps: std::cell::Cell<u64>,
+}
+
+/// A range-vector argument: its series and the window they were selected from.
+pub struct MatrixArg {
+    pub series: Vec<RangeSeries>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub range_ms: i64,
 }
 
 pub(crate) fn duration_ms(d: &Duration) -> i64 {
@@ -73,7 +92,7 @@ impl Evaluator<'_> {
             Expr::Binary(b) => self.binary(b, t),
             Expr::Call(c) => functions::call(self, c, t),
             Expr::Aggregate(a) => aggregate::eval(self, a, t),
-            Expr::Subquery(_) => Err(QueryError::Unsupported("subqueries".into())),
+            Expr::Subquery(sq) => Ok(Value::Matrix(self.subquery(sq, t)?.series)),
             Expr::Extension(_) => Err(QueryError::Unsupported("extension expressions".into())),
         }
     }
@@ -102,7 +121,12 @@ impl Evaluator<'_> {
 
     /// The time a selector reads at: `@` pins it, `offset` shifts it back.
     fn selector_time(&self, vs: &VectorSelector, t: i64) -> i64 {
-        let base = match &vs.at {
+        self.pinned_time(&vs.at, t)
+            .saturating_sub(offset_ms(&vs.offset))
+    }
+
+    fn pinned_time(&self, at: &Option<AtModifier>, t: i64) -> i64 {
+        match at {
             None => t,
             Some(AtModifier::Start) => self.start_ms,
             Some(AtModifier::End) => self.end_ms,
@@ -110,8 +134,83 @@ impl Evaluator<'_> {
                 Ok(d) => duration_ms(&d),
                 Err(e) => -duration_ms(&e.duration()),
             },
+        }
+    }
+
+    /// A function's range-vector argument: a matrix selector or a subquery (parenthesised or not).
+    pub fn matrix_arg(&self, e: &Expr, t: i64) -> Result<MatrixArg, QueryError> {
+        match e {
+            Expr::MatrixSelector(ms) => {
+                let range_ms = duration_ms(&ms.range);
+                let (series, start_ms, end_ms) = self.range_selector(&ms.vs, range_ms, t)?;
+                Ok(MatrixArg {
+                    series,
+                    start_ms,
+                    end_ms,
+                    range_ms,
+                })
+            }
+            Expr::Subquery(sq) => self.subquery(sq, t),
+            Expr::Paren(p) => self.matrix_arg(&p.expr, t),
+            _ => Err(QueryError::Execution(
+                "expected a range vector as function argument".into(),
+            )),
+        }
+    }
+
+    /// Evaluates `expr[range:step]` at every multiple of `step` inside `(end - range, end]`,
+    /// the absolute alignment Prometheus uses so consecutive queries see the same points.
+    pub fn subquery(&self, sq: &SubqueryExpr, t: i64) -> Result<MatrixArg, QueryError> {
+        let end = self
+            .pinned_time(&sq.at, t)
+            .saturating_sub(offset_ms(&sq.offset));
+        let range_ms = duration_ms(&sq.range);
+        let step = match &sq.step {
+            Some(d) => duration_ms(d),
+            None => DEFAULT_SUBQUERY_STEP_MS,
         };
-        base.saturating_sub(offset_ms(&vs.offset))
+        if step <= 0 {
+            return Err(QueryError::BadData("subquery step must be positive".into()));
+        }
+        let start = end.saturating_sub(range_ms);
+        let steps = u64::try_from(range_ms / step).unwrap_or(u64::MAX);
+        let used = self.subquery_steps.get().saturating_add(steps);
+        if used > MAX_SUBQUERY_STEPS {
+            return Err(QueryError::Execution(format!(
+                "subqueries would evaluate more than {MAX_SUBQUERY_STEPS} steps; use a coarser step"
+            )));
+        }
+        self.subquery_steps.set(used);
+        let mut ts = start.div_euclid(step).saturating_mul(step);
+        if ts <= start {
+            ts = ts.saturating_add(step);
+        }
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut series: Vec<RangeSeries> = Vec::new();
+        while ts <= end {
+            for e in self.eval_vector(&sq.expr, ts)? {
+                match index.get(&e.labels) {
+                    Some(&i) => series[i].points.push((ts, e.value)),
+                    None => {
+                        index.insert(e.labels.clone(), series.len());
+                        series.push(RangeSeries {
+                            labels: e.labels,
+                            points: vec![(ts, e.value)],
+                        });
+                    }
+                }
+            }
+            ts = match ts.checked_add(step) {
+                Some(n) => n,
+                None => break,
+            };
+        }
+        Ok(MatrixArg {
+            series,
+            start_ms: start,
+            end_ms: end,
+            range_ms,
+        })
     }
 
     /// Series for a selector with samples in `(end - range, end]`, where `end` is the selector time.
@@ -137,6 +236,19 @@ impl Evaluator<'_> {
         vs: &VectorSelector,
         t: i64,
     ) -> Result<Vec<Element>, QueryError> {
+        Ok(self
+            .instant_selector_with_times(vs, t)?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect())
+    }
+
+    /// Instant selector that also reports each sample's own timestamp, for `timestamp()`.
+    pub fn instant_selector_with_times(
+        &self,
+        vs: &VectorSelector,
+        t: i64,
+    ) -> Result<Vec<(Element, i64)>, QueryError> {
         let end = self.selector_time(vs, t);
         let start = end.saturating_sub(self.lookback_ms);
         let groups = matcher_groups(vs)?;
@@ -146,10 +258,10 @@ impl Evaluator<'_> {
                 self.tsdb
                     .select_last(g, start, end)
                     .into_iter()
-                    .map(|(labels, (_, value))| Element { labels, value }),
+                    .map(|(labels, (ts, value))| (Element { labels, value }, ts)),
             );
         }
-        Ok(union(out, |e| &e.labels, groups.len()))
+        Ok(union(out, |(e, _)| &e.labels, groups.len()))
     }
 
     /// Range selector: all samples in `(t - range, t]`. Also returns the range's start and end,
@@ -238,7 +350,7 @@ fn union<T>(items: Vec<T>, labels: impl Fn(&T) -> &Labels, groups: usize) -> Vec
 
 /// Turns a selector into one or more conjunctions of matchers (more than one for `or` inside
 /// braces). The metric name before the braces joins every conjunction.
-fn matcher_groups(vs: &VectorSelector) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
+pub fn matcher_groups(vs: &VectorSelector) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
     let name = vs
         .name
         .as_ref()

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
-use promql_parser::parser::{Call, Expr, MatrixSelector};
+use promql_parser::parser::{Call, Expr};
 
-use super::eval::{Evaluator, duration_ms, ensure_unique};
+use super::aggregate::{quantile, variance};
+use super::eval::{Evaluator, ensure_unique};
 use super::value::{Element, QueryError, RangeSeries, Value, drop_name};
 use crate::sim::tsdb::Labels;
 
@@ -114,6 +115,130 @@ pub fn call(ev: &Evaluator<'_>, c: &Call, t: i64) -> Result<Value, QueryError> {
             let inv = 1.0 / to_nearest;
             map_values(v, |x| (x * inv + 0.5).floor() / inv)
         }
+        "quantile_over_time" => {
+            let q = ev.eval_scalar(arg(&args, 0, name)?, t)?;
+            range_fn_at(ev, &args, 1, t, true, |s, _| {
+                Some(quantile(q, s.iter().map(|p| p.1).collect()))
+            })
+        }
+        "stddev_over_time" => range_fn(ev, &args, t, true, |s, _| {
+            Some(variance(&s.iter().map(|p| p.1).collect::<Vec<_>>()).sqrt())
+        }),
+        "stdvar_over_time" => range_fn(ev, &args, t, true, |s, _| {
+            Some(variance(&s.iter().map(|p| p.1).collect::<Vec<_>>()))
+        }),
+        "present_over_time" => range_fn(ev, &args, t, true, |_, _| Some(1.0)),
+        "deriv" => range_fn(ev, &args, t, true, |s, _| {
+            if s.len() < 2 {
+                return None;
+            }
+            Some(linear_regression(s, s.first().map_or(0, |p| p.0)).0)
+        }),
+        "predict_linear" => {
+            let horizon = ev.eval_scalar(arg(&args, 1, name)?, t)?;
+            range_fn(ev, &args, t, true, |s, _| {
+                if s.len() < 2 {
+                    return None;
+                }
+                // Prometheus anchors the regression at the evaluation time, not the window end.
+                let (slope, intercept) = linear_regression(s, t);
+                Some(slope * horizon + intercept)
+            })
+        }
+        "absent" => {
+            let e = arg(&args, 0, name)?;
+            let v = ev.eval_vector(e, t)?;
+            Ok(Value::Vector(absent(v.is_empty(), e)))
+        }
+        "absent_over_time" => {
+            let e = arg(&args, 0, name)?;
+            let m = ev.matrix_arg(e, t)?;
+            let empty = m.series.iter().all(|s| s.points.is_empty());
+            Ok(Value::Vector(absent(empty, e)))
+        }
+        "sort" | "sort_desc" => {
+            let mut v = ev.eval_vector(arg(&args, 0, name)?, t)?;
+            let desc = name == "sort_desc";
+            // NaN sorts last either way, as in Prometheus.
+            v.sort_by(|a, b| match (a.value.is_nan(), b.value.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if desc => b.value.total_cmp(&a.value),
+                _ => a.value.total_cmp(&b.value),
+            });
+            Ok(Value::Vector(v))
+        }
+        "label_replace" => {
+            let v = ev.eval_vector(arg(&args, 0, name)?, t)?;
+            let dst = string_arg(ev, &args, 1, name, t)?;
+            let replacement = string_arg(ev, &args, 2, name, t)?;
+            let src = string_arg(ev, &args, 3, name, t)?;
+            let pattern = string_arg(ev, &args, 4, name, t)?;
+            label_replace(v, &dst, &replacement, &src, &pattern).map(Value::Vector)
+        }
+        "label_join" => {
+            let v = ev.eval_vector(arg(&args, 0, name)?, t)?;
+            let dst = string_arg(ev, &args, 1, name, t)?;
+            let sep = string_arg(ev, &args, 2, name, t)?;
+            let mut srcs = Vec::new();
+            for i in 3..args.len() {
+                srcs.push(string_arg(ev, &args, i, name, t)?);
+            }
+            label_join(v, &dst, &sep, &srcs).map(Value::Vector)
+        }
+        "sin" => simple(ev, &args, t, name, f64::sin),
+        "cos" => simple(ev, &args, t, name, f64::cos),
+        "tan" => simple(ev, &args, t, name, f64::tan),
+        "asin" => simple(ev, &args, t, name, f64::asin),
+        "acos" => simple(ev, &args, t, name, f64::acos),
+        "atan" => simple(ev, &args, t, name, f64::atan),
+        "sinh" => simple(ev, &args, t, name, f64::sinh),
+        "cosh" => simple(ev, &args, t, name, f64::cosh),
+        "tanh" => simple(ev, &args, t, name, f64::tanh),
+        "asinh" => simple(ev, &args, t, name, f64::asinh),
+        "acosh" => simple(ev, &args, t, name, f64::acosh),
+        "atanh" => simple(ev, &args, t, name, f64::atanh),
+        "deg" => simple(ev, &args, t, name, f64::to_degrees),
+        "rad" => simple(ev, &args, t, name, f64::to_radians),
+        "pi" => Ok(Value::Scalar(std::f64::consts::PI)),
+        "timestamp" => {
+            let e = arg(&args, 0, name)?;
+            let out: Vec<Element> = match unparen(e) {
+                // A plain selector reports when its samples were taken; anything computed is
+                // stamped with the evaluation time.
+                Expr::VectorSelector(vs) => ev
+                    .instant_selector_with_times(vs, t)?
+                    .into_iter()
+                    .map(|(el, ts)| Element {
+                        labels: drop_name(el.labels),
+                        value: ts as f64 / 1000.0,
+                    })
+                    .collect(),
+                _ => ev
+                    .eval_vector(e, t)?
+                    .into_iter()
+                    .map(|el| Element {
+                        labels: drop_name(el.labels),
+                        value: t as f64 / 1000.0,
+                    })
+                    .collect(),
+            };
+            ensure_unique(&out)?;
+            Ok(Value::Vector(out))
+        }
+        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month"
+        | "month" | "year" => {
+            let v = match args.first() {
+                Some(e) => ev.eval_vector(e, t)?,
+                // Without an argument these read the evaluation time, like vector(time()).
+                None => vec![Element {
+                    labels: Labels::new(),
+                    value: t as f64 / 1000.0,
+                }],
+            };
+            map_values(v, |secs| date_part(name, secs))
+        }
         other => Err(QueryError::Unsupported(format!("function {other}()"))),
     }
 }
@@ -171,35 +296,23 @@ pub struct Window {
     pub range_secs: f64,
 }
 
-fn matrix_arg(e: &Expr) -> Result<&MatrixSelector, QueryError> {
-    match e {
-        Expr::MatrixSelector(ms) => Ok(ms),
-        Expr::Paren(p) => matrix_arg(&p.expr),
-        Expr::Subquery(_) => Err(QueryError::Unsupported("subqueries".into())),
-        _ => Err(QueryError::Execution(
-            "expected a range vector selector as function argument".into(),
-        )),
-    }
-}
-
-/// Applies `f` to every series of the (only) range-vector argument; `None` drops the series.
-fn range_fn(
+/// Applies `f` to every series of the range-vector argument at `args[idx]`; `None` drops it.
+fn range_fn_at(
     ev: &Evaluator<'_>,
     args: &[&Expr],
+    idx: usize,
     t: i64,
     drop_metric_name: bool,
     f: impl Fn(&[(i64, f64)], &Window) -> Option<f64>,
 ) -> Result<Value, QueryError> {
-    let ms = matrix_arg(arg(args, 0, "range function")?)?;
-    let range_ms = duration_ms(&ms.range);
-    let (series, start_ms, end_ms) = ev.range_selector(&ms.vs, range_ms, t)?;
+    let m = ev.matrix_arg(arg(args, idx, "range function")?, t)?;
     let window = Window {
-        start_ms,
-        end_ms,
-        range_secs: range_ms as f64 / 1000.0,
+        start_ms: m.start_ms,
+        end_ms: m.end_ms,
+        range_secs: m.range_ms as f64 / 1000.0,
     };
-    let mut out = Vec::with_capacity(series.len());
-    for RangeSeries { labels, points } in series {
+    let mut out = Vec::with_capacity(m.series.len());
+    for RangeSeries { labels, points } in m.series {
         if points.is_empty() {
             continue;
         }
@@ -214,6 +327,16 @@ fn range_fn(
     }
     ensure_unique(&out)?;
     Ok(Value::Vector(out))
+}
+
+fn range_fn(
+    ev: &Evaluator<'_>,
+    args: &[&Expr],
+    t: i64,
+    drop_metric_name: bool,
+    f: impl Fn(&[(i64, f64)], &Window) -> Option<f64>,
+) -> Result<Value, QueryError> {
+    range_fn_at(ev, args, 0, t, drop_metric_name, f)
 }
 
 /// Prometheus's `extrapolatedRate`, behind rate, increase and delta.
@@ -290,24 +413,59 @@ fn instant_rate(s: &[(i64, f64)], is_rate: bool) -> Option<f64> {
 
 /// Neumaier-compensated sum, the same idea Prometheus uses so long sums do not drift.
 pub fn kahan_sum(values: impl Iterator<Item = f64>) -> f64 {
-    let mut sum = 0.0f64;
-    let mut c = 0.0f64;
+    let (mut sum, mut c) = (0.0f64, 0.0f64);
     for v in values {
-        let t = sum + v;
-        if t.is_infinite() {
-            c = 0.0;
-        } else if sum.abs() >= v.abs() {
-            c += (sum - t) + v;
-        } else {
-            c += (v - t) + sum;
-        }
-        sum = t;
+        (sum, c) = kahan_inc(v, sum, c);
     }
     sum + c
 }
 
+fn kahan_inc(v: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + v;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= v.abs() {
+        c + ((sum - t) + v)
+    } else {
+        c + ((v - t) + sum)
+    };
+    (t, c)
+}
+
+/// Mean as Prometheus computes it for `avg` and `avg_over_time`: a compensated sum divided by the
+/// count, switching to an incremental mean only if the sum would overflow, so that averaging
+/// values near f64::MAX still gives a finite answer.
+pub fn prom_mean(values: &[f64]) -> f64 {
+    let Some((&first, rest)) = values.split_first() else {
+        return f64::NAN;
+    };
+    let (mut sum, mut c, mut mean) = (first, 0.0, 0.0);
+    let mut incremental = false;
+    let mut count = 1.0;
+    for &v in rest {
+        count += 1.0;
+        if !incremental {
+            let (ns, nc) = kahan_inc(v, sum, c);
+            if !ns.is_infinite() {
+                (sum, c) = (ns, nc);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        let q = (count - 1.0) / count;
+        (mean, c) = kahan_inc(v / count, q * mean, q * c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        sum / count + c / count
+    }
+}
+
 fn mean(s: &[(i64, f64)]) -> f64 {
-    kahan_sum(s.iter().map(|p| p.1)) / s.len() as f64
+    prom_mean(&s.iter().map(|p| p.1).collect::<Vec<_>>())
 }
 
 /// min/max where a NaN accumulator is always replaced, so NaN only survives if all are NaN.
@@ -443,4 +601,189 @@ fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
         return diff < epsilon * MIN_NORMAL;
     }
     diff / abs_sum.min(f64::MAX) < epsilon
+}
+
+fn string_arg(
+    ev: &Evaluator<'_>,
+    args: &[&Expr],
+    i: usize,
+    name: &str,
+    t: i64,
+) -> Result<String, QueryError> {
+    match ev.eval(arg(args, i, name)?, t)? {
+        Value::String(s) => Ok(s),
+        other => Err(QueryError::Execution(format!(
+            "argument {} of {name}() must be a string, got {}",
+            i + 1,
+            other.type_name()
+        ))),
+    }
+}
+
+/// Least-squares slope and intercept of `s`, with time measured in seconds from `intercept_ms`.
+fn linear_regression(s: &[(i64, f64)], intercept_ms: i64) -> (f64, f64) {
+    let Some(&(_, first)) = s.first() else {
+        return (f64::NAN, f64::NAN);
+    };
+    if s.iter().all(|p| p.1 == first) {
+        // A flat series has slope zero exactly; the general formula would add rounding noise.
+        return if first.is_infinite() {
+            (f64::NAN, f64::NAN)
+        } else {
+            (0.0, first)
+        };
+    }
+    let n = s.len() as f64;
+    let x = |p: &(i64, f64)| (p.0 - intercept_ms) as f64 / 1000.0;
+    let sum_x = kahan_sum(s.iter().map(x));
+    let sum_y = kahan_sum(s.iter().map(|p| p.1));
+    let sum_xy = kahan_sum(s.iter().map(|p| x(p) * p.1));
+    let sum_x2 = kahan_sum(s.iter().map(|p| x(p) * x(p)));
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+/// The single element `absent()` returns for an empty input: value 1, labelled with the
+/// selector's equality matchers (a label matched more than once, or not by `=`, is left out).
+fn absent(input_empty: bool, e: &Expr) -> Vec<Element> {
+    if !input_empty {
+        return Vec::new();
+    }
+    let matchers = match e {
+        Expr::VectorSelector(vs) => Some(&vs.matchers),
+        Expr::MatrixSelector(ms) => Some(&ms.vs.matchers),
+        _ => None,
+    };
+    let mut labels = Labels::new();
+    if let Some(m) = matchers {
+        let mut seen = std::collections::HashSet::new();
+        for matcher in &m.matchers {
+            if matcher.name == crate::sim::tsdb::METRIC_NAME {
+                continue;
+            }
+            let first = seen.insert(matcher.name.clone());
+            if first && matches!(matcher.op, promql_parser::label::MatchOp::Equal) {
+                labels.insert(matcher.name.clone(), matcher.value.clone());
+            } else {
+                labels.remove(&matcher.name);
+            }
+        }
+    }
+    vec![Element { labels, value: 1.0 }]
+}
+
+/// Prometheus 3 accepts any non-empty UTF-8 label name.
+fn valid_label_name(name: &str) -> bool {
+    !name.is_empty()
+}
+
+fn set_label(labels: &mut Labels, name: &str, value: String) {
+    if value.is_empty() {
+        labels.remove(name);
+    } else {
+        labels.insert(name.to_string(), value);
+    }
+}
+
+fn label_replace(
+    v: Vec<Element>,
+    dst: &str,
+    replacement: &str,
+    src: &str,
+    pattern: &str,
+) -> Result<Vec<Element>, QueryError> {
+    let re = regex::Regex::new(&format!("^(?s:{pattern})$")).map_err(|e| {
+        QueryError::Execution(format!(
+            "invalid regular expression in label_replace(): {pattern}: {e}"
+        ))
+    })?;
+    if !valid_label_name(dst) {
+        return Err(QueryError::Execution(format!(
+            "invalid destination label name in label_replace(): {dst}"
+        )));
+    }
+    let mut out = Vec::with_capacity(v.len());
+    for mut e in v {
+        let src_value = e.labels.get(src).cloned().unwrap_or_default();
+        if let Some(caps) = re.captures(&src_value) {
+            let mut value = String::new();
+            caps.expand(replacement, &mut value);
+            set_label(&mut e.labels, dst, value);
+        }
+        out.push(e);
+    }
+    ensure_unique(&out)?;
+    Ok(out)
+}
+
+fn label_join(
+    v: Vec<Element>,
+    dst: &str,
+    sep: &str,
+    srcs: &[String],
+) -> Result<Vec<Element>, QueryError> {
+    if !valid_label_name(dst) {
+        return Err(QueryError::Execution(format!(
+            "invalid destination label name in label_join(): {dst}"
+        )));
+    }
+    if let Some(bad) = srcs.iter().find(|s| !valid_label_name(s)) {
+        return Err(QueryError::Execution(format!(
+            "invalid source label name in label_join(): {bad}"
+        )));
+    }
+    let mut out = Vec::with_capacity(v.len());
+    for mut e in v {
+        let joined: Vec<String> = srcs
+            .iter()
+            .map(|s| e.labels.get(s).cloned().unwrap_or_default())
+            .collect();
+        set_label(&mut e.labels, dst, joined.join(sep));
+        out.push(e);
+    }
+    ensure_unique(&out)?;
+    Ok(out)
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        other => other,
+    }
+}
+
+/// One calendar field (UTC) of a Unix time in seconds.
+fn date_part(part: &str, secs: f64) -> f64 {
+    use chrono::{Datelike, Timelike};
+    if !secs.is_finite() {
+        return f64::NAN;
+    }
+    // Whole seconds, as Prometheus truncates the value to an integer Unix time.
+    let Some(dt) = chrono::DateTime::from_timestamp(secs.trunc() as i64, 0) else {
+        return f64::NAN;
+    };
+    let v = match part {
+        "minute" => dt.minute(),
+        "hour" => dt.hour(),
+        "day_of_week" => dt.weekday().num_days_from_sunday(),
+        "day_of_month" => dt.day(),
+        "day_of_year" => dt.ordinal(),
+        "month" => dt.month(),
+        "year" => return f64::from(dt.year()),
+        "days_in_month" => {
+            let (y, m) = (dt.year(), dt.month());
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            let first = chrono::NaiveDate::from_ymd_opt(y, m, 1);
+            let next = chrono::NaiveDate::from_ymd_opt(ny, nm, 1);
+            return match (first, next) {
+                (Some(a), Some(b)) => (b - a).num_days() as f64,
+                _ => f64::NAN,
+            };
+        }
+        _ => return f64::NAN,
+    };
+    f64::from(v)
 }

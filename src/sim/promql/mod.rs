@@ -1,4 +1,4 @@
-//! PromQL evaluation over the simulator's [`Tsdb`](crate::sim::tsdb::Tsdb), with Prometheus's semantics.
+//! PromQL evaluation over the simulator's `Tsdb`, with Prometheus 3 semantics.
 //! Parsing is promql-parser's job; this module never talks HTTP and never writes samples.
 
 mod aggregate;
@@ -81,7 +81,26 @@ fn depth(root: &Expr) -> usize {
     max
 }
 
+/// Parses a series selector such as `up{job="x"}` (the `match[]` parameter of the metadata
+/// endpoints) into alternative conjunctions of matchers.
+pub fn parse_selector(
+    selector: &str,
+) -> Result<Vec<Vec<crate::sim::tsdb::LabelMatcher>>, QueryError> {
+    match parse(selector)? {
+        Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => {
+            eval::matcher_groups(&vs)
+        }
+        _ => Err(QueryError::BadData(format!(
+            "invalid series selector {selector:?}: expected a plain vector selector"
+        ))),
+    }
+}
+
 /// Evaluates `query` at one instant (`t_ms`). The result may be any value type.
+///
+/// Valid PromQL the simulator does not implement (native-histogram functions, experimental
+/// functions such as `limitk` or `mad_over_time`) fails with [`QueryError::Unsupported`]
+/// rather than producing a number Prometheus would not.
 pub fn instant_query(tsdb: &Tsdb, query: &str, t_ms: i64) -> Result<Value, QueryError> {
     let expr = parse(query)?;
     let ev = Evaluator {
@@ -89,6 +108,7 @@ pub fn instant_query(tsdb: &Tsdb, query: &str, t_ms: i64) -> Result<Value, Query
         start_ms: t_ms,
         end_ms: t_ms,
         lookback_ms: LOOKBACK_MS,
+        subquery_steps: std::cell::Cell::new(0),
     };
     ev.eval(&expr, t_ms)
 }
@@ -137,6 +157,7 @@ pub fn range_query(
         start_ms,
         end_ms,
         lookback_ms: LOOKBACK_MS,
+        subquery_steps: std::cell::Cell::new(0),
     };
     let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
     let mut series: Vec<RangeSeries> = Vec::new();
