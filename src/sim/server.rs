@@ -22,6 +22,10 @@ pub struct Simulator {
     pub kubeconfig: PathBuf,
     pub kube: KubeSim,
     pub tsdb: Tsdb,
+    /// Switches for Prometheus faults (outage, slow answers).
+    pub prom_faults: prom_api::PromFaults,
+    /// Per-track error and latency overrides, for drills.
+    pub traffic: traffic::TrafficControl,
     cancel: CancellationToken,
     own_dir: Option<PathBuf>,
 }
@@ -67,9 +71,10 @@ impl Simulator {
             super::kube::router(kube.clone()),
             cancel.clone(),
         );
+        let prom_faults = prom_api::PromFaults::new();
         serve(
             prom_listener,
-            prom_api::router(tsdb.clone()),
+            prom_api::router_with_faults(tsdb.clone(), prom_faults.clone()),
             cancel.clone(),
         );
         serve(
@@ -81,16 +86,12 @@ impl Simulator {
         let snapshots = kube.traffic_snapshots();
         let traffic_tsdb = tsdb.clone();
         let traffic_cancel = cancel.child_token();
+        let traffic_config = traffic::TrafficConfig::default();
+        let traffic_control = traffic_config.control.clone();
         tokio::spawn(async move {
             let mut snapshots = snapshots;
             wait_until_serving(&mut snapshots).await;
-            traffic::run(
-                traffic_tsdb,
-                snapshots,
-                traffic::TrafficConfig::default(),
-                traffic_cancel,
-            )
-            .await;
+            traffic::run(traffic_tsdb, snapshots, traffic_config, traffic_cancel).await;
         });
 
         let (path, own_dir) = match kubeconfig_out {
@@ -112,6 +113,8 @@ impl Simulator {
             kubeconfig: path,
             kube,
             tsdb,
+            prom_faults,
+            traffic: traffic_control,
             cancel,
             own_dir,
         })
