@@ -1,0 +1,130 @@
+//! End to end as a person would use it: `warroom demo` in a tmux pane, keys sent with
+//! send-keys, the screen read with capture-pane. Polls the screen with a deadline.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn tmux(args: &[&str]) -> Option<String> {
+    let out = Command::new("tmux").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn tmux_available() -> bool {
+    if Command::new("tmux").arg("-V").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "tmux is required when CI is set (.ci/run installs it)"
+    );
+    eprintln!("SKIPPED: tmux is not installed; the end-to-end demo test did not run");
+    false
+}
+
+/// Kills the session even when an assertion fails.
+struct Session {
+    socket: String,
+    name: String,
+}
+
+impl Session {
+    fn capture(&self) -> String {
+        tmux(&["-L", &self.socket, "capture-pane", "-p", "-t", &self.name]).unwrap_or_default()
+    }
+
+    fn keys(&self, keys: &str) {
+        tmux(&["-L", &self.socket, "send-keys", "-t", &self.name, keys]);
+    }
+
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let screen = self.capture();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        tmux(&["-L", &self.socket, "kill-server"]);
+    }
+}
+
+#[test]
+fn demo_in_tmux_shows_running_pods_moves_weight_rolls_back_and_quits_cleanly() {
+    if !tmux_available() {
+        return;
+    }
+    let socket = format!("warroom-test-{}", std::process::id());
+    let session = Session {
+        socket: socket.clone(),
+        name: "demo".to_string(),
+    };
+    let bin = env!("CARGO_BIN_EXE_warroom");
+    // A shell runs the demo so that after `q` we can see what the terminal is left with.
+    let script = format!(
+        "printf 'before\\n'; {bin} demo --speed 4 --operator e2e; printf 'after exit=%s\\n' $?; sleep 60"
+    );
+    tmux(&[
+        "-L",
+        &socket,
+        "new-session",
+        "-d",
+        "-s",
+        "demo",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .expect("tmux starts the demo");
+
+    let screen = session.wait_for("six Running pods and a live Prometheus", |s| {
+        s.matches(" Running ").count() >= 6 && s.contains("prometheus ● live")
+    });
+    assert!(screen.contains("kubeconfig: "), "{screen}");
+    assert!(screen.contains("canary 0%"), "{screen}");
+
+    session.keys("+");
+    session.wait_for("canary weight 10%", |s| {
+        s.contains("canary 10%") && s.contains("stored on HTTPRoute shop/checkout")
+    });
+
+    session.keys("!");
+    let screen = session.wait_for("rollback to 0%", |s| {
+        s.contains("canary 0%")
+            && s.contains("ROLLED BACK")
+            && s.contains("canary weight 0% stored")
+    });
+    assert!(screen.contains("ROLLBACK (immediate) by e2e"), "{screen}");
+
+    session.keys("q");
+    let screen = session.wait_for("the shell after exit", |s| s.contains("after exit="));
+    assert!(
+        screen.contains("before"),
+        "the screen before warroom is back:\n{screen}"
+    );
+    assert!(
+        !screen.contains("WARROOM"),
+        "the console left its screen behind:\n{screen}"
+    );
+    assert!(
+        screen.contains("after exit=3"),
+        "rolled back exits with 3:\n{screen}"
+    );
+}
