@@ -44,8 +44,12 @@ pub enum SetupError {
     MissingTrafficKey(&'static str),
     #[error("{0}")]
     Metrics(String),
-    #[error("terminal: {0}")]
+    #[error("cannot take the terminal: {0}")]
     Terminal(#[from] std::io::Error),
+    #[error(
+        "the console needs a terminal: stdin and stdout must be a tty (run it in a terminal or a tmux pane)"
+    )]
+    NoTerminal,
 }
 
 /// The traffic router the plan names.
@@ -139,13 +143,18 @@ pub async fn run(setup: ConsoleSetup) -> Result<App, SetupError> {
         ),
     });
 
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err(SetupError::NoTerminal);
+    }
+    // Taken before any task starts, so a failure leaves nothing running.
+    let mut terminal = ratatui::try_init()?;
     let runner = EffectRunner::start(router.clone(), tx.clone());
     spawn_sources(
         &setup, &plan, &namespace, router, prom, probes, &tx, &cancel,
     );
     event_loop::spawn_input_sources(tx.clone(), cancel.clone());
 
-    let mut terminal = ratatui::init();
     let result = event_loop::run(app, &mut terminal, rx, runner).await;
     ratatui::restore();
     cancel.cancel();
