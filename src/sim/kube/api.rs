@@ -952,7 +952,6 @@ async fn run_watch(
     let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut bookmark = tokio::time::interval(opts.bookmark_every);
     bookmark.tick().await;
-    let _ = opts.expiry.borrow_and_update();
     loop {
         let sleep_until_deadline = async {
             match deadline {
