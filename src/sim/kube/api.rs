@@ -143,9 +143,48 @@ async fn handle(
         return ApiError::Unavailable.into_response();
     }
     let q = parse_query(uri.query());
+    let body = match normalize_body(&method, &headers, body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     match route(&sim, &method, &path, &q, &headers, &body) {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
+    }
+}
+
+/// Bodies of creates and updates must be JSON or YAML (YAML is turned into JSON here).
+/// Protobuf and CBOR get 415, which makes client-go fall back to JSON, as against a server
+/// that does not serve those encodings.
+fn normalize_body(method: &Method, headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
+    if !matches!(*method, Method::POST | Method::PUT) || body.is_empty() {
+        return Ok(body);
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "" | "application/json" | "*/*" => Ok(body),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            let text = std::str::from_utf8(&body)
+                .map_err(|_| ApiError::BadRequest("the YAML body is not UTF-8".into()))?;
+            let v: Value = serde_saphyr::from_str(text).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the body of the request could not be decoded as YAML: {e}"
+                ))
+            })?;
+            Ok(Bytes::from(v.to_string()))
+        }
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"
+        ))),
     }
 }
 
@@ -168,6 +207,17 @@ fn route(
     match segs.as_slice() {
         ["version"] => get_only(resources::version_info()),
         ["healthz" | "readyz" | "livez"] => Ok((StatusCode::OK, "ok").into_response()),
+        // An empty protobuf OpenAPI v2 document: kubectl's client-side validation then knows
+        // no schemas and leaves validation to the server (`fieldValidation`).
+        ["openapi", "v2"] if method == Method::GET => Ok((
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            )],
+            Vec::<u8>::new(),
+        )
+            .into_response()),
         ["api"] => get_only(resources::api_versions(&host(headers))),
         ["apis"] => get_only(resources::api_group_list()),
         ["api", version] => {
@@ -397,6 +447,20 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     Ok(v)
 }
 
+/// Drops null-valued fields, as decoding into the real server's typed structs does; otherwise
+/// `creationTimestamp: null` in a template sent by kubectl would make it differ from the same
+/// template stored without it (and `rollout undo` would start a new ReplicaSet).
+fn prune_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, v| !v.is_null());
+            m.values_mut().for_each(prune_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(prune_nulls),
+        _ => {}
+    }
+}
+
 /// The body's kind/apiVersion, when given, must name the type of the URL.
 fn check_type(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
     if let Some(kind) = str_at(obj, "/kind")
@@ -454,6 +518,7 @@ pub(super) fn create_object(
     ns: &str,
     mut obj: Value,
 ) -> Result<Value, ApiError> {
+    prune_nulls(&mut obj);
     check_type(def, &obj)?;
     check_namespace(def, ns, &obj)?;
     if def.namespaced && !sim.store().name_taken(&resources::NAMESPACES, "", ns) {
@@ -583,6 +648,7 @@ fn update(
     part: Part,
 ) -> Result<Value, ApiError> {
     let mut obj = parse_body(body)?;
+    prune_nulls(&mut obj);
     check_type(def, &obj)?;
     check_namespace(def, ns, &obj)?;
     let expected = match str_at(&obj, "/metadata/resourceVersion").filter(|s| !s.is_empty()) {
@@ -624,6 +690,7 @@ fn patch_object(
     let kind = PatchKind::from_content_type(ct)?;
     sim.store().update_with(def, ns, name, |current| {
         let mut next = patch::apply(kind, current, body)?;
+        prune_nulls(&mut next);
         // A patch that carries a resourceVersion is a precondition, as for PUT.
         let patched_rv = str_at(&next, "/metadata/resourceVersion").map(str::to_string);
         let current_rv = str_at(current, "/metadata/resourceVersion").map(str::to_string);
