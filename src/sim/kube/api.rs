@@ -875,6 +875,11 @@ fn watch(
         .and_then(|s| s.parse::<u64>().ok())
         .map(Duration::from_secs);
     let bookmarks = truthy(q, "allowWatchBookmarks");
+    // Streaming lists: the current state as ADDED events, then a bookmark marking its end.
+    let initial_events = q
+        .get("sendInitialEvents")
+        .is_some_and(|v| v == "true" || v == "1");
+    let from = if initial_events { None } else { from };
     let expiry = sim.watch_expiry_signal();
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let filter = WatchFilter {
@@ -895,6 +900,7 @@ fn watch(
                     bookmarks,
                     bookmark_every: sim.bookmark_interval(),
                     expiry,
+                    initial_events,
                 },
             ));
         }
@@ -941,6 +947,7 @@ struct WatchOptions {
     bookmarks: bool,
     bookmark_every: Duration,
     expiry: tokio::sync::watch::Receiver<u64>,
+    initial_events: bool,
 }
 
 impl WatchFilter {
@@ -1013,6 +1020,23 @@ async fn run_watch(
             {
                 return;
             }
+        }
+    }
+    if opts.initial_events {
+        let obj = json!({
+            "kind": filter.def.kind,
+            "apiVersion": filter.def.api_version(),
+            "metadata": {
+                "resourceVersion": start.rv.to_string(),
+                "annotations": {"k8s.io/initial-events-end": "true"},
+            },
+        });
+        if tx
+            .send(line(&json!({"type": "BOOKMARK", "object": obj})))
+            .await
+            .is_err()
+        {
+            return;
         }
     }
     let mut live: broadcast::Receiver<Arc<Change>> = start.live;

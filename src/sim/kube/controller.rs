@@ -17,6 +17,8 @@ use super::snapshot::pod_is_ready;
 use super::util::{self, name_of, namespace_of, obj_at, str_at, uid_of};
 
 const NODES: &[&str] = &["sim-node-1", "sim-node-2", "sim-node-3"];
+/// Must match what seeding writes, so the controller adopts seeded route status unchanged.
+pub(super) const GATEWAY_CONTROLLER: &str = "warroom.dev/sim-gateway-controller";
 const TICK: Duration = Duration::from_millis(50);
 /// Event objects kept per namespace; the demo runs for hours and `kubectl get ev` must stay fast.
 const MAX_EVENTS_PER_NAMESPACE: usize = 500;
@@ -68,6 +70,14 @@ struct Source<'a> {
     component: &'a str,
     host: Option<&'a str>,
     field_path: Option<&'a str>,
+}
+
+/// What the Progressing condition should say about the rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    Created,
+    Rolling,
+    Paused,
 }
 
 struct PodClock {
@@ -231,6 +241,7 @@ impl Controllers {
         self.deployments();
         self.replicasets();
         self.kubelet();
+        self.gateway();
         self.garbage_collect();
         if self.last_event_gc.elapsed() > Duration::from_secs(10) {
             self.last_event_gc = Instant::now();
@@ -340,6 +351,21 @@ impl Controllers {
         }
         if recreate {
             max_surge = 0;
+        }
+        // A paused Deployment neither starts nor continues a rollout; it only reports status.
+        if d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
+            let current = owned
+                .iter()
+                .find(|rs| {
+                    rs.pointer("/spec/template").map(template_without_hash)
+                        == Some(template_without_hash(&template))
+                })
+                .or_else(|| owned.iter().max_by_key(|rs| revision(rs)));
+            let name = current
+                .map(|rs| name_of(rs))
+                .unwrap_or_default()
+                .to_string();
+            return self.deployment_status(d, &name, Progress::Paused, max_unavailable);
         }
 
         let max_revision = owned.iter().map(|rs| revision(rs)).max().unwrap_or(0);
@@ -453,7 +479,12 @@ impl Controllers {
         }
 
         self.cleanup_history(d, &olds);
-        self.deployment_status(d, &new_name, created_new, max_unavailable)
+        let progress = if created_new {
+            Progress::Created
+        } else {
+            Progress::Rolling
+        };
+        self.deployment_status(d, &new_name, progress, max_unavailable)
     }
 
     fn create_replicaset(
@@ -574,7 +605,7 @@ impl Controllers {
         &self,
         d: &Value,
         new_name: &str,
-        created_new: bool,
+        progress: Progress,
         max_unavailable: i64,
     ) -> Result<(), ApiError> {
         let store = self.sim.store();
@@ -625,26 +656,32 @@ impl Controllers {
                     true,
                 );
             }
-            let (reason, message) = if created_new {
-                (
+            let (status, reason, message) = match progress {
+                Progress::Paused => (
+                    "Unknown",
+                    "DeploymentPaused",
+                    "Deployment is paused".to_string(),
+                ),
+                Progress::Created => (
+                    "True",
                     "NewReplicaSetCreated",
                     format!("Created new replica set \"{new_name}\""),
-                )
-            } else if complete {
-                (
+                ),
+                Progress::Rolling if complete => (
+                    "True",
                     "NewReplicaSetAvailable",
                     format!("ReplicaSet \"{new_name}\" has successfully progressed."),
-                )
-            } else {
-                (
+                ),
+                Progress::Rolling => (
+                    "True",
                     "ReplicaSetUpdated",
                     format!("ReplicaSet \"{new_name}\" is progressing."),
-                )
+                ),
             };
             set_condition(
                 &mut conditions,
                 "Progressing",
-                "True",
+                status,
                 reason,
                 &message,
                 true,
@@ -865,7 +902,35 @@ impl Controllers {
         }
     }
 
+    /// The kubelet stops the containers: they and the pod stop being ready at once, which is
+    /// what takes a terminating pod out of its Service's endpoints.
     fn terminating(&self, pod: &Value) {
+        let now = util::now_rfc3339();
+        let _ =
+            self.sim
+                .store()
+                .update_with(&resources::PODS, namespace_of(pod), name_of(pod), |p| {
+                    let status = obj_at(p, &["status"]);
+                    if let Some(list) = status
+                        .get_mut("containerStatuses")
+                        .and_then(Value::as_array_mut)
+                    {
+                        for c in list.iter_mut() {
+                            util::set_at(c, &["ready"], json!(false));
+                        }
+                    }
+                    if let Some(list) = status.get_mut("conditions").and_then(Value::as_array_mut) {
+                        for c in list.iter_mut() {
+                            if matches!(str_at(c, "/type"), Some("Ready" | "ContainersReady"))
+                                && str_at(c, "/status") == Some("True")
+                            {
+                                util::set_at(c, &["status"], json!("False"));
+                                util::set_at(c, &["lastTransitionTime"], json!(now));
+                            }
+                        }
+                    }
+                    Ok(())
+                });
         let host = str_at(pod, "/spec/nodeName");
         for c in containers(pod) {
             let cname = str_at(&c, "/name").unwrap_or_default();
@@ -1064,6 +1129,102 @@ impl Controllers {
             Stage::Ready => {}
         }
         Ok(())
+    }
+
+    /// A gateway controller's view of each HTTPRoute: accepted by its parents, and whether
+    /// every backend Service exists (ResolvedRefs), with the generation it looked at.
+    fn gateway(&self) {
+        let store = self.sim.store();
+        let (routes, _) = store.list(&resources::HTTPROUTES, None);
+        let (services, _) = store.list(&resources::SERVICES, None);
+        for route in &routes {
+            let ns = namespace_of(route);
+            let generation = util::i64_at(route, "/metadata/generation").unwrap_or(1);
+            let missing: Vec<String> = route
+                .pointer("/spec/rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|rule| rule.get("backendRefs").and_then(Value::as_array))
+                .flatten()
+                .filter(|b| str_at(b, "/kind").unwrap_or("Service") == "Service")
+                .filter_map(|b| {
+                    let name = str_at(b, "/name")?;
+                    let bns = str_at(b, "/namespace").unwrap_or(ns);
+                    let found = services
+                        .iter()
+                        .any(|s| namespace_of(s) == bns && name_of(s) == name);
+                    (!found).then(|| name.to_string())
+                })
+                .collect();
+            let resolved = match missing.first() {
+                None => (
+                    "True",
+                    "ResolvedRefs",
+                    "All references resolved".to_string(),
+                ),
+                Some(name) => (
+                    "False",
+                    "BackendNotFound",
+                    format!("Service \"{name}\" not found"),
+                ),
+            };
+            let parents: Vec<Value> = route
+                .pointer("/spec/parentRefs")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let old_parents: Vec<Value> = route
+                .pointer("/status/parents")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let now = util::now_rfc3339();
+            let new_parents: Vec<Value> = parents
+                .iter()
+                .map(|p| {
+                    let mut parent_ref = p.clone();
+                    if let Some(m) = parent_ref.as_object_mut() {
+                        m.entry("group")
+                            .or_insert(json!("gateway.networking.k8s.io"));
+                        m.entry("kind").or_insert(json!("Gateway"));
+                    }
+                    let old = old_parents
+                        .iter()
+                        .find(|o| o.get("parentRef") == Some(&parent_ref));
+                    let condition = |ty: &str, status: &str, reason: &str, message: &str| {
+                        let since = old
+                            .and_then(|o| o.get("conditions"))
+                            .and_then(Value::as_array)
+                            .and_then(|cs| {
+                                cs.iter().find(|c| {
+                                    str_at(c, "/type") == Some(ty)
+                                        && str_at(c, "/status") == Some(status)
+                                })
+                            })
+                            .and_then(|c| str_at(c, "/lastTransitionTime"))
+                            .map(str::to_string)
+                            .unwrap_or_else(|| now.clone());
+                        json!({"type": ty, "status": status, "reason": reason, "message": message,
+                               "observedGeneration": generation, "lastTransitionTime": since})
+                    };
+                    json!({
+                        "parentRef": parent_ref,
+                        "controllerName": GATEWAY_CONTROLLER,
+                        "conditions": [
+                            condition("Accepted", "True", "Accepted", "Route is accepted"),
+                            condition("ResolvedRefs", resolved.0, resolved.1, &resolved.2),
+                        ],
+                    })
+                })
+                .collect();
+            if new_parents != old_parents {
+                let _ = store.update_with(&resources::HTTPROUTES, ns, name_of(route), |r| {
+                    obj_at(r, &["status"]).insert("parents".into(), json!(new_parents));
+                    Ok(())
+                });
+            }
+        }
     }
 
     /// Background cascading deletion: dependents whose controller owner is gone are deleted.

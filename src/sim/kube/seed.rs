@@ -42,7 +42,7 @@ pub struct RouteSeed {
     pub canary_weight: u32,
 }
 
-const GATEWAY_CONTROLLER: &str = "warroom.dev/sim-gateway-controller";
+use super::controller::GATEWAY_CONTROLLER;
 const GATEWAY_NAME: &str = "public-gateway";
 
 fn deployment(seed: &AppSeed, name: &str, track: &str, image: &str, replicas: u32) -> Value {
