@@ -814,3 +814,179 @@ async fn kubectl_get_prints_the_columns_of_a_real_cluster() {
         ]
     );
 }
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_then_changes() {
+    let h = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(h.client.clone(), "shop");
+    let mut stream = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(DEADLINE, stream.try_next())
+            .await
+            .expect("initial events before the deadline")
+            .expect("healthy")
+            .expect("not ended");
+        match ev {
+            watcher::Event::Init => {}
+            watcher::Event::InitApply(cm) => initial.push(cm.metadata.name.unwrap_or_default()),
+            watcher::Event::InitDone => break,
+            other => panic!("unexpected {other:?} before InitDone"),
+        }
+    }
+    assert_eq!(initial, ["checkout-flags"]);
+    cms.patch(
+        "checkout-flags",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"data": {"x": "1"}})),
+    )
+    .await
+    .expect("patch");
+    let ev = tokio::time::timeout(DEADLINE, stream.try_next())
+        .await
+        .expect("change")
+        .expect("ok")
+        .expect("item");
+    assert!(
+        matches!(ev, watcher::Event::Apply(cm) if cm.data.clone().unwrap_or_default().contains_key("x"))
+    );
+}
+
+#[tokio::test]
+async fn paused_deployment_holds_a_template_change_until_resumed() {
+    let h = start().await;
+    let deploys: Api<Deployment> = Api::namespaced(h.client.clone(), "shop");
+    let rss: Api<ReplicaSet> = Api::namespaced(h.client.clone(), "shop");
+    eventually("stable available", || async {
+        let d = deploys.get("checkout").await.expect("get");
+        (d.status.and_then(|s| s.available_replicas) == Some(4)).then_some(())
+    })
+    .await;
+    deploys
+        .patch(
+            "checkout",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"paused": true}})),
+        )
+        .await
+        .expect("pause");
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": CANARY_IMAGE}]}}}});
+    deploys
+        .patch(
+            "checkout",
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await
+        .expect("set image");
+    eventually("paused condition", || async {
+        let d = deploys.get("checkout").await.expect("get");
+        let conds = d.status.and_then(|s| s.conditions).unwrap_or_default();
+        conds
+            .iter()
+            .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("DeploymentPaused"))
+            .then_some(())
+    })
+    .await;
+    let sets = rss
+        .list(&ListParams::default().labels("track=stable"))
+        .await
+        .expect("list");
+    assert_eq!(sets.items.len(), 1, "no new ReplicaSet while paused");
+
+    deploys
+        .patch(
+            "checkout",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"paused": false}})),
+        )
+        .await
+        .expect("resume");
+    eventually("rollout after resume", || async {
+        let d = deploys.get("checkout").await.expect("get");
+        let s = d.status.unwrap_or_default();
+        (s.updated_replicas == Some(4) && s.replicas == Some(4) && s.available_replicas == Some(4))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kubectl_set_image_rollout_undo_and_apply_behave_as_on_a_real_cluster() {
+    if !kubectl_available() {
+        return;
+    }
+    let h = start().await;
+    let deploys: Api<Deployment> = Api::namespaced(h.client.clone(), "shop");
+    let rss: Api<ReplicaSet> = Api::namespaced(h.client.clone(), "shop");
+    let image = format!("checkout={CANARY_IMAGE}");
+    kubectl(
+        h.port,
+        &["set", "image", "deploy/checkout", &image, "-n", "shop"],
+    )
+    .await;
+    let out = kubectl(
+        h.port,
+        &[
+            "rollout",
+            "status",
+            "deploy/checkout",
+            "-n",
+            "shop",
+            "--timeout=30s",
+        ],
+    )
+    .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    kubectl(
+        h.port,
+        &["rollout", "undo", "deploy/checkout", "-n", "shop"],
+    )
+    .await;
+    let out = kubectl(
+        h.port,
+        &[
+            "rollout",
+            "status",
+            "deploy/checkout",
+            "-n",
+            "shop",
+            "--timeout=30s",
+        ],
+    )
+    .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    // Undo reuses the first ReplicaSet, which becomes revision 3.
+    let sets = rss
+        .list(&ListParams::default().labels("track=stable"))
+        .await
+        .expect("list");
+    assert_eq!(sets.items.len(), 2);
+    let history = kubectl(
+        h.port,
+        &["rollout", "history", "deploy/checkout", "-n", "shop"],
+    )
+    .await;
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revisions, ["2", "3"], "{history}");
+    let d = deploys.get("checkout").await.expect("get");
+    let img = d
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|s| s.containers[0].image.clone().unwrap_or_default());
+    assert_eq!(img.as_deref(), Some(STABLE_IMAGE));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("cm.yaml");
+    std::fs::write(&manifest, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: shop\ndata:\n  a: \"1\"\n")
+        .expect("write manifest");
+    let path = manifest.to_string_lossy().to_string();
+    let out = kubectl(h.port, &["apply", "-f", &path]).await;
+    assert_eq!(out.trim(), "configmap/applied created");
+    let out = kubectl(h.port, &["apply", "-f", &path]).await;
+    assert_eq!(out.trim(), "configmap/applied unchanged");
+}
