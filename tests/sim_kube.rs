@@ -990,3 +990,63 @@ async fn kubectl_set_image_rollout_undo_and_apply_behave_as_on_a_real_cluster() 
     let out = kubectl(h.port, &["apply", "-f", &path]).await;
     assert_eq!(out.trim(), "configmap/applied unchanged");
 }
+
+#[tokio::test]
+async fn odd_objects_and_garbage_leave_the_server_and_controllers_running() {
+    let h = start().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", h.port);
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    let requests: Vec<(&str, &str, &str, String)> = vec![
+        ("POST", "/api/v1/namespaces/shop/pods", "application/json",
+            r#"{"metadata":{"name":"odd"},"spec":{"containers":[1,"x",{"name":5,"image":[]}]},"status":"x"}"#.into()),
+        ("POST", "/apis/apps/v1/namespaces/shop/deployments", "application/json",
+            r#"{"metadata":{"name":"weird"},"spec":{"replicas":1,"selector":{"matchLabels":{"a":"b"}},"strategy":{"rollingUpdate":{"maxSurge":"99999999999999%","maxUnavailable":-5}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":7}]}}}}"#.into()),
+        ("PUT", "/apis/apps/v1/namespaces/shop/deployments/checkout/status", "application/json",
+            r#"{"metadata":{"name":"checkout"},"status":{"conditions":[1,2,"x"],"replicas":"many"}}"#.into()),
+        ("PATCH", "/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout", "application/merge-patch+json",
+            r#"{"spec":{"rules":"x","parentRefs":[7]}}"#.into()),
+        ("PATCH", "/api/v1/namespaces/shop/services/checkout-canary", "application/merge-patch+json",
+            r#"{"spec":{"ports":"x","selector":[1]}}"#.into()),
+        ("PATCH", "/api/v1/namespaces/shop/configmaps/checkout-flags", "application/json-patch+json",
+            r#"[{"op":"replace","path":"","value":5}]"#.into()),
+        ("PATCH", "/api/v1/namespaces/shop/configmaps/checkout-flags", "application/json-patch+json",
+            r#"[{"op":"replace","path":"/metadata","value":"x"}]"#.into()),
+        ("PATCH", "/api/v1/namespaces/shop/configmaps/checkout-flags", "application/strategic-merge-patch+json",
+            r#"{"metadata":{"name":"renamed"}}"#.into()),
+        ("PUT", "/apis/apps/v1/namespaces/shop/deployments/checkout/scale", "application/json",
+            r#"{"spec":{"replicas":99999999999}}"#.into()),
+        ("POST", "/api/v1/namespaces/shop/configmaps", "application/json", deep),
+        ("POST", "/api/v1/namespaces/shop/configmaps", "application/yaml", "a: [unclosed".into()),
+        ("GET", "/api/v1/namespaces/shop/pods?watch=1&timeoutSeconds=abc&labelSelector=%%%", "application/json", String::new()),
+    ];
+    for (method, path, ct, body) in requests {
+        let resp = http
+            .request(method.parse().expect("method"), format!("{base}{path}"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .expect("server still answers");
+        assert!(
+            resp.status().as_u16() < 500,
+            "{method} {path}: {}",
+            resp.status()
+        );
+    }
+    // Controllers survived: a scale-up still produces ready pods.
+    let deploys: Api<Deployment> = Api::namespaced(h.client.clone(), "shop");
+    deploys
+        .patch_scale(
+            "checkout-canary",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .expect("scale");
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), "shop");
+    eventually("3 canary pods ready", || async {
+        (ready_pods(&pods, "track=canary").await.len() == 3).then_some(())
+    })
+    .await;
+}

@@ -539,6 +539,12 @@ pub(super) fn create_object(
     sim.store().create(def, ns, obj)
 }
 
+/// Every replica is a simulated pod in memory; a real cluster's int32 limit would let one
+/// request exhaust the process.
+const MAX_REPLICAS: i64 = 1000;
+const REPLICAS_TOO_MANY: &str =
+    "Invalid value: the simulated cluster runs at most 1000 replicas per workload";
+
 /// The few validations whose absence would let a client build objects controllers choke on.
 fn validate(def: &'static ResourceDef, obj: &Value) -> Result<(), ApiError> {
     let name = str_at(obj, "/metadata/name").unwrap_or_default();
@@ -596,6 +602,13 @@ fn validate(def: &'static ResourceDef, obj: &Value) -> Result<(), ApiError> {
                 "spec.replicas",
                 "Invalid value: must be greater than or equal to 0",
             ));
+        }
+        if obj
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .is_some_and(|r| r > MAX_REPLICAS)
+        {
+            return Err(invalid("spec.replicas", REPLICAS_TOO_MANY));
         }
     }
     if def == &resources::PODS {
@@ -766,10 +779,10 @@ fn write_scale(
         let replicas = next_scale
             .pointer("/spec/replicas")
             .and_then(Value::as_i64)
-            .filter(|r| *r >= 0)
+            .filter(|r| (0..=MAX_REPLICAS).contains(r))
             .ok_or_else(|| {
                 ApiError::Invalid(format!(
-                    "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: must be greater than or equal to 0"
+                    "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: must be between 0 and {MAX_REPLICAS}"
                 ))
             })?;
         util::set_at(current, &["spec", "replicas"], json!(replicas));

@@ -157,32 +157,25 @@ fn template_without_hash(template: &Value) -> Value {
     t
 }
 
-/// `maxSurge`/`maxUnavailable`: an absolute number or a percentage of `desired`.
+/// `maxSurge`/`maxUnavailable`: an absolute number or a percentage of `desired` (25 % when
+/// unset). Clamped so that no spec, however odd, overflows the rollout arithmetic.
 fn resolve(v: Option<&Value>, desired: i64, round_up: bool) -> i64 {
-    match v {
-        Some(Value::Number(n)) => n.as_i64().unwrap_or(0).max(0),
-        Some(Value::String(s)) => match s
-            .strip_suffix('%')
-            .and_then(|p| p.trim().parse::<i64>().ok())
-        {
-            Some(pct) => {
-                let scaled = desired * pct.max(0);
-                if round_up {
-                    (scaled + 99) / 100
-                } else {
-                    scaled / 100
-                }
-            }
-            None => s.parse::<i64>().unwrap_or(0).max(0),
-        },
-        _ => {
-            let scaled = desired * 25;
-            if round_up {
-                (scaled + 99) / 100
-            } else {
-                scaled / 100
-            }
+    const LIMIT: i64 = 100_000;
+    let percent = |pct: i64| {
+        let scaled = desired.clamp(0, LIMIT) * pct.clamp(0, 1000);
+        if round_up {
+            (scaled + 99) / 100
+        } else {
+            scaled / 100
         }
+    };
+    match v {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(0).clamp(0, LIMIT),
+        Some(Value::String(s)) => match s.strip_suffix('%') {
+            Some(p) => p.trim().parse::<i64>().map(percent).unwrap_or(0),
+            None => s.trim().parse::<i64>().unwrap_or(0).clamp(0, LIMIT),
+        },
+        _ => percent(25),
     }
 }
 
@@ -381,7 +374,7 @@ impl Controllers {
             Some(rs) => {
                 // A rollback to an old template makes that ReplicaSet the newest revision again.
                 if revision(&rs) < max_revision {
-                    let rev = (max_revision + 1).to_string();
+                    let rev = max_revision.saturating_add(1).to_string();
                     store.update_with(&resources::REPLICASETS, ns, name_of(&rs), |r| {
                         obj_at(r, &["metadata", "annotations"])
                             .insert("deployment.kubernetes.io/revision".into(), json!(rev));
@@ -393,7 +386,13 @@ impl Controllers {
             }
             None => {
                 created_new = true;
-                self.create_replicaset(d, &template, max_revision + 1, desired, max_surge)?
+                self.create_replicaset(
+                    d,
+                    &template,
+                    max_revision.saturating_add(1),
+                    desired,
+                    max_surge,
+                )?
             }
         };
         let new_name = name_of(&new_rs).to_string();
