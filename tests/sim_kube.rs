@@ -1050,3 +1050,30 @@ async fn odd_objects_and_garbage_leave_the_server_and_controllers_running() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn pod_logs_are_served_once_the_container_runs() {
+    let h = start().await;
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), "shop");
+    let ready = eventually("canary ready", || async {
+        ready_pods(&pods, "track=canary").await.into_iter().next()
+    })
+    .await;
+    let name = ready.metadata.name.expect("name");
+    let log = pods
+        .logs(&name, &kube::api::LogParams::default())
+        .await
+        .expect("logs");
+    assert!(log.contains("version=2.4.0"), "{log}");
+    let missing = pods
+        .logs(
+            &name,
+            &kube::api::LogParams {
+                container: Some("nope".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("unknown container");
+    assert!(matches!(missing, kube::Error::Api(s) if s.code == 400));
+}

@@ -359,6 +359,9 @@ fn resource_request(
             )?)),
             _ => Err(ApiError::MethodNotAllowed),
         },
+        (Some(name), Some("log")) if *method == Method::GET => {
+            super::logs::pod_log(sim, &sim.store().get(t.def, &ns, name)?, q)
+        }
         (Some(name), Some("scale")) => match *method {
             Method::GET => Ok(ok(&scale_of(t.def, &sim.store().get(t.def, &ns, name)?))),
             Method::PUT | Method::PATCH => Ok(ok(&write_scale(

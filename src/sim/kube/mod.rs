@@ -5,6 +5,7 @@ mod api;
 mod controller;
 mod defaults;
 mod error;
+mod logs;
 mod patch;
 mod resources;
 mod seed;
