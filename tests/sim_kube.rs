@@ -679,7 +679,7 @@ async fn malformed_requests_get_status_errors_not_panics() {
         .patch(format!(
             "{base}/apis/apps/v1/namespaces/shop/deployments/checkout"
         ))
-        .header("content-type", "application/apply-patch+yaml")
+        .header("content-type", "application/cbor")
         .body("x")
         .send()
         .await
@@ -1076,4 +1076,80 @@ async fn pod_logs_are_served_once_the_container_runs() {
         .await
         .expect_err("unknown container");
     assert!(matches!(missing, kube::Error::Api(s) if s.code == 400));
+}
+
+#[tokio::test]
+async fn server_side_apply_creates_and_updates_and_dry_run_changes_nothing() {
+    let h = start().await;
+    let routes = route_api(&h.client);
+    let apply = PatchParams::apply("warroom-test");
+    let weights = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "checkout", "namespace": "shop"},
+        "spec": {"rules": [{"backendRefs": [
+            {"name": "checkout", "port": 80, "weight": 50},
+            {"name": "checkout-canary", "port": 80, "weight": 50}]}]},
+    });
+    let applied = routes
+        .patch("checkout", &apply, &Patch::Apply(&weights))
+        .await
+        .expect("apply route");
+    assert_eq!(
+        applied.data["spec"]["rules"][0]["backendRefs"][1]["weight"],
+        json!(50)
+    );
+    assert_eq!(
+        applied.data["spec"]["parentRefs"][0]["name"],
+        json!("public-gateway"),
+        "fields not in the apply are kept"
+    );
+
+    let cms: Api<ConfigMap> = Api::namespaced(h.client.clone(), "shop");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"k": "v"}});
+    let created = cms
+        .patch("applied", &apply, &Patch::Apply(&cm))
+        .await
+        .expect("apply creates");
+    assert!(created.metadata.uid.is_some());
+
+    let dry = PatchParams {
+        dry_run: true,
+        ..PatchParams::default()
+    };
+    let preview = cms
+        .patch(
+            "applied",
+            &dry,
+            &Patch::Merge(&json!({"data": {"k": "changed"}})),
+        )
+        .await
+        .expect("dry-run patch");
+    assert_eq!(
+        preview
+            .data
+            .unwrap_or_default()
+            .get("k")
+            .map(String::as_str),
+        Some("changed")
+    );
+    let stored = cms.get("applied").await.expect("get");
+    assert_eq!(
+        stored.data.unwrap_or_default().get("k").map(String::as_str),
+        Some("v")
+    );
+    assert_eq!(
+        stored.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    cms.delete(
+        "applied",
+        &DeleteParams {
+            dry_run: true,
+            ..DeleteParams::default()
+        },
+    )
+    .await
+    .expect("dry-run delete");
+    assert!(cms.get_opt("applied").await.expect("get").is_some());
 }

@@ -310,6 +310,15 @@ fn resource_request(
     let t = parse_target(group, version, rest)?;
     let ns = t.namespace.clone().unwrap_or_default();
     let render = rendering(headers, q);
+    let req = Req {
+        sim,
+        def: t.def,
+        ns: &ns,
+        q,
+        headers,
+        body,
+        dry_run: dry_run(q)?,
+    };
     match (&t.name, t.sub.as_deref()) {
         (None, _) => match *method {
             Method::GET if truthy(q, "watch") => watch(sim, &t, q, render),
@@ -318,7 +327,7 @@ fn resource_request(
                 if t.def.namespaced && t.namespace.is_none() {
                     return Err(ApiError::MethodNotAllowed);
                 }
-                let created = create(sim, t.def, &ns, body)?;
+                let created = create_object(sim, t.def, &ns, parse_body(body)?, req.dry_run)?;
                 Ok(json_response(StatusCode::CREATED, &created))
             }
             Method::DELETE => delete_collection(sim, &t, q),
@@ -329,47 +338,57 @@ fn resource_request(
                 let obj = sim.store().get(t.def, &ns, name)?;
                 Ok(render_one(t.def, &obj, render))
             }
-            Method::PUT => Ok(ok(&update(sim, t.def, &ns, name, body, Part::Main)?)),
-            Method::PATCH => Ok(ok(&patch_object(
-                sim,
-                t.def,
-                &ns,
-                name,
-                headers,
-                body,
-                Part::Main,
-            )?)),
-            Method::DELETE => {
-                let deleted = delete(sim, t.def, &ns, name, q, body)?;
-                Ok(ok(&deleted))
-            }
+            Method::PUT => Ok(ok(&update(&req, name, Part::Main)?)),
+            Method::PATCH => patch_object(&req, name, Part::Main),
+            Method::DELETE => Ok(ok(&delete(sim, t.def, &ns, name, q, body)?)),
             _ => Err(ApiError::MethodNotAllowed),
         },
         (Some(name), Some("status")) => match *method {
             Method::GET => Ok(ok(&sim.store().get(t.def, &ns, name)?)),
-            Method::PUT => Ok(ok(&update(sim, t.def, &ns, name, body, Part::Status)?)),
-            Method::PATCH => Ok(ok(&patch_object(
-                sim,
-                t.def,
-                &ns,
-                name,
-                headers,
-                body,
-                Part::Status,
-            )?)),
+            Method::PUT => Ok(ok(&update(&req, name, Part::Status)?)),
+            Method::PATCH => patch_object(&req, name, Part::Status),
             _ => Err(ApiError::MethodNotAllowed),
         },
         (Some(name), Some("log")) if *method == Method::GET => {
             super::logs::pod_log(sim, &sim.store().get(t.def, &ns, name)?, q)
         }
         (Some(name), Some("scale")) => match *method {
-            Method::GET => Ok(ok(&scale_of(t.def, &sim.store().get(t.def, &ns, name)?))),
-            Method::PUT | Method::PATCH => Ok(ok(&write_scale(
-                sim, t.def, &ns, name, method, headers, body,
-            )?)),
+            Method::GET => Ok(ok(&scale_of(&sim.store().get(t.def, &ns, name)?))),
+            Method::PUT | Method::PATCH => Ok(ok(&write_scale(&req, name, method)?)),
             _ => Err(ApiError::MethodNotAllowed),
         },
         _ => Err(ApiError::NoRoute),
+    }
+}
+
+/// What a write request carries besides the object's name.
+struct Req<'a> {
+    sim: &'a KubeSim,
+    def: &'static ResourceDef,
+    ns: &'a str,
+    q: &'a HashMap<String, String>,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    dry_run: bool,
+}
+
+impl Req<'_> {
+    fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// `?dryRun=All` runs a write through defaulting and validation without storing it.
+fn dry_run(q: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match q.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "Invalid dry run value: {other}"
+        ))),
     }
 }
 
@@ -505,21 +524,13 @@ fn check_namespace(def: &ResourceDef, ns: &str, obj: &Value) -> Result<(), ApiEr
     Ok(())
 }
 
-fn create(
-    sim: &KubeSim,
-    def: &'static ResourceDef,
-    ns: &str,
-    body: &[u8],
-) -> Result<Value, ApiError> {
-    create_object(sim, def, ns, parse_body(body)?)
-}
-
 /// Create as a client would (defaults, validation, status dropped), for the API and seeding.
 pub(super) fn create_object(
     sim: &KubeSim,
     def: &'static ResourceDef,
     ns: &str,
     mut obj: Value,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
     prune_nulls(&mut obj);
     check_type(def, &obj)?;
@@ -539,7 +550,7 @@ pub(super) fn create_object(
     }
     defaults::apply(def, &mut obj);
     validate(def, &obj)?;
-    sim.store().create(def, ns, obj)
+    sim.store().create_maybe_dry(def, ns, obj, dry_run)
 }
 
 /// Every replica is a simulated pod in memory; a real cluster's int32 limit would let one
@@ -655,18 +666,12 @@ fn keep_other_part(def: &ResourceDef, part: Part, current: &Value, next: &mut Va
     }
 }
 
-fn update(
-    sim: &KubeSim,
-    def: &'static ResourceDef,
-    ns: &str,
-    name: &str,
-    body: &[u8],
-    part: Part,
-) -> Result<Value, ApiError> {
-    let mut obj = parse_body(body)?;
+fn update(req: &Req<'_>, name: &str, part: Part) -> Result<Value, ApiError> {
+    let def = req.def;
+    let mut obj = parse_body(req.body)?;
     prune_nulls(&mut obj);
     check_type(def, &obj)?;
-    check_namespace(def, ns, &obj)?;
+    check_namespace(def, req.ns, &obj)?;
     let expected = match str_at(&obj, "/metadata/resourceVersion").filter(|s| !s.is_empty()) {
         Some(rv) => Some(
             rv.parse::<u64>()
@@ -674,57 +679,94 @@ fn update(
         ),
         None => None,
     };
-    sim.store().update_with(def, ns, name, |current| {
-        if let Some(expected) = expected
-            && super::store::object_rv(current) != Some(expected)
-        {
-            return Err(ApiError::conflict(def, name));
-        }
-        keep_other_part(def, part, current, &mut obj);
-        if part == Part::Main {
-            defaults::apply(def, &mut obj);
-            validate(def, &obj)?;
-        }
-        *current = obj;
-        Ok(())
-    })
+    req.sim.store().modify(
+        def,
+        req.ns,
+        name,
+        |current| {
+            if let Some(expected) = expected
+                && super::store::object_rv(current) != Some(expected)
+            {
+                return Err(ApiError::conflict(def, name));
+            }
+            keep_other_part(def, part, current, &mut obj);
+            if part == Part::Main {
+                defaults::apply(def, &mut obj);
+                validate(def, &obj)?;
+            }
+            *current = obj;
+            Ok(())
+        },
+        req.dry_run,
+    )
 }
 
-fn patch_object(
-    sim: &KubeSim,
-    def: &'static ResourceDef,
-    ns: &str,
-    name: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    part: Part,
-) -> Result<Value, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let kind = PatchKind::from_content_type(ct)?;
-    sim.store().update_with(def, ns, name, |current| {
-        let mut next = patch::apply(kind, current, body)?;
-        prune_nulls(&mut next);
-        // A patch that carries a resourceVersion is a precondition, as for PUT.
-        let patched_rv = str_at(&next, "/metadata/resourceVersion").map(str::to_string);
-        let current_rv = str_at(current, "/metadata/resourceVersion").map(str::to_string);
-        if patched_rv.is_some() && patched_rv != current_rv {
-            return Err(ApiError::conflict(def, name));
+/// PATCH in all its forms. Server-side apply (`application/apply-patch+yaml`) is approximated:
+/// it creates a missing object and otherwise merges like a strategic merge patch (JSON merge
+/// for HTTPRoute, whose lists are atomic); field ownership and conflicts are not tracked.
+fn patch_object(req: &Req<'_>, name: &str, part: Part) -> Result<Response, ApiError> {
+    let def = req.def;
+    let kind = PatchKind::from_content_type(req.content_type())?;
+    if kind == PatchKind::Strategic && def == &resources::HTTPROUTES {
+        return Err(ApiError::UnsupportedMediaType(
+            "strategic merge patch is not supported for custom resources (use a JSON merge patch)"
+                .into(),
+        ));
+    }
+    if kind == PatchKind::Apply {
+        if req.q.get("fieldManager").is_none_or(String::is_empty) {
+            return Err(ApiError::Invalid(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
+            ));
         }
-        check_type(def, &next)?;
-        keep_other_part(def, part, current, &mut next);
-        if part == Part::Main {
-            defaults::apply(def, &mut next);
-            validate(def, &next)?;
+        if part == Part::Main && !req.sim.store().name_taken(def, req.ns, name) {
+            let mut obj = patch::parse_apply(req.body)?;
+            if !obj.is_object() {
+                return Err(ApiError::BadRequest(
+                    "an apply patch must be an object".into(),
+                ));
+            }
+            obj_at(&mut obj, &["metadata"])
+                .entry("name")
+                .or_insert(json!(name));
+            if str_at(&obj, "/metadata/name") != Some(name) {
+                return Err(ApiError::BadRequest(
+                    "the name of the object does not match the name on the URL".into(),
+                ));
+            }
+            let created = create_object(req.sim, def, req.ns, obj, req.dry_run)?;
+            return Ok(json_response(StatusCode::CREATED, &created));
         }
-        *current = next;
-        Ok(())
-    })
+    }
+    let strategic_lists = def != &resources::HTTPROUTES;
+    let patched = req.sim.store().modify(
+        def,
+        req.ns,
+        name,
+        |current| {
+            let mut next = patch::apply(kind, current, req.body, strategic_lists)?;
+            prune_nulls(&mut next);
+            // A patch that carries a resourceVersion is a precondition, as for PUT.
+            let patched_rv = str_at(&next, "/metadata/resourceVersion").map(str::to_string);
+            let current_rv = str_at(current, "/metadata/resourceVersion").map(str::to_string);
+            if patched_rv.is_some() && patched_rv != current_rv {
+                return Err(ApiError::conflict(def, name));
+            }
+            check_type(def, &next)?;
+            keep_other_part(def, part, current, &mut next);
+            if part == Part::Main {
+                defaults::apply(def, &mut next);
+                validate(def, &next)?;
+            }
+            *current = next;
+            Ok(())
+        },
+        req.dry_run,
+    )?;
+    Ok(ok(&patched))
 }
 
-fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
+fn scale_of(obj: &Value) -> Value {
     let selector = obj
         .pointer("/spec/selector/matchLabels")
         .and_then(Value::as_object)
@@ -736,7 +778,6 @@ fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
         })
         .unwrap_or_default();
     let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
-    let _ = def;
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -755,43 +796,40 @@ fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
     })
 }
 
-fn write_scale(
-    sim: &KubeSim,
-    def: &'static ResourceDef,
-    ns: &str,
-    name: &str,
-    method: &Method,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Value, ApiError> {
-    let updated = sim.store().update_with(def, ns, name, |current| {
-        let scale = scale_of(def, current);
-        let next_scale = if method == Method::PATCH {
-            let ct = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            patch::apply(PatchKind::from_content_type(ct)?, &scale, body)?
-        } else {
-            parse_body(body)?
-        };
-        let given_rv = str_at(&next_scale, "/metadata/resourceVersion").filter(|s| !s.is_empty());
-        if given_rv.is_some() && given_rv != str_at(&scale, "/metadata/resourceVersion") {
-            return Err(ApiError::conflict(def, name));
-        }
-        let replicas = next_scale
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .filter(|r| (0..=MAX_REPLICAS).contains(r))
-            .ok_or_else(|| {
-                ApiError::Invalid(format!(
-                    "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: must be between 0 and {MAX_REPLICAS}"
-                ))
-            })?;
-        util::set_at(current, &["spec", "replicas"], json!(replicas));
-        Ok(())
-    })?;
-    Ok(scale_of(def, &updated))
+fn write_scale(req: &Req<'_>, name: &str, method: &Method) -> Result<Value, ApiError> {
+    let def = req.def;
+    let updated = req.sim.store().modify(
+        def,
+        req.ns,
+        name,
+        |current| {
+            let scale = scale_of(current);
+            let next_scale = if method == Method::PATCH {
+                let kind = PatchKind::from_content_type(req.content_type())?;
+                patch::apply(kind, &scale, req.body, true)?
+            } else {
+                parse_body(req.body)?
+            };
+            let given_rv =
+                str_at(&next_scale, "/metadata/resourceVersion").filter(|s| !s.is_empty());
+            if given_rv.is_some() && given_rv != str_at(&scale, "/metadata/resourceVersion") {
+                return Err(ApiError::conflict(def, name));
+            }
+            let replicas = next_scale
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .filter(|r| (0..=MAX_REPLICAS).contains(r))
+                .ok_or_else(|| {
+                    ApiError::Invalid(format!(
+                        "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: must be between 0 and {MAX_REPLICAS}"
+                    ))
+                })?;
+            util::set_at(current, &["spec", "replicas"], json!(replicas));
+            Ok(())
+        },
+        req.dry_run,
+    )?;
+    Ok(scale_of(&updated))
 }
 
 /// `gracePeriodSeconds` from the query or the DeleteOptions body.
@@ -812,6 +850,15 @@ pub(super) fn delete(
     q: &HashMap<String, String>,
     body: &[u8],
 ) -> Result<Value, ApiError> {
+    // DeleteOptions in the body may ask for a dry run too (kube-rs and kubectl send it there).
+    let body_dry_run = serde_json::from_slice::<Value>(body).ok().is_some_and(|v| {
+        v.get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|x| x == "All"))
+    });
+    if dry_run(q)? || body_dry_run {
+        return sim.store().get(def, ns, name);
+    }
     if def == &resources::PODS {
         // Pods terminate gracefully: the kubelet (controller) removes them once marked.
         let grace = grace_period(q, body);

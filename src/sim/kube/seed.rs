@@ -173,7 +173,7 @@ impl KubeSim {
         }
         for (def, obj) in objects {
             let obj_ns = if def.namespaced { ns } else { "" };
-            match super::api::create_object(self, def, obj_ns, obj) {
+            match super::api::create_object(self, def, obj_ns, obj, false) {
                 Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }

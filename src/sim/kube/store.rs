@@ -153,7 +153,18 @@ impl Store {
         &self,
         def: &'static ResourceDef,
         ns: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
+        self.create_maybe_dry(def, ns, obj, false)
+    }
+
+    /// Create, or (`dry_run`) everything a create does except storing and publishing it.
+    pub fn create_maybe_dry(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
         mut obj: Value,
+        dry_run: bool,
     ) -> Result<Value, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::BadRequest(
@@ -177,7 +188,9 @@ impl Store {
         if inner.objects.contains_key(&k) {
             return Err(ApiError::already_exists(def, &name));
         }
-        inner.rv += 1;
+        if !dry_run {
+            inner.rv += 1;
+        }
         let rv = inner.rv;
         if let Some(o) = obj.as_object_mut() {
             o.insert("apiVersion".into(), json!(def.api_version()));
@@ -196,6 +209,10 @@ impl Store {
         meta.insert("generation".into(), json!(1));
         meta.remove("deletionTimestamp");
         meta.remove("selfLink");
+        if dry_run {
+            meta.remove("resourceVersion");
+            return Ok(obj);
+        }
         inner.objects.insert(k, obj.clone());
         self.publish(&mut inner, def, ns, ChangeKind::Added, obj.clone(), None);
         Ok(obj)
@@ -212,6 +229,21 @@ impl Store {
     where
         F: FnOnce(&mut Value) -> Result<(), ApiError>,
     {
+        self.modify(def, ns, name, f, false)
+    }
+
+    /// Read-modify-write that may be a dry run (`?dryRun=All`): everything but the commit.
+    pub fn modify<F>(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        f: F,
+        dry_run: bool,
+    ) -> Result<Value, ApiError>
+    where
+        F: FnOnce(&mut Value) -> Result<(), ApiError>,
+    {
         let mut inner = self.lock();
         let current = inner
             .objects
@@ -220,17 +252,16 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(def, name))?;
         let mut next = current.clone();
         f(&mut next)?;
-        self.commit_replace(&mut inner, def, ns, name, current, next)
+        self.commit_replace(&mut inner, (def, ns, name), current, next, dry_run)
     }
 
     fn commit_replace(
         &self,
         inner: &mut Inner,
-        def: &'static ResourceDef,
-        ns: &str,
-        name: &str,
+        (def, ns, name): (&'static ResourceDef, &str, &str),
         current: Value,
         mut obj: Value,
+        dry_run: bool,
     ) -> Result<Value, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::BadRequest(
@@ -273,6 +304,9 @@ impl Store {
         }
         if same_content(&current, &obj) {
             return Ok(current);
+        }
+        if dry_run {
+            return Ok(obj);
         }
         inner.rv += 1;
         let rv = inner.rv;
