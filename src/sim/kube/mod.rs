@@ -69,14 +69,16 @@ impl KubeSim {
     /// window to reach `410 Gone` quickly).
     pub fn with_event_window(window: usize) -> Self {
         let (expiry, _) = watch::channel(0);
-        KubeSim {
+        let sim = KubeSim {
             inner: Arc::new(Inner {
                 store: Store::new(window),
                 outage: AtomicBool::new(false),
                 expiry,
                 bookmark_every: Duration::from_secs(5),
             }),
-        }
+        };
+        seed::bootstrap(&sim);
+        sim
     }
 
     fn store(&self) -> &Store {

@@ -123,6 +123,39 @@ fn route_status() -> Value {
     }]})
 }
 
+/// What every cluster has before anyone uses it: the system namespaces and the `kubernetes`
+/// Service in `default`, so manifests and `kubectl` habits that assume them work.
+pub(super) fn bootstrap(sim: &KubeSim) {
+    let mut objects: Vec<(&'static ResourceDef, &str, Value)> =
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+            .into_iter()
+            .map(|ns| {
+                (
+                    &resources::NAMESPACES,
+                    "",
+                    json!({"metadata": {"name": ns}}),
+                )
+            })
+            .collect();
+    objects.push((
+        &resources::SERVICES,
+        "default",
+        json!({
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {
+                "clusterIP": "10.96.0.1",
+                "clusterIPs": ["10.96.0.1"],
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+            },
+        }),
+    ));
+    for (def, ns, obj) in objects {
+        if let Err(e) = super::api::create_object(sim, def, ns, obj, false) {
+            tracing::warn!(error = %e, "bootstrapping the simulated cluster");
+        }
+    }
+}
+
 impl KubeSim {
     /// Creates the application's objects. Objects that already exist are left as they are, so
     /// seeding twice is harmless.
