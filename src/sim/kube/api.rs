@@ -473,6 +473,19 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
 /// `creationTimestamp: null` in a template sent by kubectl would make it differ from the same
 /// template stored without it (and `rollout undo` would start a new ReplicaSet).
 fn prune_nulls(v: &mut Value) {
+    // Empty label and annotation maps vanish the same way (`omitempty`).
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            let empty = match meta.get(field) {
+                Some(Value::Object(m)) => m.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                _ => false,
+            };
+            if empty {
+                meta.remove(field);
+            }
+        }
+    }
     match v {
         Value::Object(m) => {
             m.retain(|_, v| !v.is_null());

@@ -469,3 +469,91 @@ impl Store {
 pub fn object_rv(v: &Value) -> Option<u64> {
     rv_of(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cm(name: &str, value: &str) -> Value {
+        json!({"metadata": {"name": name}, "data": {"k": value}})
+    }
+
+    #[test]
+    fn a_no_op_update_keeps_the_resource_version() {
+        let store = Store::new(100);
+        let created = store
+            .create(&resources::CONFIGMAPS, "ns", cm("a", "1"))
+            .unwrap_or_default();
+        let same = store
+            .update_with(&resources::CONFIGMAPS, "ns", "a", |_| Ok(()))
+            .unwrap_or_default();
+        assert_eq!(object_rv(&created), object_rv(&same));
+        let changed = store
+            .update_with(&resources::CONFIGMAPS, "ns", "a", |o| {
+                o["data"]["k"] = json!("2");
+                Ok(())
+            })
+            .unwrap_or_default();
+        assert!(object_rv(&changed) > object_rv(&created));
+        assert_eq!(changed["metadata"]["uid"], created["metadata"]["uid"]);
+    }
+
+    #[test]
+    fn watches_replay_from_a_version_inside_the_window_and_expire_before_it() {
+        let store = Store::new(3);
+        let first = store
+            .create(&resources::CONFIGMAPS, "ns", cm("a", "0"))
+            .unwrap_or_default();
+        let first_rv = object_rv(&first).unwrap_or_default();
+        for i in 1..=5 {
+            let _ = store.update_with(&resources::CONFIGMAPS, "ns", "a", |o| {
+                o["data"]["k"] = json!(i.to_string());
+                Ok(())
+            });
+        }
+        assert!(matches!(
+            store.watch(&resources::CONFIGMAPS, None, Some(first_rv)),
+            Err(ApiError::Gone { .. })
+        ));
+        let recent = store.resource_version() - 2;
+        let start = store.watch(&resources::CONFIGMAPS, Some("ns"), Some(recent));
+        let replayed: Vec<u64> = start
+            .map(|s| s.replay.iter().map(|c| c.rv).collect())
+            .unwrap_or_default();
+        assert_eq!(replayed, vec![recent + 1, recent + 2]);
+        let other_ns = store.watch(&resources::CONFIGMAPS, Some("other"), Some(recent));
+        assert!(other_ns.is_ok_and(|s| s.replay.is_empty()));
+    }
+
+    #[test]
+    fn a_watch_without_a_version_starts_with_the_current_objects() {
+        let store = Store::new(100);
+        let _ = store.create(&resources::CONFIGMAPS, "ns", cm("a", "1"));
+        let _ = store.create(&resources::CONFIGMAPS, "ns", cm("b", "1"));
+        let _ = store.delete(&resources::CONFIGMAPS, "ns", "a");
+        let start = store.watch(&resources::CONFIGMAPS, None, None);
+        let names: Vec<String> = start
+            .map(|s| {
+                s.replay
+                    .iter()
+                    .map(|c| util::name_of(&c.object).to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(names, ["b"]);
+    }
+
+    #[test]
+    fn creating_twice_is_already_exists_and_missing_objects_are_not_found() {
+        let store = Store::new(10);
+        let _ = store.create(&resources::CONFIGMAPS, "ns", cm("a", "1"));
+        assert!(matches!(
+            store.create(&resources::CONFIGMAPS, "ns", cm("a", "1")),
+            Err(ApiError::AlreadyExists { .. })
+        ));
+        assert!(matches!(
+            store.get(&resources::CONFIGMAPS, "ns", "zz"),
+            Err(ApiError::NotFound { .. })
+        ));
+    }
+}
