@@ -790,6 +790,12 @@ async fn kubectl_get_prints_the_columns_of_a_real_cluster() {
     );
     assert!(yaml.contains("name: checkout-canary"));
 
+    let nodes = kubectl(h.port, &["get", "nodes"]).await;
+    let mut lines = nodes.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]);
+    assert_eq!(lines.filter(|l| l.contains(" Ready ")).count(), 3, "{nodes}");
+
     let wide = kubectl(h.port, &["get", "pods", "-n", "shop", "-o", "wide"]).await;
     let header: Vec<&str> = wide
         .lines()

@@ -16,7 +16,8 @@ use super::resources::{self, ResourceDef};
 use super::snapshot::pod_is_ready;
 use super::util::{self, name_of, namespace_of, obj_at, str_at, uid_of};
 
-const NODES: &[&str] = &["sim-node-1", "sim-node-2", "sim-node-3"];
+/// The simulated nodes pods are scheduled onto (Node objects are created at bootstrap).
+pub(super) const NODES: &[&str] = &["sim-node-1", "sim-node-2", "sim-node-3"];
 /// Must match what seeding writes, so the controller adopts seeded route status unchanged.
 pub(super) const GATEWAY_CONTROLLER: &str = "warroom.dev/sim-gateway-controller";
 const TICK: Duration = Duration::from_millis(50);
@@ -901,6 +902,24 @@ impl Controllers {
         }
     }
 
+    /// The scheduler's spreading, reduced to its essence: the node running the fewest pods,
+    /// ties broken at random.
+    fn least_loaded_node(&self) -> &'static str {
+        let (pods, _) = self.sim.store().list(&resources::PODS, None);
+        let mut load: Vec<(usize, u32, &'static str)> = NODES
+            .iter()
+            .map(|n| {
+                let count = pods
+                    .iter()
+                    .filter(|p| !is_terminating(p) && str_at(p, "/spec/nodeName") == Some(n))
+                    .count();
+                (count, rand::rng().random::<u32>(), *n)
+            })
+            .collect();
+        load.sort();
+        load.first().map(|(_, _, n)| *n).unwrap_or("sim-node-1")
+    }
+
     /// The kubelet stops the containers: they and the pod stop being ready at once, which is
     /// what takes a terminating pod out of its Service's endpoints.
     fn terminating(&self, pod: &Value) {
@@ -954,7 +973,7 @@ impl Controllers {
         let now = util::now_rfc3339();
         match stage {
             Stage::Unscheduled => {
-                let node = NODES[rand::rng().random_range(0..NODES.len())];
+                let node = self.least_loaded_node();
                 let updated = store.update_with(&resources::PODS, ns, name, |p| {
                     util::set_at(p, &["spec", "nodeName"], json!(node));
                     let conds = obj_at(p, &["status"]).entry("conditions").or_insert(json!([]));

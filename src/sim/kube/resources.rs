@@ -82,6 +82,18 @@ pub const NAMESPACES: ResourceDef = ResourceDef {
     has_status: true,
     categories: &[],
 };
+pub const NODES: ResourceDef = ResourceDef {
+    group: "",
+    version: "v1",
+    plural: "nodes",
+    singular: "node",
+    kind: "Node",
+    namespaced: false,
+    short_names: &["no"],
+    subresources: STATUS_ONLY,
+    has_status: true,
+    categories: &[],
+};
 const POD_LOG: &[Subresource] = &[Subresource {
     name: "log",
     verbs: &["get"],
@@ -183,6 +195,7 @@ pub const HTTPROUTES: ResourceDef = ResourceDef {
 
 pub static ALL: &[&ResourceDef] = &[
     &NAMESPACES,
+    &NODES,
     &PODS,
     &SERVICES,
     &CONFIGMAPS,
