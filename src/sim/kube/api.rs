@@ -992,22 +992,18 @@ fn watch(
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
     });
-    let content_type = if matches!(render, Rendering::Full) {
-        "application/json"
-    } else {
-        "application/json;as=Table;v=v1;g=meta.k8s.io"
-    };
-    let content_type = if matches!(render, Rendering::Metadata) {
-        "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"
-    } else {
-        content_type
+    let content_type = match render {
+        Rendering::Full => "application/json",
+        Rendering::Table(_) => "application/json;as=Table;v=v1;g=meta.k8s.io",
+        Rendering::Metadata => "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io",
     };
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, "no-cache, private")
         .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| ApiError::NoRoute.into_response()))
+        // Static, valid header values: building the response cannot fail.
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
 }
 
 struct WatchFilter {

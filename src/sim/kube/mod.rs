@@ -33,6 +33,26 @@ use store::Store;
 pub const DEFAULT_EVENT_WINDOW: usize = 10_000;
 
 /// Handle to one simulated cluster. Cheap to clone; all clones share the same state.
+///
+/// Wiring it up:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use warroom::sim::kube::{AppSeed, KubeSim, router, spawn_controllers};
+/// use tokio_util::sync::CancellationToken;
+///
+/// let sim = KubeSim::new();
+/// let cancel = CancellationToken::new();
+/// spawn_controllers(sim.clone(), 1.0, cancel.clone());
+/// # let seed: AppSeed = todo!();
+/// sim.seed_app(&seed)?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let url = format!("http://{}", listener.local_addr()?);
+/// tokio::spawn(async move { axum::serve(listener, router(sim)).await });
+/// // Point kube::Config::new(url.parse()?) or a kubeconfig's `server:` at `url`.
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct KubeSim {
     inner: Arc<Inner>,
