@@ -792,9 +792,17 @@ async fn kubectl_get_prints_the_columns_of_a_real_cluster() {
 
     let nodes = kubectl(h.port, &["get", "nodes"]).await;
     let mut lines = nodes.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(header, ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]);
-    assert_eq!(lines.filter(|l| l.contains(" Ready ")).count(), 3, "{nodes}");
+    assert_eq!(
+        lines.filter(|l| l.contains(" Ready ")).count(),
+        3,
+        "{nodes}"
+    );
 
     let wide = kubectl(h.port, &["get", "pods", "-n", "shop", "-o", "wide"]).await;
     let header: Vec<&str> = wide
@@ -985,6 +993,47 @@ async fn kubectl_set_image_rollout_undo_and_apply_behave_as_on_a_real_cluster() 
         .and_then(|s| s.template.spec)
         .map(|s| s.containers[0].image.clone().unwrap_or_default());
     assert_eq!(img.as_deref(), Some(STABLE_IMAGE));
+
+    // Generators go through typed clients, which send protobuf.
+    let out = kubectl(
+        h.port,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            "shop",
+            "--image=nginx:1.27",
+            "--replicas=2",
+            "--port=80",
+        ],
+    )
+    .await;
+    assert_eq!(out.trim(), "deployment.apps/web created");
+    let out = kubectl(
+        h.port,
+        &[
+            "create",
+            "configmap",
+            "gen",
+            "-n",
+            "shop",
+            "--from-literal=a=b",
+        ],
+    )
+    .await;
+    assert_eq!(out.trim(), "configmap/gen created");
+    let web = deploys.get("web").await.expect("created deployment");
+    let spec = web.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(2));
+    let container = &spec.template.spec.expect("pod spec").containers[0];
+    assert_eq!(container.image.as_deref(), Some("nginx:1.27"));
+    assert!(
+        container
+            .ports
+            .as_ref()
+            .is_some_and(|p| p[0].container_port == 80)
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = dir.path().join("cm.yaml");

@@ -153,9 +153,9 @@ async fn handle(
     }
 }
 
-/// Bodies of creates and updates must be JSON or YAML (YAML is turned into JSON here).
-/// Protobuf and CBOR get 415, which makes client-go fall back to JSON, as against a server
-/// that does not serve those encodings.
+/// Bodies of creates and updates are JSON, YAML, or (from typed clients such as
+/// `kubectl create deployment`) protobuf for the kinds `proto` knows; all become JSON here.
+/// Anything else (CBOR, protobuf of other kinds) gets 415.
 fn normalize_body(method: &Method, headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
     if !matches!(*method, Method::POST | Method::PUT) || body.is_empty() {
         return Ok(body);
@@ -181,6 +181,9 @@ fn normalize_body(method: &Method, headers: &HeaderMap, body: Bytes) -> Result<B
                 ))
             })?;
             Ok(Bytes::from(v.to_string()))
+        }
+        "application/vnd.kubernetes.protobuf" => {
+            Ok(Bytes::from(super::proto::decode(&body)?.to_string()))
         }
         other => Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"

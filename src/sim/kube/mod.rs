@@ -7,6 +7,7 @@ mod defaults;
 mod error;
 mod logs;
 mod patch;
+mod proto;
 mod resources;
 mod seed;
 mod selector;
