@@ -1208,3 +1208,29 @@ async fn server_side_apply_creates_and_updates_and_dry_run_changes_nothing() {
     .expect("dry-run delete");
     assert!(cms.get_opt("applied").await.expect("get").is_some());
 }
+
+#[tokio::test]
+async fn cancelling_the_controllers_ends_open_watches_so_the_server_can_stop() {
+    let h = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(h.client.clone(), "shop");
+    let rv = cms
+        .get("checkout-flags")
+        .await
+        .expect("get")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = cms
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    h.cancel.cancel();
+    let end = tokio::time::timeout(DEADLINE, async {
+        while let Some(item) = stream.next().await {
+            assert!(item.is_ok(), "a clean end, not an error: {item:?}");
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the watch ended after shutdown");
+}

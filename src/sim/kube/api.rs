@@ -979,6 +979,7 @@ fn watch(
                     bookmarks,
                     bookmark_every: sim.bookmark_interval(),
                     expiry,
+                    shutdown: sim.shutdown_signal(),
                     initial_events,
                 },
             ));
@@ -1022,6 +1023,7 @@ struct WatchOptions {
     bookmarks: bool,
     bookmark_every: Duration,
     expiry: tokio::sync::watch::Receiver<u64>,
+    shutdown: tokio_util::sync::CancellationToken,
     initial_events: bool,
 }
 
@@ -1160,6 +1162,7 @@ async fn run_watch(
                 return;
             }
             _ = sleep_until_deadline => return,
+            _ = opts.shutdown.cancelled() => return,
             _ = tx.closed() => return,
         }
     }

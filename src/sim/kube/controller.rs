@@ -25,7 +25,8 @@ const TICK: Duration = Duration::from_millis(50);
 const MAX_EVENTS_PER_NAMESPACE: usize = 500;
 
 /// Starts every control loop on the current Tokio runtime. `speed` divides all simulated
-/// delays (2.0 makes pods start twice as fast); the loops stop when `cancel` fires.
+/// delays (2.0 makes pods start twice as fast); the loops stop when `cancel` fires, which also
+/// calls [`KubeSim::shutdown`] so open watches end and the HTTP server can stop.
 pub fn spawn_controllers(
     sim: KubeSim,
     speed: f64,
@@ -46,7 +47,10 @@ pub fn spawn_controllers(
         };
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => {
+                    ctl.sim.shutdown();
+                    return;
+                }
                 _ = tokio::time::sleep(TICK) => {}
             }
             ctl.reconcile();

@@ -113,6 +113,7 @@ pub fn pod_log(
     let (ns, name) = (namespace_of(pod).to_string(), name_of(pod).to_string());
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let sim = sim.clone();
+    let shutdown = sim.shutdown_signal();
     tokio::spawn(async move {
         for l in lines {
             if tx.send(Bytes::from(l)).await.is_err() {
@@ -124,6 +125,7 @@ pub fn pod_log(
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
+                _ = shutdown.cancelled() => return,
                 _ = tx.closed() => return,
             }
             if sim.store().get(&resources::PODS, &ns, &name).is_err() {

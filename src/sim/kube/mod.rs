@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 pub use api::router;
 pub use controller::spawn_controllers;
@@ -64,6 +65,8 @@ struct Inner {
     outage: AtomicBool,
     /// Bumped to make every open watch end with a 410 ERROR event.
     expiry: watch::Sender<u64>,
+    /// Fired by [`KubeSim::shutdown`]: open streams end so the HTTP server can stop gracefully.
+    shutdown: CancellationToken,
     bookmark_every: Duration,
 }
 
@@ -95,6 +98,7 @@ impl KubeSim {
                 store: Store::new(window),
                 outage: AtomicBool::new(false),
                 expiry,
+                shutdown: CancellationToken::new(),
                 bookmark_every: Duration::from_secs(5),
             }),
         };
@@ -130,6 +134,18 @@ impl KubeSim {
     /// the API server's watch cache is reset. Clients must relist.
     pub fn watch_expiry(&self) {
         self.inner.expiry.send_modify(|n| *n += 1);
+    }
+
+    /// Ends every open watch and `logs -f` stream (cleanly, as a stopping API server does) and
+    /// every one opened later, so `axum::serve(..).with_graceful_shutdown(..)` can finish while
+    /// clients such as `kubectl get -w` are connected. Called when the controllers' cancellation
+    /// token fires.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    fn shutdown_signal(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
     }
 
     fn watch_expiry_signal(&self) -> watch::Receiver<u64> {
