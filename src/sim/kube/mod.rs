@@ -15,6 +15,7 @@ mod snapshot;
 mod store;
 mod table;
 mod util;
+mod watches;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
