@@ -1234,3 +1234,71 @@ async fn cancelling_the_controllers_ends_open_watches_so_the_server_can_stop() {
     .await;
     assert!(end.is_ok(), "the watch ended after shutdown");
 }
+
+#[tokio::test]
+async fn concurrent_watchers_each_see_every_change_once_and_in_order() {
+    let h = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(h.client.clone(), "shop");
+    let rv = cms
+        .get("checkout-flags")
+        .await
+        .expect("get")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut watchers = Vec::new();
+    for _ in 0..20 {
+        let stream = cms
+            .watch(&WatchParams::default(), &rv)
+            .await
+            .expect("watch");
+        watchers.push(tokio::spawn(async move {
+            let mut stream = stream.boxed();
+            let mut seen = Vec::new();
+            while seen.len() < 100 {
+                match stream.next().await {
+                    Some(Ok(WatchEvent::Modified(cm))) => {
+                        let rv: u64 = cm
+                            .metadata
+                            .resource_version
+                            .unwrap_or_default()
+                            .parse()
+                            .unwrap_or(0);
+                        let n: u32 = cm
+                            .data
+                            .unwrap_or_default()
+                            .get("n")
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0);
+                        seen.push((rv, n));
+                    }
+                    Some(Ok(WatchEvent::Bookmark(_))) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            seen
+        }));
+    }
+    for n in 1..=100u32 {
+        let cms = cms.clone();
+        cms.patch(
+            "checkout-flags",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"data": {"n": n.to_string()}})),
+        )
+        .await
+        .expect("patch");
+    }
+    for w in watchers {
+        let seen = tokio::time::timeout(DEADLINE, w)
+            .await
+            .expect("watcher done")
+            .expect("joined");
+        let values: Vec<u32> = seen.iter().map(|(_, n)| *n).collect();
+        assert_eq!(values, (1..=100).collect::<Vec<_>>());
+        assert!(
+            seen.windows(2).all(|w| w[0].0 < w[1].0),
+            "versions increase"
+        );
+    }
+}
