@@ -1302,3 +1302,75 @@ async fn concurrent_watchers_each_see_every_change_once_and_in_order() {
         );
     }
 }
+
+#[tokio::test]
+async fn failing_image_pulls_stall_a_rollout_past_its_deadline_until_healed() {
+    let h = start().await;
+    let deploys: Api<Deployment> = Api::namespaced(h.client.clone(), "shop");
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), "shop");
+    eventually("stable available", || async {
+        let d = deploys.get("checkout").await.expect("get");
+        (d.status.and_then(|s| s.available_replicas) == Some(4)).then_some(())
+    })
+    .await;
+    h.sim.fail_image_pulls(":9.9.9-broken");
+    let broken = "registry.example.com/shop/checkout:9.9.9-broken";
+    let patch = json!({"spec": {"progressDeadlineSeconds": 2, "template": {"spec": {"containers": [{"name": "checkout", "image": broken}]}}}});
+    deploys
+        .patch(
+            "checkout",
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await
+        .expect("set image");
+
+    let waiting = eventually("a pod in ImagePullBackOff", || async {
+        let list = pods
+            .list(&ListParams::default().labels("track=stable"))
+            .await
+            .expect("list");
+        list.items.into_iter().find(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs[0].state.as_ref())
+                .and_then(|st| st.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref())
+                == Some("ImagePullBackOff")
+        })
+    })
+    .await;
+    assert!(!is_ready(&waiting));
+    eventually("progress deadline exceeded", || async {
+        let d = deploys.get("checkout").await.expect("get");
+        let conds = d.status.and_then(|s| s.conditions).unwrap_or_default();
+        conds
+            .iter()
+            .any(|c| {
+                c.type_ == "Progressing"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            })
+            .then_some(())
+    })
+    .await;
+    assert!(
+        ready_pods(&pods, "track=stable").await.len() >= 3,
+        "maxUnavailable keeps old pods serving"
+    );
+
+    h.sim.heal_image_pulls();
+    eventually("rollout completes after healing", || async {
+        let d = deploys.get("checkout").await.expect("get");
+        let s = d.status.unwrap_or_default();
+        let done = s.updated_replicas == Some(4)
+            && s.available_replicas == Some(4)
+            && s.replicas == Some(4);
+        let progressing = s.conditions.unwrap_or_default().into_iter().any(|c| {
+            c.type_ == "Progressing" && c.reason.as_deref() == Some("NewReplicaSetAvailable")
+        });
+        (done && progressing).then_some(())
+    })
+    .await;
+}

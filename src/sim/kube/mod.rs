@@ -17,8 +17,8 @@ mod table;
 mod util;
 mod watches;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -68,6 +68,8 @@ struct Inner {
     expiry: watch::Sender<u64>,
     /// Fired by [`KubeSim::shutdown`]: open streams end so the HTTP server can stop gracefully.
     shutdown: CancellationToken,
+    /// Image substrings whose pulls fail (fault injection).
+    pull_failures: Mutex<Vec<String>>,
     bookmark_every: Duration,
 }
 
@@ -100,6 +102,7 @@ impl KubeSim {
                 outage: AtomicBool::new(false),
                 expiry,
                 shutdown: CancellationToken::new(),
+                pull_failures: Mutex::new(Vec::new()),
                 bookmark_every: Duration::from_secs(5),
             }),
         };
@@ -135,6 +138,39 @@ impl KubeSim {
     /// the API server's watch cache is reset. Clients must relist.
     pub fn watch_expiry(&self) {
         self.inner.expiry.send_modify(|n| *n += 1);
+    }
+
+    /// Fault: containers whose image contains `pattern` cannot be pulled. Their pods stay in
+    /// `ErrImagePull` / `ImagePullBackOff` (with the kubelet's Warning events), so a rollout to
+    /// such an image stalls and, after `progressDeadlineSeconds`, reports
+    /// `ProgressDeadlineExceeded`, as on a real cluster. Pods already running are unaffected.
+    pub fn fail_image_pulls(&self, pattern: &str) {
+        let mut failures = self
+            .inner
+            .pull_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !failures.iter().any(|p| p == pattern) {
+            failures.push(pattern.to_string());
+        }
+    }
+
+    /// Ends every image-pull fault; waiting pods start on their next pull retry.
+    pub fn heal_image_pulls(&self) {
+        self.inner
+            .pull_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    fn image_pull_fails(&self, image: &str) -> bool {
+        self.inner
+            .pull_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|p| !p.is_empty() && image.contains(p.as_str()))
     }
 
     /// Ends every open watch and `logs -f` stream (cleanly, as a stopping API server does) and

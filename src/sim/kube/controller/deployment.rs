@@ -394,6 +394,7 @@ impl Controllers {
                 component: "deployment-controller",
                 host: None,
                 field_path: None,
+                warning: false,
             },
         );
         Ok(())
@@ -449,12 +450,36 @@ impl Controllers {
             && available == desired
             && new_rs.is_some_and(|rs| replicas(rs, "/status/availableReplicas") == desired);
 
+        let deadline = util::i64_at(d, "/spec/progressDeadlineSeconds").unwrap_or(600);
         store.update_with(&resources::DEPLOYMENTS, ns, name_of(d), |dep| {
             let mut conditions: Vec<Value> = dep
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
+            // Any change in the counts is progress; a rollout without progress for
+            // progressDeadlineSeconds has timed out (and stays so until progress resumes).
+            let count = |k: &str| util::i64_at(dep, &format!("/status/{k}")).unwrap_or(0);
+            let progressed = [
+                count("replicas"),
+                count("updatedReplicas"),
+                count("readyReplicas"),
+                count("availableReplicas"),
+            ] != [total, updated, ready, available];
+            let progressing = conditions
+                .iter()
+                .find(|c| str_at(c, "/type") == Some("Progressing"))
+                .cloned();
+            let stalled = !progressed
+                && progressing.as_ref().is_some_and(|c| {
+                    str_at(c, "/reason") == Some("ProgressDeadlineExceeded")
+                        || str_at(c, "/lastUpdateTime")
+                            .and_then(util::parse_time)
+                            .is_some_and(|t| {
+                                k8s_openapi::jiff::Timestamp::now().as_second() - t.as_second()
+                                    > deadline
+                            })
+                });
             if available >= desired - max_unavailable {
                 set_condition(
                     &mut conditions,
@@ -490,6 +515,11 @@ impl Controllers {
                     "NewReplicaSetAvailable",
                     format!("ReplicaSet \"{new_name}\" has successfully progressed."),
                 ),
+                Progress::Rolling if stalled => (
+                    "False",
+                    "ProgressDeadlineExceeded",
+                    format!("ReplicaSet \"{new_name}\" has timed out progressing."),
+                ),
                 Progress::Rolling => (
                     "True",
                     "ReplicaSetUpdated",
@@ -504,6 +534,13 @@ impl Controllers {
                 &message,
                 true,
             );
+            if progressed
+                && let Some(c) = conditions
+                    .iter_mut()
+                    .find(|c| str_at(c, "/type") == Some("Progressing"))
+            {
+                util::set_at(c, &["lastUpdateTime"], json!(util::now_rfc3339()));
+            }
             conditions.sort_by_key(|c| {
                 if str_at(c, "/type") == Some("Available") {
                     0

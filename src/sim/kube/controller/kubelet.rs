@@ -89,6 +89,94 @@ impl Controllers {
         }
     }
 
+    /// A failed pull, as the kubelet reports it: `ErrImagePull` first, then `ImagePullBackOff`
+    /// alternating with retries, each retry later than the last would be on a real node.
+    fn pull_failed(&mut self, pod: &Value, image: &str, node: &str) -> Result<(), ApiError> {
+        let was = pod
+            .pointer("/status/containerStatuses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| str_at(c, "/state/waiting/reason"))
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let (reason, message) = if was == "ErrImagePull" {
+            (
+                "ImagePullBackOff",
+                format!("Back-off pulling image \"{image}\""),
+            )
+        } else {
+            (
+                "ErrImagePull",
+                format!(
+                    "failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": not found"
+                ),
+            )
+        };
+        let updated = self.sim.store().update_with(
+            &resources::PODS,
+            namespace_of(pod),
+            name_of(pod),
+            |p| {
+                if let Some(list) = p
+                    .pointer_mut("/status/containerStatuses")
+                    .and_then(Value::as_array_mut)
+                {
+                    for c in list.iter_mut() {
+                        if str_at(c, "/image") == Some(image) {
+                            util::set_at(
+                                c,
+                                &["state"],
+                                json!({"waiting": {"reason": reason, "message": message}}),
+                            );
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        let cname = containers(pod)
+            .iter()
+            .find(|c| str_at(c, "/image") == Some(image))
+            .and_then(|c| str_at(c, "/name").map(str::to_string))
+            .unwrap_or_default();
+        let fp = format!("spec.containers{{{cname}}}");
+        let (event_reason, event_message, warning) = if reason == "ErrImagePull" {
+            (
+                "Failed",
+                format!(
+                    "Failed to pull image \"{image}\": rpc error: code = NotFound desc = {message}"
+                ),
+                true,
+            )
+        } else {
+            ("BackOff", message.clone(), false)
+        };
+        self.event(
+            &updated,
+            &resources::PODS,
+            event_reason,
+            &event_message,
+            Source {
+                component: "kubelet",
+                host: Some(node),
+                field_path: Some(&fp),
+                warning,
+            },
+        );
+        // Stay in this stage; retry after a back-off instead of on the next tick.
+        let retry = jitter(3000, 6000, self.speed);
+        self.pods.insert(
+            uid_of(pod).to_string(),
+            PodClock {
+                stage: Stage::Creating,
+                due: Instant::now() + retry,
+            },
+        );
+        Ok(())
+    }
+
     /// The scheduler's spreading, reduced to its essence: the node running the fewest pods,
     /// ties broken at random.
     fn least_loaded_node(&self) -> &'static str {
@@ -148,6 +236,7 @@ impl Controllers {
                     component: "kubelet",
                     host,
                     field_path: Some(&format!("spec.containers{{{cname}}}")),
+                    warning: false,
                 },
             );
         }
@@ -179,6 +268,7 @@ impl Controllers {
                         component: "default-scheduler",
                         host: None,
                         field_path: None,
+                        warning: false,
                     },
                 );
             }
@@ -234,15 +324,24 @@ impl Controllers {
                 for c in containers(&updated) {
                     let cname = str_at(&c, "/name").unwrap_or_default();
                     let image = str_at(&c, "/image").unwrap_or_default();
+                    let (reason, message) = if self.sim.image_pull_fails(image) {
+                        ("Pulling", format!("Pulling image \"{image}\""))
+                    } else {
+                        (
+                            "Pulled",
+                            format!("Container image \"{image}\" already present on machine"),
+                        )
+                    };
                     self.event(
                         &updated,
                         &resources::PODS,
-                        "Pulled",
-                        &format!("Container image \"{image}\" already present on machine"),
+                        reason,
+                        &message,
                         Source {
                             component: "kubelet",
                             host: Some(&node),
                             field_path: Some(&format!("spec.containers{{{cname}}}")),
+                            warning: false,
                         },
                     );
                 }
@@ -251,6 +350,13 @@ impl Controllers {
                 let node = str_at(pod, "/spec/nodeName")
                     .unwrap_or_default()
                     .to_string();
+                if let Some(image) = containers(pod)
+                    .iter()
+                    .filter_map(|c| str_at(c, "/image"))
+                    .find(|i| self.sim.image_pull_fails(i))
+                {
+                    return self.pull_failed(pod, image, &node);
+                }
                 let updated = store.update_with(&resources::PODS, ns, name, |p| {
                     let statuses: Vec<Value> = containers(p)
                         .iter()
@@ -295,6 +401,7 @@ impl Controllers {
                             component: "kubelet",
                             host: Some(&node),
                             field_path: Some(&fp),
+                            warning: false,
                         },
                     );
                     self.event(
@@ -306,6 +413,7 @@ impl Controllers {
                             component: "kubelet",
                             host: Some(&node),
                             field_path: Some(&fp),
+                            warning: false,
                         },
                     );
                 }

@@ -60,12 +60,13 @@ pub fn spawn_controllers(
     })
 }
 
-/// Who reports an event, and about which part of the object.
+/// Who reports an event, about which part of the object, and whether it is a Warning.
 #[derive(Clone, Copy)]
 struct Source<'a> {
     component: &'a str,
     host: Option<&'a str>,
     field_path: Option<&'a str>,
+    warning: bool,
 }
 
 struct Controllers {
@@ -128,6 +129,7 @@ impl Controllers {
             component,
             host,
             field_path,
+            warning,
         } = src;
         let ns = namespace_of(obj);
         let now = util::now_rfc3339();
@@ -155,7 +157,7 @@ impl Controllers {
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
-            "type": "Normal",
+            "type": if warning { "Warning" } else { "Normal" },
             "eventTime": null,
             "reportingComponent": component,
             "reportingInstance": host.unwrap_or_default(),

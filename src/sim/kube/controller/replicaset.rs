@@ -52,6 +52,7 @@ impl Controllers {
                         component: "replicaset-controller",
                         host: None,
                         field_path: None,
+                        warning: false,
                     },
                 );
             }
@@ -83,6 +84,7 @@ impl Controllers {
                         component: "replicaset-controller",
                         host: None,
                         field_path: None,
+                        warning: false,
                     },
                 );
             }
