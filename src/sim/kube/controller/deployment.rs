@@ -228,6 +228,20 @@ impl Controllers {
             })?;
         }
 
+        // minReadySeconds follows the Deployment onto every ReplicaSet it owns.
+        let min_ready = d
+            .pointer("/spec/minReadySeconds")
+            .cloned()
+            .unwrap_or(json!(0));
+        for rs in owned {
+            if rs.pointer("/spec/minReadySeconds").unwrap_or(&json!(0)) != &min_ready {
+                store.update_with(&resources::REPLICASETS, ns, name_of(rs), |r| {
+                    util::set_at(r, &["spec", "minReadySeconds"], min_ready.clone());
+                    Ok(())
+                })?;
+            }
+        }
+
         // Fresh copies: the revision write above changed versions.
         let mut olds: Vec<Value> = owned
             .iter()

@@ -95,6 +95,26 @@ impl Controllers {
             .filter(|p| owner_uid(p) == Some(uid_of(rs)) && !is_terminating(p))
             .collect();
         let ready = mine.iter().filter(|p| pod_is_ready(p)).count() as i64;
+        // Available means ready for at least minReadySeconds.
+        let min_ready = util::i64_at(rs, "/spec/minReadySeconds")
+            .unwrap_or(0)
+            .max(0);
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        let available = mine
+            .iter()
+            .filter(|p| pod_is_ready(p))
+            .filter(|p| {
+                min_ready == 0
+                    || p.pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .find(|c| str_at(c, "/type") == Some("Ready"))
+                        .and_then(|c| str_at(c, "/lastTransitionTime"))
+                        .and_then(util::parse_time)
+                        .is_some_and(|t| now - t.as_second() >= min_ready)
+            })
+            .count() as i64;
         let generation = util::i64_at(rs, "/metadata/generation").unwrap_or(1);
         let total = mine.len() as i64;
         self.sim
@@ -104,7 +124,7 @@ impl Controllers {
                     "replicas": total,
                     "fullyLabeledReplicas": total,
                     "readyReplicas": ready,
-                    "availableReplicas": ready,
+                    "availableReplicas": available,
                     "observedGeneration": generation,
                 });
                 if let Some(m) = status.as_object_mut() {
