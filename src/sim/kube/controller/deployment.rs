@@ -242,7 +242,7 @@ impl Controllers {
             }
         }
 
-        // Fresh copies: the revision write above changed versions.
+        // Oldest revision first: scale-down drains the oldest ReplicaSets before newer ones.
         let mut olds: Vec<Value> = owned
             .iter()
             .filter(|rs| name_of(rs) != new_name)
