@@ -120,7 +120,9 @@ impl KubeSim {
     }
 
     /// The traffic split the request generator should follow; updated on every change to pods,
-    /// Services or HTTPRoutes.
+    /// Services or HTTPRoutes that alters it. The receiver's current value counts as seen, so
+    /// read it with `borrow()` before waiting on `changed()`. Pods without an `app` label are
+    /// not traffic; pods without a `track` label count as track `stable`.
     pub fn traffic_snapshots(&self) -> watch::Receiver<TrafficSnapshot> {
         self.store().snapshots()
     }
