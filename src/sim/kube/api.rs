@@ -1,18 +1,14 @@
-//! The HTTP face of the simulated API server: path routing, verbs, content negotiation, watches.
-//! Translates requests into store operations; it must not run controller logic.
+//! The HTTP face of the simulated API server: path routing, verbs, content negotiation, bodies.
+//! Translates requests into store operations; watches live in `watches`, controllers elsewhere.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
 
 use super::KubeSim;
 use super::defaults;
@@ -20,7 +16,6 @@ use super::error::ApiError;
 use super::patch::{self, PatchKind};
 use super::resources::{self, ResourceDef};
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{Change, ChangeKind};
 use super::table::{self, IncludeObject};
 use super::util::{self, obj_at, str_at};
 
@@ -80,14 +75,14 @@ fn parse_query(raw: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-fn truthy(q: &HashMap<String, String>, key: &str) -> bool {
+pub(super) fn truthy(q: &HashMap<String, String>, key: &str) -> bool {
     q.get(key)
         .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | ""))
 }
 
 /// How the client asked to see objects (Accept header).
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Rendering {
+pub(super) enum Rendering {
     Full,
     Table(IncludeObject),
     Metadata,
@@ -123,7 +118,7 @@ fn rendering(headers: &HeaderMap, q: &HashMap<String, String>) -> Rendering {
     Rendering::Full
 }
 
-fn partial_metadata(obj: &Value) -> Value {
+pub(super) fn partial_metadata(obj: &Value) -> Value {
     json!({
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
@@ -143,9 +138,51 @@ async fn handle(
         return ApiError::Unavailable.into_response();
     }
     let q = parse_query(uri.query());
+    let body = match normalize_body(&method, &headers, body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     match route(&sim, &method, &path, &q, &headers, &body) {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
+    }
+}
+
+/// Bodies of creates and updates are JSON, YAML, or (from typed clients such as
+/// `kubectl create deployment`) protobuf for the kinds `proto` knows; all become JSON here.
+/// Anything else (CBOR, protobuf of other kinds) gets 415.
+fn normalize_body(method: &Method, headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
+    if !matches!(*method, Method::POST | Method::PUT) || body.is_empty() {
+        return Ok(body);
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "" | "application/json" | "*/*" => Ok(body),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            let text = std::str::from_utf8(&body)
+                .map_err(|_| ApiError::BadRequest("the YAML body is not UTF-8".into()))?;
+            let v: Value = serde_saphyr::from_str(text).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the body of the request could not be decoded as YAML: {e}"
+                ))
+            })?;
+            Ok(Bytes::from(v.to_string()))
+        }
+        "application/vnd.kubernetes.protobuf" => {
+            Ok(Bytes::from(super::proto::decode(&body)?.to_string()))
+        }
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"
+        ))),
     }
 }
 
@@ -168,6 +205,17 @@ fn route(
     match segs.as_slice() {
         ["version"] => get_only(resources::version_info()),
         ["healthz" | "readyz" | "livez"] => Ok((StatusCode::OK, "ok").into_response()),
+        // An empty protobuf OpenAPI v2 document: kubectl's client-side validation then knows
+        // no schemas and leaves validation to the server (`fieldValidation`).
+        ["openapi", "v2"] if method == Method::GET => Ok((
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            )],
+            Vec::<u8>::new(),
+        )
+            .into_response()),
         ["api"] => get_only(resources::api_versions(&host(headers))),
         ["apis"] => get_only(resources::api_group_list()),
         ["api", version] => {
@@ -196,10 +244,10 @@ fn host(headers: &HeaderMap) -> String {
 }
 
 /// A request's object address after path parsing.
-struct Target {
-    def: &'static ResourceDef,
+pub(super) struct Target {
+    pub(super) def: &'static ResourceDef,
     /// Namespace from the path; `None` for cluster-scoped types and all-namespace lists.
-    namespace: Option<String>,
+    pub(super) namespace: Option<String>,
     name: Option<String>,
     sub: Option<String>,
 }
@@ -260,15 +308,24 @@ fn resource_request(
     let t = parse_target(group, version, rest)?;
     let ns = t.namespace.clone().unwrap_or_default();
     let render = rendering(headers, q);
+    let req = Req {
+        sim,
+        def: t.def,
+        ns: &ns,
+        q,
+        headers,
+        body,
+        dry_run: dry_run(q)?,
+    };
     match (&t.name, t.sub.as_deref()) {
         (None, _) => match *method {
-            Method::GET if truthy(q, "watch") => watch(sim, &t, q, render),
+            Method::GET if truthy(q, "watch") => super::watches::watch(sim, &t, q, render),
             Method::GET => list(sim, &t, q, render),
             Method::POST => {
                 if t.def.namespaced && t.namespace.is_none() {
                     return Err(ApiError::MethodNotAllowed);
                 }
-                let created = create(sim, t.def, &ns, body)?;
+                let created = create_object(sim, t.def, &ns, parse_body(body)?, req.dry_run)?;
                 Ok(json_response(StatusCode::CREATED, &created))
             }
             Method::DELETE => delete_collection(sim, &t, q),
@@ -279,44 +336,57 @@ fn resource_request(
                 let obj = sim.store().get(t.def, &ns, name)?;
                 Ok(render_one(t.def, &obj, render))
             }
-            Method::PUT => Ok(ok(&update(sim, t.def, &ns, name, body, Part::Main)?)),
-            Method::PATCH => Ok(ok(&patch_object(
-                sim,
-                t.def,
-                &ns,
-                name,
-                headers,
-                body,
-                Part::Main,
-            )?)),
-            Method::DELETE => {
-                let deleted = delete(sim, t.def, &ns, name, q, body)?;
-                Ok(ok(&deleted))
-            }
+            Method::PUT => Ok(ok(&update(&req, name, Part::Main)?)),
+            Method::PATCH => patch_object(&req, name, Part::Main),
+            Method::DELETE => Ok(ok(&delete(sim, t.def, &ns, name, q, body)?)),
             _ => Err(ApiError::MethodNotAllowed),
         },
         (Some(name), Some("status")) => match *method {
             Method::GET => Ok(ok(&sim.store().get(t.def, &ns, name)?)),
-            Method::PUT => Ok(ok(&update(sim, t.def, &ns, name, body, Part::Status)?)),
-            Method::PATCH => Ok(ok(&patch_object(
-                sim,
-                t.def,
-                &ns,
-                name,
-                headers,
-                body,
-                Part::Status,
-            )?)),
+            Method::PUT => Ok(ok(&update(&req, name, Part::Status)?)),
+            Method::PATCH => patch_object(&req, name, Part::Status),
             _ => Err(ApiError::MethodNotAllowed),
         },
+        (Some(name), Some("log")) if *method == Method::GET => {
+            super::logs::pod_log(sim, &sim.store().get(t.def, &ns, name)?, q)
+        }
         (Some(name), Some("scale")) => match *method {
-            Method::GET => Ok(ok(&scale_of(t.def, &sim.store().get(t.def, &ns, name)?))),
-            Method::PUT | Method::PATCH => Ok(ok(&write_scale(
-                sim, t.def, &ns, name, method, headers, body,
-            )?)),
+            Method::GET => Ok(ok(&scale_of(&sim.store().get(t.def, &ns, name)?))),
+            Method::PUT | Method::PATCH => Ok(ok(&write_scale(&req, name, method)?)),
             _ => Err(ApiError::MethodNotAllowed),
         },
         _ => Err(ApiError::NoRoute),
+    }
+}
+
+/// What a write request carries besides the object's name.
+struct Req<'a> {
+    sim: &'a KubeSim,
+    def: &'static ResourceDef,
+    ns: &'a str,
+    q: &'a HashMap<String, String>,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    dry_run: bool,
+}
+
+impl Req<'_> {
+    fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// `?dryRun=All` runs a write through defaulting and validation without storing it.
+fn dry_run(q: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match q.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "Invalid dry run value: {other}"
+        ))),
     }
 }
 
@@ -339,7 +409,9 @@ fn render_one(def: &'static ResourceDef, obj: &Value, render: Rendering) -> Resp
     }
 }
 
-fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
+pub(super) fn selectors(
+    q: &HashMap<String, String>,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let labels = LabelSelector::parse(
         q.get("labelSelector")
             .map(String::as_str)
@@ -397,6 +469,33 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     Ok(v)
 }
 
+/// Drops null-valued fields, as decoding into the real server's typed structs does; otherwise
+/// `creationTimestamp: null` in a template sent by kubectl would make it differ from the same
+/// template stored without it (and `rollout undo` would start a new ReplicaSet).
+fn prune_nulls(v: &mut Value) {
+    // Empty label and annotation maps vanish the same way (`omitempty`).
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            let empty = match meta.get(field) {
+                Some(Value::Object(m)) => m.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                _ => false,
+            };
+            if empty {
+                meta.remove(field);
+            }
+        }
+    }
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, v| !v.is_null());
+            m.values_mut().for_each(prune_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(prune_nulls),
+        _ => {}
+    }
+}
+
 /// The body's kind/apiVersion, when given, must name the type of the URL.
 fn check_type(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
     if let Some(kind) = str_at(obj, "/kind")
@@ -438,22 +537,15 @@ fn check_namespace(def: &ResourceDef, ns: &str, obj: &Value) -> Result<(), ApiEr
     Ok(())
 }
 
-fn create(
-    sim: &KubeSim,
-    def: &'static ResourceDef,
-    ns: &str,
-    body: &[u8],
-) -> Result<Value, ApiError> {
-    create_object(sim, def, ns, parse_body(body)?)
-}
-
 /// Create as a client would (defaults, validation, status dropped), for the API and seeding.
 pub(super) fn create_object(
     sim: &KubeSim,
     def: &'static ResourceDef,
     ns: &str,
     mut obj: Value,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
+    prune_nulls(&mut obj);
     check_type(def, &obj)?;
     check_namespace(def, ns, &obj)?;
     if def.namespaced && !sim.store().name_taken(&resources::NAMESPACES, "", ns) {
@@ -471,8 +563,14 @@ pub(super) fn create_object(
     }
     defaults::apply(def, &mut obj);
     validate(def, &obj)?;
-    sim.store().create(def, ns, obj)
+    sim.store().create_maybe_dry(def, ns, obj, dry_run)
 }
+
+/// Every replica is a simulated pod in memory; a real cluster's int32 limit would let one
+/// request exhaust the process.
+const MAX_REPLICAS: i64 = 1000;
+const REPLICAS_TOO_MANY: &str =
+    "Invalid value: the simulated cluster runs at most 1000 replicas per workload";
 
 /// The few validations whose absence would let a client build objects controllers choke on.
 fn validate(def: &'static ResourceDef, obj: &Value) -> Result<(), ApiError> {
@@ -532,6 +630,13 @@ fn validate(def: &'static ResourceDef, obj: &Value) -> Result<(), ApiError> {
                 "Invalid value: must be greater than or equal to 0",
             ));
         }
+        if obj
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .is_some_and(|r| r > MAX_REPLICAS)
+        {
+            return Err(invalid("spec.replicas", REPLICAS_TOO_MANY));
+        }
     }
     if def == &resources::PODS {
         let containers = obj.pointer("/spec/containers").and_then(Value::as_array);
@@ -574,17 +679,12 @@ fn keep_other_part(def: &ResourceDef, part: Part, current: &Value, next: &mut Va
     }
 }
 
-fn update(
-    sim: &KubeSim,
-    def: &'static ResourceDef,
-    ns: &str,
-    name: &str,
-    body: &[u8],
-    part: Part,
-) -> Result<Value, ApiError> {
-    let mut obj = parse_body(body)?;
+fn update(req: &Req<'_>, name: &str, part: Part) -> Result<Value, ApiError> {
+    let def = req.def;
+    let mut obj = parse_body(req.body)?;
+    prune_nulls(&mut obj);
     check_type(def, &obj)?;
-    check_namespace(def, ns, &obj)?;
+    check_namespace(def, req.ns, &obj)?;
     let expected = match str_at(&obj, "/metadata/resourceVersion").filter(|s| !s.is_empty()) {
         Some(rv) => Some(
             rv.parse::<u64>()
@@ -592,56 +692,94 @@ fn update(
         ),
         None => None,
     };
-    sim.store().update_with(def, ns, name, |current| {
-        if let Some(expected) = expected
-            && super::store::object_rv(current) != Some(expected)
-        {
-            return Err(ApiError::conflict(def, name));
-        }
-        keep_other_part(def, part, current, &mut obj);
-        if part == Part::Main {
-            defaults::apply(def, &mut obj);
-            validate(def, &obj)?;
-        }
-        *current = obj;
-        Ok(())
-    })
+    req.sim.store().modify(
+        def,
+        req.ns,
+        name,
+        |current| {
+            if let Some(expected) = expected
+                && super::store::object_rv(current) != Some(expected)
+            {
+                return Err(ApiError::conflict(def, name));
+            }
+            keep_other_part(def, part, current, &mut obj);
+            if part == Part::Main {
+                defaults::apply(def, &mut obj);
+                validate(def, &obj)?;
+            }
+            *current = obj;
+            Ok(())
+        },
+        req.dry_run,
+    )
 }
 
-fn patch_object(
-    sim: &KubeSim,
-    def: &'static ResourceDef,
-    ns: &str,
-    name: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    part: Part,
-) -> Result<Value, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let kind = PatchKind::from_content_type(ct)?;
-    sim.store().update_with(def, ns, name, |current| {
-        let mut next = patch::apply(kind, current, body)?;
-        // A patch that carries a resourceVersion is a precondition, as for PUT.
-        let patched_rv = str_at(&next, "/metadata/resourceVersion").map(str::to_string);
-        let current_rv = str_at(current, "/metadata/resourceVersion").map(str::to_string);
-        if patched_rv.is_some() && patched_rv != current_rv {
-            return Err(ApiError::conflict(def, name));
+/// PATCH in all its forms. Server-side apply (`application/apply-patch+yaml`) is approximated:
+/// it creates a missing object and otherwise merges like a strategic merge patch (JSON merge
+/// for HTTPRoute, whose lists are atomic); field ownership and conflicts are not tracked.
+fn patch_object(req: &Req<'_>, name: &str, part: Part) -> Result<Response, ApiError> {
+    let def = req.def;
+    let kind = PatchKind::from_content_type(req.content_type())?;
+    if kind == PatchKind::Strategic && def == &resources::HTTPROUTES {
+        return Err(ApiError::UnsupportedMediaType(
+            "strategic merge patch is not supported for custom resources (use a JSON merge patch)"
+                .into(),
+        ));
+    }
+    if kind == PatchKind::Apply {
+        if req.q.get("fieldManager").is_none_or(String::is_empty) {
+            return Err(ApiError::Invalid(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
+            ));
         }
-        check_type(def, &next)?;
-        keep_other_part(def, part, current, &mut next);
-        if part == Part::Main {
-            defaults::apply(def, &mut next);
-            validate(def, &next)?;
+        if part == Part::Main && !req.sim.store().name_taken(def, req.ns, name) {
+            let mut obj = patch::parse_apply(req.body)?;
+            if !obj.is_object() {
+                return Err(ApiError::BadRequest(
+                    "an apply patch must be an object".into(),
+                ));
+            }
+            obj_at(&mut obj, &["metadata"])
+                .entry("name")
+                .or_insert(json!(name));
+            if str_at(&obj, "/metadata/name") != Some(name) {
+                return Err(ApiError::BadRequest(
+                    "the name of the object does not match the name on the URL".into(),
+                ));
+            }
+            let created = create_object(req.sim, def, req.ns, obj, req.dry_run)?;
+            return Ok(json_response(StatusCode::CREATED, &created));
         }
-        *current = next;
-        Ok(())
-    })
+    }
+    let strategic_lists = def != &resources::HTTPROUTES;
+    let patched = req.sim.store().modify(
+        def,
+        req.ns,
+        name,
+        |current| {
+            let mut next = patch::apply(kind, current, req.body, strategic_lists)?;
+            prune_nulls(&mut next);
+            // A patch that carries a resourceVersion is a precondition, as for PUT.
+            let patched_rv = str_at(&next, "/metadata/resourceVersion").map(str::to_string);
+            let current_rv = str_at(current, "/metadata/resourceVersion").map(str::to_string);
+            if patched_rv.is_some() && patched_rv != current_rv {
+                return Err(ApiError::conflict(def, name));
+            }
+            check_type(def, &next)?;
+            keep_other_part(def, part, current, &mut next);
+            if part == Part::Main {
+                defaults::apply(def, &mut next);
+                validate(def, &next)?;
+            }
+            *current = next;
+            Ok(())
+        },
+        req.dry_run,
+    )?;
+    Ok(ok(&patched))
 }
 
-fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
+fn scale_of(obj: &Value) -> Value {
     let selector = obj
         .pointer("/spec/selector/matchLabels")
         .and_then(Value::as_object)
@@ -653,7 +791,6 @@ fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
         })
         .unwrap_or_default();
     let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
-    let _ = def;
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -672,43 +809,40 @@ fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
     })
 }
 
-fn write_scale(
-    sim: &KubeSim,
-    def: &'static ResourceDef,
-    ns: &str,
-    name: &str,
-    method: &Method,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Value, ApiError> {
-    let updated = sim.store().update_with(def, ns, name, |current| {
-        let scale = scale_of(def, current);
-        let next_scale = if method == Method::PATCH {
-            let ct = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            patch::apply(PatchKind::from_content_type(ct)?, &scale, body)?
-        } else {
-            parse_body(body)?
-        };
-        let given_rv = str_at(&next_scale, "/metadata/resourceVersion").filter(|s| !s.is_empty());
-        if given_rv.is_some() && given_rv != str_at(&scale, "/metadata/resourceVersion") {
-            return Err(ApiError::conflict(def, name));
-        }
-        let replicas = next_scale
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .filter(|r| *r >= 0)
-            .ok_or_else(|| {
-                ApiError::Invalid(format!(
-                    "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: must be greater than or equal to 0"
-                ))
-            })?;
-        util::set_at(current, &["spec", "replicas"], json!(replicas));
-        Ok(())
-    })?;
-    Ok(scale_of(def, &updated))
+fn write_scale(req: &Req<'_>, name: &str, method: &Method) -> Result<Value, ApiError> {
+    let def = req.def;
+    let updated = req.sim.store().modify(
+        def,
+        req.ns,
+        name,
+        |current| {
+            let scale = scale_of(current);
+            let next_scale = if method == Method::PATCH {
+                let kind = PatchKind::from_content_type(req.content_type())?;
+                patch::apply(kind, &scale, req.body, true)?
+            } else {
+                parse_body(req.body)?
+            };
+            let given_rv =
+                str_at(&next_scale, "/metadata/resourceVersion").filter(|s| !s.is_empty());
+            if given_rv.is_some() && given_rv != str_at(&scale, "/metadata/resourceVersion") {
+                return Err(ApiError::conflict(def, name));
+            }
+            let replicas = next_scale
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .filter(|r| (0..=MAX_REPLICAS).contains(r))
+                .ok_or_else(|| {
+                    ApiError::Invalid(format!(
+                        "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: must be between 0 and {MAX_REPLICAS}"
+                    ))
+                })?;
+            util::set_at(current, &["spec", "replicas"], json!(replicas));
+            Ok(())
+        },
+        req.dry_run,
+    )?;
+    Ok(scale_of(&updated))
 }
 
 /// `gracePeriodSeconds` from the query or the DeleteOptions body.
@@ -729,6 +863,15 @@ pub(super) fn delete(
     q: &HashMap<String, String>,
     body: &[u8],
 ) -> Result<Value, ApiError> {
+    // DeleteOptions in the body may ask for a dry run too (kube-rs and kubectl send it there).
+    let body_dry_run = serde_json::from_slice::<Value>(body).ok().is_some_and(|v| {
+        v.get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|x| x == "All"))
+    });
+    if dry_run(q)? || body_dry_run {
+        return sim.store().get(def, ns, name);
+    }
     if def == &resources::PODS {
         // Pods terminate gracefully: the kubelet (controller) removes them once marked.
         let grace = grace_period(q, body);
@@ -787,217 +930,6 @@ fn delete_collection(
         "metadata": {"resourceVersion": rv.to_string()},
         "items": deleted,
     })))
-}
-
-fn watch(
-    sim: &KubeSim,
-    t: &Target,
-    q: &HashMap<String, String>,
-    render: Rendering,
-) -> Result<Response, ApiError> {
-    let (labels, fields) = selectors(q)?;
-    let from = match q.get("resourceVersion").map(String::as_str) {
-        None | Some("") => None,
-        Some(rv) => Some(
-            rv.parse::<u64>()
-                .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv}")))?,
-        ),
-    };
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let bookmarks = truthy(q, "allowWatchBookmarks");
-    let expiry = sim.watch_expiry_signal();
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let filter = WatchFilter {
-        def: t.def,
-        namespace: t.namespace.clone(),
-        labels,
-        fields,
-        render,
-    };
-    match sim.store().watch(t.def, t.namespace.as_deref(), from) {
-        Ok(start) => {
-            tokio::spawn(run_watch(
-                filter,
-                start,
-                tx,
-                WatchOptions {
-                    timeout,
-                    bookmarks,
-                    bookmark_every: sim.bookmark_interval(),
-                    expiry,
-                },
-            ));
-        }
-        // The real server answers a too-old version with 200 and a single ERROR event.
-        Err(e @ ApiError::Gone { .. }) => {
-            let line = error_event(&e);
-            tokio::spawn(async move {
-                let _ = tx.send(line).await;
-            });
-        }
-        Err(e) => return Err(e),
-    }
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
-    });
-    let content_type = if matches!(render, Rendering::Full) {
-        "application/json"
-    } else {
-        "application/json;as=Table;v=v1;g=meta.k8s.io"
-    };
-    let content_type = if matches!(render, Rendering::Metadata) {
-        "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"
-    } else {
-        content_type
-    };
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CACHE_CONTROL, "no-cache, private")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| ApiError::NoRoute.into_response()))
-}
-
-struct WatchFilter {
-    def: &'static ResourceDef,
-    namespace: Option<String>,
-    labels: LabelSelector,
-    fields: FieldSelector,
-    render: Rendering,
-}
-
-struct WatchOptions {
-    timeout: Option<Duration>,
-    bookmarks: bool,
-    bookmark_every: Duration,
-    expiry: tokio::sync::watch::Receiver<u64>,
-}
-
-impl WatchFilter {
-    fn selects(&self, obj: &Value) -> bool {
-        self.labels.matches(obj) && self.fields.matches(obj)
-    }
-
-    /// The event type this watch reports for a change, if any: an object moving out of the
-    /// selector is DELETED for this watcher, one moving in is ADDED.
-    fn event_type(&self, c: &Change) -> Option<&'static str> {
-        if c.def != self.def || self.namespace.as_ref().is_some_and(|ns| *ns != c.namespace) {
-            return None;
-        }
-        let now = self.selects(&c.object);
-        match c.kind {
-            ChangeKind::Added | ChangeKind::Deleted => now.then(|| c.kind.as_str()),
-            ChangeKind::Modified => {
-                let before = c.previous.as_ref().is_none_or(|p| self.selects(p));
-                match (before, now) {
-                    (true, true) => Some("MODIFIED"),
-                    (false, true) => Some("ADDED"),
-                    (true, false) => Some("DELETED"),
-                    (false, false) => None,
-                }
-            }
-        }
-    }
-
-    fn render(&self, obj: &Value, first: &mut bool) -> Value {
-        match self.render {
-            Rendering::Full => obj.clone(),
-            Rendering::Metadata => partial_metadata(obj),
-            Rendering::Table(include) => {
-                let rv = str_at(obj, "/metadata/resourceVersion")
-                    .unwrap_or_default()
-                    .to_string();
-                let t = table::render(self.def, std::slice::from_ref(obj), &rv, include, *first);
-                *first = false;
-                t
-            }
-        }
-    }
-}
-
-fn line(v: &Value) -> Bytes {
-    let mut s = v.to_string();
-    s.push('\n');
-    Bytes::from(s)
-}
-
-fn error_event(e: &ApiError) -> Bytes {
-    line(&json!({"type": "ERROR", "object": e.status()}))
-}
-
-async fn run_watch(
-    filter: WatchFilter,
-    start: super::store::WatchStart,
-    tx: mpsc::Sender<Bytes>,
-    mut opts: WatchOptions,
-) {
-    let mut first = true;
-    let mut last_rv = start.rv;
-    for c in &start.replay {
-        if let Some(ty) = filter.event_type(c) {
-            let obj = filter.render(&c.object, &mut first);
-            if tx
-                .send(line(&json!({"type": ty, "object": obj})))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    }
-    let mut live: broadcast::Receiver<Arc<Change>> = start.live;
-    let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut bookmark = tokio::time::interval(opts.bookmark_every);
-    bookmark.tick().await;
-    let _ = opts.expiry.borrow_and_update();
-    loop {
-        let sleep_until_deadline = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            received = live.recv() => match received {
-                Ok(c) => {
-                    last_rv = last_rv.max(c.rv);
-                    if let Some(ty) = filter.event_type(&c) {
-                        let obj = filter.render(&c.object, &mut first);
-                        if tx.send(line(&json!({"type": ty, "object": obj}))).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                // A watcher too slow for the fan-out has lost events; tell it to relist.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let _ = tx.send(error_event(&ApiError::Gone { requested: last_rv, oldest: last_rv + 1 })).await;
-                    return;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            _ = bookmark.tick(), if opts.bookmarks => {
-                let obj = json!({
-                    "kind": filter.def.kind,
-                    "apiVersion": filter.def.api_version(),
-                    "metadata": {"resourceVersion": last_rv.to_string()},
-                });
-                if tx.send(line(&json!({"type": "BOOKMARK", "object": obj}))).await.is_err() {
-                    return;
-                }
-            }
-            changed = opts.expiry.changed() => {
-                if changed.is_ok() {
-                    let _ = tx.send(error_event(&ApiError::Gone { requested: last_rv, oldest: last_rv + 1 })).await;
-                }
-                return;
-            }
-            _ = sleep_until_deadline => return,
-            _ = tx.closed() => return,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -143,11 +143,19 @@ impl ApiError {
 impl axum::response::IntoResponse for ApiError {
     fn into_response(self) -> axum::response::Response {
         let body = self.status().to_string();
-        (
+        let mut resp = (
             self.code(),
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if matches!(self, ApiError::Unavailable) {
+            // As an overloaded API server does: clients (kube-rs retries 503) come back in 1 s.
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        resp
     }
 }

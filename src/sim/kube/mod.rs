@@ -5,7 +5,9 @@ mod api;
 mod controller;
 mod defaults;
 mod error;
+mod logs;
 mod patch;
+mod proto;
 mod resources;
 mod seed;
 mod selector;
@@ -13,12 +15,14 @@ mod snapshot;
 mod store;
 mod table;
 mod util;
+mod watches;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 pub use api::router;
 pub use controller::spawn_controllers;
@@ -32,6 +36,26 @@ use store::Store;
 pub const DEFAULT_EVENT_WINDOW: usize = 10_000;
 
 /// Handle to one simulated cluster. Cheap to clone; all clones share the same state.
+///
+/// Wiring it up:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use warroom::sim::kube::{AppSeed, KubeSim, router, spawn_controllers};
+/// use tokio_util::sync::CancellationToken;
+///
+/// let sim = KubeSim::new();
+/// let cancel = CancellationToken::new();
+/// spawn_controllers(sim.clone(), 1.0, cancel.clone());
+/// # let seed: AppSeed = todo!();
+/// sim.seed_app(&seed)?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let url = format!("http://{}", listener.local_addr()?);
+/// tokio::spawn(async move { axum::serve(listener, router(sim)).await });
+/// // Point kube::Config::new(url.parse()?) or a kubeconfig's `server:` at `url`.
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct KubeSim {
     inner: Arc<Inner>,
@@ -42,6 +66,10 @@ struct Inner {
     outage: AtomicBool,
     /// Bumped to make every open watch end with a 410 ERROR event.
     expiry: watch::Sender<u64>,
+    /// Fired by [`KubeSim::shutdown`]: open streams end so the HTTP server can stop gracefully.
+    shutdown: CancellationToken,
+    /// Image substrings whose pulls fail (fault injection).
+    pull_failures: Mutex<Vec<String>>,
     bookmark_every: Duration,
 }
 
@@ -68,14 +96,18 @@ impl KubeSim {
     /// window to reach `410 Gone` quickly).
     pub fn with_event_window(window: usize) -> Self {
         let (expiry, _) = watch::channel(0);
-        KubeSim {
+        let sim = KubeSim {
             inner: Arc::new(Inner {
                 store: Store::new(window),
                 outage: AtomicBool::new(false),
                 expiry,
+                shutdown: CancellationToken::new(),
+                pull_failures: Mutex::new(Vec::new()),
                 bookmark_every: Duration::from_secs(5),
             }),
-        }
+        };
+        seed::bootstrap(&sim);
+        sim
     }
 
     fn store(&self) -> &Store {
@@ -88,7 +120,9 @@ impl KubeSim {
     }
 
     /// The traffic split the request generator should follow; updated on every change to pods,
-    /// Services or HTTPRoutes.
+    /// Services or HTTPRoutes that alters it. The receiver's current value counts as seen, so
+    /// read it with `borrow()` before waiting on `changed()`. Pods without an `app` label are
+    /// not traffic; pods without a `track` label count as track `stable`.
     pub fn traffic_snapshots(&self) -> watch::Receiver<TrafficSnapshot> {
         self.store().snapshots()
     }
@@ -106,6 +140,51 @@ impl KubeSim {
     /// the API server's watch cache is reset. Clients must relist.
     pub fn watch_expiry(&self) {
         self.inner.expiry.send_modify(|n| *n += 1);
+    }
+
+    /// Fault: containers whose image contains `pattern` cannot be pulled. Their pods stay in
+    /// `ErrImagePull` / `ImagePullBackOff` (with the kubelet's Warning events), so a rollout to
+    /// such an image stalls and, after `progressDeadlineSeconds`, reports
+    /// `ProgressDeadlineExceeded`, as on a real cluster. Pods already running are unaffected.
+    pub fn fail_image_pulls(&self, pattern: &str) {
+        let mut failures = self
+            .inner
+            .pull_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !failures.iter().any(|p| p == pattern) {
+            failures.push(pattern.to_string());
+        }
+    }
+
+    /// Ends every image-pull fault; waiting pods start on their next pull retry.
+    pub fn heal_image_pulls(&self) {
+        self.inner
+            .pull_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    fn image_pull_fails(&self, image: &str) -> bool {
+        self.inner
+            .pull_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|p| !p.is_empty() && image.contains(p.as_str()))
+    }
+
+    /// Ends every open watch and `logs -f` stream (cleanly, as a stopping API server does) and
+    /// every one opened later, so `axum::serve(..).with_graceful_shutdown(..)` can finish while
+    /// clients such as `kubectl get -w` are connected. Called when the controllers' cancellation
+    /// token fires.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    fn shutdown_signal(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
     }
 
     fn watch_expiry_signal(&self) -> watch::Receiver<u64> {

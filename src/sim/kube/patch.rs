@@ -10,6 +10,8 @@ pub enum PatchKind {
     Merge,
     Json,
     Strategic,
+    /// Server-side apply, approximated as a merge (see `api::patch_object`).
+    Apply,
 }
 
 impl PatchKind {
@@ -19,14 +21,22 @@ impl PatchKind {
             "application/merge-patch+json" => Ok(PatchKind::Merge),
             "application/json-patch+json" => Ok(PatchKind::Json),
             "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),
+            "application/apply-patch+yaml" => Ok(PatchKind::Apply),
             other => Err(ApiError::UnsupportedMediaType(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {other:?})"
             ))),
         }
     }
 }
 
-pub fn apply(kind: PatchKind, doc: &Value, body: &[u8]) -> Result<Value, ApiError> {
+/// Applies a patch. `strategic_lists` says whether lists of the built-in types merge by key
+/// (strategic merge, server-side apply on built-ins) or are replaced whole (custom resources).
+pub fn apply(
+    kind: PatchKind,
+    doc: &Value,
+    body: &[u8],
+    strategic_lists: bool,
+) -> Result<Value, ApiError> {
     let mut out = doc.clone();
     match kind {
         PatchKind::Merge => {
@@ -40,6 +50,19 @@ pub fn apply(kind: PatchKind, doc: &Value, body: &[u8]) -> Result<Value, ApiErro
                 ApiError::Invalid(format!("the JSON patch could not be applied: {e}"))
             })?;
         }
+        PatchKind::Apply => {
+            let patch = parse_apply(body)?;
+            if !patch.is_object() {
+                return Err(ApiError::BadRequest(
+                    "an apply patch must be an object".into(),
+                ));
+            }
+            if strategic_lists {
+                strategic_merge(&mut out, &patch, "");
+            } else {
+                json_patch::merge(&mut out, &patch);
+            }
+        }
         PatchKind::Strategic => {
             let patch: Value = parse(body)?;
             if !patch.is_object() {
@@ -51,6 +74,17 @@ pub fn apply(kind: PatchKind, doc: &Value, body: &[u8]) -> Result<Value, ApiErro
         }
     }
     Ok(out)
+}
+
+/// An apply patch is YAML (kube-rs sends JSON, which YAML readers accept too).
+pub fn parse_apply(body: &[u8]) -> Result<Value, ApiError> {
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        return Ok(v);
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::BadRequest("the apply patch is not UTF-8".into()))?;
+    serde_saphyr::from_str(text)
+        .map_err(|e| ApiError::BadRequest(format!("invalid YAML in apply patch: {e}")))
 }
 
 fn parse(body: &[u8]) -> Result<Value, ApiError> {
@@ -170,7 +204,7 @@ mod tests {
     #[test]
     fn strategic_merge_sets_one_containers_image_and_keeps_the_others() {
         let patch = br#"{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"r/app:2","env":[{"name":"B","value":"3"},{"name":"C","value":"4"}]}]}}}}"#;
-        let out = apply(PatchKind::Strategic, &deployment(), patch).unwrap_or_default();
+        let out = apply(PatchKind::Strategic, &deployment(), patch, true).unwrap_or_default();
         let cs = &out["spec"]["template"]["spec"]["containers"];
         assert_eq!(cs[0]["image"], "r/app:2");
         assert_eq!(cs[0]["ports"][0]["containerPort"], 8080);
@@ -184,7 +218,7 @@ mod tests {
     #[test]
     fn strategic_merge_deletes_list_elements_by_key() {
         let patch = br#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","$patch":"delete"}]}}}}"#;
-        let out = apply(PatchKind::Strategic, &deployment(), patch).unwrap_or_default();
+        let out = apply(PatchKind::Strategic, &deployment(), patch, true).unwrap_or_default();
         assert_eq!(
             out["spec"]["template"]["spec"]["containers"]
                 .as_array()
@@ -197,7 +231,7 @@ mod tests {
     fn merge_patch_replaces_lists_and_null_removes() {
         let patch =
             br#"{"spec":{"replicas":null,"template":{"spec":{"containers":[{"name":"x"}]}}}}"#;
-        let out = apply(PatchKind::Merge, &deployment(), patch).unwrap_or_default();
+        let out = apply(PatchKind::Merge, &deployment(), patch, true).unwrap_or_default();
         assert!(out["spec"].get("replicas").is_none());
         assert_eq!(
             out["spec"]["template"]["spec"]["containers"],
@@ -208,12 +242,12 @@ mod tests {
     #[test]
     fn json_patch_failures_and_garbage_are_errors_not_panics() {
         let bad_path = br#"[{"op":"replace","path":"/nope/deeper","value":1}]"#;
-        assert!(apply(PatchKind::Json, &deployment(), bad_path).is_err());
-        assert!(apply(PatchKind::Json, &deployment(), b"{not json").is_err());
-        assert!(apply(PatchKind::Strategic, &deployment(), b"[1]").is_err());
+        assert!(apply(PatchKind::Json, &deployment(), bad_path, true).is_err());
+        assert!(apply(PatchKind::Json, &deployment(), b"{not json", true).is_err());
+        assert!(apply(PatchKind::Strategic, &deployment(), b"[1]", true).is_err());
         let ok = br#"[{"op":"replace","path":"/spec/replicas","value":2}]"#;
         assert_eq!(
-            apply(PatchKind::Json, &deployment(), ok).unwrap_or_default()["spec"]["replicas"],
+            apply(PatchKind::Json, &deployment(), ok, true).unwrap_or_default()["spec"]["replicas"],
             2
         );
     }

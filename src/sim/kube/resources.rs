@@ -23,6 +23,7 @@ pub struct ResourceDef {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Subresource {
     pub name: &'static str,
+    pub verbs: &'static [&'static str],
     pub kind: &'static str,
     /// Group/version of the subresource's kind when it differs from the parent's (Scale).
     pub group: &'static str,
@@ -81,6 +82,25 @@ pub const NAMESPACES: ResourceDef = ResourceDef {
     has_status: true,
     categories: &[],
 };
+pub const NODES: ResourceDef = ResourceDef {
+    group: "",
+    version: "v1",
+    plural: "nodes",
+    singular: "node",
+    kind: "Node",
+    namespaced: false,
+    short_names: &["no"],
+    subresources: STATUS_ONLY,
+    has_status: true,
+    categories: &[],
+};
+const POD_LOG: &[Subresource] = &[Subresource {
+    name: "log",
+    verbs: &["get"],
+    kind: "Pod",
+    group: "",
+    version: "",
+}];
 pub const PODS: ResourceDef = ResourceDef {
     group: "",
     version: "v1",
@@ -89,7 +109,7 @@ pub const PODS: ResourceDef = ResourceDef {
     kind: "Pod",
     namespaced: true,
     short_names: &["po"],
-    subresources: STATUS_ONLY,
+    subresources: POD_LOG,
     has_status: true,
     categories: &["all"],
 };
@@ -131,6 +151,7 @@ pub const EVENTS: ResourceDef = ResourceDef {
 };
 const SCALE: &[Subresource] = &[Subresource {
     name: "scale",
+    verbs: &["get", "patch", "update"],
     kind: "Scale",
     group: "autoscaling",
     version: "v1",
@@ -174,6 +195,7 @@ pub const HTTPROUTES: ResourceDef = ResourceDef {
 
 pub static ALL: &[&ResourceDef] = &[
     &NAMESPACES,
+    &NODES,
     &PODS,
     &SERVICES,
     &CONFIGMAPS,
@@ -264,15 +286,20 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
             }));
         }
         for sub in def.subresources {
-            resources.push(json!({
+            let mut doc = json!({
                 "name": format!("{}/{}", def.plural, sub.name),
                 "singularName": "",
                 "namespaced": def.namespaced,
-                "group": sub.group,
-                "version": sub.version,
                 "kind": sub.kind,
-                "verbs": ["get", "patch", "update"],
-            }));
+                "verbs": sub.verbs,
+            });
+            if !sub.version.is_empty()
+                && let Some(m) = doc.as_object_mut()
+            {
+                m.insert("group".into(), json!(sub.group));
+                m.insert("version".into(), json!(sub.version));
+            }
+            resources.push(doc);
         }
     }
     let gv = if group.is_empty() {

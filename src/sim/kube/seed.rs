@@ -42,7 +42,7 @@ pub struct RouteSeed {
     pub canary_weight: u32,
 }
 
-const GATEWAY_CONTROLLER: &str = "warroom.dev/sim-gateway-controller";
+use super::controller::GATEWAY_CONTROLLER;
 const GATEWAY_NAME: &str = "public-gateway";
 
 fn deployment(seed: &AppSeed, name: &str, track: &str, image: &str, replicas: u32) -> Value {
@@ -123,6 +123,95 @@ fn route_status() -> Value {
     }]})
 }
 
+/// What every cluster has before anyone uses it: the system namespaces and the `kubernetes`
+/// Service in `default`, so manifests and `kubectl` habits that assume them work.
+pub(super) fn bootstrap(sim: &KubeSim) {
+    let mut objects: Vec<(&'static ResourceDef, &str, Value)> =
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+            .into_iter()
+            .map(|ns| {
+                (
+                    &resources::NAMESPACES,
+                    "",
+                    json!({"metadata": {"name": ns}}),
+                )
+            })
+            .collect();
+    objects.push((
+        &resources::SERVICES,
+        "default",
+        json!({
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {
+                "clusterIP": "10.96.0.1",
+                "clusterIPs": ["10.96.0.1"],
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+            },
+        }),
+    ));
+    for (def, ns, obj) in objects {
+        if let Err(e) = super::api::create_object(sim, def, ns, obj, false) {
+            tracing::warn!(error = %e, "bootstrapping the simulated cluster");
+        }
+    }
+    for (i, name) in super::controller::NODES.iter().enumerate() {
+        if let Err(e) = sim.store().create(&resources::NODES, "", node(name, i + 1)) {
+            tracing::warn!(error = %e, "bootstrapping the simulated cluster");
+        }
+    }
+}
+
+/// A Ready worker node as its kubelet reports itself; IPs match what pods on it get.
+fn node(name: &str, index: usize) -> Value {
+    let now = util::now_rfc3339();
+    let condition = |ty: &str, status: &str, reason: &str, message: &str| {
+        json!({"type": ty, "status": status, "reason": reason, "message": message,
+               "lastHeartbeatTime": now, "lastTransitionTime": now})
+    };
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "beta.kubernetes.io/arch": "amd64",
+                "beta.kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "topology.kubernetes.io/zone": format!("sim-zone-{}", (index - 1) % 3 + 1),
+            },
+        },
+        "spec": {"podCIDR": format!("10.244.{index}.0/24"), "podCIDRs": [format!("10.244.{index}.0/24")]},
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": format!("172.18.0.{}", index + 1)},
+                {"type": "Hostname", "address": name},
+            ],
+            "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+            "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+            "conditions": [
+                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            ],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "containerRuntimeVersion": "containerd://2.0.5",
+                "kernelVersion": "6.8.0-sim",
+                "kubeProxyVersion": "",
+                "kubeletVersion": "v1.33.1",
+                "operatingSystem": "linux",
+                "osImage": "Debian GNU/Linux 12 (bookworm)",
+                "bootID": util::new_uid(),
+                "machineID": util::new_uid().replace('-', ""),
+                "systemUUID": util::new_uid(),
+            },
+        },
+    })
+}
+
 impl KubeSim {
     /// Creates the application's objects. Objects that already exist are left as they are, so
     /// seeding twice is harmless.
@@ -173,7 +262,7 @@ impl KubeSim {
         }
         for (def, obj) in objects {
             let obj_ns = if def.namespaced { ns } else { "" };
-            match super::api::create_object(self, def, obj_ns, obj) {
+            match super::api::create_object(self, def, obj_ns, obj, false) {
                 Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }

@@ -153,7 +153,18 @@ impl Store {
         &self,
         def: &'static ResourceDef,
         ns: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
+        self.create_maybe_dry(def, ns, obj, false)
+    }
+
+    /// Create, or (`dry_run`) everything a create does except storing and publishing it.
+    pub fn create_maybe_dry(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
         mut obj: Value,
+        dry_run: bool,
     ) -> Result<Value, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::BadRequest(
@@ -177,7 +188,9 @@ impl Store {
         if inner.objects.contains_key(&k) {
             return Err(ApiError::already_exists(def, &name));
         }
-        inner.rv += 1;
+        if !dry_run {
+            inner.rv += 1;
+        }
         let rv = inner.rv;
         if let Some(o) = obj.as_object_mut() {
             o.insert("apiVersion".into(), json!(def.api_version()));
@@ -196,6 +209,10 @@ impl Store {
         meta.insert("generation".into(), json!(1));
         meta.remove("deletionTimestamp");
         meta.remove("selfLink");
+        if dry_run {
+            meta.remove("resourceVersion");
+            return Ok(obj);
+        }
         inner.objects.insert(k, obj.clone());
         self.publish(&mut inner, def, ns, ChangeKind::Added, obj.clone(), None);
         Ok(obj)
@@ -212,6 +229,21 @@ impl Store {
     where
         F: FnOnce(&mut Value) -> Result<(), ApiError>,
     {
+        self.modify(def, ns, name, f, false)
+    }
+
+    /// Read-modify-write that may be a dry run (`?dryRun=All`): everything but the commit.
+    pub fn modify<F>(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        f: F,
+        dry_run: bool,
+    ) -> Result<Value, ApiError>
+    where
+        F: FnOnce(&mut Value) -> Result<(), ApiError>,
+    {
         let mut inner = self.lock();
         let current = inner
             .objects
@@ -220,17 +252,16 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(def, name))?;
         let mut next = current.clone();
         f(&mut next)?;
-        self.commit_replace(&mut inner, def, ns, name, current, next)
+        self.commit_replace(&mut inner, (def, ns, name), current, next, dry_run)
     }
 
     fn commit_replace(
         &self,
         inner: &mut Inner,
-        def: &'static ResourceDef,
-        ns: &str,
-        name: &str,
+        (def, ns, name): (&'static ResourceDef, &str, &str),
         current: Value,
         mut obj: Value,
+        dry_run: bool,
     ) -> Result<Value, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::BadRequest(
@@ -273,6 +304,9 @@ impl Store {
         }
         if same_content(&current, &obj) {
             return Ok(current);
+        }
+        if dry_run {
+            return Ok(obj);
         }
         inner.rv += 1;
         let rv = inner.rv;
@@ -434,4 +468,92 @@ impl Store {
 
 pub fn object_rv(v: &Value) -> Option<u64> {
     rv_of(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cm(name: &str, value: &str) -> Value {
+        json!({"metadata": {"name": name}, "data": {"k": value}})
+    }
+
+    #[test]
+    fn a_no_op_update_keeps_the_resource_version() {
+        let store = Store::new(100);
+        let created = store
+            .create(&resources::CONFIGMAPS, "ns", cm("a", "1"))
+            .unwrap_or_default();
+        let same = store
+            .update_with(&resources::CONFIGMAPS, "ns", "a", |_| Ok(()))
+            .unwrap_or_default();
+        assert_eq!(object_rv(&created), object_rv(&same));
+        let changed = store
+            .update_with(&resources::CONFIGMAPS, "ns", "a", |o| {
+                o["data"]["k"] = json!("2");
+                Ok(())
+            })
+            .unwrap_or_default();
+        assert!(object_rv(&changed) > object_rv(&created));
+        assert_eq!(changed["metadata"]["uid"], created["metadata"]["uid"]);
+    }
+
+    #[test]
+    fn watches_replay_from_a_version_inside_the_window_and_expire_before_it() {
+        let store = Store::new(3);
+        let first = store
+            .create(&resources::CONFIGMAPS, "ns", cm("a", "0"))
+            .unwrap_or_default();
+        let first_rv = object_rv(&first).unwrap_or_default();
+        for i in 1..=5 {
+            let _ = store.update_with(&resources::CONFIGMAPS, "ns", "a", |o| {
+                o["data"]["k"] = json!(i.to_string());
+                Ok(())
+            });
+        }
+        assert!(matches!(
+            store.watch(&resources::CONFIGMAPS, None, Some(first_rv)),
+            Err(ApiError::Gone { .. })
+        ));
+        let recent = store.resource_version() - 2;
+        let start = store.watch(&resources::CONFIGMAPS, Some("ns"), Some(recent));
+        let replayed: Vec<u64> = start
+            .map(|s| s.replay.iter().map(|c| c.rv).collect())
+            .unwrap_or_default();
+        assert_eq!(replayed, vec![recent + 1, recent + 2]);
+        let other_ns = store.watch(&resources::CONFIGMAPS, Some("other"), Some(recent));
+        assert!(other_ns.is_ok_and(|s| s.replay.is_empty()));
+    }
+
+    #[test]
+    fn a_watch_without_a_version_starts_with_the_current_objects() {
+        let store = Store::new(100);
+        let _ = store.create(&resources::CONFIGMAPS, "ns", cm("a", "1"));
+        let _ = store.create(&resources::CONFIGMAPS, "ns", cm("b", "1"));
+        let _ = store.delete(&resources::CONFIGMAPS, "ns", "a");
+        let start = store.watch(&resources::CONFIGMAPS, None, None);
+        let names: Vec<String> = start
+            .map(|s| {
+                s.replay
+                    .iter()
+                    .map(|c| util::name_of(&c.object).to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(names, ["b"]);
+    }
+
+    #[test]
+    fn creating_twice_is_already_exists_and_missing_objects_are_not_found() {
+        let store = Store::new(10);
+        let _ = store.create(&resources::CONFIGMAPS, "ns", cm("a", "1"));
+        assert!(matches!(
+            store.create(&resources::CONFIGMAPS, "ns", cm("a", "1")),
+            Err(ApiError::AlreadyExists { .. })
+        ));
+        assert!(matches!(
+            store.get(&resources::CONFIGMAPS, "ns", "zz"),
+            Err(ApiError::NotFound { .. })
+        ));
+    }
 }

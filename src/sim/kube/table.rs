@@ -207,6 +207,48 @@ fn columns(def: &ResourceDef) -> Vec<Column> {
                 "Route service traffic to pods with label keys and values matching this selector.",
             ),
         ],
+        "nodes" => vec![
+            NAME,
+            col("Status", "string", 0, "The status of the node"),
+            col("Roles", "string", 0, "The roles of the node"),
+            AGE,
+            col(
+                "Version",
+                "string",
+                0,
+                "Kubelet Version reported by the node.",
+            ),
+            col(
+                "Internal-IP",
+                "string",
+                1,
+                "List of addresses reachable to the node. Queried from cloud provider, if available.",
+            ),
+            col(
+                "External-IP",
+                "string",
+                1,
+                "List of addresses reachable to the node. Queried from cloud provider, if available.",
+            ),
+            col(
+                "OS-Image",
+                "string",
+                1,
+                "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+            ),
+            col(
+                "Kernel-Version",
+                "string",
+                1,
+                "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+            ),
+            col(
+                "Container-Runtime",
+                "string",
+                1,
+                "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+            ),
+        ],
         "configmaps" => vec![
             NAME,
             col(
@@ -511,6 +553,56 @@ fn cells(def: &ResourceDef, obj: &Value) -> Vec<Value> {
                 json!(list_or_none(ports)),
                 json!(created(obj)),
                 json!(selector_string(obj.pointer("/spec/selector"))),
+            ]
+        }
+        "nodes" => {
+            let ready = obj
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| str_at(c, "/type") == Some("Ready"))
+                .and_then(|c| str_at(c, "/status"));
+            let mut status = match ready {
+                Some("True") => "Ready".to_string(),
+                _ => "NotReady".to_string(),
+            };
+            if obj.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+                status.push_str(",SchedulingDisabled");
+            }
+            let roles: Vec<String> = obj
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, _)| {
+                    k.strip_prefix("node-role.kubernetes.io/")
+                        .map(str::to_string)
+                })
+                .collect();
+            let address = |ty: &str| {
+                obj.pointer("/status/addresses")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|a| str_at(a, "/type") == Some(ty))
+                    .and_then(|a| str_at(a, "/address"))
+                    .map(str::to_string)
+            };
+            vec![
+                name,
+                json!(status),
+                json!(list_or_none(roles)),
+                json!(created(obj)),
+                json!(str_at(obj, "/status/nodeInfo/kubeletVersion").unwrap_or_default()),
+                json!(str_or_none(address("InternalIP").as_deref())),
+                json!(str_or_none(address("ExternalIP").as_deref())),
+                json!(str_or_none(str_at(obj, "/status/nodeInfo/osImage"))),
+                json!(str_or_none(str_at(obj, "/status/nodeInfo/kernelVersion"))),
+                json!(str_or_none(str_at(
+                    obj,
+                    "/status/nodeInfo/containerRuntimeVersion"
+                ))),
             ]
         }
         "configmaps" => {

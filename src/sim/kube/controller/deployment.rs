@@ -1,0 +1,609 @@
+//! The deployment controller: one ReplicaSet per pod template, rolling updates within
+//! maxSurge/maxUnavailable, revisions, history cleanup and Deployment status. No pods.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::{Controllers, Source, is_terminating, owner_ref, owner_uid, replicas};
+use crate::sim::kube::defaults;
+use crate::sim::kube::error::ApiError;
+use crate::sim::kube::resources;
+use crate::sim::kube::util::{self, name_of, namespace_of, obj_at, str_at, uid_of};
+
+/// What the Progressing condition should say about the rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    Created,
+    Rolling,
+    Paused,
+}
+
+/// Keys sorted at every level, so equal templates hash equally however they were written.
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let sorted: BTreeMap<&String, String> =
+                m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            let body: Vec<String> = sorted
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", Value::String((*k).clone())))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn template_without_hash(template: &Value) -> Value {
+    let mut t = template.clone();
+    if let Some(labels) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove("pod-template-hash");
+    }
+    t
+}
+
+/// `maxSurge`/`maxUnavailable`: an absolute number or a percentage of `desired` (25 % when
+/// unset). Clamped so that no spec, however odd, overflows the rollout arithmetic.
+fn resolve(v: Option<&Value>, desired: i64, round_up: bool) -> i64 {
+    const LIMIT: i64 = 100_000;
+    let percent = |pct: i64| {
+        let scaled = desired.clamp(0, LIMIT) * pct.clamp(0, 1000);
+        if round_up {
+            (scaled + 99) / 100
+        } else {
+            scaled / 100
+        }
+    };
+    match v {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(0).clamp(0, LIMIT),
+        Some(Value::String(s)) => match s.strip_suffix('%') {
+            Some(p) => p.trim().parse::<i64>().map(percent).unwrap_or(0),
+            None => s.trim().parse::<i64>().unwrap_or(0).clamp(0, LIMIT),
+        },
+        _ => percent(25),
+    }
+}
+
+fn revision(obj: &Value) -> i64 {
+    str_at(
+        obj,
+        "/metadata/annotations/deployment.kubernetes.io~1revision",
+    )
+    .and_then(|r| r.parse().ok())
+    .unwrap_or(0)
+}
+
+/// Sets a status condition the way controllers do: `lastTransitionTime` moves only when the
+/// status flips, `lastUpdateTime` whenever reason or message change.
+fn set_condition(
+    conditions: &mut Vec<Value>,
+    ty: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    with_update_time: bool,
+) {
+    let now = util::now_rfc3339();
+    let existing = conditions
+        .iter_mut()
+        .find(|c| str_at(c, "/type") == Some(ty));
+    match existing {
+        Some(c) if str_at(c, "/status") == Some(status) => {
+            if str_at(c, "/reason") != Some(reason) || str_at(c, "/message") != Some(message) {
+                util::set_at(c, &["reason"], json!(reason));
+                util::set_at(c, &["message"], json!(message));
+                if with_update_time {
+                    util::set_at(c, &["lastUpdateTime"], json!(now));
+                }
+            }
+        }
+        Some(c) => {
+            let mut fresh = json!({"type": ty, "status": status, "reason": reason, "message": message, "lastTransitionTime": now});
+            if with_update_time {
+                util::set_at(&mut fresh, &["lastUpdateTime"], json!(now));
+            }
+            *c = fresh;
+        }
+        None => {
+            let mut fresh = json!({"type": ty, "status": status, "reason": reason, "message": message, "lastTransitionTime": now});
+            if with_update_time {
+                util::set_at(&mut fresh, &["lastUpdateTime"], json!(now));
+            }
+            conditions.push(fresh);
+        }
+    }
+}
+
+impl Controllers {
+    pub(super) fn deployments(&mut self) {
+        let (deploys, _) = self.sim.store().list(&resources::DEPLOYMENTS, None);
+        let (all_rs, _) = self.sim.store().list(&resources::REPLICASETS, None);
+        for d in &deploys {
+            if is_terminating(d) {
+                continue;
+            }
+            let owned: Vec<&Value> = all_rs
+                .iter()
+                .filter(|rs| owner_uid(rs) == Some(uid_of(d)))
+                .collect();
+            if let Err(e) = self.sync_deployment(d, &owned) {
+                tracing::debug!(deployment = name_of(d), error = %e, "deployment sync deferred");
+            }
+        }
+    }
+
+    fn sync_deployment(&self, d: &Value, owned: &[&Value]) -> Result<(), ApiError> {
+        let store = self.sim.store();
+        let ns = namespace_of(d);
+        let dname = name_of(d);
+        let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let desired = replicas(d, "/spec/replicas");
+        let strategy = d.pointer("/spec/strategy");
+        let recreate = strategy.and_then(|s| str_at(s, "/type")) == Some("Recreate");
+        let mut max_surge = resolve(
+            strategy.and_then(|s| s.pointer("/rollingUpdate/maxSurge")),
+            desired,
+            true,
+        );
+        let mut max_unavailable = resolve(
+            strategy.and_then(|s| s.pointer("/rollingUpdate/maxUnavailable")),
+            desired,
+            false,
+        );
+        if max_surge == 0 && max_unavailable == 0 {
+            max_unavailable = 1;
+        }
+        if recreate {
+            max_surge = 0;
+        }
+        // A paused Deployment neither starts nor continues a rollout; it only reports status.
+        if d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
+            let current = owned
+                .iter()
+                .find(|rs| {
+                    rs.pointer("/spec/template").map(template_without_hash)
+                        == Some(template_without_hash(&template))
+                })
+                .or_else(|| owned.iter().max_by_key(|rs| revision(rs)));
+            let name = current
+                .map(|rs| name_of(rs))
+                .unwrap_or_default()
+                .to_string();
+            return self.deployment_status(d, &name, Progress::Paused, max_unavailable);
+        }
+
+        let max_revision = owned.iter().map(|rs| revision(rs)).max().unwrap_or(0);
+        let current_new = owned
+            .iter()
+            .find(|rs| {
+                rs.pointer("/spec/template").map(template_without_hash)
+                    == Some(template_without_hash(&template))
+            })
+            .map(|rs| (*rs).clone());
+        let mut created_new = false;
+        let new_rs = match current_new {
+            Some(rs) => {
+                // A rollback to an old template makes that ReplicaSet the newest revision again.
+                if revision(&rs) < max_revision {
+                    let rev = max_revision.saturating_add(1).to_string();
+                    store.update_with(&resources::REPLICASETS, ns, name_of(&rs), |r| {
+                        obj_at(r, &["metadata", "annotations"])
+                            .insert("deployment.kubernetes.io/revision".into(), json!(rev));
+                        Ok(())
+                    })?
+                } else {
+                    rs
+                }
+            }
+            None => {
+                created_new = true;
+                self.create_replicaset(
+                    d,
+                    &template,
+                    max_revision.saturating_add(1),
+                    desired,
+                    max_surge,
+                )?
+            }
+        };
+        let new_name = name_of(&new_rs).to_string();
+        let new_rev = revision(&new_rs).to_string();
+        if str_at(
+            d,
+            "/metadata/annotations/deployment.kubernetes.io~1revision",
+        ) != Some(new_rev.as_str())
+        {
+            store.update_with(&resources::DEPLOYMENTS, ns, dname, |dep| {
+                obj_at(dep, &["metadata", "annotations"])
+                    .insert("deployment.kubernetes.io/revision".into(), json!(new_rev));
+                Ok(())
+            })?;
+        }
+
+        // minReadySeconds follows the Deployment onto every ReplicaSet it owns.
+        let min_ready = d
+            .pointer("/spec/minReadySeconds")
+            .cloned()
+            .unwrap_or(json!(0));
+        for rs in owned {
+            if rs.pointer("/spec/minReadySeconds").unwrap_or(&json!(0)) != &min_ready {
+                store.update_with(&resources::REPLICASETS, ns, name_of(rs), |r| {
+                    util::set_at(r, &["spec", "minReadySeconds"], min_ready.clone());
+                    Ok(())
+                })?;
+            }
+        }
+
+        // Oldest revision first: scale-down drains the oldest ReplicaSets before newer ones.
+        let mut olds: Vec<Value> = owned
+            .iter()
+            .filter(|rs| name_of(rs) != new_name)
+            .map(|rs| (*rs).clone())
+            .collect();
+        olds.sort_by_key(revision);
+        let new_spec = replicas(&new_rs, "/spec/replicas");
+        let old_spec: i64 = olds.iter().map(|rs| replicas(rs, "/spec/replicas")).sum();
+        let all_spec = new_spec + old_spec;
+
+        if recreate {
+            if old_spec > 0 {
+                for rs in olds.iter().filter(|rs| replicas(rs, "/spec/replicas") > 0) {
+                    self.scale_rs(d, rs, 0)?;
+                }
+            } else if olds.iter().all(|rs| replicas(rs, "/status/replicas") == 0)
+                && new_spec != desired
+            {
+                self.scale_rs(d, &new_rs, desired)?;
+            }
+        } else {
+            // Scale up the new ReplicaSet within the surge budget.
+            let target_new = if new_spec < desired {
+                let room = (desired + max_surge - all_spec).max(0);
+                (new_spec + room).min(desired)
+            } else {
+                desired
+            };
+            if target_new != new_spec {
+                self.scale_rs(d, &new_rs, target_new)?;
+            }
+            // Scale down old ReplicaSets while keeping minimum availability.
+            let all_spec = target_new + old_spec;
+            let min_available = desired - max_unavailable;
+            let available: i64 = owned
+                .iter()
+                .map(|rs| replicas(rs, "/status/availableReplicas"))
+                .sum();
+            let new_unavailable =
+                (target_new - replicas(&new_rs, "/status/availableReplicas")).max(0);
+            // Old pods that are not available cost no availability to remove.
+            let old_unavailable: i64 = olds
+                .iter()
+                .map(|rs| {
+                    (replicas(rs, "/spec/replicas") - replicas(rs, "/status/availableReplicas"))
+                        .max(0)
+                })
+                .sum();
+            let mut budget = if available > min_available {
+                (all_spec - min_available - new_unavailable).max(0)
+            } else {
+                0
+            };
+            budget = budget.max(old_unavailable.min(old_spec));
+            for rs in &olds {
+                if budget <= 0 {
+                    break;
+                }
+                let cur = replicas(rs, "/spec/replicas");
+                let take = cur.min(budget);
+                if take > 0 {
+                    self.scale_rs(d, rs, cur - take)?;
+                    budget -= take;
+                }
+            }
+        }
+
+        self.cleanup_history(d, &olds);
+        let progress = if created_new {
+            Progress::Created
+        } else {
+            Progress::Rolling
+        };
+        self.deployment_status(d, &new_name, progress, max_unavailable)
+    }
+
+    fn create_replicaset(
+        &self,
+        d: &Value,
+        template: &Value,
+        revision: i64,
+        desired: i64,
+        max_surge: i64,
+    ) -> Result<Value, ApiError> {
+        let ns = namespace_of(d);
+        let mut hash_input = canonical(template);
+        let mut attempt = 0u32;
+        loop {
+            let hash = util::safe_encode((util::fnv1a(hash_input.as_bytes()) & 0xffff_ffff) as u32);
+            let name = format!("{}-{hash}", name_of(d));
+            if self
+                .sim
+                .store()
+                .name_taken(&resources::REPLICASETS, ns, &name)
+            {
+                // A name clash with a different template: re-hash with a collision count.
+                attempt += 1;
+                if attempt > 5 {
+                    return Err(ApiError::already_exists(&resources::REPLICASETS, &name));
+                }
+                hash_input = format!("{}{attempt}", canonical(template));
+                continue;
+            }
+            let mut tpl = template.clone();
+            obj_at(&mut tpl, &["metadata", "labels"])
+                .insert("pod-template-hash".into(), json!(hash));
+            let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+            obj_at(&mut selector, &["matchLabels"]).insert("pod-template-hash".into(), json!(hash));
+            let labels = tpl
+                .pointer("/metadata/labels")
+                .cloned()
+                .unwrap_or(json!({}));
+            let mut rs = json!({
+                "metadata": {
+                    "name": name,
+                    "namespace": ns,
+                    "labels": labels,
+                    "annotations": {
+                        "deployment.kubernetes.io/desired-replicas": desired.to_string(),
+                        "deployment.kubernetes.io/max-replicas": (desired + max_surge).to_string(),
+                        "deployment.kubernetes.io/revision": revision.to_string(),
+                    },
+                    "ownerReferences": [owner_ref(d, &resources::DEPLOYMENTS)],
+                },
+                "spec": {"replicas": 0, "minReadySeconds": d.pointer("/spec/minReadySeconds").cloned().unwrap_or(json!(0)), "selector": selector, "template": tpl},
+                "status": {"replicas": 0},
+            });
+            defaults::apply(&resources::REPLICASETS, &mut rs);
+            let created = self.sim.store().create(&resources::REPLICASETS, ns, rs)?;
+            return Ok(created);
+        }
+    }
+
+    fn scale_rs(&self, d: &Value, rs: &Value, to: i64) -> Result<(), ApiError> {
+        let from = replicas(rs, "/spec/replicas");
+        if from == to {
+            return Ok(());
+        }
+        let desired = replicas(d, "/spec/replicas");
+        self.sim.store().update_with(
+            &resources::REPLICASETS,
+            namespace_of(rs),
+            name_of(rs),
+            |r| {
+                util::set_at(r, &["spec", "replicas"], json!(to));
+                obj_at(r, &["metadata", "annotations"]).insert(
+                    "deployment.kubernetes.io/desired-replicas".into(),
+                    json!(desired.to_string()),
+                );
+                Ok(())
+            },
+        )?;
+        let verb = if to > from { "up" } else { "down" };
+        self.event(
+            d,
+            &resources::DEPLOYMENTS,
+            "ScalingReplicaSet",
+            &format!(
+                "Scaled {verb} replica set {} from {from} to {to}",
+                name_of(rs)
+            ),
+            Source {
+                component: "deployment-controller",
+                host: None,
+                field_path: None,
+                warning: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn cleanup_history(&self, d: &Value, olds: &[Value]) {
+        let limit = util::i64_at(d, "/spec/revisionHistoryLimit")
+            .unwrap_or(10)
+            .max(0) as usize;
+        let idle: Vec<&Value> = olds
+            .iter()
+            .filter(|rs| {
+                replicas(rs, "/spec/replicas") == 0 && replicas(rs, "/status/replicas") == 0
+            })
+            .collect();
+        if idle.len() > limit {
+            for rs in idle.iter().take(idle.len() - limit) {
+                let _ =
+                    self.sim
+                        .store()
+                        .delete(&resources::REPLICASETS, namespace_of(rs), name_of(rs));
+            }
+        }
+    }
+
+    fn deployment_status(
+        &self,
+        d: &Value,
+        new_name: &str,
+        progress: Progress,
+        max_unavailable: i64,
+    ) -> Result<(), ApiError> {
+        let store = self.sim.store();
+        let ns = namespace_of(d);
+        let (all_rs, _) = store.list(&resources::REPLICASETS, Some(ns));
+        let owned: Vec<&Value> = all_rs
+            .iter()
+            .filter(|rs| owner_uid(rs) == Some(uid_of(d)))
+            .collect();
+        let sum = |p: &str| owned.iter().map(|rs| replicas(rs, p)).sum::<i64>();
+        let total = sum("/status/replicas");
+        let spec_total = sum("/spec/replicas");
+        let ready = sum("/status/readyReplicas");
+        let available = sum("/status/availableReplicas");
+        let new_rs = owned.iter().find(|rs| name_of(rs) == new_name);
+        let updated = new_rs
+            .map(|rs| replicas(rs, "/status/replicas"))
+            .unwrap_or(0);
+        let desired = replicas(d, "/spec/replicas");
+        let generation = util::i64_at(d, "/metadata/generation").unwrap_or(1);
+        let complete = updated == desired
+            && total == desired
+            && available == desired
+            && new_rs.is_some_and(|rs| replicas(rs, "/status/availableReplicas") == desired);
+
+        let deadline = util::i64_at(d, "/spec/progressDeadlineSeconds").unwrap_or(600);
+        store.update_with(&resources::DEPLOYMENTS, ns, name_of(d), |dep| {
+            let mut conditions: Vec<Value> = dep
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            // Any change in the counts is progress; a rollout without progress for
+            // progressDeadlineSeconds has timed out (and stays so until progress resumes).
+            let count = |k: &str| util::i64_at(dep, &format!("/status/{k}")).unwrap_or(0);
+            let progressed = [
+                count("replicas"),
+                count("updatedReplicas"),
+                count("readyReplicas"),
+                count("availableReplicas"),
+            ] != [total, updated, ready, available];
+            let progressing = conditions
+                .iter()
+                .find(|c| str_at(c, "/type") == Some("Progressing"))
+                .cloned();
+            let stalled = !progressed
+                && progressing.as_ref().is_some_and(|c| {
+                    str_at(c, "/reason") == Some("ProgressDeadlineExceeded")
+                        || str_at(c, "/lastUpdateTime")
+                            .and_then(util::parse_time)
+                            .is_some_and(|t| {
+                                k8s_openapi::jiff::Timestamp::now().as_second() - t.as_second()
+                                    > deadline
+                            })
+                });
+            if available >= desired - max_unavailable {
+                set_condition(
+                    &mut conditions,
+                    "Available",
+                    "True",
+                    "MinimumReplicasAvailable",
+                    "Deployment has minimum availability.",
+                    true,
+                );
+            } else {
+                set_condition(
+                    &mut conditions,
+                    "Available",
+                    "False",
+                    "MinimumReplicasUnavailable",
+                    "Deployment does not have minimum availability.",
+                    true,
+                );
+            }
+            let (status, reason, message) = match progress {
+                Progress::Paused => (
+                    "Unknown",
+                    "DeploymentPaused",
+                    "Deployment is paused".to_string(),
+                ),
+                Progress::Created => (
+                    "True",
+                    "NewReplicaSetCreated",
+                    format!("Created new replica set \"{new_name}\""),
+                ),
+                Progress::Rolling if complete => (
+                    "True",
+                    "NewReplicaSetAvailable",
+                    format!("ReplicaSet \"{new_name}\" has successfully progressed."),
+                ),
+                Progress::Rolling if stalled => (
+                    "False",
+                    "ProgressDeadlineExceeded",
+                    format!("ReplicaSet \"{new_name}\" has timed out progressing."),
+                ),
+                Progress::Rolling => (
+                    "True",
+                    "ReplicaSetUpdated",
+                    format!("ReplicaSet \"{new_name}\" is progressing."),
+                ),
+            };
+            set_condition(
+                &mut conditions,
+                "Progressing",
+                status,
+                reason,
+                &message,
+                true,
+            );
+            if progressed
+                && let Some(c) = conditions
+                    .iter_mut()
+                    .find(|c| str_at(c, "/type") == Some("Progressing"))
+            {
+                util::set_at(c, &["lastUpdateTime"], json!(util::now_rfc3339()));
+            }
+            conditions.sort_by_key(|c| {
+                if str_at(c, "/type") == Some("Available") {
+                    0
+                } else {
+                    1
+                }
+            });
+            let mut status = json!({
+                "observedGeneration": generation,
+                "replicas": total,
+                "updatedReplicas": updated,
+                "readyReplicas": ready,
+                "availableReplicas": available,
+                "conditions": conditions,
+            });
+            let unavailable = (spec_total - available).max(0);
+            if unavailable > 0 {
+                util::set_at(&mut status, &["unavailableReplicas"], json!(unavailable));
+            }
+            // The real API omits zero counts (omitempty).
+            if let Some(m) = status.as_object_mut() {
+                m.retain(|k, v| k == "observedGeneration" || k == "conditions" || v != &json!(0));
+            }
+            util::set_at(dep, &["status"], status);
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn surge_rounds_up_and_unavailable_rounds_down() {
+        assert_eq!(resolve(Some(&json!("25%")), 4, true), 1);
+        assert_eq!(resolve(Some(&json!("25%")), 5, true), 2);
+        assert_eq!(resolve(Some(&json!("25%")), 5, false), 1);
+        assert_eq!(resolve(Some(&json!(2)), 5, false), 2);
+        assert_eq!(resolve(None, 1, false), 0);
+    }
+
+    #[test]
+    fn canonical_form_ignores_key_order() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"q":1,"p":2}]}}"#)
+            .unwrap_or_default();
+        let b: Value = serde_json::from_str(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":2},"b":1}"#)
+            .unwrap_or_default();
+        assert_eq!(canonical(&a), canonical(&b));
+    }
+}

@@ -1,0 +1,214 @@
+//! The control loops of the simulated cluster: deployment, replica set, scheduler + kubelet,
+//! gateway status and garbage collector. They write through the store like a controller manager.
+
+mod deployment;
+mod gateway;
+mod kubelet;
+mod replicaset;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::KubeSim;
+use super::resources::{self, ResourceDef};
+use super::util::{self, name_of, namespace_of, str_at, uid_of};
+
+/// The simulated nodes pods are scheduled onto (Node objects are created at bootstrap).
+pub(super) const NODES: &[&str] = &["sim-node-1", "sim-node-2", "sim-node-3"];
+/// Must match what seeding writes, so the controller adopts seeded route status unchanged.
+pub(super) const GATEWAY_CONTROLLER: &str = "warroom.dev/sim-gateway-controller";
+const TICK: Duration = Duration::from_millis(50);
+/// Event objects kept per namespace; the demo runs for hours and `kubectl get ev` must stay fast.
+const MAX_EVENTS_PER_NAMESPACE: usize = 500;
+
+/// Starts every control loop on the current Tokio runtime. `speed` divides all simulated
+/// delays (2.0 makes pods start twice as fast); the loops stop when `cancel` fires, which also
+/// calls [`KubeSim::shutdown`] so open watches end and the HTTP server can stop.
+pub fn spawn_controllers(
+    sim: KubeSim,
+    speed: f64,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let speed = if speed.is_finite() && speed > 0.0 {
+        speed
+    } else {
+        1.0
+    };
+    tokio::spawn(async move {
+        let mut ctl = Controllers {
+            sim,
+            speed,
+            pods: HashMap::new(),
+            next_ip: 10,
+            last_event_gc: Instant::now(),
+        };
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    ctl.sim.shutdown();
+                    return;
+                }
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            ctl.reconcile();
+        }
+    })
+}
+
+/// Who reports an event, about which part of the object, and whether it is a Warning.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    component: &'a str,
+    host: Option<&'a str>,
+    field_path: Option<&'a str>,
+    warning: bool,
+}
+
+struct Controllers {
+    sim: KubeSim,
+    speed: f64,
+    /// When each pod (by uid) is due to move to its next stage.
+    pods: HashMap<String, kubelet::PodClock>,
+    next_ip: u32,
+    last_event_gc: Instant,
+}
+
+fn jitter(lo_ms: u64, hi_ms: u64, speed: f64) -> Duration {
+    let ms = rand::rng().random_range(lo_ms..=hi_ms) as f64 / speed;
+    Duration::from_millis(ms as u64)
+}
+
+fn owner_uid(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        .and_then(|r| str_at(r, "/uid"))
+}
+
+fn owner_ref(owner: &Value, def: &ResourceDef) -> Value {
+    json!({
+        "apiVersion": def.api_version(),
+        "kind": def.kind,
+        "name": name_of(owner),
+        "uid": uid_of(owner),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+fn replicas(obj: &Value, pointer: &str) -> i64 {
+    util::i64_at(obj, pointer).unwrap_or(0).max(0)
+}
+
+fn is_terminating(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp").is_some()
+}
+
+impl Controllers {
+    fn reconcile(&mut self) {
+        self.deployments();
+        self.replicasets();
+        self.kubelet();
+        self.gateway();
+        self.garbage_collect();
+        if self.last_event_gc.elapsed() > Duration::from_secs(10) {
+            self.last_event_gc = Instant::now();
+            self.trim_events();
+        }
+    }
+
+    /// Records a core/v1 Event about `obj`, as `kubectl describe` and `get events` show them.
+    fn event(&self, obj: &Value, def: &ResourceDef, reason: &str, message: &str, src: Source<'_>) {
+        let Source {
+            component,
+            host,
+            field_path,
+            warning,
+        } = src;
+        let ns = namespace_of(obj);
+        let now = util::now_rfc3339();
+        let mut involved = json!({
+            "kind": def.kind,
+            "namespace": ns,
+            "name": name_of(obj),
+            "uid": uid_of(obj),
+            "apiVersion": def.api_version(),
+            "resourceVersion": str_at(obj, "/metadata/resourceVersion").unwrap_or_default(),
+        });
+        if let Some(fp) = field_path {
+            util::set_at(&mut involved, &["fieldPath"], json!(fp));
+        }
+        let mut source = json!({"component": component});
+        if let Some(h) = host {
+            util::set_at(&mut source, &["host"], json!(h));
+        }
+        let ev = json!({
+            "metadata": {"name": format!("{}.{:016x}", name_of(obj), rand::rng().random::<u64>()), "namespace": ns},
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "source": source,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "type": if warning { "Warning" } else { "Normal" },
+            "eventTime": null,
+            "reportingComponent": component,
+            "reportingInstance": host.unwrap_or_default(),
+        });
+        let _ = self.sim.store().create(&resources::EVENTS, ns, ev);
+    }
+
+    fn trim_events(&self) {
+        let (events, _) = self.sim.store().list(&resources::EVENTS, None);
+        let mut by_ns: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+        for e in &events {
+            by_ns
+                .entry(namespace_of(e).to_string())
+                .or_default()
+                .push(e);
+        }
+        for (ns, mut evs) in by_ns {
+            if evs.len() <= MAX_EVENTS_PER_NAMESPACE {
+                continue;
+            }
+            evs.sort_by_key(|e| super::store::object_rv(e).unwrap_or(0));
+            let excess = evs.len() - MAX_EVENTS_PER_NAMESPACE;
+            for e in evs.into_iter().take(excess) {
+                let _ = self.sim.store().delete(&resources::EVENTS, &ns, name_of(e));
+            }
+        }
+    }
+
+    /// Background cascading deletion: dependents whose controller owner is gone are deleted.
+    fn garbage_collect(&self) {
+        let store = self.sim.store();
+        let (deploys, _) = store.list(&resources::DEPLOYMENTS, None);
+        let (rss, _) = store.list(&resources::REPLICASETS, None);
+        let (pods, _) = store.list(&resources::PODS, None);
+        let owners: HashSet<&str> = deploys.iter().chain(rss.iter()).map(uid_of).collect();
+        for rs in &rss {
+            if owner_uid(rs).is_some_and(|o| !owners.contains(o)) {
+                let _ = store.delete(&resources::REPLICASETS, namespace_of(rs), name_of(rs));
+            }
+        }
+        for p in &pods {
+            if !is_terminating(p) && owner_uid(p).is_some_and(|o| !owners.contains(o)) {
+                let _ = super::api::delete(
+                    &self.sim,
+                    &resources::PODS,
+                    namespace_of(p),
+                    name_of(p),
+                    &HashMap::new(),
+                    &[],
+                );
+            }
+        }
+    }
+}
