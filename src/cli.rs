@@ -157,27 +157,32 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
 /// Prints where the deployment ended, with the last log lines, and picks the exit code.
 fn report_end(app: &crate::app::App) -> u8 {
     let status = app.deployment.status;
-    eprintln!(
-        "warroom: {} — deployment {}",
-        app.plan.name,
-        status.label().to_lowercase()
-    );
-    for line in app
-        .log
-        .iter()
-        .rev()
-        .take(5)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-    {
+    let (code, what) = match status {
+        RunStatus::Complete => (exit::OK, "plan complete".to_string()),
+        RunStatus::RolledBack => (exit::ROLLED_BACK, "rolled back".to_string()),
+        _ => {
+            let at = app
+                .deployment
+                .cursor
+                .and_then(|c| Some((app.deployment.phases.get(c.phase)?, app.deployment.slot(c)?)))
+                .map(|(phase, slot)| format!(" at {}: {}", phase.name, slot.label))
+                .unwrap_or_default();
+            (
+                exit::STOPPED,
+                format!(
+                    "stopped before completion ({}){at}",
+                    status.label().to_lowercase()
+                ),
+            )
+        }
+    };
+    eprintln!("warroom: {} — {what} (exit {code})", app.plan.name);
+    eprintln!("last log lines:");
+    let skip = app.log.len().saturating_sub(5);
+    for line in app.log.iter().skip(skip) {
         eprintln!("  {}", line.text);
     }
-    match status {
-        RunStatus::Complete => exit::OK,
-        RunStatus::RolledBack => exit::ROLLED_BACK,
-        _ => exit::STOPPED,
-    }
+    code
 }
 
 /// `warroom sim`.

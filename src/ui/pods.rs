@@ -24,7 +24,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     });
     let dim = !app.cluster.health.is_live();
     // Narrow terminals drop TRACK and VERSION; the name keeps its track colour.
-    let wide = area.width >= 90;
+    let wide = area.width >= 86;
     let rows = pods.iter().map(|p| {
         let status_style = match p.status.as_str() {
             "Running" if p.ready_containers == p.total_containers => Style::new().fg(Color::Green),
