@@ -110,7 +110,7 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
     let plan = Arc::new(load_plan(args.plan.as_deref())?);
     let sim = Simulator::start(
         &plan,
-        "127.0.0.1:0".parse().map_err(|_| exit::FAILURE)?,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         None,
         args.speed,
     )

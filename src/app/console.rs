@@ -133,15 +133,14 @@ pub async fn run(setup: ConsoleSetup) -> Result<App, SetupError> {
         setup.operator.clone(),
         SystemTime::now(),
     );
-    app.log.push_back(crate::app::model::LogLine {
-        at: app.now,
-        level: crate::app::model::Level::Info,
-        text: format!(
+    app.push_log(
+        crate::app::model::Level::Info,
+        format!(
             "plan {} loaded: {} phases; press n to start, ? for keys",
             plan.name,
             plan.phases.len()
         ),
-    });
+    );
 
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
@@ -191,6 +190,7 @@ fn spawn_sources(
     let traffic_cancel = cancel.child_token();
     tokio::spawn(async move {
         let mut stream = router.watch();
+        let mut health = Health::Connecting;
         loop {
             let next = tokio::select! {
                 n = stream.next() => n,
@@ -198,11 +198,14 @@ fn spawn_sources(
             };
             let Some(item) = next else { return };
             let events = match item {
-                Ok(w) => vec![TrafficEvent::Health(Health::Live), TrafficEvent::Weight(w)],
-                Err(e) => vec![TrafficEvent::Health(Health::Degraded {
-                    since: SystemTime::now(),
-                    error: e.to_string(),
-                })],
+                Ok(w) => {
+                    health = Health::Live;
+                    vec![TrafficEvent::Health(Health::Live), TrafficEvent::Weight(w)]
+                }
+                Err(e) => {
+                    health = health.failed(SystemTime::now(), e.to_string());
+                    vec![TrafficEvent::Health(health.clone())]
+                }
             };
             for event in events {
                 if traffic_tx.send(Action::Traffic(event)).is_err() {

@@ -86,7 +86,15 @@ impl GatewayApiRouter {
                 &Patch::Json::<()>(patch),
             )
             .await
-            .map_err(|e| RouterError::Api(explain(&e, "patch", &self.object())))?;
+            .map_err(|e| {
+                let message = explain(&e, "patch", &self.object());
+                // 422 is a failed `test` op: a backendRef moved since we read the route.
+                if matches!(&e, kube::Error::Api(s) if s.code == 409 || s.code == 422) {
+                    RouterError::Conflict(message)
+                } else {
+                    RouterError::Api(message)
+                }
+            })?;
         Ok(())
     }
 }
@@ -114,9 +122,7 @@ impl TrafficRouter for GatewayApiRouter {
             // The JSON patch tests the backend names it rewrites, so a route edited between our
             // read and our write fails the patch instead of getting weights on the wrong refs.
             match self.write(weight).await {
-                Err(RouterError::Api(e)) if e.contains("(422)") || e.contains("conflict") => {
-                    self.write(weight).await
-                }
+                Err(RouterError::Conflict(_)) => self.write(weight).await,
                 other => other,
             }
         }

@@ -21,6 +21,9 @@ pub enum TrafficEvent {
 pub enum RouterError {
     #[error("{0}")]
     Api(String),
+    /// The object changed between our read and our write; reading again and retrying is safe.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{object} is malformed: {why}")]
     Malformed { object: String, why: String },
 }
