@@ -177,6 +177,12 @@ fn report_end(app: &crate::app::App) -> u8 {
         }
     };
     eprintln!("warroom: {} — {what} (exit {code})", app.plan.name);
+    if !app.in_flight.is_empty() {
+        eprintln!(
+            "warroom: {} change(s) sent to the cluster had not been confirmed at exit; check the traffic object",
+            app.in_flight.len()
+        );
+    }
     eprintln!("last log lines:");
     let skip = app.log.len().saturating_sub(5);
     for line in app.log.iter().skip(skip) {

@@ -107,11 +107,114 @@ pub async fn run(
             break;
         }
     }
+    settle_in_flight(&mut app, &mut actions).await;
     Ok(app)
+}
+
+/// How long quitting waits for writes already sent (a rollback pressed just before `q`).
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// Waits, bounded, for effects in flight to report back, so quitting never abandons a weight
+/// write such as the one `!` started. Work those results would start next is not run.
+async fn settle_in_flight(app: &mut App, actions: &mut UnboundedReceiver<Action>) {
+    let deadline = Instant::now() + SETTLE;
+    while !app.in_flight.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(action)) = tokio::time::timeout(left, actions.recv()).await else {
+            return;
+        };
+        if matches!(action, Action::EffectDone { .. }) {
+            for effect in update(app, action) {
+                app.in_flight.remove(&effect.id());
+            }
+        }
+    }
 }
 
 fn handle(app: &mut App, action: Action, runner: &EffectRunner) {
     for effect in update(app, action) {
         runner.run(effect);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use tokio::sync::mpsc::unbounded_channel;
+
+    use super::*;
+    use crate::app::model::Target;
+    use crate::plan::Weight;
+
+    fn app() -> App {
+        let plan = crate::plan::parse(Path::new("demo.yaml"), crate::cli::DEMO_PLAN)
+            .expect("demo plan parses");
+        let mut app = App::new(
+            Arc::new(plan),
+            Target {
+                environment: "development".into(),
+                namespace: "shop".into(),
+                context: "sim".into(),
+                kubeconfig_hint: None,
+            },
+            "t".into(),
+            SystemTime::UNIX_EPOCH,
+        );
+        app.traffic.observed = Some(Weight::clamped(40));
+        app
+    }
+
+    #[tokio::test]
+    async fn quitting_waits_for_a_rollback_write_in_flight() {
+        let mut app = app();
+        let effects = update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE)),
+        );
+        let id = effects[0].id();
+        app.should_quit = true;
+        let (tx, mut rx) = unbounded_channel();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = tx.send(Action::Tick(SystemTime::UNIX_EPOCH));
+            let _ = tx.send(Action::EffectDone {
+                id,
+                result: Ok("canary weight 0% stored".into()),
+            });
+        });
+        settle_in_flight(&mut app, &mut rx).await;
+        assert!(app.in_flight.is_empty());
+        assert_eq!(app.traffic.observed, Some(Weight::ZERO));
+        assert!(app.log.iter().any(|l| l.text == "canary weight 0% stored"));
+    }
+
+    #[tokio::test]
+    async fn quitting_does_not_start_the_next_step() {
+        let text = crate::cli::DEMO_PLAN.replace(
+            "      - check: Container image built and scanned\n      - weight: 10\n",
+            "      - weight: 5\n      - weight: 10\n",
+        );
+        let plan = crate::plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
+        let mut app = app();
+        app.deployment = crate::engine::Deployment::new(&plan);
+        let effects = update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE)),
+        );
+        assert_eq!(effects.len(), 1, "weight 5 starts");
+        app.should_quit = true;
+        let (tx, mut rx) = unbounded_channel();
+        let _ = tx.send(Action::EffectDone {
+            id: effects[0].id(),
+            result: Ok("stored".into()),
+        });
+        settle_in_flight(&mut app, &mut rx).await;
+        assert!(
+            app.in_flight.is_empty(),
+            "weight 10, which the result would start, is neither run nor waited for"
+        );
     }
 }
