@@ -143,7 +143,12 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
         environment: first_env,
         connection,
         prometheus: sim.prometheus.clone(),
-        operator: args.operator,
+        // `USER` can be set and empty (containers, some CI); a blank name would log as "by ".
+        operator: if args.operator.trim().is_empty() {
+            "operator".to_string()
+        } else {
+            args.operator
+        },
         kubeconfig_hint: Some(sim.kubeconfig.display().to_string()),
     };
     let app = console::run(setup).await.map_err(|e| {
