@@ -4,6 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 
 /// A duration written as `90s`, `5m`, `1h30m`, `250ms`. Zero is allowed here; where zero makes
@@ -110,12 +113,28 @@ impl<'de> Deserialize<'de> for PlanDuration {
     }
 }
 
+impl JsonSchema for PlanDuration {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Duration: numbers with units ms, s, m, h, d, e.g. 30s, 5m, 1h30m.",
+            "type": "string",
+            "pattern": "^\\s*([0-9]+(ms|s|m|h|d))+\\s*$"
+        })
+    }
+}
+
 /// A traffic weight in percent, 0–100 inclusive; the type makes 101 unrepresentable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Weight(u8);
 
 impl Weight {
+    /// No traffic.
     pub const ZERO: Weight = Weight(0);
+    /// All traffic.
     pub const FULL: Weight = Weight(100);
 
     /// `None` above 100.
@@ -129,6 +148,7 @@ impl Weight {
         Weight(percent.clamp(0, 100) as u8)
     }
 
+    /// The weight in percent.
     pub fn percent(self) -> u8 {
         self.0
     }
@@ -152,6 +172,21 @@ impl<'de> Deserialize<'de> for Weight {
             .ok()
             .and_then(Weight::new)
             .ok_or_else(|| serde::de::Error::custom(format!("weight {n} is outside 0–100")))
+    }
+}
+
+impl JsonSchema for Weight {
+    fn schema_name() -> Cow<'static, str> {
+        "Weight".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Traffic weight in percent, 0–100.",
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 100
+        })
     }
 }
 
