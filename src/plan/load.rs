@@ -213,7 +213,9 @@ pub fn check(path: &Path, text: &str) -> Checked {
             // The typed parse stops at its first error, which is often an unknown key or value
             // already reported above with a better hint.
             let d = type_error(path, &e);
-            if !diagnostics.iter().any(|x| x.line == d.line) {
+            let covered = diagnostics.iter().any(|x| x.line == d.line)
+                || (!diagnostics.is_empty() && is_shape_message(&d.message));
+            if !covered {
                 diagnostics.push(d);
             }
             None
@@ -225,6 +227,20 @@ pub fn check(path: &Path, text: &str) -> Checked {
         diagnostics,
         source_text: text.to_string(),
     }
+}
+
+/// Type errors that the shape check reports too, better located (the typed parse reports a
+/// missing key at the end of its mapping, for instance).
+fn is_shape_message(message: &str) -> bool {
+    [
+        "missing field",
+        "unknown field",
+        "unknown variant",
+        "expected mapping",
+        "expected sequence",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
 }
 
 /// Reads a plan file and checks it in full.

@@ -525,7 +525,7 @@ pub enum Step {
 }
 
 /// `- wait: ready` or `- wait: { for: ready, timeout: 10m }`.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, JsonSchema, PartialEq)]
 #[serde(untagged)]
 pub enum WaitStep {
     /// The condition alone.
@@ -590,8 +590,8 @@ impl TrackName {
     }
 }
 
-/// A command to run.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+/// A command to run: `- run: ./migrate.sh` or `- run: { cmd: …, timeout: 5m }`.
+#[derive(Debug, Clone, JsonSchema, PartialEq)]
 #[serde(untagged)]
 pub enum RunStep {
     /// The command alone.
@@ -629,6 +629,108 @@ pub enum WeightStep {
         #[serde(default)]
         comment: Option<String>,
     },
+}
+
+// The short/long step forms are deserialised by hand rather than `untagged`: an untagged enum
+// answers every mistake with "did not match any variant", which tells an operator nothing.
+
+/// The long form of a run step, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LongRun {
+    cmd: String,
+    #[serde(default)]
+    timeout: Option<PlanDuration>,
+}
+
+impl<'de> Deserialize<'de> for RunStep {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RunStep;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a command line or { cmd, timeout }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, cmd: &str) -> Result<RunStep, E> {
+                Ok(RunStep::Short(cmd.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RunStep, A::Error> {
+                let long = LongRun::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RunStep::Long {
+                    cmd: long.cmd,
+                    timeout: long.timeout,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+/// The long form of a wait step, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LongWait {
+    #[serde(rename = "for")]
+    condition: WaitFor,
+    #[serde(default)]
+    timeout: Option<PlanDuration>,
+}
+
+impl<'de> Deserialize<'de> for WaitStep {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = WaitStep;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a condition (ready) or { for, timeout }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<WaitStep, E> {
+                WaitFor::deserialize(serde::de::value::StrDeserializer::<E>::new(text))
+                    .map(WaitStep::Short)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<WaitStep, A::Error> {
+                let long =
+                    LongWait::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(WaitStep::Long {
+                    condition: long.condition,
+                    timeout: long.timeout,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+impl<'de> Deserialize<'de> for ApproveStep {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ApproveStep;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an approver's name or a list of names")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<ApproveStep, E> {
+                Ok(ApproveStep::One(name.to_string()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<ApproveStep, A::Error> {
+                Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(ApproveStep::Many)
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
 }
 
 /// The long form of a weight step, as written.
@@ -698,8 +800,8 @@ impl WeightStep {
     }
 }
 
-/// Approvers of a gate.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+/// Approvers of a gate: `- approve: carol` or `- approve: [carol, dave]`.
+#[derive(Debug, Clone, JsonSchema, PartialEq)]
 #[serde(untagged)]
 pub enum ApproveStep {
     /// One approver.

@@ -92,12 +92,23 @@ fn walk(node: &Node, root: &Value, schema: &Value, label: &str, out: &mut Vec<Sh
             if objects.is_empty() {
                 return; // a type mismatch: the typed parse reports it
             }
-            let step_like = objects.len() > 2
-                && objects.iter().all(|o| {
-                    o.get("properties")
-                        .and_then(Value::as_object)
-                        .is_some_and(|p| p.len() == 1)
-                });
+            let step_like = is_step_like(&objects);
+            let merges = entries.iter().any(|e| e.key == "<<");
+            if let (false, [only]) = (merges, objects.as_slice()) {
+                let required = only
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                for name in required {
+                    if !entries.iter().any(|e| e.key == name) {
+                        out.push(ShapeError {
+                            pos: node.pos,
+                            message: format!("missing key `{name}` in {}", where_(label)),
+                        });
+                    }
+                }
+            }
             for entry in entries {
                 if entry.key == "<<" {
                     continue; // merge key: the merged mapping is checked where it is defined
@@ -153,10 +164,35 @@ fn walk(node: &Node, root: &Value, schema: &Value, label: &str, out: &mut Vec<Sh
             }
         }
         NodeKind::Scalar { text, .. } => {
+            let objects: Vec<&Value> = alternatives
+                .iter()
+                .copied()
+                .filter(|b| is_object(b))
+                .collect();
             let scalars: Vec<&Value> = alternatives
                 .into_iter()
                 .filter(|b| !is_object(b) && !types(b).contains(&"array"))
                 .collect();
+            if scalars.is_empty() {
+                if is_step_like(&objects) {
+                    out.push(ShapeError {
+                        pos: node.pos,
+                        message: format!(
+                            "a step is a one-key mapping, got `{text}` in {}; write `- {text}: …` (`- promote: {{}}` takes no options)",
+                            where_(label)
+                        ),
+                    });
+                } else if !objects.is_empty() {
+                    out.push(ShapeError {
+                        pos: node.pos,
+                        message: format!(
+                            "{} must be a mapping (`key: value` lines or `{{ … }}`), got `{text}`",
+                            where_(label)
+                        ),
+                    });
+                }
+                return;
+            }
             let mut allowed: Vec<&str> = Vec::new();
             for b in &scalars {
                 let consts: Vec<&str> = b
@@ -185,6 +221,16 @@ fn walk(node: &Node, root: &Value, schema: &Value, label: &str, out: &mut Vec<Sh
         }
         NodeKind::Alias => {}
     }
+}
+
+/// The step enum: many object alternatives of one key each.
+fn is_step_like(objects: &[&Value]) -> bool {
+    objects.len() > 2
+        && objects.iter().all(|o| {
+            o.get("properties")
+                .and_then(Value::as_object)
+                .is_some_and(|p| p.len() == 1)
+        })
 }
 
 fn where_(label: &str) -> String {
