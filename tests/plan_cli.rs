@@ -1,4 +1,5 @@
 //! `warroom validate` and `warroom schema` as scripts see them: output streams and exit codes.
+//! Runs the built binary; the checks themselves are tested in the library.
 
 use std::path::Path;
 use std::process::Command;

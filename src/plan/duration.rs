@@ -24,12 +24,21 @@ impl PlanDuration {
 /// Why a duration string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
+    /// Nothing was written.
     #[error("empty duration; write e.g. 30s, 5m or 1h30m")]
     Empty,
+    /// Not numbers with units.
     #[error("`{0}` is not a duration; write e.g. 30s, 5m or 1h30m")]
     Malformed(String),
+    /// A unit other than ms, s, m, h, d.
     #[error("unknown unit `{unit}` in `{input}`; use ms, s, m or h")]
-    UnknownUnit { input: String, unit: String },
+    UnknownUnit {
+        /// The whole duration as written.
+        input: String,
+        /// The unit that is not one.
+        unit: String,
+    },
+    /// More milliseconds than fit in 64 bits.
     #[error("duration `{0}` is too large")]
     Overflow(String),
 }

@@ -1,6 +1,9 @@
 //! The plan format: typed model, loading with located diagnostics, validation, JSON Schema.
 //! No IO beyond reading the plan file; nothing here talks to a cluster.
 
+// Every public item of the plan format is documented: the docs and the schema read from them.
+#![warn(missing_docs)]
+
 pub mod duration;
 pub mod load;
 pub mod locate;

@@ -4,8 +4,10 @@
 /// Why a template could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
+    /// A `{{name}}` the caller did not provide; the known names follow.
     #[error("unknown template variable `{{{{{0}}}}}`; known: {1}")]
     Unknown(String, String),
+    /// A `{{` without its `}}`.
     #[error("unclosed `{{{{` in template")]
     Unclosed,
 }
