@@ -1,5 +1,5 @@
 //! Property test: checking any text — random YAML-ish input and mutations of a real plan —
-//! returns diagnostics and never panics. Case counts are fixed so the note can cite them.
+//! returns diagnostics and never panics. 3000 cases per property unless PLAN_FUZZ_CASES says.
 
 use std::path::Path;
 
@@ -79,6 +79,14 @@ fn mutated_demo() -> impl Strategy<Value = String> {
     })
 }
 
+/// 3000 per property by default; `PLAN_FUZZ_CASES=100000` for a longer run.
+fn cases() -> u32 {
+    std::env::var("PLAN_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000)
+}
+
 fn check_does_not_panic(text: &str) {
     let checked = plan::check(Path::new("fuzz.yaml"), text);
     // Rendering touches every position against the source: it must not panic either.
@@ -89,7 +97,7 @@ fn check_does_not_panic(text: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn checking_random_yamlish_text_never_panics(text in yamlish()) {
