@@ -75,6 +75,8 @@ fn schema_rejects_what_the_loader_rejects() {
         ("- weight: 10", "- weight: 110"),
         ("- hold: 20s", "- hold: 20 seconds"),
         ("service: checkout", "service: checkout\nservce: x"),
+        ("- weight: 10", "- weight: { to: 10, stp: 5 }"),
+        ("- hold: 20s", "- wait: { for: ready, timout: 5m }"),
     ] {
         let bad = text.replacen(from, to, 1);
         let instance: serde_json::Value = serde_saphyr::from_str(&bad).expect("still YAML");

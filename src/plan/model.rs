@@ -532,7 +532,7 @@ pub enum Step {
 
 /// `- wait: ready` or `- wait: { for: ready, timeout: 10m }`.
 #[derive(Debug, Clone, JsonSchema, PartialEq)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum WaitStep {
     /// The condition alone.
     Short(WaitFor),
@@ -598,7 +598,7 @@ impl TrackName {
 
 /// A command to run: `- run: ./migrate.sh` or `- run: { cmd: …, timeout: 5m }`.
 #[derive(Debug, Clone, JsonSchema, PartialEq)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum RunStep {
     /// The command alone.
     Short(String),
@@ -617,7 +617,7 @@ pub enum RunStep {
 /// Deserialized by hand (not `untagged`) so that `weight: 110` says what is wrong instead of
 /// "did not match any variant".
 #[derive(Debug, Clone, JsonSchema, PartialEq)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum WeightStep {
     /// Straight to this weight.
     To(Weight),
