@@ -46,6 +46,20 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the simulator alone, for kubectl and for rehearsing plans; stops on Ctrl-C.
     Sim(SimArgs),
+    /// Check plans: every error and warning of every file, to stderr.
+    ///
+    /// Each diagnostic reads `path:line:col: error|warning: message`, then the source line and a
+    /// caret. Exit 0 when no file has an error, 2 otherwise.
+    Validate(ValidateArgs),
+    /// Print the JSON Schema (draft 2020-12) of the plan format.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Plan files to check.
+    #[arg(value_name = "PLAN", required = true)]
+    pub plans: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -77,16 +91,47 @@ pub struct SimArgs {
     pub speed: f64,
 }
 
-/// Loads `path`, or the built-in demo plan; diagnostics go to stderr.
+/// Loads and checks `path`, or the built-in demo plan; diagnostics go to stderr, and any error
+/// refuses the plan.
 fn load_plan(path: Option<&Path>) -> Result<Plan, u8> {
-    let result = match path {
-        Some(p) => plan::load_file(p),
-        None => plan::parse(Path::new("plans/demo.yaml"), DEMO_PLAN),
+    let checked = match path {
+        Some(p) => plan::check_file(p),
+        None => plan::check(Path::new("plans/demo.yaml"), DEMO_PLAN),
     };
-    result.map_err(|e| {
-        eprintln!("{e}");
+    if !checked.diagnostics.is_empty() {
+        eprintln!("{}", checked.render());
+    }
+    checked.into_result().map_err(|_| exit::BAD_INPUT)
+}
+
+/// `warroom validate`: all diagnostics of all files, then a one-line summary.
+pub fn validate(args: ValidateArgs) -> u8 {
+    let (mut errors, mut warnings) = (0usize, 0usize);
+    for path in &args.plans {
+        let checked = plan::check_file(path);
+        for d in &checked.diagnostics {
+            eprintln!("{}", d.render(&checked.source_text));
+            match d.severity {
+                plan::Severity::Error => errors += 1,
+                plan::Severity::Warning => warnings += 1,
+            }
+        }
+    }
+    eprintln!(
+        "warroom: {} plan(s) checked: {errors} error(s), {warnings} warning(s)",
+        args.plans.len()
+    );
+    if errors == 0 {
+        exit::OK
+    } else {
         exit::BAD_INPUT
-    })
+    }
+}
+
+/// `warroom schema`: the plan format's JSON Schema on stdout.
+pub fn schema() -> u8 {
+    print!("{}", plan::schema::schema_text());
+    exit::OK
 }
 
 fn check_speed(speed: f64) -> Result<(), u8> {

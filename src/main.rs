@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => cli::demo(args).await,
             Command::Sim(args) => cli::sim(args).await,
+            Command::Validate(args) => cli::validate(args),
+            Command::Schema => cli::schema(),
         }
     });
     // Source tasks may still be waiting on sockets; they hold nothing worth waiting for.

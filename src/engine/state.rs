@@ -438,7 +438,10 @@ pub fn describe(step: &Step) -> (String, SlotKind) {
             (format!("run: {cmd}"), SlotKind::Manual)
         }
         Step::Image(track) => (format!("image: {}", track.as_str()), SlotKind::Manual),
-        Step::Wait(what) => (format!("wait: {what}"), SlotKind::Manual),
+        Step::Wait(what) => (
+            format!("wait: {}", what.condition().as_str()),
+            SlotKind::Manual,
+        ),
         Step::Promote(_) => ("promote".to_string(), SlotKind::Manual),
         Step::Flag(f) => (
             format!("flag: {}/{} = {}", f.configmap, f.key, f.value),

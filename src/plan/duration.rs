@@ -4,6 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 
 /// A duration written as `90s`, `5m`, `1h30m`, `250ms`. Zero is allowed here; where zero makes
@@ -21,12 +24,21 @@ impl PlanDuration {
 /// Why a duration string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
+    /// Nothing was written.
     #[error("empty duration; write e.g. 30s, 5m or 1h30m")]
     Empty,
+    /// Not numbers with units.
     #[error("`{0}` is not a duration; write e.g. 30s, 5m or 1h30m")]
     Malformed(String),
+    /// A unit other than ms, s, m, h, d.
     #[error("unknown unit `{unit}` in `{input}`; use ms, s, m or h")]
-    UnknownUnit { input: String, unit: String },
+    UnknownUnit {
+        /// The whole duration as written.
+        input: String,
+        /// The unit that is not one.
+        unit: String,
+    },
+    /// More milliseconds than fit in 64 bits.
     #[error("duration `{0}` is too large")]
     Overflow(String),
 }
@@ -110,12 +122,28 @@ impl<'de> Deserialize<'de> for PlanDuration {
     }
 }
 
+impl JsonSchema for PlanDuration {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Duration: numbers with units ms, s, m, h, d, e.g. 30s, 5m, 1h30m.",
+            "type": "string",
+            "pattern": "^\\s*([0-9]+(ms|s|m|h|d))+\\s*$"
+        })
+    }
+}
+
 /// A traffic weight in percent, 0–100 inclusive; the type makes 101 unrepresentable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Weight(u8);
 
 impl Weight {
+    /// No traffic.
     pub const ZERO: Weight = Weight(0);
+    /// All traffic.
     pub const FULL: Weight = Weight(100);
 
     /// `None` above 100.
@@ -129,6 +157,7 @@ impl Weight {
         Weight(percent.clamp(0, 100) as u8)
     }
 
+    /// The weight in percent.
     pub fn percent(self) -> u8 {
         self.0
     }
@@ -152,6 +181,21 @@ impl<'de> Deserialize<'de> for Weight {
             .ok()
             .and_then(Weight::new)
             .ok_or_else(|| serde::de::Error::custom(format!("weight {n} is outside 0–100")))
+    }
+}
+
+impl JsonSchema for Weight {
+    fn schema_name() -> Cow<'static, str> {
+        "Weight".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Traffic weight in percent, 0–100.",
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 100
+        })
     }
 }
 

@@ -1,37 +1,52 @@
 //! Reading a plan file: YAML → [`Plan`], with diagnostics that name file, line and column.
-//! Only parsing and type checks; cross-field checks belong to validation.
+//! [`parse`] is types only; [`check`] adds every shape and validation finding. No cluster IO.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use super::locate::Doc;
 use super::model::Plan;
+use super::{schema, shape, validate};
 
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
+    /// The plan must not run.
     Error,
+    /// The plan may run, but a person should look.
     Warning,
+}
+
+impl Severity {
+    /// `error` or `warning`, as printed.
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
 }
 
 /// One finding about a plan file, located in the source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostic {
+    /// The plan file.
     pub path: PathBuf,
     /// 1-based; 0 when the position is unknown.
     pub line: usize,
     /// 1-based; 0 when the position is unknown.
     pub column: usize,
+    /// Error or warning.
     pub severity: Severity,
+    /// What is wrong and what to do.
     pub message: String,
 }
 
 impl Diagnostic {
     /// Renders `path:line:col: error: message`, then the source line and a caret under the column.
     pub fn render(&self, source: &str) -> String {
-        let level = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
+        let level = self.severity.label();
         let mut out = format!(
             "{}:{}:{}: {level}: {}",
             self.path.display(),
@@ -64,7 +79,9 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 #[error("{}", render_all(.diagnostics, .source_text))]
 pub struct LoadError {
+    /// Why, located.
     pub diagnostics: Vec<Diagnostic>,
+    /// The plan text, for rendering source lines.
     pub source_text: String,
 }
 
@@ -91,28 +108,166 @@ pub fn load_file(path: &Path) -> Result<Plan, LoadError> {
     parse(path, &text)
 }
 
-/// Parses plan text; `path` only names the source in diagnostics.
+/// Parses plan text into types (no validation); `path` only names the source in diagnostics.
 pub fn parse(path: &Path, text: &str) -> Result<Plan, LoadError> {
-    serde_saphyr::from_str::<Plan>(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line() as usize, l.column() as usize))
-            .unwrap_or((0, 0));
-        LoadError {
-            diagnostics: vec![Diagnostic {
-                path: path.to_path_buf(),
-                line,
-                column,
-                severity: Severity::Error,
-                message: first_line(&e.without_snippet().to_string()),
-            }],
-            source_text: text.to_string(),
-        }
+    serde_saphyr::from_str::<Plan>(text).map_err(|e| LoadError {
+        diagnostics: vec![type_error(path, &e)],
+        source_text: text.to_string(),
     })
 }
 
+fn type_error(path: &Path, e: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = e
+        .location()
+        .map(|l| (to_usize(l.line()), to_usize(l.column())))
+        .unwrap_or((0, 0));
+    Diagnostic {
+        path: path.to_path_buf(),
+        line,
+        column,
+        severity: Severity::Error,
+        message: first_line(&e.without_snippet().to_string()),
+    }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// A plan checked in full: the plan when it parsed, and every diagnostic in source order.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The typed plan, when the text parsed into types (it may still have errors).
+    pub plan: Option<Plan>,
+    /// Errors and warnings, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The plan text, for rendering source lines.
+    pub source_text: String,
+}
+
+impl Checked {
+    /// True when any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    }
+
+    /// Every diagnostic rendered with its source line and caret, one after another.
+    pub fn render(&self) -> String {
+        render_all(&self.diagnostics, &self.source_text)
+    }
+
+    /// The plan if it has no errors, else the errors and warnings as a [`LoadError`].
+    pub fn into_result(self) -> Result<Plan, LoadError> {
+        match self.plan {
+            Some(plan) if !self.has_errors() => Ok(plan),
+            _ => Err(LoadError {
+                diagnostics: self.diagnostics,
+                source_text: self.source_text,
+            }),
+        }
+    }
+}
+
+fn plan_schema() -> &'static serde_json::Value {
+    static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
+    SCHEMA.get_or_init(schema::schema)
+}
+
+/// Checks plan text in full: YAML syntax, unknown keys and values (all of them, with hints),
+/// types, then validation. Never panics, whatever the text.
+pub fn check(path: &Path, text: &str) -> Checked {
+    let at = |line: usize, column: usize, severity: Severity, message: String| Diagnostic {
+        path: path.to_path_buf(),
+        line,
+        column,
+        severity,
+        message,
+    };
+    let mut diagnostics = Vec::new();
+    let doc = Doc::parse(text);
+    if let Ok(doc) = &doc {
+        for e in shape::check(doc, plan_schema()) {
+            diagnostics.push(at(e.pos.line, e.pos.column, Severity::Error, e.message));
+        }
+    }
+    let plan = match serde_saphyr::from_str::<Plan>(text) {
+        Ok(plan) => {
+            match &doc {
+                Ok(doc) => {
+                    for f in validate::validate(&plan, doc) {
+                        diagnostics.push(at(f.pos.line, f.pos.column, f.severity, f.message));
+                    }
+                }
+                Err(e) => diagnostics.push(at(
+                    e.pos.line,
+                    e.pos.column,
+                    Severity::Error,
+                    e.message.clone(),
+                )),
+            }
+            Some(plan)
+        }
+        Err(e) => {
+            // The typed parse stops at its first error, which is often an unknown key or value
+            // already reported above with a better hint.
+            let d = type_error(path, &e);
+            let covered = diagnostics.iter().any(|x| x.line == d.line)
+                || (!diagnostics.is_empty() && is_shape_message(&d.message));
+            if !covered {
+                diagnostics.push(d);
+            }
+            None
+        }
+    };
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    Checked {
+        plan,
+        diagnostics,
+        source_text: text.to_string(),
+    }
+}
+
+/// Type errors that the shape check reports too, better located (the typed parse reports a
+/// missing key at the end of its mapping, for instance).
+fn is_shape_message(message: &str) -> bool {
+    [
+        "missing field",
+        "unknown field",
+        "unknown variant",
+        "expected mapping",
+        "expected sequence",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
+}
+
+/// Reads a plan file and checks it in full.
+pub fn check_file(path: &Path) -> Checked {
+    match std::fs::read_to_string(path) {
+        Ok(text) => check(path, &text),
+        Err(e) => Checked {
+            plan: None,
+            diagnostics: vec![Diagnostic {
+                path: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                severity: Severity::Error,
+                message: format!("cannot read plan: {e}"),
+            }],
+            source_text: String::new(),
+        },
+    }
+}
+
+/// The message's first line, without the ` at line N, column M` the position already says.
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().trim().to_string()
+    let line = s.lines().next().unwrap_or_default().trim();
+    match line.rfind(" at line ") {
+        Some(i) if line[i..].contains(", column ") => line[..i].to_string(),
+        _ => line.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 /// Why a template could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
+    /// A `{{name}}` the caller did not provide; the known names follow.
     #[error("unknown template variable `{{{{{0}}}}}`; known: {1}")]
     Unknown(String, String),
+    /// A `{{` without its `}}`.
     #[error("unclosed `{{{{` in template")]
     Unclosed,
 }
@@ -34,6 +36,25 @@ pub fn expand(template: &str, vars: &[(&str, &str)]) -> Result<String, TemplateE
     Ok(out)
 }
 
+/// Every `{{name}}` in `template`: byte offset of its `{{` and the trimmed name. An unclosed
+/// `{{` ends the list (expansion reports it).
+pub fn placeholders(template: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(open) = template.get(from..).and_then(|r| r.find("{{")) {
+        let start = from + open;
+        let Some(close) = template[start + 2..].find("}}") else {
+            break;
+        };
+        out.push((
+            start,
+            template[start + 2..start + 2 + close].trim().to_string(),
+        ));
+        from = start + 2 + close + 2;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +75,12 @@ mod tests {
             err.to_string(),
             "unknown template variable `{{nope}}`; known: namespace"
         );
+    }
+
+    #[test]
+    fn placeholders_are_listed_in_order() {
+        let p = placeholders("a{{x}}b{{ y }}{{z");
+        assert_eq!(p, vec![(1, "x".to_string()), (7, "y".to_string())]);
     }
 
     #[test]
