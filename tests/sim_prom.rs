@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use warroom::sim::exposition::metrics_router;
 use warroom::sim::model::{ServiceTraffic, TrackTraffic, TrafficSnapshot};
 use warroom::sim::prom_api::{PromFaults, router_with_faults};
-use warroom::sim::traffic::{self, TrafficConfig};
+use warroom::sim::traffic::{self, TrafficConfig, TrafficControl};
 use warroom::sim::tsdb::Tsdb;
 
 type R = Result<(), Box<dyn std::error::Error>>;
@@ -51,6 +51,7 @@ struct Sim {
     base: String,
     client: reqwest::Client,
     faults: PromFaults,
+    traffic: TrafficControl,
     cancel: CancellationToken,
     _snapshots: watch::Sender<TrafficSnapshot>,
 }
@@ -84,11 +85,13 @@ async fn start() -> Result<Sim, Box<dyn std::error::Error>> {
         seed: Some(42),
         ..TrafficConfig::default()
     };
+    let control = config.control.clone();
     tokio::spawn(traffic::run(tsdb, rx, config, cancel.clone()));
     Ok(Sim {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         faults,
+        traffic: control,
         cancel,
         _snapshots: tx,
     })
@@ -424,6 +427,132 @@ async fn metrics_endpoint_exposes_series_in_text_format() -> R {
         })
     })
     .await
+}
+
+const STABLE_ERROR_RATIO: &str = r#"sum(rate(http_requests_total{namespace="shop",service="checkout",track="stable",code=~"5.."}[1s])) / sum(rate(http_requests_total{namespace="shop",service="checkout",track="stable"}[1s]))"#;
+const CANARY_ERROR_RATIO: &str = r#"sum(rate(http_requests_total{namespace="shop",service="checkout",track="canary",code=~"5.."}[1s])) / sum(rate(http_requests_total{namespace="shop",service="checkout",track="canary"}[1s]))"#;
+const STABLE_P95: &str = r#"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="shop",service="checkout",track="stable"}[1s])))"#;
+
+/// Polls `query` until `accept` holds for its value; returns the value and when it was seen.
+async fn wait_for_value(
+    sim: &Sim,
+    query: &str,
+    what: &str,
+    accept: impl Fn(f64) -> bool,
+) -> Result<(f64, Instant), Box<dyn std::error::Error>> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut last = None;
+    loop {
+        last = sim.value(query).await?.or(last);
+        if let Some(v) = last
+            && accept(v)
+        {
+            return Ok((v, Instant::now()));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{what}: not reached before deadline; last value {last:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_spike_raises_one_tracks_error_ratio_for_its_window_then_falls_back() -> R {
+    let sim = start().await?;
+    wait_for_value(&sim, STABLE_ERROR_RATIO, "stable serves normally", |r| {
+        r < 0.05
+    })
+    .await?;
+    let spike = Duration::from_secs(4);
+    let until = Instant::now() + spike;
+    sim.traffic
+        .set_error_ratio("shop", "checkout", "stable", 0.5, until);
+    let (risen, seen) = wait_for_value(
+        &sim,
+        STABLE_ERROR_RATIO,
+        "stable error ratio near 0.5",
+        |r| (r - 0.5).abs() < 0.1,
+    )
+    .await?;
+    assert!(
+        seen < until,
+        "the spike showed only after its window: {risen}"
+    );
+    // The other track keeps its own profile (the canary runs a `bad` version: 0.2).
+    let canary = sim.value(CANARY_ERROR_RATIO).await?.unwrap_or(f64::NAN);
+    assert!((canary - 0.2).abs() < 0.1, "canary error ratio {canary}");
+    let (fallen, seen) = wait_for_value(&sim, STABLE_ERROR_RATIO, "stable back to normal", |r| {
+        r < 0.05
+    })
+    .await?;
+    assert!(seen >= until, "the spike ended early: {fallen}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_spike_multiplies_one_tracks_latency_for_its_window_then_falls_back() -> R {
+    let sim = start().await?;
+    // Normal p95 is 150 ms, which bucket interpolation reports as about 0.2 s.
+    wait_for_value(&sim, STABLE_P95, "stable p95 normal", |p| p < 0.3).await?;
+    let until = Instant::now() + Duration::from_secs(4);
+    sim.traffic
+        .set_latency_multiplier("shop", "checkout", "stable", 10.0, until);
+    let (risen, seen) =
+        wait_for_value(&sim, STABLE_P95, "stable p95 about 1.5 s", |p| p > 1.0).await?;
+    assert!(
+        seen < until,
+        "the spike showed only after its window: {risen}"
+    );
+    let (fallen, seen) =
+        wait_for_value(&sim, STABLE_P95, "stable p95 back to normal", |p| p < 0.3).await?;
+    assert!(seen >= until, "the spike ended early: {fallen}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleared_drill_ends_before_its_deadline() -> R {
+    let sim = start().await?;
+    wait_for_value(&sim, STABLE_ERROR_RATIO, "stable serves normally", |r| {
+        r < 0.05
+    })
+    .await?;
+    let until = Instant::now() + Duration::from_secs(60);
+    sim.traffic
+        .set_error_ratio("shop", "checkout", "stable", 1.0, until);
+    wait_for_value(&sim, STABLE_ERROR_RATIO, "every request fails", |r| {
+        r > 0.95
+    })
+    .await?;
+    sim.traffic.clear("shop", "checkout", "stable");
+    wait_for_value(&sim, STABLE_ERROR_RATIO, "stable back to normal", |r| {
+        r < 0.05
+    })
+    .await?;
+    assert!(Instant::now() < until);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_outage_answers_503_in_prometheus_shape_then_recovers_with_data() -> R {
+    let sim = start().await?;
+    wait_for_value(&sim, "sum(up)", "data before the outage", |v| v > 0.0).await?;
+    sim.faults.set_outage(true);
+    let (status, body) = sim.get("/api/v1/query", &[("query", "sum(up)")]).await?;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "error");
+    assert_eq!(body["errorType"], "unavailable");
+    let (status, _) = sim
+        .get(
+            "/api/v1/query_range",
+            &[("query", "up"), ("start", "0"), ("end", "1"), ("step", "1")],
+        )
+        .await?;
+    assert_eq!(status, 503);
+    sim.faults.set_outage(false);
+    // Samples kept flowing during the outage, so the first answer after it is current.
+    let (v, _) = wait_for_value(&sim, "sum(up)", "data after the outage", |v| v > 0.0).await?;
+    assert_eq!(v, 4.0, "four pods report up");
+    Ok(())
 }
 
 /// Differential check against a real Prometheus engine: writes a `promtool test rules` file whose
