@@ -119,7 +119,7 @@ fn query_error(e: &QueryError) -> Response {
         QueryError::Parse(m) => api_error(
             StatusCode::BAD_REQUEST,
             "bad_data",
-            &format!("invalid parameter \"query\": parse error: {m}"),
+            &format!("invalid parameter \"query\": {m}"),
         ),
         QueryError::BadData(m) => api_error(StatusCode::BAD_REQUEST, "bad_data", m),
         QueryError::Execution(_) | QueryError::Unsupported(_) => api_error(
