@@ -558,12 +558,28 @@ async fn prometheus_outage_answers_503_in_prometheus_shape_then_recovers_with_da
 
 /// Differential check against a real Prometheus engine: writes a `promtool test rules` file whose
 /// expected values are this simulator's answers, then lets promtool evaluate the same queries on
-/// the same samples. Needs `promtool` on PATH (Debian package `prometheus`), hence ignored.
+/// the same samples. Needs `promtool` (Debian package `prometheus`): without it the test fails
+/// when `CI` is set and is skipped, loudly, otherwise.
 /// Samples sit at 10 s steps and queries at odd times, so no sample lies on a range boundary
 /// (Prometheus 2.x ranges are closed, 3.x left-open).
 #[test]
-#[ignore = "needs promtool on PATH"]
 fn evaluator_agrees_with_promtool() -> R {
+    if std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var_os("CI").is_some() {
+            return Err(
+                "promtool is not on PATH and CI is set: install the Debian package `prometheus`"
+                    .into(),
+            );
+        }
+        eprintln!(
+            "\n*** SKIPPED evaluator_agrees_with_promtool: no `promtool` on PATH (install the Debian package `prometheus`) ***\n"
+        );
+        return Ok(());
+    }
     use warroom::sim::promql::{Value, instant_query};
     use warroom::sim::tsdb::Labels;
 
@@ -911,107 +927,4 @@ fn evaluator_agrees_with_promtool() -> R {
         "promtool failed without a comparison:\n{text}"
     );
     Ok(())
-}
-
-/// A real Prometheus scrapes `/metrics` and must then answer like the simulator's own API:
-/// proves the exposition parses and keeps the simulator's timestamps. Needs the `prometheus`
-/// binary on PATH, hence ignored.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the prometheus binary on PATH"]
-async fn real_prometheus_scrapes_metrics_and_agrees() -> R {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let tsdb = Tsdb::default();
-    let app = warroom::sim::prom_api::router(tsdb.clone()).merge(metrics_router(tsdb.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sim_addr = listener.local_addr()?;
-    let cancel = CancellationToken::new();
-    let server_cancel = cancel.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { server_cancel.cancelled().await })
-            .await;
-    });
-    let (_tx, rx) = watch::channel(snapshot());
-    tokio::spawn(traffic::run(
-        tsdb,
-        rx,
-        TrafficConfig::default(),
-        cancel.clone(),
-    ));
-
-    let dir = tempfile::tempdir()?;
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: ['{sim_addr}']\n"
-        ),
-    )?;
-    let prom_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut child = std::process::Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let client = reqwest::Client::new();
-    let sim_base = format!("http://{sim_addr}");
-    let prom_base = format!("http://127.0.0.1:{prom_port}");
-    let result = async {
-        // The job label differs (the scrape adds job="sim"), so compare label-free aggregates.
-        let queries = [
-            r#"count(http_requests_total{namespace="shop"})"#,
-            r#"sum(http_requests_total{namespace="shop"})"#,
-            r#"sum(kube_pod_container_resource_limits{resource="cpu"})"#,
-            r#"count(http_request_duration_seconds_bucket)"#,
-        ];
-        poll_until("real Prometheus agrees with the simulator", || async {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_secs_f64();
-            // Two seconds back, both have the sample that was newest then.
-            let t = format!("{:.3}", now - 2.0);
-            let mut diffs = Vec::new();
-            for q in queries {
-                let mut vals = Vec::new();
-                for base in [&sim_base, &prom_base] {
-                    let url = format!(
-                        "{base}/api/v1/query?{}",
-                        encode(&[("query", q), ("time", &t)])
-                    );
-                    let body: Json = match client.get(url).send().await {
-                        Ok(r) => r.json().await.unwrap_or(Json::Null),
-                        Err(_) => Json::Null,
-                    };
-                    vals.push(
-                        body["data"]["result"][0]["value"][1]
-                            .as_str()
-                            .and_then(|s| s.parse::<f64>().ok()),
-                    );
-                }
-                match (vals[0], vals[1]) {
-                    (Some(a), Some(b)) if (a - b).abs() <= 0.05 * a.abs().max(b.abs()).max(1.0) => {
-                    }
-                    other => diffs.push(format!("{q}: sim/real {other:?}")),
-                }
-            }
-            Ok(if diffs.is_empty() {
-                Ok(())
-            } else {
-                Err(diffs.join("; "))
-            })
-        })
-        .await
-    }
-    .await;
-    let _ = child.kill();
-    let _ = child.wait();
-    cancel.cancel();
-    result
 }
