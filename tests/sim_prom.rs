@@ -556,6 +556,30 @@ async fn prometheus_outage_answers_503_in_prometheus_shape_then_recovers_with_da
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_prometheus_outage_ends_by_itself() -> R {
+    let sim = start().await?;
+    let outage = Duration::from_secs(1);
+    let began = Instant::now();
+    sim.faults.set_outage_for(outage);
+    let (status, body) = sim.get("/api/v1/query", &[("query", "1")]).await?;
+    assert_eq!(
+        (status, body["errorType"].as_str()),
+        (503, Some("unavailable"))
+    );
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (status, _) = sim.get("/api/v1/query", &[("query", "1")]).await?;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "outage did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(began.elapsed() >= outage, "outage ended early");
+    Ok(())
+}
+
 /// Differential check against a real Prometheus engine: writes a `promtool test rules` file whose
 /// expected values are this simulator's answers, then lets promtool evaluate the same queries on
 /// the same samples. Needs `promtool` (Debian package `prometheus`): without it the test fails
