@@ -78,7 +78,17 @@ const EXTRA_QUERIES: &[&str] = &[
 struct RealPrometheus {
     child: Child,
     base: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl RealPrometheus {
+    /// The end of its log, for failure messages.
+    fn log_tail(&self) -> String {
+        let log =
+            std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
 }
 
 impl Drop for RealPrometheus {
@@ -146,7 +156,7 @@ fn start_prometheus(metrics_url: &str, version: (u32, u32)) -> Result<RealPromet
     Ok(RealPrometheus {
         child,
         base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
+        dir,
     })
 }
 
@@ -422,7 +432,11 @@ async fn simulator_and_real_prometheus_agree_on_plan_and_promql_queries() -> Res
             }
         }
         if Instant::now() >= deadline {
-            return Err("the real Prometheus did not collect enough samples in time".into());
+            return Err(format!(
+                "the real Prometheus did not collect enough samples in time; its log ends:\n{}",
+                prom.log_tail()
+            )
+            .into());
         }
         sleep_briefly().await;
     };
