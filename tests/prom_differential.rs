@@ -376,6 +376,39 @@ async fn sample_times(
     Ok(times)
 }
 
+/// Gives the canary `percent` of the demo's traffic through its HTTPRoute, as a rollout step
+/// would, so the canary's queries have numbers to compare rather than 0/0.
+async fn send_canary_share(
+    client: &reqwest::Client,
+    kubernetes: &str,
+    percent: u64,
+) -> Result<(), Error> {
+    let url = format!(
+        "{kubernetes}/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout"
+    );
+    let mut route: Json = client
+        .get(&url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let refs = route["spec"]["rules"][0]["backendRefs"]
+        .as_array_mut()
+        .ok_or("the demo's HTTPRoute has no backendRefs")?;
+    for backend in refs.iter_mut() {
+        let canary = backend["name"] == "checkout-canary";
+        backend["weight"] = Json::from(if canary { percent } else { 100 - percent });
+    }
+    client
+        .put(&url)
+        .json(&route)
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
 async fn sleep_briefly() {
     tokio::time::sleep(Duration::from_millis(250)).await;
 }
@@ -410,8 +443,9 @@ async fn simulator_and_real_prometheus_agree_on_plan_and_promql_queries() -> Res
         50.0,
     )
     .await?;
-    let prom = start_prometheus(&sim.metrics, version)?;
     let client = reqwest::Client::new();
+    send_canary_share(&client, &sim.kubernetes, 20).await?;
+    let prom = start_prometheus(&sim.metrics, version)?;
     let deadline = Instant::now() + DEADLINE;
 
     // Windows need this much history in the real Prometheus, plus two evaluation times.
@@ -455,9 +489,9 @@ async fn simulator_and_real_prometheus_agree_on_plan_and_promql_queries() -> Res
     let mut failures = Vec::new();
     let mut worst: (f64, String) = (0.0, String::new());
     let mut compared = 0;
-    // Agreement on nothing proves nothing: every extra query must have a number somewhere.
+    // Agreement on nothing proves nothing: every query must have a number somewhere.
     let mut vacuous = Vec::new();
-    for (i, q) in queries.iter().enumerate() {
+    for q in &queries {
         let mut has_number = false;
         for &t in &times {
             let mine = query(&client, &sim.prometheus, q, t).await;
@@ -506,7 +540,7 @@ async fn simulator_and_real_prometheus_agree_on_plan_and_promql_queries() -> Res
             }
             (a, b) => failures.push(format!("range {q}: simulator {a:?}, prometheus {b:?}")),
         }
-        if !has_number && i >= plan_count {
+        if !has_number {
             vacuous.push(q.as_str());
         }
     }
