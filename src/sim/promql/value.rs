@@ -41,8 +41,9 @@ impl Value {
 /// Why a query failed. The HTTP layer maps each kind to Prometheus's `errorType`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum QueryError {
-    /// The query text does not parse; Prometheus answers 400 `bad_data`.
-    #[error("parse error: {0}")]
+    /// The query text does not parse; Prometheus answers 400 `bad_data`. The text is Prometheus's:
+    /// `1:16: parse error: unclosed left parenthesis` (the position when it is known).
+    #[error("{0}")]
     Parse(String),
     /// Parameters are invalid (range too fine, end before start); 400 `bad_data`.
     #[error("{0}")]
