@@ -206,7 +206,13 @@ impl Store {
         meta.insert("uid".into(), json!(util::new_uid()));
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
         meta.insert("creationTimestamp".into(), json!(util::now_rfc3339()));
-        meta.insert("generation".into(), json!(1));
+        // As on a real server, only the API groups' objects (Deployments, ReplicaSets, custom
+        // resources) carry a generation; core objects such as ConfigMaps do not.
+        if tracks_generation(def) {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
         meta.remove("deletionTimestamp");
         meta.remove("selfLink");
         if dry_run {
@@ -297,7 +303,11 @@ impl Store {
                     None => meta.remove(field),
                 };
             }
-            meta.insert("generation".into(), json!(generation));
+            if tracks_generation(def) {
+                meta.insert("generation".into(), json!(generation));
+            } else {
+                meta.remove("generation");
+            }
             if let Some(ts) = cur_meta.get("deletionTimestamp") {
                 meta.insert("deletionTimestamp".into(), ts.clone());
             }
@@ -464,6 +474,11 @@ impl Store {
     pub fn name_taken(&self, def: &'static ResourceDef, ns: &str, name: &str) -> bool {
         self.lock().objects.contains_key(&key(def, ns, name))
     }
+}
+
+/// Whether objects of `def` carry `metadata.generation` (the grouped APIs here do).
+fn tracks_generation(def: &ResourceDef) -> bool {
+    !def.group.is_empty()
 }
 
 pub fn object_rv(v: &Value) -> Option<u64> {

@@ -493,8 +493,8 @@ impl Controllers {
                             json!({
                                 "name": str_at(c, "/name").unwrap_or_default(),
                                 "image": image,
-                                "imageID": format!("{image}@sha256:{:016x}{:016x}", util::fnv1a(image.as_bytes()), util::fnv1a(name.as_bytes())),
-                                "containerID": format!("containerd://{:016x}{:016x}", rand::rng().random::<u64>(), rand::rng().random::<u64>()),
+                                "imageID": format!("{image}@sha256:{:016x}{:016x}{:016x}{:016x}", util::fnv1a(image.as_bytes()), util::fnv1a(format!("{image}#1").as_bytes()), util::fnv1a(format!("{image}#2").as_bytes()), util::fnv1a(format!("{image}#3").as_bytes())),
+                                "containerID": format!("containerd://{:016x}{:016x}{:016x}{:016x}", rand::rng().random::<u64>(), rand::rng().random::<u64>(), rand::rng().random::<u64>(), rand::rng().random::<u64>()),
                                 "ready": false,
                                 "restartCount": restarts,
                                 "started": true,
