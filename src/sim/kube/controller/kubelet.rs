@@ -73,6 +73,14 @@ impl Controllers {
         let (pods, _) = self.sim.store().list(&resources::PODS, None);
         let now = Instant::now();
         let live: HashSet<&str> = pods.iter().map(uid_of).collect();
+        self.node_load = NODES
+            .iter()
+            .map(|n| {
+                pods.iter()
+                    .filter(|p| !is_terminating(p) && str_at(p, "/spec/nodeName") == Some(n))
+                    .count()
+            })
+            .collect();
         self.pods.retain(|uid, _| live.contains(uid.as_str()));
         for pod in &pods {
             let stage = Self::stage_of(pod);
@@ -296,21 +304,26 @@ impl Controllers {
     }
 
     /// The scheduler's spreading, reduced to its essence: the node running the fewest pods,
-    /// ties broken at random.
-    fn least_loaded_node(&self) -> &'static str {
-        let (pods, _) = self.sim.store().list(&resources::PODS, None);
-        let mut load: Vec<(usize, u32, &'static str)> = NODES
-            .iter()
-            .map(|n| {
-                let count = pods
-                    .iter()
-                    .filter(|p| !is_terminating(p) && str_at(p, "/spec/nodeName") == Some(n))
-                    .count();
-                (count, rand::rng().random::<u32>(), *n)
-            })
-            .collect();
-        load.sort();
-        load.first().map(|(_, _, n)| *n).unwrap_or("sim-node-1")
+    /// ties broken at random. Loads are counted once per pass (see `kubelet`), not per pod.
+    fn least_loaded_node(&mut self) -> &'static str {
+        let mut best: Option<(usize, u32, &'static str)> = None;
+        for (i, n) in NODES.iter().enumerate() {
+            let candidate = (
+                self.node_load.get(i).copied().unwrap_or(0),
+                rand::rng().random::<u32>(),
+                *n,
+            );
+            if best.is_none_or(|b| candidate < b) {
+                best = Some(candidate);
+            }
+        }
+        let node = best.map(|(_, _, n)| n).unwrap_or("sim-node-1");
+        if let Some(i) = NODES.iter().position(|n| *n == node) {
+            if let Some(l) = self.node_load.get_mut(i) {
+                *l += 1;
+            }
+        }
+        node
     }
 
     /// The kubelet stops the containers: they and the pod stop being ready at once, which is
@@ -361,7 +374,8 @@ impl Controllers {
     }
 
     fn advance(&mut self, pod: &Value, stage: Stage) -> Result<(), ApiError> {
-        let store = self.sim.store();
+        let sim = self.sim.clone();
+        let store = sim.store();
         let ns = namespace_of(pod);
         let name = name_of(pod);
         let now = util::now_rfc3339();

@@ -45,6 +45,7 @@ pub fn spawn_controllers(
             speed,
             pods: HashMap::new(),
             next_ip: 10,
+            node_load: Vec::new(),
             last_event_gc: Instant::now(),
             recorded: std::sync::Mutex::new(HashMap::new()),
         };
@@ -79,6 +80,8 @@ struct Controllers {
     /// When each pod (by uid) is due to move to its next stage.
     pods: HashMap<String, kubelet::PodClock>,
     next_ip: u32,
+    /// Pods per node (indexed as `NODES`), counted once per kubelet pass.
+    node_load: Vec<usize>,
     last_event_gc: Instant,
     /// The event recorder's correlator: a repeat of (object, type, reason, message) bumps the
     /// count of the Event already recorded, as `(x3 over 2m)` shows on a real cluster.
@@ -150,11 +153,12 @@ impl Controllers {
             self.last_event_gc = Instant::now();
             self.trim_events();
         }
+        self.sim.store().refresh_snapshot();
     }
 
-    /// Records a core/v1 Event about `obj`, as `kubectl describe` and `get events` show them.
-    /// Records an Event as the real recorders do; its name is the object's name and the
-    /// creation time in hex nanoseconds, so a list sorts an object's events chronologically.
+    /// Records a core/v1 Event about `obj`, as `kubectl describe` and `get events` show them;
+    /// its name is the object's name and the creation time in hex nanoseconds, so a list sorts
+    /// an object's events chronologically.
     fn event(&self, obj: &Value, def: &ResourceDef, reason: &str, message: &str, src: Source<'_>) {
         let Source {
             component,
