@@ -264,26 +264,36 @@ pub async fn sim(args: SimArgs) -> u8 {
             return exit::FAILURE;
         }
     };
+    // Listen before printing: a script may signal as soon as it has read the lines.
+    let shutdown = shutdown_signals();
     println!("kubernetes: {}", sim.kubernetes);
     println!("prometheus: {}", sim.prometheus);
     println!("metrics: {}", sim.metrics);
     println!("kubeconfig: {}", sim.kubeconfig.display());
-    wait_for_shutdown_signal().await;
+    shutdown.await;
     sim.shutdown();
     exit::OK
 }
 
-async fn wait_for_shutdown_signal() {
+/// Registers SIGINT and SIGTERM handlers now; the returned future ends on either.
+fn shutdown_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    let int = signal(SignalKind::interrupt());
+    let term = signal(SignalKind::terminate());
+    async move {
+        match (int, term) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                one.recv().await;
+            }
+            (Err(_), Err(_)) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the wire would hide itself.
 
 pub mod exposition;
+pub mod faults;
 pub mod kube;
 pub mod kubeconfig;
 pub mod model;

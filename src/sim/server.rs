@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::kube::{AppSeed, KubeSim, RouteSeed};
 use super::tsdb::{Tsdb, TsdbConfig};
-use super::{exposition, kubeconfig, prom_api, traffic};
+use super::{exposition, faults, kubeconfig, prom_api, traffic};
 use crate::plan::{Plan, Step};
 
 /// A running simulator. Dropping it (or [`Simulator::shutdown`]) stops it and removes the
@@ -26,6 +26,8 @@ pub struct Simulator {
     pub prom_faults: prom_api::PromFaults,
     /// Per-track error and latency overrides, for drills.
     pub traffic: traffic::TrafficControl,
+    /// The drills behind `POST {kubernetes}/sim/faults`.
+    pub faults: faults::Faults,
     cancel: CancellationToken,
     own_dir: Option<PathBuf>,
 }
@@ -66,12 +68,17 @@ impl Simulator {
         let prometheus = url_of(&prom_listener)?;
         let metrics = format!("{}/metrics", url_of(&metrics_listener)?);
 
+        let prom_faults = prom_api::PromFaults::new();
+        let traffic_config = traffic::TrafficConfig::default();
+        let traffic_control = traffic_config.control.clone();
+        let faults =
+            faults::Faults::new(kube.clone(), prom_faults.clone(), traffic_control.clone());
+        // `/sim/…` is routed before the API server's fallback, so it answers during an outage.
         serve(
             kube_listener,
-            super::kube::router(kube.clone()),
+            super::kube::router(kube.clone()).nest("/sim", faults::router(faults.clone())),
             cancel.clone(),
         );
-        let prom_faults = prom_api::PromFaults::new();
         serve(
             prom_listener,
             prom_api::router_with_faults(tsdb.clone(), prom_faults.clone()),
@@ -86,8 +93,6 @@ impl Simulator {
         let snapshots = kube.traffic_snapshots();
         let traffic_tsdb = tsdb.clone();
         let traffic_cancel = cancel.child_token();
-        let traffic_config = traffic::TrafficConfig::default();
-        let traffic_control = traffic_config.control.clone();
         tokio::spawn(async move {
             let mut snapshots = snapshots;
             wait_until_serving(&mut snapshots).await;
@@ -115,6 +120,7 @@ impl Simulator {
             tsdb,
             prom_faults,
             traffic: traffic_control,
+            faults,
             cancel,
             own_dir,
         })

@@ -32,6 +32,75 @@ pub use seed::{AppSeed, RouteSeed};
 use crate::sim::model::TrafficSnapshot;
 use store::Store;
 
+/// Which pods a crash-loop fault hits: those of one Deployment (by its selector), or those of
+/// one track (`track` label; pods without one are `stable`), optionally of one app (`app` label).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrashRule {
+    Deployment {
+        namespace: String,
+        deployment: String,
+    },
+    Track {
+        namespace: String,
+        service: Option<String>,
+        track: String,
+    },
+}
+
+impl CrashRule {
+    fn matches(&self, sim: &KubeSim, pod: &serde_json::Value) -> bool {
+        let label = |k: &str| {
+            pod.pointer("/metadata/labels")
+                .and_then(|l| l.get(k))
+                .and_then(serde_json::Value::as_str)
+        };
+        match self {
+            CrashRule::Deployment {
+                namespace,
+                deployment,
+            } => {
+                if util::namespace_of(pod) != namespace {
+                    return false;
+                }
+                let Ok(d) = sim
+                    .store()
+                    .get(&resources::DEPLOYMENTS, namespace, deployment)
+                else {
+                    return false;
+                };
+                let Some(wanted) = d
+                    .pointer("/spec/selector/matchLabels")
+                    .and_then(serde_json::Value::as_object)
+                else {
+                    return false;
+                };
+                !wanted.is_empty()
+                    && wanted
+                        .iter()
+                        .all(|(k, v)| v.as_str().is_some_and(|v| label(k) == Some(v)))
+            }
+            CrashRule::Track {
+                namespace,
+                service,
+                track,
+            } => {
+                util::namespace_of(pod) == namespace
+                    && label("track").unwrap_or("stable") == track
+                    && service.as_deref().is_none_or(|s| label("app") == Some(s))
+            }
+        }
+    }
+}
+
+/// The tag of an image reference (`repo:tag`), or "" when it has none.
+fn tag_of(image: &str) -> &str {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    match without_digest.rsplit_once(':') {
+        Some((_, tag)) if !tag.contains('/') => tag,
+        _ => "",
+    }
+}
+
 /// How many changes watches can resume from; older resourceVersions get `410 Gone`.
 pub const DEFAULT_EVENT_WINDOW: usize = 10_000;
 
@@ -64,12 +133,18 @@ pub struct KubeSim {
 struct Inner {
     store: Store,
     outage: AtomicBool,
+    /// Cancelled when an outage starts, ending the watches open at that moment (as a real API
+    /// server going away drops its connections); replaced by a fresh token each time.
+    outage_cut: Mutex<CancellationToken>,
     /// Bumped to make every open watch end with a 410 ERROR event.
     expiry: watch::Sender<u64>,
     /// Fired by [`KubeSim::shutdown`]: open streams end so the HTTP server can stop gracefully.
     shutdown: CancellationToken,
     /// Image substrings whose pulls fail (fault injection).
     pull_failures: Mutex<Vec<String>>,
+    /// Crash-loop faults by id: matching pods' containers exit soon after each start.
+    crash_rules: Mutex<Vec<(u64, CrashRule)>>,
+    next_crash_rule: std::sync::atomic::AtomicU64,
     bookmark_every: Duration,
 }
 
@@ -100,9 +175,12 @@ impl KubeSim {
             inner: Arc::new(Inner {
                 store: Store::new(window),
                 outage: AtomicBool::new(false),
+                outage_cut: Mutex::new(CancellationToken::new()),
                 expiry,
                 shutdown: CancellationToken::new(),
                 pull_failures: Mutex::new(Vec::new()),
+                crash_rules: Mutex::new(Vec::new()),
+                next_crash_rule: std::sync::atomic::AtomicU64::new(1),
                 bookmark_every: Duration::from_secs(5),
             }),
         };
@@ -122,14 +200,34 @@ impl KubeSim {
     /// The traffic split the request generator should follow; updated on every change to pods,
     /// Services or HTTPRoutes that alters it. The receiver's current value counts as seen, so
     /// read it with `borrow()` before waiting on `changed()`. Pods without an `app` label are
-    /// not traffic; pods without a `track` label count as track `stable`.
+    /// not traffic; pods without a `track` label count as track `stable`. With more than
+    /// 200 pods (`SNAPSHOT_EAGER_PODS`) the update waits for the controllers' next tick
+    /// (50 ms), so bulk changes cost linear rather than quadratic time.
     pub fn traffic_snapshots(&self) -> watch::Receiver<TrafficSnapshot> {
         self.store().snapshots()
     }
 
-    /// Fault: while on, every endpoint except `/sim/…` answers 503 with a Status.
+    /// Fault: while on, every endpoint except `/sim/…` answers 503 with a Status, and the
+    /// watches open when it starts are closed (without an event), as if the server went away.
     pub fn api_outage(&self, on: bool) {
-        self.inner.outage.store(on, Ordering::SeqCst);
+        let was = self.inner.outage.swap(on, Ordering::SeqCst);
+        if on && !was {
+            let mut cut = self
+                .inner
+                .outage_cut
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            cut.cancel();
+            *cut = CancellationToken::new();
+        }
+    }
+
+    fn outage_signal(&self) -> CancellationToken {
+        self.inner
+            .outage_cut
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn is_api_outage(&self) -> bool {
@@ -166,13 +264,60 @@ impl KubeSim {
             .clear();
     }
 
+    /// Whether pulling `image` fails: a pull fault matches it, or its tag contains `pullfail`.
     fn image_pull_fails(&self, image: &str) -> bool {
+        tag_of(image).contains("pullfail")
+            || self
+                .inner
+                .pull_failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|p| !p.is_empty() && image.contains(p.as_str()))
+    }
+
+    /// Fault: containers of the pods `rule` matches exit with an error shortly after every
+    /// start, so they go into `CrashLoopBackOff` with a climbing restart count (and rollouts to
+    /// them stall), until [`KubeSim::stop_crashloop`] with the returned id. Images whose tag
+    /// contains `crashloop` always behave so.
+    pub fn start_crashloop(&self, rule: CrashRule) -> u64 {
+        let id = self.inner.next_crash_rule.fetch_add(1, Ordering::SeqCst);
         self.inner
-            .pull_failures
+            .crash_rules
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|p| !p.is_empty() && image.contains(p.as_str()))
+            .push((id, rule));
+        id
+    }
+
+    /// Ends one crash-loop fault; its pods start cleanly on their next restart.
+    pub fn stop_crashloop(&self, id: u64) {
+        self.inner
+            .crash_rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(i, _)| *i != id);
+    }
+
+    /// Whether `pod`'s containers crash: a crash-loop fault matches it, or one of its images
+    /// has a tag containing `crashloop`.
+    fn pod_crashes(&self, pod: &serde_json::Value) -> bool {
+        let images = pod
+            .pointer("/spec/containers")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| util::str_at(c, "/image"));
+        if images.into_iter().any(|i| tag_of(i).contains("crashloop")) {
+            return true;
+        }
+        let rules = self
+            .inner
+            .crash_rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        rules.iter().any(|(_, r)| r.matches(self, pod))
     }
 
     /// Ends every open watch and `logs -f` stream (cleanly, as a stopping API server does) and

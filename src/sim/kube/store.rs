@@ -52,7 +52,14 @@ struct Inner {
     window: usize,
     /// Newest resourceVersion that has fallen out of `history`; watches from before it get 410.
     compacted: u64,
+    /// A change the traffic snapshot does not reflect yet (large clusters only, see
+    /// [`SNAPSHOT_EAGER_PODS`]).
+    snapshot_dirty: bool,
 }
+
+/// Up to this many pods (a few demo apps) the traffic snapshot is recomputed on every relevant change; above it,
+/// at most once per controller tick, so that bulk changes stay linear rather than quadratic.
+pub const SNAPSHOT_EAGER_PODS: usize = 200;
 
 pub struct Store {
     inner: Mutex<Inner>,
@@ -101,6 +108,7 @@ impl Store {
                 history: VecDeque::new(),
                 window: window.max(1),
                 compacted: 0,
+                snapshot_dirty: false,
             }),
             changes,
             snapshot,
@@ -206,7 +214,13 @@ impl Store {
         meta.insert("uid".into(), json!(util::new_uid()));
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
         meta.insert("creationTimestamp".into(), json!(util::now_rfc3339()));
-        meta.insert("generation".into(), json!(1));
+        // As on a real server, only the API groups' objects (Deployments, ReplicaSets, custom
+        // resources) carry a generation; core objects such as ConfigMaps do not.
+        if tracks_generation(def) {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
         meta.remove("deletionTimestamp");
         meta.remove("selfLink");
         if dry_run {
@@ -297,7 +311,11 @@ impl Store {
                     None => meta.remove(field),
                 };
             }
-            meta.insert("generation".into(), json!(generation));
+            if tracks_generation(def) {
+                meta.insert("generation".into(), json!(generation));
+            } else {
+                meta.remove("generation");
+            }
             if let Some(ts) = cur_meta.get("deletionTimestamp") {
                 meta.insert("deletionTimestamp".into(), ts.clone());
             }
@@ -379,18 +397,40 @@ impl Store {
         ]
         .contains(&def)
         {
-            let pods = Self::list_locked(inner, &resources::PODS, None);
-            let services = Self::list_locked(inner, &resources::SERVICES, None);
-            let routes = Self::list_locked(inner, &resources::HTTPROUTES, None);
-            let next = snapshot::compute(&pods, &services, &routes);
-            self.snapshot.send_if_modified(|cur| {
-                if *cur == next {
-                    false
-                } else {
-                    *cur = next;
-                    true
-                }
-            });
+            let pods = inner
+                .objects
+                .range((resources::PODS.plural, String::new(), String::new())..)
+                .take_while(|((plural, _, _), _)| *plural == resources::PODS.plural)
+                .count();
+            if pods <= SNAPSHOT_EAGER_PODS {
+                self.recompute_snapshot(inner);
+            } else {
+                inner.snapshot_dirty = true;
+            }
+        }
+    }
+
+    fn recompute_snapshot(&self, inner: &mut Inner) {
+        inner.snapshot_dirty = false;
+        let pods = Self::list_locked(inner, &resources::PODS, None);
+        let services = Self::list_locked(inner, &resources::SERVICES, None);
+        let routes = Self::list_locked(inner, &resources::HTTPROUTES, None);
+        let next = snapshot::compute(&pods, &services, &routes);
+        self.snapshot.send_if_modified(|cur| {
+            if *cur == next {
+                false
+            } else {
+                *cur = next;
+                true
+            }
+        });
+    }
+
+    /// Brings the traffic snapshot up to date if changes were deferred (large clusters).
+    pub fn refresh_snapshot(&self) {
+        let mut inner = self.lock();
+        if inner.snapshot_dirty {
+            self.recompute_snapshot(&mut inner);
         }
     }
 
@@ -464,6 +504,11 @@ impl Store {
     pub fn name_taken(&self, def: &'static ResourceDef, ns: &str, name: &str) -> bool {
         self.lock().objects.contains_key(&key(def, ns, name))
     }
+}
+
+/// Whether objects of `def` carry `metadata.generation` (the grouped APIs here do).
+fn tracks_generation(def: &ResourceDef) -> bool {
+    !def.group.is_empty()
 }
 
 pub fn object_rv(v: &Value) -> Option<u64> {

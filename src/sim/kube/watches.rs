@@ -66,6 +66,7 @@ pub(super) fn watch(
                     bookmark_every: sim.bookmark_interval(),
                     expiry,
                     shutdown: sim.shutdown_signal(),
+                    outage: sim.outage_signal(),
                     initial_events,
                 },
             ));
@@ -110,6 +111,8 @@ struct WatchOptions {
     bookmark_every: Duration,
     expiry: tokio::sync::watch::Receiver<u64>,
     shutdown: tokio_util::sync::CancellationToken,
+    /// Fires when an API outage starts: the stream ends as a dropped connection would.
+    outage: tokio_util::sync::CancellationToken,
     initial_events: bool,
 }
 
@@ -249,6 +252,7 @@ async fn run_watch(
             }
             _ = sleep_until_deadline => return,
             _ = opts.shutdown.cancelled() => return,
+            _ = opts.outage.cancelled() => return,
             _ = tx.closed() => return,
         }
     }

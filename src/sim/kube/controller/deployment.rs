@@ -274,38 +274,46 @@ impl Controllers {
             if target_new != new_spec {
                 self.scale_rs(d, &new_rs, target_new)?;
             }
-            // Scale down old ReplicaSets while keeping minimum availability.
+            // Scale down old ReplicaSets while keeping minimum availability, in the real
+            // controller's two passes: first old pods that are not available (they cost no
+            // availability), then available ones down to `desired - maxUnavailable`.
             let all_spec = target_new + old_spec;
             let min_available = desired - max_unavailable;
-            let available: i64 = owned
-                .iter()
-                .map(|rs| replicas(rs, "/status/availableReplicas"))
-                .sum();
             let new_unavailable =
                 (target_new - replicas(&new_rs, "/status/availableReplicas")).max(0);
-            // Old pods that are not available cost no availability to remove.
-            let old_unavailable: i64 = olds
-                .iter()
-                .map(|rs| {
-                    (replicas(rs, "/spec/replicas") - replicas(rs, "/status/availableReplicas"))
-                        .max(0)
-                })
-                .sum();
-            let mut budget = if available > min_available {
-                (all_spec - min_available - new_unavailable).max(0)
-            } else {
-                0
-            };
-            budget = budget.max(old_unavailable.min(old_spec));
-            for rs in &olds {
-                if budget <= 0 {
-                    break;
+            let max_scaled_down = all_spec - min_available - new_unavailable;
+            if max_scaled_down > 0 {
+                let mut targets: Vec<i64> = olds
+                    .iter()
+                    .map(|rs| replicas(rs, "/spec/replicas"))
+                    .collect();
+                let mut cleaned = 0;
+                for (rs, target) in olds.iter().zip(targets.iter_mut()) {
+                    if cleaned >= max_scaled_down {
+                        break;
+                    }
+                    let unhealthy = (*target - replicas(rs, "/status/availableReplicas")).max(0);
+                    let take = unhealthy.min(max_scaled_down - cleaned);
+                    *target -= take;
+                    cleaned += take;
                 }
-                let cur = replicas(rs, "/spec/replicas");
-                let take = cur.min(budget);
-                if take > 0 {
-                    self.scale_rs(d, rs, cur - take)?;
+                let available: i64 = owned
+                    .iter()
+                    .map(|rs| replicas(rs, "/status/availableReplicas"))
+                    .sum();
+                let mut budget = (available - min_available).max(0);
+                for target in targets.iter_mut() {
+                    if budget <= 0 {
+                        break;
+                    }
+                    let take = (*target).min(budget);
+                    *target -= take;
                     budget -= take;
+                }
+                for (rs, target) in olds.iter().zip(targets) {
+                    if target != replicas(rs, "/spec/replicas") {
+                        self.scale_rs(d, rs, target)?;
+                    }
                 }
             }
         }

@@ -27,7 +27,15 @@ enum Stage {
 
 pub(super) struct PodClock {
     stage: Stage,
+    /// Whether the pod's containers were crashing when the clock was set.
+    crashing: bool,
     due: Instant,
+}
+
+/// The kubelet's restart back-off after the `restarts`-th crash: 10 s doubling up to 5 min.
+fn crash_backoff_secs(restarts: i64) -> u64 {
+    let doublings = u32::try_from(restarts.saturating_sub(1).clamp(0, 5)).unwrap_or(5);
+    (10u64 << doublings).min(300)
 }
 
 impl Controllers {
@@ -65,25 +73,52 @@ impl Controllers {
         let (pods, _) = self.sim.store().list(&resources::PODS, None);
         let now = Instant::now();
         let live: HashSet<&str> = pods.iter().map(uid_of).collect();
+        self.node_load = NODES
+            .iter()
+            .map(|n| {
+                pods.iter()
+                    .filter(|p| !is_terminating(p) && str_at(p, "/spec/nodeName") == Some(n))
+                    .count()
+            })
+            .collect();
         self.pods.retain(|uid, _| live.contains(uid.as_str()));
         for pod in &pods {
             let stage = Self::stage_of(pod);
             let uid = uid_of(pod).to_string();
+            let running = matches!(stage, Stage::Started | Stage::Ready);
+            let crashing = running && self.sim.pod_crashes(pod);
             let due = match self.pods.get(&uid) {
-                Some(c) if c.stage == stage => c.due,
+                Some(c) if c.stage == stage && c.crashing == crashing => c.due,
                 _ => {
-                    let due = now + self.delay_for(stage);
+                    let due = if crashing {
+                        // A crashing container runs a little while before it exits.
+                        now + jitter(1000, 3000, self.speed)
+                    } else {
+                        now + self.delay_for(stage)
+                    };
                     if stage == Stage::Terminating {
                         self.terminating(pod);
                     }
-                    self.pods.insert(uid.clone(), PodClock { stage, due });
+                    self.pods.insert(
+                        uid.clone(),
+                        PodClock {
+                            stage,
+                            crashing,
+                            due,
+                        },
+                    );
                     due
                 }
             };
-            if now < due || stage == Stage::Ready {
+            if now < due || (stage == Stage::Ready && !crashing) {
                 continue;
             }
-            if let Err(e) = self.advance(pod, stage) {
+            let result = if crashing {
+                self.crashed(pod)
+            } else {
+                self.advance(pod, stage)
+            };
+            if let Err(e) = result {
                 tracing::debug!(pod = name_of(pod), error = %e, "pod transition deferred");
             }
         }
@@ -171,28 +206,124 @@ impl Controllers {
             uid_of(pod).to_string(),
             PodClock {
                 stage: Stage::Creating,
+                crashing: false,
                 due: Instant::now() + retry,
             },
         );
         Ok(())
     }
 
+    /// The containers exited with an error: the kubelet records the termination in
+    /// `lastState`, counts a restart and waits out a growing back-off (`CrashLoopBackOff`)
+    /// before starting them again.
+    fn crashed(&mut self, pod: &Value) -> Result<(), ApiError> {
+        let now = util::now_rfc3339();
+        let ns = namespace_of(pod).to_string();
+        let name = name_of(pod).to_string();
+        let uid = uid_of(pod).to_string();
+        let mut restarts = 0;
+        let updated =
+            self.sim
+                .store()
+                .update_with(&resources::PODS, &ns, &name, |p| {
+                    let status = obj_at(p, &["status"]);
+                    if let Some(list) = status
+                        .get_mut("containerStatuses")
+                        .and_then(Value::as_array_mut)
+                    {
+                        for c in list.iter_mut() {
+                            let count = util::i64_at(c, "/restartCount").unwrap_or(0) + 1;
+                            restarts = restarts.max(count);
+                            let cname = str_at(c, "/name").unwrap_or_default().to_string();
+                            let started_at = str_at(c, "/state/running/startedAt")
+                                .unwrap_or(now.as_str())
+                                .to_string();
+                            let container_id =
+                                str_at(c, "/containerID").unwrap_or_default().to_string();
+                            let backoff = crash_backoff_secs(count);
+                            util::set_at(
+                                c,
+                                &["lastState"],
+                                json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started_at, "finishedAt": now, "containerID": container_id}}),
+                            );
+                            util::set_at(
+                                c,
+                                &["state"],
+                                json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off {backoff}s restarting failed container={cname} pod={name}_{ns}({uid})")}}),
+                            );
+                            util::set_at(c, &["restartCount"], json!(count));
+                            util::set_at(c, &["ready"], json!(false));
+                            util::set_at(c, &["started"], json!(false));
+                        }
+                    }
+                    let names: Vec<String> = containers(p)
+                        .iter()
+                        .filter_map(|c| str_at(c, "/name").map(str::to_string))
+                        .collect();
+                    let message = format!("containers with unready status: [{}]", names.join(" "));
+                    if let Some(list) = obj_at(p, &["status"])
+                        .get_mut("conditions")
+                        .and_then(Value::as_array_mut)
+                    {
+                        for c in list.iter_mut() {
+                            if matches!(str_at(c, "/type"), Some("Ready" | "ContainersReady"))
+                                && str_at(c, "/status") != Some("False")
+                            {
+                                *c = json!({"type": c["type"].clone(), "status": "False", "lastProbeTime": null, "lastTransitionTime": now, "reason": "ContainersNotReady", "message": message});
+                            }
+                        }
+                    }
+                    Ok(())
+                })?;
+        let host = str_at(pod, "/spec/nodeName").map(str::to_string);
+        for c in containers(pod) {
+            let cname = str_at(&c, "/name").unwrap_or_default();
+            self.event(
+                &updated,
+                &resources::PODS,
+                "BackOff",
+                &format!("Back-off restarting failed container {cname} in pod {name}_{ns}({uid})"),
+                Source {
+                    component: "kubelet",
+                    host: host.as_deref(),
+                    field_path: Some(&format!("spec.containers{{{cname}}}")),
+                    warning: true,
+                },
+            );
+        }
+        let backoff = crash_backoff_secs(restarts) as f64 * 1000.0 / self.speed;
+        self.pods.insert(
+            uid,
+            PodClock {
+                stage: Stage::Creating,
+                crashing: false,
+                due: Instant::now() + std::time::Duration::from_millis(backoff as u64),
+            },
+        );
+        Ok(())
+    }
+
     /// The scheduler's spreading, reduced to its essence: the node running the fewest pods,
-    /// ties broken at random.
-    fn least_loaded_node(&self) -> &'static str {
-        let (pods, _) = self.sim.store().list(&resources::PODS, None);
-        let mut load: Vec<(usize, u32, &'static str)> = NODES
-            .iter()
-            .map(|n| {
-                let count = pods
-                    .iter()
-                    .filter(|p| !is_terminating(p) && str_at(p, "/spec/nodeName") == Some(n))
-                    .count();
-                (count, rand::rng().random::<u32>(), *n)
-            })
-            .collect();
-        load.sort();
-        load.first().map(|(_, _, n)| *n).unwrap_or("sim-node-1")
+    /// ties broken at random. Loads are counted once per pass (see `kubelet`), not per pod.
+    fn least_loaded_node(&mut self) -> &'static str {
+        let mut best: Option<(usize, u32, &'static str)> = None;
+        for (i, n) in NODES.iter().enumerate() {
+            let candidate = (
+                self.node_load.get(i).copied().unwrap_or(0),
+                rand::rng().random::<u32>(),
+                *n,
+            );
+            if best.is_none_or(|b| candidate < b) {
+                best = Some(candidate);
+            }
+        }
+        let node = best.map(|(_, _, n)| n).unwrap_or("sim-node-1");
+        if let Some(i) = NODES.iter().position(|n| *n == node) {
+            if let Some(l) = self.node_load.get_mut(i) {
+                *l += 1;
+            }
+        }
+        node
     }
 
     /// The kubelet stops the containers: they and the pod stop being ready at once, which is
@@ -243,7 +374,8 @@ impl Controllers {
     }
 
     fn advance(&mut self, pod: &Value, stage: Stage) -> Result<(), ApiError> {
-        let store = self.sim.store();
+        let sim = self.sim.clone();
+        let store = sim.store();
         let ns = namespace_of(pod);
         let name = name_of(pod);
         let now = util::now_rfc3339();
@@ -358,20 +490,30 @@ impl Controllers {
                     return self.pull_failed(pod, image, &node);
                 }
                 let updated = store.update_with(&resources::PODS, ns, name, |p| {
+                    // A restart keeps the count and the last termination.
+                    let previous: Vec<Value> = p
+                        .pointer("/status/containerStatuses")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
                     let statuses: Vec<Value> = containers(p)
                         .iter()
                         .map(|c| {
                             let image = str_at(c, "/image").unwrap_or_default();
+                            let cname = str_at(c, "/name").unwrap_or_default();
+                            let before = previous.iter().find(|s| str_at(s, "/name") == Some(cname));
+                            let restarts = before.and_then(|s| util::i64_at(s, "/restartCount")).unwrap_or(0);
+                            let last = before.and_then(|s| s.get("lastState")).cloned().unwrap_or(json!({}));
                             json!({
                                 "name": str_at(c, "/name").unwrap_or_default(),
                                 "image": image,
-                                "imageID": format!("{image}@sha256:{:016x}{:016x}", util::fnv1a(image.as_bytes()), util::fnv1a(name.as_bytes())),
-                                "containerID": format!("containerd://{:016x}{:016x}", rand::rng().random::<u64>(), rand::rng().random::<u64>()),
+                                "imageID": format!("{image}@sha256:{:016x}{:016x}{:016x}{:016x}", util::fnv1a(image.as_bytes()), util::fnv1a(format!("{image}#1").as_bytes()), util::fnv1a(format!("{image}#2").as_bytes()), util::fnv1a(format!("{image}#3").as_bytes())),
+                                "containerID": format!("containerd://{:016x}{:016x}{:016x}{:016x}", rand::rng().random::<u64>(), rand::rng().random::<u64>(), rand::rng().random::<u64>(), rand::rng().random::<u64>()),
                                 "ready": false,
-                                "restartCount": 0,
+                                "restartCount": restarts,
                                 "started": true,
                                 "state": {"running": {"startedAt": now}},
-                                "lastState": {},
+                                "lastState": last,
                                 "volumeMounts": [],
                             })
                         })

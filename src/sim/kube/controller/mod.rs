@@ -45,7 +45,9 @@ pub fn spawn_controllers(
             speed,
             pods: HashMap::new(),
             next_ip: 10,
+            node_load: Vec::new(),
             last_event_gc: Instant::now(),
+            recorded: std::sync::Mutex::new(HashMap::new()),
         };
         loop {
             tokio::select! {
@@ -69,13 +71,43 @@ struct Source<'a> {
     warning: bool,
 }
 
+/// What makes two Events the same to the recorder: object uid, warning, reason, message.
+type EventKey = (String, bool, String, String);
+
 struct Controllers {
     sim: KubeSim,
     speed: f64,
     /// When each pod (by uid) is due to move to its next stage.
     pods: HashMap<String, kubelet::PodClock>,
     next_ip: u32,
+    /// Pods per node (indexed as `NODES`), counted once per kubelet pass.
+    node_load: Vec<usize>,
     last_event_gc: Instant,
+    /// The event recorder's correlator: a repeat of (object, type, reason, message) bumps the
+    /// count of the Event already recorded, as `(x3 over 2m)` shows on a real cluster.
+    recorded: std::sync::Mutex<HashMap<EventKey, (String, String)>>,
+}
+
+/// Unix nanoseconds, strictly increasing across calls (event names must be unique).
+fn event_stamp() -> u64 {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut prev = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange_weak(
+            prev,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(p) => prev = p,
+        }
+    }
 }
 
 fn jitter(lo_ms: u64, hi_ms: u64, speed: f64) -> Duration {
@@ -121,9 +153,12 @@ impl Controllers {
             self.last_event_gc = Instant::now();
             self.trim_events();
         }
+        self.sim.store().refresh_snapshot();
     }
 
-    /// Records a core/v1 Event about `obj`, as `kubectl describe` and `get events` show them.
+    /// Records a core/v1 Event about `obj`, as `kubectl describe` and `get events` show them;
+    /// its name is the object's name and the creation time in hex nanoseconds, so a list sorts
+    /// an object's events chronologically.
     fn event(&self, obj: &Value, def: &ResourceDef, reason: &str, message: &str, src: Source<'_>) {
         let Source {
             component,
@@ -133,6 +168,34 @@ impl Controllers {
         } = src;
         let ns = namespace_of(obj);
         let now = util::now_rfc3339();
+        let key = (
+            uid_of(obj).to_string(),
+            warning,
+            reason.to_string(),
+            message.to_string(),
+        );
+        let mut recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((ens, ename)) = recorded.get(&key) {
+            let bumped = self
+                .sim
+                .store()
+                .update_with(&resources::EVENTS, ens, ename, |e| {
+                    let count = util::i64_at(e, "/count").unwrap_or(1) + 1;
+                    util::set_at(e, &["count"], json!(count));
+                    util::set_at(e, &["lastTimestamp"], json!(now));
+                    Ok(())
+                });
+            if bumped.is_ok() {
+                return;
+            }
+        }
+        // Bounded memory: forgetting only means a repeat starts a fresh Event.
+        if recorded.len() > 20_000 {
+            recorded.clear();
+        }
+        let event_name = format!("{}.{:x}", name_of(obj), event_stamp());
+        recorded.insert(key, (ns.to_string(), event_name.clone()));
+        drop(recorded);
         let mut involved = json!({
             "kind": def.kind,
             "namespace": ns,
@@ -149,7 +212,7 @@ impl Controllers {
             util::set_at(&mut source, &["host"], json!(h));
         }
         let ev = json!({
-            "metadata": {"name": format!("{}.{:016x}", name_of(obj), rand::rng().random::<u64>()), "namespace": ns},
+            "metadata": {"name": event_name, "namespace": ns},
             "involvedObject": involved,
             "reason": reason,
             "message": message,
