@@ -116,7 +116,19 @@ pub const DEFAULT_EVENT_WINDOW: usize = 10_000;
 /// let sim = KubeSim::new();
 /// let cancel = CancellationToken::new();
 /// spawn_controllers(sim.clone(), 1.0, cancel.clone());
-/// # let seed: AppSeed = todo!();
+/// let seed = AppSeed {
+///     namespace: "shop".into(),
+///     app: "checkout".into(),
+///     stable: "checkout".into(),
+///     canary: "checkout-canary".into(),
+///     container: "app".into(),
+///     stable_image: "registry.example.com/shop/checkout:2.3.0".into(),
+///     canary_image: "registry.example.com/shop/checkout:2.4.0".into(),
+///     stable_replicas: 4,
+///     canary_replicas: 2,
+///     route: None,
+///     configmaps: Vec::new(),
+/// };
 /// sim.seed_app(&seed)?;
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 /// let url = format!("http://{}", listener.local_addr()?);
