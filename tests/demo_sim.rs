@@ -222,3 +222,42 @@ async fn sampler_reads_error_rate_and_latency_for_both_tracks() {
     }
     cancel.cancel();
 }
+
+#[tokio::test]
+async fn rollback_write_supersedes_weight_writes_still_queued() {
+    use warroom::app::{Effect, EffectId};
+    let (_sim, conn) = start().await;
+    let plan = demo_plan();
+    let router = router_for(&plan, &conn, "shop").expect("router");
+    let (tx, mut rx) = unbounded_channel();
+    let runner = EffectRunner::start(router.clone(), tx);
+    // Sent before the writer task first runs (current-thread runtime), so all four are queued.
+    for (id, weight, emergency) in [(1, 10, false), (2, 20, false), (3, 30, false), (4, 0, true)] {
+        runner.run(Effect::SetWeight {
+            id: EffectId(id),
+            weight: Weight::clamped(weight),
+            emergency,
+        });
+    }
+    let mut results = std::collections::BTreeMap::new();
+    while results.len() < 4 {
+        let action = tokio::time::timeout(DEADLINE, rx.recv())
+            .await
+            .expect("every write reports back")
+            .expect("channel open");
+        if let Action::EffectDone { id, result } = action {
+            results.insert(id.0, result);
+        }
+    }
+    for id in 1..=3 {
+        let result = &results[&id];
+        assert!(
+            result
+                .as_ref()
+                .is_err_and(|e| e.contains("superseded by rollback")),
+            "write {id}: {result:?}"
+        );
+    }
+    assert!(results[&4].is_ok(), "{:?}", results[&4]);
+    assert_eq!(router.weight().await.expect("weight"), Weight::ZERO);
+}
