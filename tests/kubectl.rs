@@ -1,6 +1,8 @@
 //! The real kubectl against `warroom sim`: a scripted on-call session per test, asserting on
 //! what kubectl prints (columns, values). Needs `kubectl` on PATH; fails without it when CI is set.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -27,18 +29,7 @@ impl Drop for Sim {
 
 /// Whether kubectl can run; in CI its absence is a failure, elsewhere a loud skip.
 fn kubectl_present() -> bool {
-    let found = Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "kubectl is required when CI is set (.ci/run installs it)"
-        );
-        eprintln!("\n*** SKIPPING kubectl session: kubectl not found on PATH ***\n");
-    }
-    found
+    common::tool_available("kubectl", &["version", "--client"], "kubectl session")
 }
 
 /// Starts `warroom sim` and reads the four endpoint lines it prints.

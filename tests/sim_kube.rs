@@ -1,6 +1,8 @@
 //! End-to-end tests of the simulated Kubernetes API through kube-rs (and kubectl when present).
 //! Each test serves its own simulator on an ephemeral loopback port.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -585,18 +587,7 @@ async fn deleted_pod_is_replaced_and_scale_changes_pod_count() {
 async fn faults_outage_returns_503_and_watch_expiry_ends_watches_with_410() {
     let h = start().await;
     let cms: Api<ConfigMap> = Api::namespaced(h.client.clone(), "shop");
-    let rv = cms
-        .get("checkout-flags")
-        .await
-        .expect("get")
-        .metadata
-        .resource_version
-        .expect("rv");
-    let mut stream = cms
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .expect("watch")
-        .boxed();
+    let mut stream = watch_from_now(&cms).await;
     h.sim.watch_expiry();
     let ev = tokio::time::timeout(DEADLINE, stream.next())
         .await
@@ -689,18 +680,7 @@ async fn malformed_requests_get_status_errors_not_panics() {
 }
 
 fn kubectl_available() -> bool {
-    let found = std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "kubectl is required in CI"
-        );
-        eprintln!("\n*** SKIPPING kubectl test: kubectl not found on PATH ***\n");
-    }
-    found
+    common::tool_available("kubectl", &["version", "--client"], "kubectl test")
 }
 
 async fn kubectl(port: u16, args: &[&str]) -> String {
@@ -1214,18 +1194,7 @@ async fn server_side_apply_creates_and_updates_and_dry_run_changes_nothing() {
 async fn cancelling_the_controllers_ends_open_watches_so_the_server_can_stop() {
     let h = start().await;
     let cms: Api<ConfigMap> = Api::namespaced(h.client.clone(), "shop");
-    let rv = cms
-        .get("checkout-flags")
-        .await
-        .expect("get")
-        .metadata
-        .resource_version
-        .expect("rv");
-    let mut stream = cms
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .expect("watch")
-        .boxed();
+    let mut stream = watch_from_now(&cms).await;
     h.cancel.cancel();
     let end = tokio::time::timeout(DEADLINE, async {
         while let Some(item) = stream.next().await {
@@ -1240,13 +1209,7 @@ async fn cancelling_the_controllers_ends_open_watches_so_the_server_can_stop() {
 async fn concurrent_watchers_each_see_every_change_once_and_in_order() {
     let h = start().await;
     let cms: Api<ConfigMap> = Api::namespaced(h.client.clone(), "shop");
-    let rv = cms
-        .get("checkout-flags")
-        .await
-        .expect("get")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = current_version(&cms).await;
     let mut watchers = Vec::new();
     for _ in 0..20 {
         let stream = cms
@@ -1797,4 +1760,25 @@ async fn crashloop_and_pullfail_image_tags_behave_like_broken_images() {
         }
     })
     .await;
+}
+
+/// The current resourceVersion of ConfigMap `checkout-flags`: a point to watch from.
+async fn current_version(cms: &Api<ConfigMap>) -> String {
+    cms.get("checkout-flags")
+        .await
+        .expect("get")
+        .metadata
+        .resource_version
+        .expect("rv")
+}
+
+/// A raw watch of the namespace's ConfigMaps, starting now.
+async fn watch_from_now(
+    cms: &Api<ConfigMap>,
+) -> futures::stream::BoxStream<'static, kube::Result<kube::api::WatchEvent<ConfigMap>>> {
+    let rv = current_version(cms).await;
+    cms.watch(&WatchParams::default(), &rv)
+        .await
+        .expect("watch")
+        .boxed()
 }

@@ -1,6 +1,8 @@
 //! End to end as a person would use it: `warroom demo` in a tmux pane, keys sent with
 //! send-keys, the screen read with capture-pane. Polls the screen with a deadline.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -14,15 +16,7 @@ fn tmux(args: &[&str]) -> Option<String> {
 }
 
 fn tmux_available() -> bool {
-    if Command::new("tmux").arg("-V").output().is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "tmux is required when CI is set (.ci/run installs it)"
-    );
-    eprintln!("SKIPPED: tmux is not installed; the end-to-end demo test did not run");
-    false
+    common::tool_available("tmux", &["-V"], "end-to-end demo test")
 }
 
 /// Kills the session even when an assertion fails.
