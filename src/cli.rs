@@ -44,6 +44,13 @@ pub enum Command {
     /// them (shown on screen, so kubectl in another pane sees the same cluster) and opens the
     /// console on the demo plan.
     Demo(DemoArgs),
+    /// Run the console for PLAN against a real cluster and Prometheus.
+    ///
+    /// The cluster is the kubeconfig's (`--kubeconfig`, else `$KUBECONFIG`, else
+    /// `~/.kube/config`) context named by `--context`, else by the plan environment's `context`,
+    /// else the current one. The API server is contacted before the console opens: a bad
+    /// context or an unreachable server is reported with both names, exit 2.
+    Run(RunArgs),
     /// Run the simulator alone, for kubectl and for rehearsing plans; stops on Ctrl-C.
     Sim(SimArgs),
     /// Check plans: every error and warning of every file, to stderr.
@@ -70,6 +77,28 @@ pub struct DemoArgs {
     /// Make pod start-up and rollouts N times faster.
     #[arg(long, value_name = "N", default_value_t = 1.0)]
     pub speed: f64,
+    /// Name shown as the operator at the keys.
+    #[arg(long, value_name = "NAME", env = "USER", default_value = "operator")]
+    pub operator: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan to run.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context (default: the environment's `context`, then the current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Plan environment to watch (default: the first phase's).
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Prometheus base URL (default: the environment's `prometheus`).
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
     /// Name shown as the operator at the keys.
     #[arg(long, value_name = "NAME", env = "USER", default_value = "operator")]
     pub operator: String,
@@ -188,12 +217,7 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
         environment: first_env,
         connection,
         prometheus: sim.prometheus.clone(),
-        // `USER` can be set and empty (containers, some CI); a blank name would log as "by ".
-        operator: if args.operator.trim().is_empty() {
-            "operator".to_string()
-        } else {
-            args.operator
-        },
+        operator: operator_name(args.operator),
         kubeconfig_hint: Some(sim.kubeconfig.display().to_string()),
     };
     let app = console::run(setup).await.map_err(|e| {
@@ -201,6 +225,97 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
         exit::FAILURE
     })?;
     sim.shutdown();
+    Ok(report_end(&app))
+}
+
+/// `USER` can be set and empty (containers, some CI); a blank name would log as "by ".
+fn operator_name(given: String) -> String {
+    if given.trim().is_empty() {
+        "operator".to_string()
+    } else {
+        given
+    }
+}
+
+/// How long `run` waits for the API server before calling it unreachable.
+const REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `warroom run`.
+pub async fn run(args: RunArgs) -> u8 {
+    match run_inner(args).await {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+async fn run_inner(args: RunArgs) -> Result<u8, u8> {
+    let plan = Arc::new(load_plan(Some(&args.plan))?);
+    let bad_input = |message: String| {
+        eprintln!("warroom: {message}");
+        exit::BAD_INPUT
+    };
+    let env_name = match args.env {
+        Some(e) => e,
+        None => plan
+            .phases
+            .first()
+            .map(|p| p.environment.clone())
+            .ok_or_else(|| bad_input("the plan has no phases".to_string()))?,
+    };
+    let env = plan.environments.get(&env_name).ok_or_else(|| {
+        let known: Vec<&str> = plan.environments.keys().map(String::as_str).collect();
+        bad_input(format!(
+            "environment `{env_name}` is not in the plan; it has: {}",
+            known.join(", ")
+        ))
+    })?;
+    let context = args.context.clone().or_else(|| env.context.clone());
+    let connection =
+        crate::cluster::client::connect(args.kubeconfig.as_deref(), context.as_deref())
+            .await
+            .map_err(|e| bad_input(e.to_string()))?;
+    let context_label = if connection.context.is_empty() {
+        "(current)".to_string()
+    } else {
+        connection.context.clone()
+    };
+    match tokio::time::timeout(REACH_TIMEOUT, connection.client.apiserver_version()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            return Err(bad_input(format!(
+                "cannot reach the Kubernetes API server {} (context {context_label}): {}",
+                connection.server,
+                crate::cluster::client::explain(&e, "get", "/version")
+            )));
+        }
+        Err(_) => {
+            return Err(bad_input(format!(
+                "the Kubernetes API server {} (context {context_label}) did not answer within {} s",
+                connection.server,
+                REACH_TIMEOUT.as_secs()
+            )));
+        }
+    }
+    let prometheus = args
+        .prometheus
+        .clone()
+        .or_else(|| env.prometheus.clone())
+        .ok_or_else(|| {
+            bad_input(format!(
+                "no Prometheus for environment `{env_name}`: set environments.{env_name}.prometheus in the plan or pass --prometheus URL"
+            ))
+        })?;
+    let setup = ConsoleSetup {
+        plan: plan.clone(),
+        environment: env_name,
+        connection,
+        prometheus,
+        operator: operator_name(args.operator),
+        kubeconfig_hint: None,
+    };
+    let app = console::run(setup).await.map_err(|e| {
+        eprintln!("warroom: {e}");
+        exit::FAILURE
+    })?;
     Ok(report_end(&app))
 }
 

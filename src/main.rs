@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Demo(args) => cli::demo(args).await,
+            Command::Run(args) => cli::run(args).await,
             Command::Sim(args) => cli::sim(args).await,
             Command::Validate(args) => cli::validate(args),
             Command::Schema => cli::schema(),

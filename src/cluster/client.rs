@@ -103,10 +103,23 @@ pub fn explain(err: &kube::Error, verb: &str, what: &str) -> String {
             409 => format!("cannot {verb} {what}: conflict (changed meanwhile); retry"),
             code => format!("cannot {verb} {what}: {} ({code})", status.message),
         },
-        kube::Error::HyperError(e) => format!("cannot {verb} {what}: API server unreachable ({e})"),
-        kube::Error::Service(e) => format!("cannot {verb} {what}: API server unreachable ({e})"),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            format!(
+                "cannot {verb} {what}: API server unreachable ({})",
+                root_cause(err)
+            )
+        }
         other => format!("cannot {verb} {what}: {other}"),
     }
+}
+
+/// The innermost cause ("Connection refused"), which says more than the wrappers around it.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// True for errors that retrying will not cure (401/403).
