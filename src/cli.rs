@@ -193,19 +193,11 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
         eprintln!("warroom: cannot start the simulator: {e}");
         exit::FAILURE
     })?;
-    let first_env = plan
-        .phases
-        .first()
-        .map(|p| p.environment.clone())
-        .ok_or_else(|| {
-            eprintln!("warroom: the plan has no phases");
-            exit::BAD_INPUT
-        })?;
-    let context = plan
-        .environments
-        .get(&first_env)
-        .and_then(|e| e.context.clone())
-        .unwrap_or_else(|| format!("sim-{first_env}"));
+    let (first_env, env) = choose_environment(&plan, None).map_err(|why| {
+        eprintln!("warroom: {why}");
+        exit::BAD_INPUT
+    })?;
+    let context = crate::sim::kubeconfig::context_name(&first_env, env);
     let connection = crate::cluster::client::connect(Some(&sim.kubeconfig), Some(&context))
         .await
         .map_err(|e| {
@@ -226,6 +218,31 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
     })?;
     sim.shutdown();
     Ok(report_end(&app))
+}
+
+/// The environment to watch: `requested`, else the first phase's; with its definition.
+fn choose_environment(
+    plan: &Plan,
+    requested: Option<String>,
+) -> Result<(String, &plan::Environment), String> {
+    let name = match requested {
+        Some(e) => e,
+        None => plan
+            .phases
+            .first()
+            .map(|p| p.environment.clone())
+            .ok_or("the plan has no phases")?,
+    };
+    match plan.environments.get(&name) {
+        Some(env) => Ok((name, env)),
+        None => {
+            let known: Vec<&str> = plan.environments.keys().map(String::as_str).collect();
+            Err(format!(
+                "environment `{name}` is not in the plan; it has: {}",
+                known.join(", ")
+            ))
+        }
+    }
 }
 
 /// `USER` can be set and empty (containers, some CI); a blank name would log as "by ".
@@ -253,21 +270,7 @@ async fn run_inner(args: RunArgs) -> Result<u8, u8> {
         eprintln!("warroom: {message}");
         exit::BAD_INPUT
     };
-    let env_name = match args.env {
-        Some(e) => e,
-        None => plan
-            .phases
-            .first()
-            .map(|p| p.environment.clone())
-            .ok_or_else(|| bad_input("the plan has no phases".to_string()))?,
-    };
-    let env = plan.environments.get(&env_name).ok_or_else(|| {
-        let known: Vec<&str> = plan.environments.keys().map(String::as_str).collect();
-        bad_input(format!(
-            "environment `{env_name}` is not in the plan; it has: {}",
-            known.join(", ")
-        ))
-    })?;
+    let (env_name, env) = choose_environment(&plan, args.env).map_err(bad_input)?;
     let context = args.context.clone().or_else(|| env.context.clone());
     let connection =
         crate::cluster::client::connect(args.kubeconfig.as_deref(), context.as_deref())

@@ -34,6 +34,20 @@ fn kubectl_present() -> bool {
 
 /// Starts `warroom sim` and reads the four endpoint lines it prints.
 fn start_sim() -> Sim {
+    let sim = spawn_sim();
+    sim.wait_for("the seeded deployments to be ready", |s| {
+        let out = s.kubectl(&["get", "deployments", "--no-headers"]);
+        let ready: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        (ready == ["4/4", "2/2"]).then_some(())
+    });
+    sim
+}
+
+/// Spawns `warroom sim` and checks the four endpoint lines it prints; does not wait for pods.
+fn spawn_sim() -> Sim {
     let home = tempfile::tempdir().expect("tempdir");
     let kubeconfig = home.path().join("sim.kubeconfig");
     let mut child = Command::new(env!("CARGO_BIN_EXE_warroom"))
@@ -71,21 +85,12 @@ fn start_sim() -> Sim {
     assert!(value("prometheus").starts_with("http://127.0.0.1:"));
     assert!(value("metrics").ends_with("/metrics"));
     assert_eq!(PathBuf::from(value("kubeconfig")), kubeconfig);
-    let sim = Sim {
+    Sim {
         child,
         kubeconfig,
         kubernetes: value("kubernetes"),
         home,
-    };
-    sim.wait_for("the seeded deployments to be ready", |s| {
-        let out = s.kubectl(&["get", "deployments", "--no-headers"]);
-        let ready: Vec<&str> = out
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .collect();
-        (ready == ["4/4", "2/2"]).then_some(())
-    });
-    sim
+    }
 }
 
 impl Sim {
@@ -871,30 +876,11 @@ fn sim_stops_cleanly_on_sigterm() {
 
 /// `warroom sim` for tests that only need the process (no kubectl).
 fn start_sim_without_kubectl() -> Sim {
-    let home = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = home.path().join("sim.kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warroom"))
-        .args(["sim", "--speed", "10"])
-        .arg("--kubeconfig-out")
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("warroom sim starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert!(first.starts_with("kubernetes: http://"), "{first}");
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    let text = std::fs::read_to_string(&kubeconfig).unwrap_or_default();
+    let sim = spawn_sim();
+    let text = std::fs::read_to_string(&sim.kubeconfig).unwrap_or_default();
     // One context per environment of the demo plan, each with its namespace.
     for ctx in ["sim-development", "sim-staging", "sim-production"] {
         assert!(text.contains(ctx), "{ctx} missing in\n{text}");
     }
-    Sim {
-        child,
-        kubeconfig,
-        kubernetes: first.trim_start_matches("kubernetes: ").to_string(),
-        home,
-    }
+    sim
 }

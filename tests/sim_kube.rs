@@ -683,6 +683,19 @@ fn kubectl_available() -> bool {
     common::tool_available("kubectl", &["version", "--client"], "kubectl test")
 }
 
+/// `kubectl rollout status deploy/checkout -n shop`, which returns once the rollout is done.
+async fn rollout_status_of_checkout(port: u16) -> String {
+    let args = [
+        "rollout",
+        "status",
+        "deploy/checkout",
+        "-n",
+        "shop",
+        "--timeout=30s",
+    ];
+    kubectl(port, &args).await
+}
+
 async fn kubectl(port: u16, args: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("kubeconfig");
@@ -920,36 +933,14 @@ async fn kubectl_set_image_rollout_undo_and_apply_behave_as_on_a_real_cluster() 
         &["set", "image", "deploy/checkout", &image, "-n", "shop"],
     )
     .await;
-    let out = kubectl(
-        h.port,
-        &[
-            "rollout",
-            "status",
-            "deploy/checkout",
-            "-n",
-            "shop",
-            "--timeout=30s",
-        ],
-    )
-    .await;
+    let out = rollout_status_of_checkout(h.port).await;
     assert!(out.contains("successfully rolled out"), "{out}");
     kubectl(
         h.port,
         &["rollout", "undo", "deploy/checkout", "-n", "shop"],
     )
     .await;
-    let out = kubectl(
-        h.port,
-        &[
-            "rollout",
-            "status",
-            "deploy/checkout",
-            "-n",
-            "shop",
-            "--timeout=30s",
-        ],
-    )
-    .await;
+    let out = rollout_status_of_checkout(h.port).await;
     assert!(out.contains("successfully rolled out"), "{out}");
     // Undo reuses the first ReplicaSet, which becomes revision 3.
     let sets = rss

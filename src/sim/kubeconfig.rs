@@ -3,19 +3,19 @@
 
 use std::path::Path;
 
-use crate::plan::Plan;
+use crate::plan::{Environment, Plan};
+
+/// The context the simulator's kubeconfig offers for environment `name`: its own `context`, or
+/// `sim-<environment>` when it names none.
+pub fn context_name(name: &str, env: &Environment) -> String {
+    env.context.clone().unwrap_or_else(|| format!("sim-{name}"))
+}
 
 /// The context names the simulator's kubeconfig offers for `plan`, with their namespaces.
-/// Environments without a context get `sim-<environment>`.
 pub fn contexts(plan: &Plan) -> Vec<(String, String)> {
     plan.environments
         .iter()
-        .map(|(name, env)| {
-            (
-                env.context.clone().unwrap_or_else(|| format!("sim-{name}")),
-                env.namespace.clone(),
-            )
-        })
+        .map(|(name, env)| (context_name(name, env), env.namespace.clone()))
         .collect()
 }
 

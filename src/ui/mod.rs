@@ -11,7 +11,6 @@ mod plan;
 mod pods;
 mod traffic;
 
-pub use format::{age, value as format_value};
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};

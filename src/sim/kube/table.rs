@@ -50,6 +50,20 @@ const AGE: Column = col(
     "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
 );
 
+/// The wide columns Deployments and ReplicaSets share.
+const CONTAINERS: Column = col(
+    "Containers",
+    "string",
+    1,
+    "Names of each container in the template.",
+);
+const IMAGES: Column = col(
+    "Images",
+    "string",
+    1,
+    "Images referenced by each container in the template.",
+);
+
 fn columns(def: &ResourceDef) -> Vec<Column> {
     match def.plural {
         "pods" => vec![
@@ -114,18 +128,8 @@ fn columns(def: &ResourceDef) -> Vec<Column> {
                 "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
             ),
             AGE,
-            col(
-                "Containers",
-                "string",
-                1,
-                "Names of each container in the template.",
-            ),
-            col(
-                "Images",
-                "string",
-                1,
-                "Images referenced by each container in the template.",
-            ),
+            CONTAINERS,
+            IMAGES,
             col(
                 "Selector",
                 "string",
@@ -154,18 +158,8 @@ fn columns(def: &ResourceDef) -> Vec<Column> {
                 "The number of ready replicas for this replica set.",
             ),
             AGE,
-            col(
-                "Containers",
-                "string",
-                1,
-                "Names of each container in the template.",
-            ),
-            col(
-                "Images",
-                "string",
-                1,
-                "Images referenced by each container in the template.",
-            ),
+            CONTAINERS,
+            IMAGES,
             col(
                 "Selector",
                 "string",
