@@ -11,7 +11,6 @@ mod plan;
 mod pods;
 mod traffic;
 
-
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 
