@@ -21,6 +21,32 @@ const DEADLINE: Duration = Duration::from_secs(120);
 /// Relative difference allowed between the two answers for one series.
 const TOLERANCE: f64 = 0.05;
 
+/// Malformed queries: both must refuse them with the same status, errorType and message
+/// (Prometheus's `line:col: parse error: …`). Lexer, syntax and type errors.
+const BAD_QUERIES: &[&str] = &[
+    "sum(rate(x[5m])",
+    "up $ 1",
+    "up{a=\"b\"",
+    "up +",
+    "foo bar",
+    "sum(up) sum(up)",
+    "up by (a)",
+    "up == == up",
+    "rate(foo bar)",
+    "up offset 5m 1",
+    "rate(up)",
+    "sum(up[5m])",
+    "sum by (a) (up[5m])",
+    "topk(up, 3)",
+    "histogram_quantile(0.9, up[5m])",
+    "sum(x) by (a) + rate(y)",
+    "avg_over_time(rate(x[5m]))",
+    "up[5m] + 1",
+    "up == bool up[1m]",
+    "-x[1m]",
+    "abs(1, 2)",
+];
+
 /// Queries beyond the plans', each with a 30 s window (30 scrape intervals, the demo's `{{rate}}`)
 /// where it has one, covering the PromQL the simulator promises. `up` is filtered by the
 /// simulator's job because the real Prometheus adds its own `up` per scrape job.
@@ -570,7 +596,40 @@ async fn simulator_and_real_prometheus_agree_on_plan_and_promql_queries() -> Res
         "these queries had no number in either answer, so their agreement proves nothing:\n{}",
         vacuous.join("\n")
     );
+    let mut refusals = Vec::new();
+    for q in BAD_QUERIES {
+        let mine = refusal(&client, &sim.prometheus, q, times[0]).await?;
+        let real = refusal(&client, &prom.base, q, times[0]).await?;
+        if mine != real {
+            refusals.push(format!(
+                "{q}\n  simulator:  {mine:?}\n  prometheus: {real:?}"
+            ));
+        }
+    }
+    assert!(
+        refusals.is_empty(),
+        "malformed queries refused differently:\n{}",
+        refusals.join("\n")
+    );
     drop(prom);
     drop(sim);
     Ok(())
+}
+
+/// How a server refuses a query: HTTP status, `errorType` and `error`.
+async fn refusal(
+    client: &reqwest::Client,
+    base: &str,
+    promql: &str,
+    t_ms: i64,
+) -> Result<(u16, String, String), Error> {
+    let url = format!(
+        "{base}/api/v1/query?{}",
+        encode(&[("query", promql), ("time", &seconds(t_ms))])
+    );
+    let resp = client.get(url).send().await?;
+    let status = resp.status().as_u16();
+    let body: Json = resp.json().await?;
+    let field = |k: &str| body[k].as_str().unwrap_or("").to_string();
+    Ok((status, field("errorType"), field("error")))
 }

@@ -4,6 +4,7 @@
 mod aggregate;
 mod eval;
 mod functions;
+mod position;
 mod value;
 
 #[cfg(test)]
@@ -17,6 +18,7 @@ pub use value::{Element, QueryError, RangeSeries, Value, format_timestamp, forma
 
 use crate::sim::tsdb::{Labels, Tsdb};
 use eval::Evaluator;
+use position::parse_error;
 
 /// Prometheus refuses range queries with more points per series than this.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -52,70 +54,6 @@ pub fn parse(query: &str) -> Result<Expr, QueryError> {
         )));
     }
     Ok(expr)
-}
-
-/// A parse error as Prometheus words it: `line:col: parse error: message`, or without the
-/// position when it cannot be known.
-///
-/// promql-parser's messages carry no position, and the grammar's own errors (its generated parser
-/// is private and `parse` drops their spans) cannot be located from outside. Errors of the lexer
-/// can: the lexer stops at the first bad character, so the shortest prefix of the query that
-/// fails with the same message ends at that character. Messages about running out of input
-/// point past the end, as Prometheus's do.
-fn parse_error(query: &str, msg: &str) -> QueryError {
-    match lexer_error_offset(query, msg) {
-        Some(offset) => {
-            let (line, col) = line_col(query, offset);
-            QueryError::Parse(format!("{line}:{col}: parse error: {msg}"))
-        }
-        None => QueryError::Parse(format!("parse error: {msg}")),
-    }
-}
-
-/// The lexer's error for `text`, or `None` if it lexes (or the lexer panics).
-fn lexer_error(text: &str) -> Option<String> {
-    match std::panic::catch_unwind(|| promql_parser::parser::lex::lexer(text).map(|_| ())) {
-        Ok(Err(e)) => Some(e),
-        Ok(Ok(())) | Err(_) => None,
-    }
-}
-
-/// Byte offset where the lexer failed with `msg`, if the lexer is what failed.
-fn lexer_error_offset(query: &str, msg: &str) -> Option<usize> {
-    if lexer_error(query).as_deref() != Some(msg) || query.trim().is_empty() {
-        return None;
-    }
-    const AT_END: [&str; 5] = [
-        "unclosed",
-        "end of input",
-        "can not be at the end",
-        "not terminated",
-        "too many left parentheses",
-    ];
-    if AT_END.iter().any(|m| msg.contains(m)) {
-        return Some(query.len());
-    }
-    // Prefix ends at character boundaries; failing with `msg` is monotone in the prefix length
-    // because the lexer stops at its first error. Binary search for the shortest such prefix.
-    let ends: Vec<usize> = query
-        .char_indices()
-        .map(|(i, c)| i + c.len_utf8())
-        .collect();
-    let first = ends.partition_point(|&end| lexer_error(&query[..end]).as_deref() != Some(msg));
-    let end = *ends.get(first)?;
-    // The offending character is the prefix's last one.
-    query[..end].char_indices().last().map(|(i, _)| i)
-}
-
-/// Prometheus's 1-based line and column of a byte offset (columns count bytes).
-fn line_col(query: &str, offset: usize) -> (usize, usize) {
-    let before = query.get(..offset).unwrap_or(query);
-    let line = 1 + before.matches('\n').count();
-    let col = match before.rfind('\n') {
-        Some(nl) => offset - nl,
-        None => offset + 1,
-    };
-    (line, col)
 }
 
 /// Depth of the expression tree, measured without recursion so it cannot itself overflow.

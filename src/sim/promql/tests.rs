@@ -1048,9 +1048,98 @@ fn lexer_errors_carry_prometheus_line_and_column() {
         Err(QueryError::Parse(m)) => assert!(m.starts_with("1:12: parse error: "), "{m}"),
         other => panic!("{other:?}"),
     }
-    // Grammar errors cannot be located from outside promql-parser: no position, still parse error.
-    match crate::sim::promql::parse("rate(up)") {
-        Err(QueryError::Parse(m)) => assert!(m.starts_with("parse error: "), "{m}"),
-        other => panic!("{other:?}"),
+}
+
+#[test]
+fn grammar_and_type_errors_carry_prometheus_position_and_wording() {
+    // Every expected string is what a real Prometheus (2.42) answered for the same query.
+    for (q, expected) in [
+        (
+            "rate(up)",
+            "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector",
+        ),
+        ("foo bar", "1:5: parse error: unexpected identifier \"bar\""),
+        ("up +", "1:5: parse error: unexpected end of input"),
+        (
+            "sum(up[5m])",
+            "1:5: parse error: expected type instant vector in aggregation expression, got range vector",
+        ),
+        (
+            "up[5m] + 1",
+            "1:1: parse error: binary expression must contain only scalar and instant vector types",
+        ),
+        (
+            "histogram_quantile(0.9, up[5m])",
+            "1:25: parse error: expected type instant vector in call to function \"histogram_quantile\", got range vector",
+        ),
+        (
+            "rate(x[5m]) / on() sum(y[1m])",
+            "1:24: parse error: expected type instant vector in aggregation expression, got range vector",
+        ),
+        (
+            "sum by (a) (up[5m])",
+            "1:13: parse error: expected type instant vector in aggregation expression, got range vector",
+        ),
+        (
+            "max_over_time(up)",
+            "1:15: parse error: expected type range vector in call to function \"max_over_time\", got instant vector",
+        ),
+        (
+            "clamp_min(up[1m], 0)",
+            "1:11: parse error: expected type instant vector in call to function \"clamp_min\", got range vector",
+        ),
+        (
+            "topk(up, 3)",
+            "1:10: parse error: expected type instant vector in aggregation expression, got scalar",
+        ),
+        (
+            "scalar(up[5m])",
+            "1:8: parse error: expected type instant vector in call to function \"scalar\", got range vector",
+        ),
+        (
+            "vector(up)",
+            "1:8: parse error: expected type scalar in call to function \"vector\", got instant vector",
+        ),
+        (
+            "sum(x) by (a) + rate(y)",
+            "1:22: parse error: expected type range vector in call to function \"rate\", got instant vector",
+        ),
+        (
+            "avg_over_time(rate(x[5m]))",
+            "1:15: parse error: expected type range vector in call to function \"avg_over_time\", got instant vector",
+        ),
+        (
+            "up == bool up[1m]",
+            "1:12: parse error: binary expression must contain only scalar and instant vector types",
+        ),
+        (
+            "sum without(a) (x[1m])",
+            "1:17: parse error: expected type instant vector in aggregation expression, got range vector",
+        ),
+        (
+            "-x[1m]",
+            "1:1: parse error: unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
+        ),
+        (
+            "x[1m] offset 5m + 1",
+            "1:1: parse error: binary expression must contain only scalar and instant vector types",
+        ),
+        (
+            "abs(1, 2)",
+            "1:1: parse error: expected 1 argument(s) in call to \"abs\", got 2",
+        ),
+        (
+            "time(1)",
+            "1:1: parse error: expected 0 argument(s) in call to \"time\", got 1",
+        ),
+        (
+            "rate(up[5m]) +",
+            "1:15: parse error: unexpected end of input",
+        ),
+    ] {
+        match crate::sim::promql::parse(q) {
+            Err(QueryError::Parse(m)) => assert_eq!(m, expected, "{q:?}"),
+            other => panic!("{q:?}: {other:?}"),
+        }
     }
 }
