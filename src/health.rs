@@ -23,6 +23,18 @@ impl Health {
         matches!(self, Health::Live)
     }
 
+    /// The state after `next` is reported: a failure that goes on keeps the time it began, so
+    /// "reconnecting since" does not reset with every retry.
+    pub fn then(&self, next: Health) -> Health {
+        match (self, next) {
+            (Health::Degraded { since, .. }, Health::Degraded { error, .. }) => Health::Degraded {
+                since: *since,
+                error,
+            },
+            (_, next) => next,
+        }
+    }
+
     /// A failure, keeping the first failure time across repeated errors.
     pub fn failed(&self, now: SystemTime, error: String) -> Health {
         match self {
@@ -32,5 +44,39 @@ impl Health {
             },
             _ => Health::Degraded { since: now, error },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::Health;
+
+    #[test]
+    fn a_failure_that_goes_on_keeps_its_start_and_takes_the_newest_error() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let t1 = t0 + Duration::from_secs(30);
+        let first = Health::Live.then(Health::Degraded {
+            since: t0,
+            error: "refused".into(),
+        });
+        let later = first.then(Health::Degraded {
+            since: t1,
+            error: "timed out".into(),
+        });
+        assert_eq!(
+            later,
+            Health::Degraded {
+                since: t0,
+                error: "timed out".into()
+            }
+        );
+        assert_eq!(later.then(Health::Live), Health::Live);
+        let again = Health::Live.then(Health::Degraded {
+            since: t1,
+            error: "refused".into(),
+        });
+        assert!(matches!(again, Health::Degraded { since, .. } if since == t1));
     }
 }

@@ -187,3 +187,52 @@ fn dashboard_80x24_keeps_status_weight_and_rollback_key() {
 fn dashboard_200x60() {
     insta::assert_snapshot!(draw(&healthy_app(), 200, 60));
 }
+
+#[test]
+fn sources_down_keep_last_data_on_screen_and_say_since_when() {
+    let mut app = healthy_app();
+    let down = |secs, error: &str| Health::Degraded {
+        since: at(secs),
+        error: error.into(),
+    };
+    let pods_before = app.cluster.pods.len();
+    update(
+        &mut app,
+        Action::Cluster(ClusterEvent::Health(down(
+            100,
+            "cannot watch pods in namespace shop: API server unreachable (Connection refused)",
+        ))),
+    );
+    // A later retry fails too: the outage still began at the first failure.
+    update(
+        &mut app,
+        Action::Cluster(ClusterEvent::Health(down(110, "still refused"))),
+    );
+    update(
+        &mut app,
+        Action::Metrics(MetricsEvent::Health(down(
+            105,
+            "prometheus http://127.0.0.1:9090 unreachable: Connection refused",
+        ))),
+    );
+    update(
+        &mut app,
+        Action::Traffic(TrafficEvent::Health(Health::Forbidden(
+            "cannot watch httproutes.gateway.networking.k8s.io shop/checkout: forbidden (RBAC)"
+                .into(),
+        ))),
+    );
+    let screen = draw(&app, 120, 40);
+    assert_eq!(app.cluster.pods.len(), pods_before, "pods kept");
+    assert!(
+        screen.contains("kube ● reconnecting since 08:01:40"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("prometheus ● reconnecting since 08:01:45"),
+        "{screen}"
+    );
+    assert!(screen.contains("traffic ● FORBIDDEN"), "{screen}");
+    assert!(screen.contains("stale"), "{screen}");
+    insta::assert_snapshot!(screen);
+}

@@ -203,6 +203,7 @@ fn on_cluster(app: &mut App, event: ClusterEvent) {
             app.cluster.workloads.insert(track, view);
         }
         ClusterEvent::Health(health) => {
+            let health = app.cluster.health.then(health);
             log_health_change(app, "kubernetes", &app.cluster.health.clone(), &health);
             app.cluster.health = health;
         }
@@ -213,6 +214,7 @@ fn on_traffic(app: &mut App, event: TrafficEvent) {
     match event {
         TrafficEvent::Weight(w) => app.traffic.observed = Some(w),
         TrafficEvent::Health(health) => {
+            let health = app.traffic.health.then(health);
             log_health_change(app, "traffic router", &app.traffic.health.clone(), &health);
             app.traffic.health = health;
         }
@@ -232,6 +234,7 @@ fn on_metrics(app: &mut App, event: MetricsEvent) {
             }
         }
         MetricsEvent::Health(health) => {
+            let health = app.metrics.health.then(health);
             log_health_change(app, "prometheus", &app.metrics.health.clone(), &health);
             app.metrics.health = health;
         }

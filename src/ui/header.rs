@@ -52,7 +52,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         ("traffic", &app.traffic.health),
         ("prometheus", &app.metrics.health),
     ] {
-        let (dot, style, word) = health_badge(health);
+        let (dot, style, word) = health_badge(health, app);
         line2.push(Span::raw(format!("{name} ")));
         line2.push(Span::styled(format!("{dot} {word}"), style));
         line2.push(Span::raw("   "));
@@ -75,11 +75,21 @@ fn strategy(s: crate::plan::Strategy) -> &'static str {
     }
 }
 
-fn health_badge(h: &Health) -> (&'static str, Style, &'static str) {
+/// A source's dot and word; a failing source says since when, so a pair at the console can tell
+/// a blip from an outage.
+fn health_badge(h: &Health, app: &App) -> (&'static str, Style, String) {
     match h {
-        Health::Connecting => ("○", Style::new().fg(Color::Yellow), "connecting"),
-        Health::Live => ("●", Style::new().fg(Color::Green), "live"),
-        Health::Degraded { .. } => ("●", Style::new().fg(Color::Red), "DOWN"),
-        Health::Forbidden(_) => ("●", Style::new().fg(Color::Red), "FORBIDDEN"),
+        Health::Connecting => ("○", Style::new().fg(Color::Yellow), "connecting".into()),
+        Health::Live => ("●", Style::new().fg(Color::Green), "live".into()),
+        Health::Degraded { since, .. } => (
+            "●",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            format!("reconnecting since {}", format::clock(*since, &app.tz)),
+        ),
+        Health::Forbidden(_) => (
+            "●",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            "FORBIDDEN".into(),
+        ),
     }
 }
