@@ -66,12 +66,17 @@ pub async fn connect(
         context: context.map(str::to_string),
         ..KubeConfigOptions::default()
     };
-    let config = Config::from_custom_kubeconfig(kc, &options)
+    let mut config = Config::from_custom_kubeconfig(kc, &options)
         .await
         .map_err(|e| ConnectError::Context {
             context: context_name.clone(),
             why: e.to_string(),
         })?;
+    // kube-rs would retry 429/503/504 up to 15 times with backoff, silently: a weight write or
+    // rollback would hang for minutes and a watch would look live through an outage. Failures
+    // are reported at once instead; the watches back off and retry by themselves, and the
+    // operator sees every failed write in the log.
+    config.default_retry = false;
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|e| ConnectError::Client {
         context: context_name.clone(),

@@ -11,6 +11,13 @@ use serde::Deserialize;
 pub enum PromError {
     #[error("prometheus {url} unreachable: {why}")]
     Unreachable { url: String, why: String },
+    /// A 502/503/504: Prometheus (or the proxy in front of it) is up but not answering queries.
+    #[error("prometheus {url} unavailable (HTTP {status}){}", detail_suffix(.detail))]
+    Unavailable {
+        url: String,
+        status: u16,
+        detail: String,
+    },
     #[error("prometheus refused the request ({status}): check the token or headers")]
     Forbidden { status: u16 },
     #[error("prometheus {error_type}: {message}")]
@@ -22,9 +29,20 @@ pub enum PromError {
 }
 
 impl PromError {
-    /// True when the server could not be reached at all (keep the last data, dimmed).
+    /// True when no answer came at all, or only "unavailable": keep the last data, dimmed.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, PromError::Unreachable { .. })
+        matches!(
+            self,
+            PromError::Unreachable { .. } | PromError::Unavailable { .. }
+        )
+    }
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
     }
 }
 
@@ -106,6 +124,23 @@ impl PromClient {
             url: self.base.clone(),
             why: root_cause(&e),
         })?;
+        if matches!(status, 502..=504) {
+            // Prometheus's own error text when it sent one, else the start of the body.
+            let detail = match parse_response(status, &body) {
+                Err(PromError::Query { message, .. }) => message,
+                _ => body
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+                    .trim()
+                    .to_string(),
+            };
+            return Err(PromError::Unavailable {
+                url: self.base.clone(),
+                status,
+                detail,
+            });
+        }
         parse_response(status, &body)
     }
 

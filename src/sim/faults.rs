@@ -14,18 +14,19 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::kube::{CrashRule, KubeSim};
+use super::kube::{CrashRule, DenyRule, KubeSim};
 use super::prom_api::{self, PromFaults};
 use super::traffic::TrafficControl;
 
 /// The kinds `POST /sim/faults` accepts.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "error_spike",
     "latency_spike",
     "crashloop",
     "api_outage",
     "prometheus_outage",
     "watch_expiry",
+    "forbidden",
 ];
 
 /// How often an open-ended `watch_expiry` with a duration expires watches again.
@@ -46,6 +47,8 @@ pub enum Fault {
     PrometheusOutage,
     /// Open watches end with `410 Gone` (and, with a duration, every watch opened meanwhile).
     WatchExpiry,
+    /// RBAC refuses the requests the rule covers with `403 Forbidden`.
+    Forbidden(DenyRule),
 }
 
 /// One service's track, as the request generator knows it.
@@ -72,6 +75,7 @@ impl Fault {
             Fault::ApiOutage => "api_outage",
             Fault::PrometheusOutage => "prometheus_outage",
             Fault::WatchExpiry => "watch_expiry",
+            Fault::Forbidden(_) => "forbidden",
         }
     }
 
@@ -110,6 +114,17 @@ impl Fault {
                 }
                 m.insert("track".into(), json!(track));
             }
+            Fault::Forbidden(rule) => {
+                for (key, value) in [
+                    ("verb", &rule.verb),
+                    ("resource", &rule.resource),
+                    ("namespace", &rule.namespace),
+                ] {
+                    if let Some(v) = value {
+                        m.insert(key.into(), json!(v));
+                    }
+                }
+            }
             Fault::ApiOutage | Fault::PrometheusOutage | Fault::WatchExpiry => {}
         }
         m
@@ -136,6 +151,7 @@ pub fn parse(body: &[u8]) -> Result<FaultRequest, String> {
         "latency_spike" => &["namespace", "service", "track", "factor"],
         "crashloop" => &["namespace", "deployment", "service", "track"],
         "api_outage" | "prometheus_outage" | "watch_expiry" => &[],
+        "forbidden" => &["verb", "resource", "namespace"],
         other => {
             return Err(format!(
                 "unknown fault kind {other:?}; one of: {}",
@@ -235,6 +251,11 @@ pub fn parse(body: &[u8]) -> Result<FaultRequest, String> {
         }
         "api_outage" => Fault::ApiOutage,
         "prometheus_outage" => Fault::PrometheusOutage,
+        "forbidden" => Fault::Forbidden(DenyRule {
+            verb: text("verb")?,
+            resource: text("resource")?,
+            namespace: text("namespace")?,
+        }),
         _ => Fault::WatchExpiry,
     };
     let duration = match obj.get("for") {
@@ -265,6 +286,8 @@ struct Active {
     ends: Option<(Instant, String)>,
     /// Crash-loop rule id in the Kubernetes simulator.
     crash_rule: Option<u64>,
+    /// RBAC denial id in the Kubernetes simulator.
+    deny_rule: Option<u64>,
     cancel: CancellationToken,
 }
 
@@ -334,6 +357,7 @@ impl Faults {
         });
         let until = ends.as_ref().map(|(at, _)| *at).unwrap_or(now + FOREVER);
         let mut crash_rule = None;
+        let mut deny_rule = None;
         match &request.fault {
             Fault::ErrorSpike { target, ratio } => self.traffic.set_error_ratio(
                 &target.namespace,
@@ -353,6 +377,7 @@ impl Faults {
             Fault::ApiOutage => self.kube.api_outage(true),
             Fault::PrometheusOutage => self.prom.set_outage(true),
             Fault::WatchExpiry => self.kube.watch_expiry(),
+            Fault::Forbidden(rule) => deny_rule = Some(self.kube.deny(rule.clone())),
         }
         let cancel = CancellationToken::new();
         let active = {
@@ -366,6 +391,7 @@ impl Faults {
                     .to_string(),
                 ends: ends.clone(),
                 crash_rule,
+                deny_rule,
                 cancel: cancel.clone(),
             };
             let shown = active.to_json();
@@ -481,6 +507,11 @@ impl Faults {
                     self.prom.set_outage(false);
                 }
             }
+            Fault::Forbidden(_) => {
+                if let Some(rule) = ended.deny_rule {
+                    self.kube.allow(rule);
+                }
+            }
             Fault::WatchExpiry => {}
         }
     }
@@ -552,6 +583,28 @@ mod tests {
                 },
                 duration: Some(Duration::from_secs(90)),
             })
+        );
+    }
+
+    #[test]
+    fn forbidden_takes_an_optional_verb_resource_and_namespace() {
+        let f =
+            parse(br#"{"kind":"forbidden","verb":"patch","resource":"httproutes","for":"10s"}"#);
+        assert_eq!(
+            f,
+            Ok(FaultRequest {
+                fault: Fault::Forbidden(DenyRule {
+                    verb: Some("patch".into()),
+                    resource: Some("httproutes".into()),
+                    namespace: None,
+                }),
+                duration: Some(Duration::from_secs(10)),
+            })
+        );
+        let err = parse(br#"{"kind":"forbidden","user":"bob"}"#).expect_err("unknown field");
+        assert!(
+            err.contains("\"verb\", \"resource\", \"namespace\""),
+            "{err}"
         );
     }
 

@@ -306,6 +306,14 @@ fn resource_request(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let t = parse_target(group, version, rest)?;
+    sim.denials().check(&super::rbac::Request {
+        method,
+        watch: truthy(q, "watch"),
+        def: t.def,
+        namespace: t.namespace.as_deref(),
+        name: t.name.as_deref(),
+        sub: t.sub.as_deref(),
+    })?;
     let ns = t.namespace.clone().unwrap_or_default();
     let render = rendering(headers, q);
     let req = Req {

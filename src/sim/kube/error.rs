@@ -45,6 +45,14 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the server is currently unable to handle the request (simulated API outage)")]
     Unavailable,
+    /// RBAC refused the request; `message` is the API server's full sentence.
+    #[error("{message}")]
+    Forbidden {
+        message: String,
+        group: String,
+        kind: String,
+        name: String,
+    },
 }
 
 impl ApiError {
@@ -85,6 +93,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
     }
 
@@ -99,6 +108,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::Unavailable => "ServiceUnavailable",
+            ApiError::Forbidden { .. } => "Forbidden",
         }
     }
 
@@ -121,6 +131,9 @@ impl ApiError {
                 group, kind, name, ..
             }
             | ApiError::Conflict {
+                group, kind, name, ..
+            }
+            | ApiError::Forbidden {
                 group, kind, name, ..
             } => {
                 let mut d = json!({"name": name, "kind": kind});

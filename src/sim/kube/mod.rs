@@ -8,6 +8,7 @@ mod error;
 mod logs;
 mod patch;
 mod proto;
+mod rbac;
 mod resources;
 mod seed;
 mod selector;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub use api::router;
 pub use controller::spawn_controllers;
 pub use error::ApiError;
+pub use rbac::{DenyRule, SIM_USER};
 pub use seed::{AppSeed, RouteSeed};
 
 use crate::sim::model::TrafficSnapshot;
@@ -158,6 +160,8 @@ struct Inner {
     crash_rules: Mutex<Vec<(u64, CrashRule)>>,
     next_crash_rule: std::sync::atomic::AtomicU64,
     bookmark_every: Duration,
+    /// RBAC denials (the `forbidden` fault).
+    denials: rbac::Denials,
 }
 
 impl Default for KubeSim {
@@ -194,6 +198,7 @@ impl KubeSim {
                 crash_rules: Mutex::new(Vec::new()),
                 next_crash_rule: std::sync::atomic::AtomicU64::new(1),
                 bookmark_every: Duration::from_secs(5),
+                denials: rbac::Denials::default(),
             }),
         };
         seed::bootstrap(&sim);
@@ -244,6 +249,20 @@ impl KubeSim {
 
     pub fn is_api_outage(&self) -> bool {
         self.inner.outage.load(Ordering::SeqCst)
+    }
+
+    /// Fault: requests the rule covers get `403 Forbidden` until [`KubeSim::allow`] with the
+    /// returned id, as if RBAC lacked the permission.
+    pub fn deny(&self, rule: DenyRule) -> u64 {
+        self.inner.denials.deny(rule)
+    }
+
+    pub fn allow(&self, id: u64) {
+        self.inner.denials.allow(id)
+    }
+
+    fn denials(&self) -> &rbac::Denials {
+        &self.inner.denials
     }
 
     /// Fault: every open watch receives an ERROR event with `410 Gone` and is closed, as when

@@ -1,0 +1,331 @@
+//! The shared clients under the simulator's faults, over real HTTP: the cluster watch and the
+//! Prometheus sampler recover by themselves after an outage, a 410 relists without losing or
+//! duplicating pods, and 403/404 answers name what was refused.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use warroom::app::console::router_for;
+use warroom::cluster::client::{Connection, connect};
+use warroom::cluster::model::{ClusterEvent, PodView};
+use warroom::cluster::watch::{self, Workloads};
+use warroom::health::Health;
+use warroom::metrics::prometheus::PromClient;
+use warroom::metrics::{MetricsEvent, sampler};
+use warroom::plan::{Plan, TrackName, Weight};
+use warroom::sim::server::Simulator;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn demo_plan() -> Arc<Plan> {
+    Arc::new(
+        warroom::plan::parse(Path::new("plans/demo.yaml"), warroom::cli::DEMO_PLAN)
+            .expect("demo plan"),
+    )
+}
+
+async fn start() -> (Simulator, Connection, tempfile::TempDir) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Simulator::start(
+        &demo_plan(),
+        "127.0.0.1:0".parse().expect("addr"),
+        Some(&dir.path().join("kubeconfig")),
+        20.0,
+    )
+    .await
+    .expect("simulator starts");
+    let conn = connect(Some(&sim.kubeconfig), Some("sim-development"))
+        .await
+        .expect("connects");
+    (sim, conn, dir)
+}
+
+async fn post_fault(sim: &Simulator, body: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/sim/faults", sim.kubernetes))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("fault posted");
+    assert!(resp.status().is_success(), "{body}: {}", resp.status());
+}
+
+/// The pods as the console holds them, rebuilt from the watch's events exactly as `update` does.
+#[derive(Default)]
+struct Screen {
+    pods: BTreeMap<String, PodView>,
+    health: Health,
+    relists: usize,
+}
+
+impl Screen {
+    fn apply(&mut self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::PodsRelisted(pods) => {
+                self.relists += 1;
+                self.pods = pods.into_iter().map(|p| (p.name.clone(), p)).collect();
+            }
+            ClusterEvent::PodApplied(p) => {
+                self.pods.insert(p.name.clone(), p);
+            }
+            ClusterEvent::PodDeleted(name) => {
+                self.pods.remove(&name);
+            }
+            ClusterEvent::Workload(..) => {}
+            ClusterEvent::Health(h) => self.health = self.health.then(h),
+        }
+    }
+
+    fn running(&self) -> usize {
+        self.pods.values().filter(|p| p.status == "Running").count()
+    }
+}
+
+/// Applies events until `done` holds; panics with `what` at the deadline.
+async fn until(
+    rx: &mut UnboundedReceiver<ClusterEvent>,
+    screen: &mut Screen,
+    what: &str,
+    done: impl Fn(&Screen) -> bool,
+) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done(screen) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(event)) => screen.apply(event),
+            _ => panic!(
+                "{what}: not seen before the deadline; pods {:?}, health {:?}",
+                screen.pods.keys().collect::<Vec<_>>(),
+                screen.health
+            ),
+        }
+    }
+}
+
+fn watch_cluster(conn: &Connection, cancel: &CancellationToken) -> UnboundedReceiver<ClusterEvent> {
+    let (tx, rx) = unbounded_channel();
+    tokio::spawn(watch::run(
+        conn.client.clone(),
+        Workloads {
+            namespace: "shop".into(),
+            stable: "checkout".into(),
+            canary: Some("checkout-canary".into()),
+        },
+        move |e| {
+            let _ = tx.send(e);
+        },
+        cancel.clone(),
+    ));
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_watch_rides_out_an_api_outage_and_keeps_its_pods() {
+    let (sim, conn, _dir) = start().await;
+    let cancel = CancellationToken::new();
+    let mut rx = watch_cluster(&conn, &cancel);
+    let mut screen = Screen::default();
+    until(&mut rx, &mut screen, "six Running pods", |s| {
+        s.running() == 6 && s.health.is_live()
+    })
+    .await;
+
+    post_fault(&sim, r#"{"kind":"api_outage","for":"3s"}"#).await;
+    until(&mut rx, &mut screen, "the outage reported", |s| {
+        matches!(s.health, Health::Degraded { .. })
+    })
+    .await;
+    let Health::Degraded { error, .. } = &screen.health else {
+        unreachable!()
+    };
+    assert!(
+        error.contains("pods in namespace shop") || error.contains("deployments"),
+        "{error}"
+    );
+    assert_eq!(
+        screen.pods.len(),
+        6,
+        "the last pods stay on screen during the outage"
+    );
+
+    // Nobody touches anything: the watch comes back by itself (resuming, or relisting when
+    // its resourceVersion is gone) with the same pods.
+    until(&mut rx, &mut screen, "live again after the outage", |s| {
+        s.health.is_live()
+    })
+    .await;
+    until(&mut rx, &mut screen, "the same six pods", |s| {
+        s.running() == 6
+    })
+    .await;
+    assert_eq!(screen.pods.len(), 6, "{:?}", screen.pods.keys());
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_expiry_relists_without_losing_or_duplicating_pods() {
+    let (sim, conn, _dir) = start().await;
+    let cancel = CancellationToken::new();
+    let mut rx = watch_cluster(&conn, &cancel);
+    let mut screen = Screen::default();
+    until(&mut rx, &mut screen, "six Running pods", |s| {
+        s.running() == 6
+    })
+    .await;
+    let before: Vec<String> = screen.pods.keys().cloned().collect();
+    let relists = screen.relists;
+
+    post_fault(&sim, r#"{"kind":"watch_expiry"}"#).await;
+    until(&mut rx, &mut screen, "a relist after 410 Gone", |s| {
+        s.relists > relists
+    })
+    .await;
+    let after: Vec<String> = screen.pods.keys().cloned().collect();
+    assert_eq!(after, before, "the same pods, once each");
+    assert!(screen.health.is_live(), "{:?}", screen.health);
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_watch_names_verb_resource_and_namespace_and_recovers_when_allowed() {
+    let (sim, conn, _dir) = start().await;
+    post_fault(
+        &sim,
+        r#"{"kind":"forbidden","verb":"list","resource":"pods","namespace":"shop","for":"3s"}"#,
+    )
+    .await;
+    let cancel = CancellationToken::new();
+    let mut rx = watch_cluster(&conn, &cancel);
+    let mut screen = Screen::default();
+    until(&mut rx, &mut screen, "forbidden reported", |s| {
+        matches!(s.health, Health::Forbidden(_))
+    })
+    .await;
+    let Health::Forbidden(why) = &screen.health else {
+        unreachable!()
+    };
+    assert!(why.contains("cannot watch pods in namespace shop"), "{why}");
+    assert!(why.contains("forbidden (RBAC)"), "{why}");
+    assert!(
+        why.contains("User \"warroom-sim\" cannot list resource \"pods\""),
+        "{why}"
+    );
+    // When the permission is back, the watch gets going without a restart.
+    until(&mut rx, &mut screen, "pods once allowed", |s| {
+        s.running() == 6 && s.health.is_live()
+    })
+    .await;
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_weight_write_names_verb_and_object_and_a_missing_route_is_named() {
+    let (sim, conn, _dir) = start().await;
+    let plan = demo_plan();
+    let router = router_for(&plan, &conn, "shop").expect("router");
+    post_fault(
+        &sim,
+        r#"{"kind":"forbidden","verb":"patch","resource":"httproutes"}"#,
+    )
+    .await;
+    let err = router
+        .set_weight(Weight::clamped(20))
+        .await
+        .expect_err("patch refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cannot patch httproutes.gateway.networking.k8s.io shop/checkout: forbidden"),
+        "{msg}"
+    );
+    // Reading is still allowed, and the weight did not move.
+    assert_eq!(router.weight().await.expect("reads"), Weight::ZERO);
+
+    let other = router_for(&plan, &conn, "nowhere").expect("router");
+    let msg = other
+        .weight()
+        .await
+        .expect_err("no route there")
+        .to_string();
+    assert!(
+        msg.contains("httproutes.gateway.networking.k8s.io nowhere/checkout: not found"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampler_keeps_the_last_data_through_a_prometheus_outage_and_recovers() {
+    let (sim, _conn, _dir) = start().await;
+    let plan = demo_plan();
+    let probes = sampler::probes(
+        &plan.metrics.queries,
+        "shop",
+        &plan.service,
+        plan.metrics.rate.get(),
+        &TrackName::BOTH,
+    )
+    .expect("probes");
+    let client =
+        PromClient::new(&sim.prometheus, vec![], None, Duration::from_secs(5)).expect("client");
+    let (tx, mut rx) = unbounded_channel();
+    let cancel = CancellationToken::new();
+    tokio::spawn(sampler::run(
+        client,
+        probes,
+        Duration::from_millis(200),
+        move |e| {
+            let _ = tx.send(e);
+        },
+        cancel.clone(),
+    ));
+    let deadline = Instant::now() + DEADLINE;
+    let mut next = async || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout(left, rx.recv())
+            .await
+            .expect("sampler event before the deadline")
+            .expect("sampler running")
+    };
+    // Numbers first.
+    loop {
+        if let MetricsEvent::Samples(s) = next().await
+            && s.iter().any(|s| s.point.value.is_some())
+        {
+            break;
+        }
+    }
+    post_fault(&sim, r#"{"kind":"prometheus_outage","for":"2s"}"#).await;
+    // The outage: health turns, and until it ends no batch of empty points replaces the data.
+    let error = loop {
+        match next().await {
+            MetricsEvent::Health(Health::Degraded { error, .. }) => break error,
+            MetricsEvent::Health(other) => panic!("unexpected health {other:?}"),
+            MetricsEvent::Samples(_) => {}
+        }
+    };
+    assert!(error.contains("unavailable"), "{error}");
+    loop {
+        match next().await {
+            MetricsEvent::Samples(s) => assert!(
+                s.iter().any(|s| s.point.value.is_some()),
+                "a batch without any number during or after the outage: {s:?}"
+            ),
+            MetricsEvent::Health(Health::Live) => break,
+            MetricsEvent::Health(_) => {}
+        }
+    }
+    // And numbers again.
+    loop {
+        if let MetricsEvent::Samples(s) = next().await {
+            assert!(s.iter().any(|s| s.point.value.is_some()), "{s:?}");
+            break;
+        }
+    }
+    cancel.cancel();
+}
