@@ -18,7 +18,8 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use warroom::cluster::actions::configmap::{self, KeyChange};
-use warroom::cluster::actions::rollout::{self, RolloutStatus, UndoOutcome};
+use warroom::cluster::actions::rollout::{self, UndoOutcome};
+use warroom::cluster::actions::status::{self, RolloutStatus};
 use warroom::cluster::actions::{self, ActionError, RESTARTED_AT, RestoreChange};
 use warroom::cluster::client::connect;
 use warroom::sim::server::Simulator;
@@ -137,7 +138,7 @@ impl Env {
 
     /// Waits (by watching) until `name` has rolled out, failing the test otherwise.
     async fn rolled_out(&self, name: &str) {
-        let status = rollout::wait_complete(&self.client, NS, name, Instant::now() + DEADLINE)
+        let status = status::wait_complete(&self.client, NS, name, Instant::now() + DEADLINE)
             .await
             .expect("rollout status readable");
         assert!(status.is_done(), "{name} did not roll out: {status:?}");
@@ -526,9 +527,7 @@ async fn undo_matches_kubectl_rollout_undo_and_history() {
 async fn status_matches_kubectl(env: &Env, name: &str) -> RolloutStatus {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let before = rollout::status(&env.client, NS, name)
-            .await
-            .expect("status");
+        let before = status::status(&env.client, NS, name).await.expect("status");
         let out = env
             .kubectl(&[
                 "rollout",
@@ -537,9 +536,7 @@ async fn status_matches_kubectl(env: &Env, name: &str) -> RolloutStatus {
                 "--watch=false",
             ])
             .await;
-        let after = rollout::status(&env.client, NS, name)
-            .await
-            .expect("status");
+        let after = status::status(&env.client, NS, name).await.expect("status");
         if before == after {
             match &before {
                 RolloutStatus::Failed(m) => {
@@ -568,7 +565,7 @@ async fn rollout_status_agrees_with_kubectl_and_wait_complete_watches() {
         assert!(status_matches_kubectl(&env, "web").await.is_done());
     }
     assert_eq!(
-        rollout::status(&env.client, NS, "web")
+        status::status(&env.client, NS, "web")
             .await
             .expect("status"),
         RolloutStatus::Done("deployment \"web\" successfully rolled out".into())
@@ -584,7 +581,7 @@ async fn rollout_status_agrees_with_kubectl_and_wait_complete_watches() {
     )
     .await
     .expect("set image");
-    let stalled = rollout::wait_complete(
+    let stalled = status::wait_complete(
         &env.client,
         NS,
         "web",
@@ -608,7 +605,7 @@ async fn rollout_status_agrees_with_kubectl_and_wait_complete_watches() {
         .patch("web", &PatchParams::default(), &Patch::Merge(patch))
         .await
         .expect("deadline");
-    let failed = rollout::wait_complete(&env.client, NS, "web", Instant::now() + DEADLINE)
+    let failed = status::wait_complete(&env.client, NS, "web", Instant::now() + DEADLINE)
         .await
         .expect("status");
     assert_eq!(
@@ -623,14 +620,14 @@ async fn rollout_status_agrees_with_kubectl_and_wait_complete_watches() {
     actions::set_image(&env.client, NS, "web", None, "registry.example.com/web:2")
         .await
         .expect("set image");
-    let done = rollout::wait_complete(&env.client, NS, "web", Instant::now() + DEADLINE)
+    let done = status::wait_complete(&env.client, NS, "web", Instant::now() + DEADLINE)
         .await
         .expect("status");
     assert!(done.is_done(), "{done:?}");
     if with_kubectl {
         assert!(status_matches_kubectl(&env, "web").await.is_done());
     }
-    let gone = rollout::wait_complete(&env.client, NS, "nope", Instant::now() + DEADLINE)
+    let gone = status::wait_complete(&env.client, NS, "nope", Instant::now() + DEADLINE)
         .await
         .expect_err("not found");
     assert_eq!(gone.to_string(), "deployment shop/nope not found");
