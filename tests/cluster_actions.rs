@@ -755,3 +755,23 @@ async fn configmap_snapshot_then_restore_puts_back_exactly_what_was_there() {
         .expect_err("missing configmap");
     assert_eq!(missing.to_string(), "configmap shop/nope not found");
 }
+
+#[tokio::test]
+async fn an_unreachable_api_server_is_named_with_its_cause() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}").parse().expect("url");
+    let client = Client::try_from(kube::Config::new(url)).expect("client");
+    let err = actions::pause(&client, NS, "web")
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(err, ActionError::Unreachable { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot get deployment shop/web: API server unreachable ("),
+        "{text}"
+    );
+}

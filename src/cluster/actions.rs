@@ -1,6 +1,7 @@
 //! Cluster actions with kubectl's semantics and wording: set image, scale, pause, resume and
-//! restart here; rollout undo and rollout status in [`rollout`]; ConfigMap flags, snapshots and
-//! restores in [`configmap`]. Every failure is an [`ActionError`] a person can act on.
+//! restart here; rollout undo in [`rollout`], rollout status in [`status`]; ConfigMap flags,
+//! snapshots and restores in [`configmap`]. Every failure is an [`ActionError`] a person can
+//! act on.
 
 pub mod configmap;
 mod error;

@@ -179,6 +179,18 @@ pub async fn undo(
     }
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let d = get_deployment(&api, namespace, name).await?;
+    undo_from(client, namespace, name, d, to_revision).await
+}
+
+/// `undo` on the Deployment `d` as read; the patch holds only if it is still at that version.
+async fn undo_from(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    d: Deployment,
+    to_revision: i64,
+) -> Result<UndoOutcome, ActionError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let owned = owned_replicasets(client, namespace, &d).await?;
     let (_, rs) = pick_revision(name, owned, to_revision)?;
     let spec = d.spec.as_ref();
@@ -254,6 +266,97 @@ pub async fn undo(
 mod tests {
     use super::*;
     use kube::api::ObjectMeta;
+
+    /// An in-process simulator with its controllers, and a client to it.
+    async fn simulator() -> (Client, tokio_util::sync::CancellationToken) {
+        let sim = crate::sim::kube::KubeSim::new();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        crate::sim::kube::spawn_controllers(sim.clone(), 20.0, cancel.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("local addr").port();
+        let app = crate::sim::kube::router(sim);
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
+        let url = format!("http://127.0.0.1:{port}").parse().expect("url");
+        let client = Client::try_from(kube::Config::new(url)).expect("client");
+        (client, cancel)
+    }
+
+    #[tokio::test]
+    async fn undo_from_a_stale_read_is_a_conflict_and_writes_nothing() {
+        let (client, cancel) = simulator().await;
+        let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "web:1"}]},
+                },
+            },
+        }))
+        .expect("deployment");
+        api.create(&Default::default(), &d).await.expect("create");
+        let image = |i: &str| {
+            Patch::Strategic(
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": i}]}}}}),
+            )
+        };
+        let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        // Revision 2 only once revision 1's ReplicaSet exists.
+        for (image_name, count) in [("web:1", 1), ("web:2", 2)] {
+            if image_name != "web:1" {
+                api.patch("web", &PatchParams::default(), &image(image_name))
+                    .await
+                    .expect("set image");
+            }
+            while rs_api
+                .list(&ListParams::default())
+                .await
+                .expect("list")
+                .items
+                .len()
+                < count
+            {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no ReplicaSet {count}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        let stale = api.get("web").await.expect("get");
+        let annotate = json!({"metadata": {"annotations": {"note": "changed meanwhile"}}});
+        api.patch("web", &PatchParams::default(), &Patch::Merge(annotate))
+            .await
+            .expect("annotate");
+        let result = undo_from(&client, "default", "web", stale, 1).await;
+        assert!(
+            matches!(result, Err(ActionError::Conflict { .. })),
+            "{result:?}"
+        );
+        let now = api.get("web").await.expect("get");
+        let image_now = now
+            .spec
+            .and_then(|s| s.template.spec)
+            .and_then(|s| s.containers.first().and_then(|c| c.image.clone()));
+        assert_eq!(image_now.as_deref(), Some("web:2"), "nothing written");
+        // Read afresh, the same undo goes through.
+        assert_eq!(
+            undo(&client, "default", "web", Some(1)).await,
+            Ok(UndoOutcome::RolledBack { revision: 1 })
+        );
+        cancel.cancel();
+    }
 
     fn rs(name: &str, revision: Option<&str>) -> ReplicaSet {
         ReplicaSet {
