@@ -107,20 +107,24 @@ pub async fn wait_complete(
             Ok(Some(next)) => next,
         };
         match next {
-            Ok(watcher::Event::Apply(d) | watcher::Event::InitApply(d)) => {
+            // The field selector already narrows the watch; the name check keeps a server that
+            // ignores it from mixing in other Deployments.
+            Ok(watcher::Event::Apply(d) | watcher::Event::InitApply(d))
+                if d.metadata.name.as_deref() == Some(name) =>
+            {
                 last = status_of(&d);
                 if !matches!(last, RolloutStatus::Waiting(_)) {
                     return Ok(last);
                 }
             }
-            Ok(watcher::Event::Delete(_)) => {
+            Ok(watcher::Event::Delete(d)) if d.metadata.name.as_deref() == Some(name) => {
                 return Err(ActionError::NotFound {
                     kind: "deployment".into(),
                     namespace: namespace.into(),
                     name: name.into(),
                 });
             }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+            Ok(_) => {}
             // Access errors do not heal by retrying; anything else is retried with backoff.
             Err(
                 watcher::Error::InitialListFailed(e)
