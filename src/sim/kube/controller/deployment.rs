@@ -72,6 +72,65 @@ fn resolve(v: Option<&Value>, desired: i64, round_up: bool) -> i64 {
     }
 }
 
+/// Deployment annotations the controller never copies onto a ReplicaSet (and kubectl's undo
+/// never copies back): they describe the object they sit on, not the pod template.
+const NOT_COPIED: [&str; 6] = [
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/revision",
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+];
+
+/// The real controller keeps `revision-history` within this many characters.
+const MAX_REVISION_HISTORY_CHARS: usize = 2000;
+
+/// The annotations the new ReplicaSet should carry, as the real controller writes them: the
+/// Deployment's annotations (except [`NOT_COPIED`]) copied over, `revision` raised to
+/// `new_revision`, and, when an existing ReplicaSet comes back (a rollback), its old revision
+/// appended to `revision-history`.
+fn new_rs_annotations(
+    deployment: &Value,
+    rs_annotations: &serde_json::Map<String, Value>,
+    new_revision: i64,
+) -> serde_json::Map<String, Value> {
+    const REVISION: &str = "deployment.kubernetes.io/revision";
+    const HISTORY: &str = "deployment.kubernetes.io/revision-history";
+    let mut out = rs_annotations.clone();
+    if let Some(from) = deployment
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        for (k, v) in from {
+            if !NOT_COPIED.contains(&k.as_str()) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let old = out
+        .get(REVISION)
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let old_number = old
+        .as_deref()
+        .and_then(|r| r.parse::<i64>().ok())
+        .unwrap_or(0);
+    if old_number < new_revision {
+        out.insert(REVISION.into(), json!(new_revision.to_string()));
+        if let Some(old) = old {
+            let history = out.get(HISTORY).and_then(Value::as_str).unwrap_or_default();
+            let mut kept: Vec<&str> = history.split(',').filter(|r| !r.is_empty()).collect();
+            kept.push(&old);
+            while kept.join(",").len() > MAX_REVISION_HISTORY_CHARS && kept.len() > 1 {
+                kept.remove(0);
+            }
+            out.insert(HISTORY.into(), json!(kept.join(",")));
+        }
+    }
+    out
+}
+
 fn revision(obj: &Value) -> i64 {
     str_at(
         obj,
@@ -191,12 +250,23 @@ impl Controllers {
         let mut created_new = false;
         let new_rs = match current_new {
             Some(rs) => {
-                // A rollback to an old template makes that ReplicaSet the newest revision again.
-                if revision(&rs) < max_revision {
-                    let rev = max_revision.saturating_add(1).to_string();
+                // A rollback to an old template makes that ReplicaSet the newest revision again
+                // (its old number goes to revision-history); the Deployment's annotations follow
+                // onto the current ReplicaSet.
+                let new_revision = if revision(&rs) < max_revision {
+                    max_revision.saturating_add(1)
+                } else {
+                    revision(&rs)
+                };
+                let current = rs
+                    .pointer("/metadata/annotations")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                let wanted = new_rs_annotations(d, &current, new_revision);
+                if wanted != current {
                     store.update_with(&resources::REPLICASETS, ns, name_of(&rs), |r| {
-                        obj_at(r, &["metadata", "annotations"])
-                            .insert("deployment.kubernetes.io/revision".into(), json!(rev));
+                        util::set_at(r, &["metadata", "annotations"], Value::Object(wanted));
                         Ok(())
                     })?
                 } else {
@@ -363,16 +433,22 @@ impl Controllers {
                 .pointer("/metadata/labels")
                 .cloned()
                 .unwrap_or(json!({}));
+            let mut annotations = serde_json::Map::new();
+            annotations.insert(
+                "deployment.kubernetes.io/desired-replicas".into(),
+                json!(desired.to_string()),
+            );
+            annotations.insert(
+                "deployment.kubernetes.io/max-replicas".into(),
+                json!((desired + max_surge).to_string()),
+            );
+            let annotations = new_rs_annotations(d, &annotations, revision);
             let mut rs = json!({
                 "metadata": {
                     "name": name,
                     "namespace": ns,
                     "labels": labels,
-                    "annotations": {
-                        "deployment.kubernetes.io/desired-replicas": desired.to_string(),
-                        "deployment.kubernetes.io/max-replicas": (desired + max_surge).to_string(),
-                        "deployment.kubernetes.io/revision": revision.to_string(),
-                    },
+                    "annotations": annotations,
                     "ownerReferences": [owner_ref(d, &resources::DEPLOYMENTS)],
                 },
                 "spec": {"replicas": 0, "minReadySeconds": d.pointer("/spec/minReadySeconds").cloned().unwrap_or(json!(0)), "selector": selector, "template": tpl},
@@ -604,6 +680,57 @@ mod tests {
         assert_eq!(resolve(Some(&json!("25%")), 5, false), 1);
         assert_eq!(resolve(Some(&json!(2)), 5, false), 2);
         assert_eq!(resolve(None, 1, false), 0);
+    }
+
+    #[test]
+    fn new_replicaset_gets_the_deployments_annotations_but_not_the_skipped_ones() {
+        let d = json!({"metadata": {"annotations": {
+            "kubernetes.io/change-cause": "set image 2",
+            "kubectl.kubernetes.io/last-applied-configuration": "{}",
+            "deployment.kubernetes.io/revision": "7",
+        }}});
+        let out = new_rs_annotations(&d, &serde_json::Map::new(), 3);
+        assert_eq!(
+            out.get("kubernetes.io/change-cause"),
+            Some(&json!("set image 2"))
+        );
+        assert_eq!(
+            out.get("deployment.kubernetes.io/revision"),
+            Some(&json!("3"))
+        );
+        assert!(!out.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+        assert!(!out.contains_key("deployment.kubernetes.io/revision-history"));
+    }
+
+    #[test]
+    fn a_replicaset_brought_back_keeps_its_old_revisions_in_history() {
+        let d = json!({"metadata": {}});
+        let mut rs = serde_json::Map::new();
+        rs.insert("deployment.kubernetes.io/revision".into(), json!("1"));
+        let once = new_rs_annotations(&d, &rs, 3);
+        assert_eq!(
+            once.get("deployment.kubernetes.io/revision"),
+            Some(&json!("3"))
+        );
+        assert_eq!(
+            once.get("deployment.kubernetes.io/revision-history"),
+            Some(&json!("1"))
+        );
+        let twice = new_rs_annotations(&d, &once, 5);
+        assert_eq!(
+            twice.get("deployment.kubernetes.io/revision-history"),
+            Some(&json!("1,3"))
+        );
+        // Already the newest: nothing moves.
+        assert_eq!(new_rs_annotations(&d, &twice, 5), twice);
+        // A revision that is not a number counts as 0 and does not panic.
+        let mut odd = serde_json::Map::new();
+        odd.insert("deployment.kubernetes.io/revision".into(), json!("x"));
+        let fixed = new_rs_annotations(&d, &odd, 2);
+        assert_eq!(
+            fixed.get("deployment.kubernetes.io/revision"),
+            Some(&json!("2"))
+        );
     }
 
     #[test]
