@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub use api::router;
 pub use controller::spawn_controllers;
 pub use error::ApiError;
-pub use seed::{AppSeed, RouteSeed};
+pub use seed::{AppSeed, RouteKind, RouteSeed};
 
 use crate::sim::model::TrafficSnapshot;
 use store::Store;
