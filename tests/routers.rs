@@ -90,19 +90,22 @@ fn index_of(list: &Value, key: &str, name: &str) -> usize {
         .unwrap_or_else(|| panic!("no {name} at {key} in {list}"))
 }
 
+/// A change made with a plain client.
+type Edit = fn(Client) -> BoxFuture<'static, ()>;
+
 /// What one router's test needs to know about its object, all done with a plain client.
 struct Case {
     plan: &'static str,
     /// The weight the simulator seeds.
     seeded: u8,
     /// Done before the exercise proper (with a plain client); the weight it leaves.
-    prepare: Option<(fn(Client) -> BoxFuture<'static, ()>, u8)>,
+    prepare: Option<(Edit, u8)>,
     /// (stable, canary) as stored, read without the router.
     plain: fn(Client) -> BoxFuture<'static, (u64, u64)>,
     /// resourceVersions of the router's objects.
     versions: fn(Client) -> BoxFuture<'static, Vec<String>>,
     /// Someone else sets the canary weight to 50.
-    set_50: fn(Client) -> BoxFuture<'static, ()>,
+    set_50: Edit,
     /// Someone else edits the object (`i`-th time) without changing what it routes.
     disturb: fn(Client, usize) -> BoxFuture<'static, ()>,
     /// Someone breaks the object; returns what the router's error must mention.

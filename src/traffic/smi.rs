@@ -72,9 +72,12 @@ pub fn backends(split: &Value) -> Result<Vec<(&str, u64)>, String> {
         .collect()
 }
 
+/// Index in `spec.backends` and weight of one backend.
+type Slot = (usize, u64);
+
 impl TrafficSplitWeights {
     /// Indexes and weights of the stable and canary backends.
-    fn pair(&self, split: &Value) -> Result<((usize, u64), (usize, u64)), String> {
+    fn pair(&self, split: &Value) -> Result<(Slot, Slot), String> {
         let list = backends(split)?;
         let find = |name: &str| {
             list.iter()

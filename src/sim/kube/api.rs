@@ -716,7 +716,8 @@ fn update(req: &Req<'_>, name: &str, part: Part) -> Result<Value, ApiError> {
 
 /// PATCH in all its forms. Server-side apply (`application/apply-patch+yaml`) is approximated:
 /// it creates a missing object and otherwise merges like a strategic merge patch (JSON merge
-/// for custom resources such as HTTPRoute, whose lists are atomic); field ownership and conflicts are not tracked.
+/// for custom resources such as HTTPRoute, whose lists are atomic); field ownership and
+/// conflicts are not tracked.
 fn patch_object(req: &Req<'_>, name: &str, part: Part) -> Result<Response, ApiError> {
     let def = req.def;
     let kind = PatchKind::from_content_type(req.content_type())?;
