@@ -102,7 +102,8 @@ struct Case {
     prepare: Option<(Edit, u8)>,
     /// (stable, canary) as stored, read without the router.
     plain: fn(Client) -> BoxFuture<'static, (u64, u64)>,
-    /// resourceVersions of the router's objects.
+    /// What changes when the router's objects are written (resourceVersions, or generations
+    /// where controllers write status).
     versions: fn(Client) -> BoxFuture<'static, Vec<String>>,
     /// Someone else sets the canary weight to 50.
     set_50: Edit,
@@ -325,7 +326,12 @@ async fn gateway_api_router() {
         seeded: 0,
         prepare: None,
         plain: |c| Box::pin(async move { route_weights(&get(&c, HTTPROUTE, "checkout").await) }),
-        versions: |c| Box::pin(async move { vec![rv(&get(&c, HTTPROUTE, "checkout").await)] }),
+        // The gateway controller writes status, so the spec's generation it is.
+        versions: |c| {
+            Box::pin(async move {
+                vec![get(&c, HTTPROUTE, "checkout").await["metadata"]["generation"].to_string()]
+            })
+        },
         set_50: |c| {
             Box::pin(async move {
                 patch(&c, HTTPROUTE, "checkout", json_patch(json!([
@@ -646,9 +652,11 @@ async fn replicas_router() {
         plain: |c| Box::pin(async move { replica_counts(&c).await }),
         versions: |c| {
             Box::pin(async move {
+                // The controllers keep writing status, so the spec's generation it is.
+                let generation = |d: Value| d["metadata"]["generation"].to_string();
                 vec![
-                    rv(&get(&c, DEPLOYMENT, "checkout").await),
-                    rv(&get(&c, DEPLOYMENT, "checkout-canary").await),
+                    generation(get(&c, DEPLOYMENT, "checkout").await),
+                    generation(get(&c, DEPLOYMENT, "checkout-canary").await),
                 ]
             })
         },
