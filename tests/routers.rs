@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use warroom::app::console::router_for;
 use warroom::cluster::client::connect;
+use warroom::metrics::prometheus::PromClient;
 use warroom::plan::{Plan, Weight};
 use warroom::sim::server::Simulator;
 use warroom::traffic::{RouterError, TrafficRouter};
@@ -247,9 +248,28 @@ async fn exercise(case: Case) {
     })
     .await;
 
-    for want in [0, 100, 30] {
-        set_and_check(router.as_ref(), &case, &client, want).await;
-    }
+    set_and_check(router.as_ref(), &case, &client, 0).await;
+    set_and_check(router.as_ref(), &case, &client, 100).await;
+    // End to end: the requests the simulator's Prometheus counts all go to the canary.
+    let prom = PromClient::new(&sim.prometheus, vec![], None, Duration::from_secs(5))
+        .expect("prometheus client");
+    eventually("Prometheus counting canary requests only", || async {
+        let rate = async |track: &str| {
+            prom.query_scalar(
+                &format!("sum(rate(http_requests_total{{namespace=\"shop\",service=\"checkout\",track=\"{track}\"}}[3s]))"),
+                None,
+            )
+            .await
+            .map(|v| v.unwrap_or(0.0))
+            .map_err(|e| e.to_string())
+        };
+        match (rate("stable").await?, rate("canary").await?) {
+            (s, c) if s == 0.0 && c > 0.0 => Ok(()),
+            other => Err(format!("stable, canary request rates {other:?}")),
+        }
+    })
+    .await;
+    set_and_check(router.as_ref(), &case, &client, 30).await;
     eventually("simulated traffic at 30 % canary again", || async {
         match sim_canary_share(&sim)? {
             30 => Ok(()),
@@ -741,4 +761,42 @@ async fn replicas_router_grows_before_it_shrinks() {
     assert_eq!(counts.get("checkout-canary"), Some(&1), "{counts:?}");
     setter.await.expect("setter");
     drop(sim);
+}
+
+/// The write the routers share: a patch built from a read that someone else's edit has since
+/// overtaken fails as a conflict instead of landing on the wrong entries; the router's own
+/// write reads again and lands right.
+#[tokio::test]
+async fn a_write_from_a_stale_read_is_a_conflict_and_the_router_retries() {
+    use warroom::traffic::gateway_api::weight_patch;
+    use warroom::traffic::object::ObjectRef;
+    let (sim, client, plan) = start("tests/fixtures/plans/router-gateway-api.yaml").await;
+    let target = ObjectRef::new(client.clone(), HTTPROUTE, "shop", "checkout");
+    let stale = target.read().await.expect("read");
+    // Someone swaps the two backendRefs (weights and all) after our read.
+    patch(&client, HTTPROUTE, "checkout", json_patch(json!([
+        {"op": "move", "from": "/spec/rules/0/backendRefs/1", "path": "/spec/rules/0/backendRefs/0"},
+    ])))
+    .await;
+    let ops = weight_patch(&stale, "checkout", "checkout-canary", Weight::clamped(30))
+        .expect("ops from the stale read");
+    let err = target
+        .json_patch(&stale, ops)
+        .await
+        .expect_err("stale write refused");
+    assert!(matches!(err, RouterError::Conflict(_)), "{err:?}");
+    assert_eq!(
+        route_weights(&get(&client, HTTPROUTE, "checkout").await),
+        (100, 0)
+    );
+
+    let router = router_for(&plan, &warroom_conn(&sim).await, "shop").expect("router_for");
+    router
+        .set_weight(Weight::clamped(30))
+        .await
+        .expect("set 30");
+    assert_eq!(
+        route_weights(&get(&client, HTTPROUTE, "checkout").await),
+        (70, 30)
+    );
 }
