@@ -800,3 +800,39 @@ async fn a_write_from_a_stale_read_is_a_conflict_and_the_router_retries() {
         (70, 30)
     );
 }
+
+/// A plan missing what its router needs is refused, naming the key.
+#[tokio::test]
+async fn router_for_names_the_missing_plan_key() {
+    let (sim, _client, plan) = start("tests/fixtures/plans/router-istio.yaml").await;
+    let conn = warroom_conn(&sim).await;
+    for router in [
+        warroom::plan::Router::GatewayApi,
+        warroom::plan::Router::Istio,
+        warroom::plan::Router::Nginx,
+        warroom::plan::Router::Smi,
+    ] {
+        let mut p = (*plan).clone();
+        if let Some(t) = p.traffic.as_mut() {
+            t.router = router;
+            t.route = None;
+        }
+        let err = router_for(&p, &conn, "shop").err().expect("refused");
+        assert!(
+            err.to_string().contains("traffic.route"),
+            "{router:?}: {err}"
+        );
+    }
+    let mut p = (*plan).clone();
+    p.workload.canary = None;
+    if let Some(t) = p.traffic.as_mut() {
+        t.canary_backend = None;
+    }
+    let err = router_for(&p, &conn, "shop").err().expect("refused");
+    assert!(err.to_string().contains("traffic.canary_backend"), "{err}");
+    if let Some(t) = p.traffic.as_mut() {
+        t.router = warroom::plan::Router::Replicas;
+    }
+    let err = router_for(&p, &conn, "shop").err().expect("refused");
+    assert!(err.to_string().contains("workload.canary"), "{err}");
+}
