@@ -17,7 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use warroom::sim::kube::{AppSeed, KubeSim, RouteSeed, router, spawn_controllers};
+use warroom::sim::kube::{AppSeed, KubeSim, RouteKind, RouteSeed, router, spawn_controllers};
 use warroom::sim::server::Simulator;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -49,6 +49,7 @@ fn demo_seed() -> AppSeed {
         stable_replicas: 4,
         canary_replicas: 1,
         route: Some(RouteSeed {
+            kind: RouteKind::HttpRoute,
             name: "checkout".into(),
             stable_backend: "checkout".into(),
             canary_backend: "checkout-canary".into(),

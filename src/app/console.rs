@@ -19,6 +19,10 @@ use crate::metrics::prometheus::PromClient;
 use crate::metrics::sampler;
 use crate::plan::{Plan, Router, TrackName};
 use crate::traffic::gateway_api::GatewayApiRouter;
+use crate::traffic::istio::IstioRouter;
+use crate::traffic::nginx::NginxRouter;
+use crate::traffic::replicas::ReplicasRouter;
+use crate::traffic::smi::SmiRouter;
 use crate::traffic::{TrafficEvent, TrafficRouter};
 
 /// Everything the console needs to start.
@@ -36,12 +40,12 @@ pub struct ConsoleSetup {
 pub enum SetupError {
     #[error("plan environment `{0}` is not defined under environments")]
     UnknownEnvironment(String),
-    #[error("traffic router {0:?} is not supported yet; use gateway-api")]
-    UnsupportedRouter(Router),
     #[error("the plan has no traffic section; the console needs a router to shift weight")]
     NoTraffic,
-    #[error("traffic.{0} is required for the gateway-api router")]
+    #[error("traffic.{0} is required for this traffic router")]
     MissingTrafficKey(&'static str),
+    #[error("workload.canary is required for the replicas router")]
+    MissingWorkloadCanary,
     #[error("{0}")]
     Metrics(String),
     #[error("cannot take the terminal: {0}")]
@@ -59,30 +63,62 @@ pub fn router_for(
     namespace: &str,
 ) -> Result<Arc<dyn TrafficRouter>, SetupError> {
     let traffic = plan.traffic.as_ref().ok_or(SetupError::NoTraffic)?;
-    match traffic.router {
-        Router::GatewayApi => {
-            let route = traffic
-                .route
+    let client = connection.client.clone();
+    let route = || {
+        traffic
+            .route
+            .as_deref()
+            .ok_or(SetupError::MissingTrafficKey("route"))
+    };
+    // The documented defaults: workload.name and workload.canary.
+    let stable = traffic
+        .stable_backend
+        .as_deref()
+        .unwrap_or(&plan.workload.name);
+    let canary = || {
+        traffic
+            .canary_backend
+            .as_deref()
+            .or(plan.workload.canary.as_deref())
+            .ok_or(SetupError::MissingTrafficKey("canary_backend"))
+    };
+    Ok(match traffic.router {
+        Router::GatewayApi => Arc::new(GatewayApiRouter::new(
+            client,
+            namespace,
+            route()?,
+            stable,
+            canary()?,
+        )),
+        Router::Istio => Arc::new(IstioRouter::new(
+            client,
+            namespace,
+            route()?,
+            stable,
+            canary()?,
+        )),
+        Router::Nginx => Arc::new(NginxRouter::new(client, namespace, route()?, canary()?)),
+        Router::Smi => Arc::new(SmiRouter::new(
+            client,
+            namespace,
+            route()?,
+            stable,
+            canary()?,
+        )),
+        Router::Replicas => {
+            let canary = plan
+                .workload
+                .canary
                 .as_deref()
-                .ok_or(SetupError::MissingTrafficKey("route"))?;
-            let stable = traffic
-                .stable_backend
-                .as_deref()
-                .ok_or(SetupError::MissingTrafficKey("stable_backend"))?;
-            let canary = traffic
-                .canary_backend
-                .as_deref()
-                .ok_or(SetupError::MissingTrafficKey("canary_backend"))?;
-            Ok(Arc::new(GatewayApiRouter::new(
-                connection.client.clone(),
+                .ok_or(SetupError::MissingWorkloadCanary)?;
+            Arc::new(ReplicasRouter::new(
+                client,
                 namespace,
-                route,
-                stable,
+                &plan.workload.name,
                 canary,
-            )))
+            ))
         }
-        other => Err(SetupError::UnsupportedRouter(other)),
-    }
+    })
 }
 
 /// Runs the console in the terminal until the operator quits; returns the final state.

@@ -24,8 +24,9 @@ pub struct TrackTraffic {
     pub track: String,
     /// Image tag of the track's pods (`2.4.0`); selects the error/latency profile.
     pub version: String,
-    /// Relative share of requests (HTTPRoute backendRef weight, or ready replica count when no
-    /// traffic object routes this service). Shares need not sum to 100.
+    /// Relative share of requests (HTTPRoute backendRef, VirtualService destination, nginx
+    /// canary Ingress or TrafficSplit backend weight, or ready replica count when no traffic
+    /// object routes this service). Shares need not sum to 100.
     pub weight: u32,
     /// Names of the track's Ready pods, which receive the track's requests evenly.
     pub ready_pods: Vec<String>,

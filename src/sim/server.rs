@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::kube::{AppSeed, KubeSim, RouteSeed};
+use super::kube::{AppSeed, KubeSim, RouteKind, RouteSeed};
 use super::tsdb::{Tsdb, TsdbConfig};
 use super::{exposition, faults, kubeconfig, prom_api, traffic};
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, Router, Step};
 
 /// A running simulator. Dropping it (or [`Simulator::shutdown`]) stops it and removes the
 /// kubeconfig it wrote in its own temporary directory.
@@ -200,6 +200,13 @@ pub fn seeds(plan: &Plan) -> Vec<AppSeed> {
     let traffic = plan.traffic.as_ref();
     let route = traffic.and_then(|t| {
         Some(RouteSeed {
+            kind: match t.router {
+                Router::GatewayApi => RouteKind::HttpRoute,
+                Router::Istio => RouteKind::VirtualService,
+                Router::Nginx => RouteKind::NginxCanaryIngress,
+                Router::Smi => RouteKind::TrafficSplit,
+                Router::Replicas => RouteKind::None,
+            },
             name: t.route.clone()?,
             stable_backend: t
                 .stable_backend

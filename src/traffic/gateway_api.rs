@@ -1,34 +1,19 @@
 //! Gateway API router: the canary weight is the share of the canary backendRef in an HTTPRoute.
 //! Reads, watches and writes the HTTPRoute; knows nothing of the console.
 
-use futures::future::BoxFuture;
-use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::Client;
 use serde_json::{Value, json};
 
-use super::{RouterError, TrafficRouter};
-use crate::cluster::client::explain;
+use super::object::{ObjectRef, ObjectRouter, WeightCodec, share};
 use crate::plan::Weight;
 
 /// An HTTPRoute whose rules send traffic to a stable and a canary Service.
-#[derive(Clone)]
-pub struct GatewayApiRouter {
-    api: Api<DynamicObject>,
-    namespace: String,
-    route: String,
+pub type GatewayApiRouter = ObjectRouter<HttpRouteWeights>;
+
+/// The stable and canary backendRef names of an HTTPRoute.
+pub struct HttpRouteWeights {
     stable_backend: String,
     canary_backend: String,
-}
-
-fn http_route_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "gateway.networking.k8s.io",
-        "v1",
-        "HTTPRoute",
-    ))
 }
 
 impl GatewayApiRouter {
@@ -39,119 +24,31 @@ impl GatewayApiRouter {
         stable_backend: &str,
         canary_backend: &str,
     ) -> GatewayApiRouter {
-        GatewayApiRouter {
-            api: Api::namespaced_with(client, namespace, &http_route_resource()),
-            namespace: namespace.to_string(),
-            route: route.to_string(),
-            stable_backend: stable_backend.to_string(),
-            canary_backend: canary_backend.to_string(),
-        }
-    }
-
-    fn object(&self) -> String {
-        format!(
-            "httproutes.gateway.networking.k8s.io {}/{}",
-            self.namespace, self.route
+        ObjectRouter::with_codec(
+            ObjectRef::new(
+                client,
+                ("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"),
+                namespace,
+                route,
+            ),
+            "HTTPRoute",
+            HttpRouteWeights {
+                stable_backend: stable_backend.to_string(),
+                canary_backend: canary_backend.to_string(),
+            },
         )
-    }
-
-    async fn read(&self) -> Result<DynamicObject, RouterError> {
-        self.api
-            .get(&self.route)
-            .await
-            .map_err(|e| RouterError::Api(explain(&e, "get", &self.object())))
-    }
-
-    async fn write(&self, weight: Weight) -> Result<(), RouterError> {
-        let route = self.read().await?;
-        let ops = weight_patch(
-            &route.data,
-            &self.stable_backend,
-            &self.canary_backend,
-            weight,
-        )
-        .map_err(|why| RouterError::Malformed {
-            object: self.object(),
-            why,
-        })?;
-        let patch: json_patch::Patch =
-            serde_json::from_value(Value::Array(ops)).map_err(|e| RouterError::Malformed {
-                object: self.object(),
-                why: e.to_string(),
-            })?;
-        self.api
-            .patch(
-                &self.route,
-                &PatchParams::default(),
-                &Patch::Json::<()>(patch),
-            )
-            .await
-            .map_err(|e| {
-                let message = explain(&e, "patch", &self.object());
-                // 422 is a failed `test` op: a backendRef moved since we read the route.
-                if matches!(&e, kube::Error::Api(s) if s.code == 409 || s.code == 422) {
-                    RouterError::Conflict(message)
-                } else {
-                    RouterError::Api(message)
-                }
-            })?;
-        Ok(())
     }
 }
 
-impl TrafficRouter for GatewayApiRouter {
-    fn describe(&self) -> String {
-        format!("HTTPRoute {}/{}", self.namespace, self.route)
+impl WeightCodec for HttpRouteWeights {
+    fn weight(&self, obj: &Value) -> Result<Weight, String> {
+        canary_weight(obj, &self.stable_backend, &self.canary_backend)
     }
 
-    fn weight(&self) -> BoxFuture<'_, Result<Weight, RouterError>> {
-        async move {
-            let route = self.read().await?;
-            canary_weight(&route.data, &self.stable_backend, &self.canary_backend).map_err(|why| {
-                RouterError::Malformed {
-                    object: self.object(),
-                    why,
-                }
-            })
-        }
-        .boxed()
-    }
-
-    fn set_weight(&self, weight: Weight) -> BoxFuture<'_, Result<(), RouterError>> {
-        async move {
-            // The JSON patch tests the backend names it rewrites, so a route edited between our
-            // read and our write fails the patch instead of getting weights on the wrong refs.
-            match self.write(weight).await {
-                Err(RouterError::Conflict(_)) => self.write(weight).await,
-                other => other,
-            }
-        }
-        .boxed()
-    }
-
-    fn watch(&self) -> BoxStream<'static, Result<Weight, RouterError>> {
-        let config = watcher::Config::default().fields(&format!("metadata.name={}", self.route));
-        let stable = self.stable_backend.clone();
-        let canary = self.canary_backend.clone();
-        let object = self.object();
-        watcher(self.api.clone(), config)
-            .default_backoff()
-            .filter_map(move |event| {
-                let result = match event {
-                    Ok(watcher::Event::Apply(route)) | Ok(watcher::Event::InitApply(route)) => {
-                        Some(canary_weight(&route.data, &stable, &canary).map_err(|why| {
-                            RouterError::Malformed {
-                                object: object.clone(),
-                                why,
-                            }
-                        }))
-                    }
-                    Ok(_) => None,
-                    Err(e) => Some(Err(RouterError::Api(format!("watch of {object}: {e}")))),
-                };
-                futures::future::ready(result)
-            })
-            .boxed()
+    // The JSON patch tests the backend names it rewrites, so a route edited between our read
+    // and our write fails the patch instead of getting weights on the wrong refs.
+    fn patch(&self, obj: &Value, weight: Weight) -> Result<Vec<Value>, String> {
+        weight_patch(obj, &self.stable_backend, &self.canary_backend, weight)
     }
 }
 
@@ -187,11 +84,7 @@ pub fn canary_weight(route: &Value, stable: &str, canary: &str) -> Result<Weight
     let &(_, _, sw, _, cw) = pairs
         .first()
         .ok_or_else(|| format!("no rule has both backendRefs {stable} and {canary}"))?;
-    if sw + cw == 0 {
-        return Ok(Weight::ZERO);
-    }
-    let percent = (cw as f64 * 100.0 / (sw + cw) as f64).round() as i64;
-    Ok(Weight::clamped(percent))
+    Ok(share(sw, cw))
 }
 
 /// JSON patch operations setting every rule's stable/canary weights to 100−w / w in one write.

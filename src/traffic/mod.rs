@@ -1,7 +1,13 @@
 //! Traffic routers: read and set the canary weight on whatever object splits the traffic.
-//! One file per router; nothing here draws or decides, it only talks to the API.
+//! One file per router, plus what they share (`object`); nothing here draws or decides, it only
+//! talks to the API.
 
 pub mod gateway_api;
+pub mod istio;
+pub mod nginx;
+pub mod object;
+pub mod replicas;
+pub mod smi;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;

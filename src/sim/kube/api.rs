@@ -724,11 +724,12 @@ fn update(req: &Req<'_>, name: &str, part: Part) -> Result<Value, ApiError> {
 
 /// PATCH in all its forms. Server-side apply (`application/apply-patch+yaml`) is approximated:
 /// it creates a missing object and otherwise merges like a strategic merge patch (JSON merge
-/// for HTTPRoute, whose lists are atomic); field ownership and conflicts are not tracked.
+/// for custom resources such as HTTPRoute, whose lists are atomic); field ownership and
+/// conflicts are not tracked.
 fn patch_object(req: &Req<'_>, name: &str, part: Part) -> Result<Response, ApiError> {
     let def = req.def;
     let kind = PatchKind::from_content_type(req.content_type())?;
-    if kind == PatchKind::Strategic && def == &resources::HTTPROUTES {
+    if kind == PatchKind::Strategic && resources::is_custom(def) {
         return Err(ApiError::UnsupportedMediaType(
             "strategic merge patch is not supported for custom resources (use a JSON merge patch)"
                 .into(),
@@ -759,7 +760,7 @@ fn patch_object(req: &Req<'_>, name: &str, part: Part) -> Result<Response, ApiEr
             return Ok(json_response(StatusCode::CREATED, &created));
         }
     }
-    let strategic_lists = def != &resources::HTTPROUTES;
+    let strategic_lists = !resources::is_custom(def);
     let patched = req.sim.store().modify(
         def,
         req.ns,

@@ -29,7 +29,7 @@ pub use api::router;
 pub use controller::spawn_controllers;
 pub use error::ApiError;
 pub use rbac::{DenyRule, SIM_USER};
-pub use seed::{AppSeed, RouteSeed};
+pub use seed::{AppSeed, RouteKind, RouteSeed};
 
 use crate::sim::model::TrafficSnapshot;
 use store::Store;
@@ -215,7 +215,8 @@ impl KubeSim {
     }
 
     /// The traffic split the request generator should follow; updated on every change to pods,
-    /// Services or HTTPRoutes that alters it. The receiver's current value counts as seen, so
+    /// Services or traffic objects (HTTPRoutes, VirtualServices, Ingresses, TrafficSplits) that
+    /// alters it. The receiver's current value counts as seen, so
     /// read it with `borrow()` before waiting on `changed()`. Pods without an `app` label are
     /// not traffic; pods without a `track` label count as track `stable`. With more than
     /// 200 pods (`SNAPSHOT_EAGER_PODS`) the update waits for the controllers' next tick

@@ -193,6 +193,53 @@ pub const HTTPROUTES: ResourceDef = ResourceDef {
     categories: &["gateway-api"],
 };
 
+pub const INGRESSES: ResourceDef = ResourceDef {
+    group: "networking.k8s.io",
+    version: "v1",
+    plural: "ingresses",
+    singular: "ingress",
+    kind: "Ingress",
+    namespaced: true,
+    short_names: &["ing"],
+    subresources: STATUS_ONLY,
+    has_status: true,
+    categories: &[],
+};
+pub const VIRTUALSERVICES: ResourceDef = ResourceDef {
+    group: "networking.istio.io",
+    version: "v1",
+    plural: "virtualservices",
+    singular: "virtualservice",
+    kind: "VirtualService",
+    namespaced: true,
+    short_names: &["vs"],
+    subresources: STATUS_ONLY,
+    has_status: true,
+    categories: &["istio-io", "networking-istio-io"],
+};
+pub const TRAFFICSPLITS: ResourceDef = ResourceDef {
+    group: "split.smi-spec.io",
+    version: "v1alpha2",
+    plural: "trafficsplits",
+    singular: "trafficsplit",
+    kind: "TrafficSplit",
+    namespaced: true,
+    short_names: &["ts"],
+    subresources: STATUS_ONLY,
+    has_status: false,
+    categories: &["smi"],
+};
+
+/// Types served from CustomResourceDefinitions on a real cluster: no strategic merge patch,
+/// lists replaced whole by merge patches.
+pub fn is_custom(def: &ResourceDef) -> bool {
+    [&HTTPROUTES, &VIRTUALSERVICES, &TRAFFICSPLITS].contains(&def)
+}
+
+/// The traffic objects the traffic snapshot follows.
+pub const TRAFFIC_OBJECTS: [&ResourceDef; 4] =
+    [&HTTPROUTES, &VIRTUALSERVICES, &INGRESSES, &TRAFFICSPLITS];
+
 pub static ALL: &[&ResourceDef] = &[
     &NAMESPACES,
     &NODES,
@@ -203,10 +250,20 @@ pub static ALL: &[&ResourceDef] = &[
     &DEPLOYMENTS,
     &REPLICASETS,
     &HTTPROUTES,
+    &INGRESSES,
+    &VIRTUALSERVICES,
+    &TRAFFICSPLITS,
 ];
 
-/// Groups in the order `/apis` lists them; the core group is served under `/api`.
-const GROUPS: &[&str] = &["apps", "gateway.networking.k8s.io"];
+/// Groups in the order `/apis` lists them (built-in groups before CRD groups, as a real server
+/// does); the core group is served under `/api`.
+const GROUPS: &[&str] = &[
+    "apps",
+    "networking.k8s.io",
+    "gateway.networking.k8s.io",
+    "networking.istio.io",
+    "split.smi-spec.io",
+];
 
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
     ALL.iter()
@@ -227,11 +284,16 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 fn group_doc(group: &str) -> Value {
-    let gv = format!("{group}/v1");
+    // One version per group here; it is that of the group's resources.
+    let version = ALL
+        .iter()
+        .find(|d| d.group == group)
+        .map_or("v1", |d| d.version);
+    let gv = format!("{group}/{version}");
     json!({
         "name": group,
-        "versions": [{"groupVersion": gv, "version": "v1"}],
-        "preferredVersion": {"groupVersion": gv, "version": "v1"},
+        "versions": [{"groupVersion": gv, "version": version}],
+        "preferredVersion": {"groupVersion": gv, "version": version},
     })
 }
 

@@ -1,5 +1,5 @@
-//! Seeding a demo application: namespace, stable and canary Deployments, Services, HTTPRoute,
-//! ConfigMaps. Goes through the same create path as API clients; it must not start controllers.
+//! Seeding a demo application: namespace, stable and canary Deployments, Services, the traffic
+//! object (HTTPRoute, VirtualService, nginx Ingresses or TrafficSplit), ConfigMaps. Goes through the same create path as API clients; it must not start controllers.
 
 use std::collections::BTreeMap;
 
@@ -30,9 +30,27 @@ pub struct AppSeed {
     pub configmaps: Vec<(String, BTreeMap<String, String>)>,
 }
 
-/// The HTTPRoute splitting traffic between the two tracks' Services.
+/// Which traffic object splits the traffic between the two tracks' Services.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Gateway API HTTPRoute (with the status a gateway controller writes).
+    #[default]
+    HttpRoute,
+    /// Istio VirtualService (`networking.istio.io/v1`).
+    VirtualService,
+    /// ingress-nginx: a primary Ingress to the stable Service and the canary Ingress `name`
+    /// to the canary Service, with the canary annotations.
+    NginxCanaryIngress,
+    /// SMI TrafficSplit (`split.smi-spec.io/v1alpha2`) whose apex is the app's name.
+    TrafficSplit,
+    /// No traffic object: only the two Services (traffic follows ready replicas).
+    None,
+}
+
+/// The traffic object splitting traffic between the two tracks' Services.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteSeed {
+    pub kind: RouteKind,
     pub name: String,
     /// Service selecting the stable track (also created).
     pub stable_backend: String,
@@ -106,6 +124,63 @@ fn http_route(seed: &AppSeed, route: &RouteSeed) -> Value {
                 "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
                 "backendRefs": [backend(&route.stable_backend, 100 - canary), backend(&route.canary_backend, canary)],
             }],
+        },
+    })
+}
+
+fn virtual_service(seed: &AppSeed, route: &RouteSeed) -> Value {
+    let canary = route.canary_weight.min(100);
+    let destination = |host: &str, weight: u32| json!({"destination": {"host": host, "port": {"number": 80}}, "weight": weight});
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": route.name, "namespace": seed.namespace, "labels": {"app": seed.app}},
+        "spec": {
+            "hosts": [seed.app],
+            "http": [{
+                "name": "primary",
+                "route": [destination(&route.stable_backend, 100 - canary), destination(&route.canary_backend, canary)],
+            }],
+        },
+    })
+}
+
+/// The primary Ingress's name: the app's, unless the canary Ingress already has it.
+fn primary_ingress_name(seed: &AppSeed, route: &RouteSeed) -> String {
+    if route.name == seed.app {
+        format!("{}-primary", seed.app)
+    } else {
+        seed.app.clone()
+    }
+}
+
+fn ingress(seed: &AppSeed, name: &str, service: &str, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": seed.namespace, "labels": {"app": seed.app}, "annotations": annotations},
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [{
+                "host": format!("{}.{}.example.com", seed.app, seed.namespace),
+                "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": service, "port": {"number": 80}}}}]},
+            }],
+        },
+    })
+}
+
+fn traffic_split(seed: &AppSeed, route: &RouteSeed) -> Value {
+    let canary = route.canary_weight.min(100);
+    json!({
+        "apiVersion": "split.smi-spec.io/v1alpha2",
+        "kind": "TrafficSplit",
+        "metadata": {"name": route.name, "namespace": seed.namespace, "labels": {"app": seed.app}},
+        "spec": {
+            "service": seed.app,
+            "backends": [
+                {"service": route.stable_backend, "weight": 100 - canary},
+                {"service": route.canary_backend, "weight": canary},
+            ],
         },
     })
 }
@@ -258,7 +333,33 @@ impl KubeSim {
                 &resources::SERVICES,
                 service(seed, &route.canary_backend, "canary"),
             ));
-            objects.push((&resources::HTTPROUTES, http_route(seed, route)));
+            match route.kind {
+                RouteKind::HttpRoute => {
+                    objects.push((&resources::HTTPROUTES, http_route(seed, route)));
+                }
+                RouteKind::VirtualService => {
+                    objects.push((&resources::VIRTUALSERVICES, virtual_service(seed, route)));
+                }
+                RouteKind::NginxCanaryIngress => {
+                    let primary = primary_ingress_name(seed, route);
+                    let canary = json!({
+                        "nginx.ingress.kubernetes.io/canary": "true",
+                        "nginx.ingress.kubernetes.io/canary-weight": route.canary_weight.min(100).to_string(),
+                    });
+                    objects.push((
+                        &resources::INGRESSES,
+                        ingress(seed, &primary, &route.stable_backend, json!({})),
+                    ));
+                    objects.push((
+                        &resources::INGRESSES,
+                        ingress(seed, &route.name, &route.canary_backend, canary),
+                    ));
+                }
+                RouteKind::TrafficSplit => {
+                    objects.push((&resources::TRAFFICSPLITS, traffic_split(seed, route)));
+                }
+                RouteKind::None => {}
+            }
         }
         for (def, obj) in objects {
             let obj_ns = if def.namespaced { ns } else { "" };
@@ -267,7 +368,11 @@ impl KubeSim {
                 Err(e) => return Err(e),
             }
         }
-        if let Some(route) = &seed.route {
+        if let Some(route) = seed
+            .route
+            .as_ref()
+            .filter(|r| r.kind == RouteKind::HttpRoute)
+        {
             self.store()
                 .update_with(&resources::HTTPROUTES, ns, &route.name, |r| {
                     if r.get("status").is_none() {

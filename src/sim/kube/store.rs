@@ -390,12 +390,8 @@ impl Store {
         // Sent under the lock so a watch subscribing under the same lock sees no gap and no
         // duplicate between its replay and its live feed.
         let _ = self.changes.send(change);
-        if [
-            &resources::PODS,
-            &resources::SERVICES,
-            &resources::HTTPROUTES,
-        ]
-        .contains(&def)
+        if [&resources::PODS, &resources::SERVICES].contains(&def)
+            || resources::TRAFFIC_OBJECTS.contains(&def)
         {
             let pods = inner
                 .objects
@@ -414,7 +410,10 @@ impl Store {
         inner.snapshot_dirty = false;
         let pods = Self::list_locked(inner, &resources::PODS, None);
         let services = Self::list_locked(inner, &resources::SERVICES, None);
-        let routes = Self::list_locked(inner, &resources::HTTPROUTES, None);
+        let routes: Vec<Value> = resources::TRAFFIC_OBJECTS
+            .iter()
+            .flat_map(|def| Self::list_locked(inner, def, None))
+            .collect();
         let next = snapshot::compute(&pods, &services, &routes);
         self.snapshot.send_if_modified(|cur| {
             if *cur == next {

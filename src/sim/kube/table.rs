@@ -319,8 +319,93 @@ fn columns(def: &ResourceDef) -> Vec<Column> {
                 description: "",
             },
         ],
+        "ingresses" => vec![
+            NAME,
+            col(
+                "Class",
+                "string",
+                0,
+                "ingressClassName is the name of an IngressClass cluster resource.",
+            ),
+            col(
+                "Hosts",
+                "string",
+                0,
+                "Hosts that incoming requests are matched against.",
+            ),
+            col(
+                "Address",
+                "string",
+                0,
+                "Address is a list containing ingress points for the load-balancer.",
+            ),
+            col(
+                "Ports",
+                "string",
+                0,
+                "Ports of TLS configurations that open.",
+            ),
+            AGE,
+        ],
+        "virtualservices" => vec![
+            NAME,
+            col(
+                "Gateways",
+                "string",
+                0,
+                "The names of gateways and sidecars that should apply these routes",
+            ),
+            col(
+                "Hosts",
+                "string",
+                0,
+                "The destination hosts to which traffic is being sent",
+            ),
+            CRD_AGE,
+        ],
+        "trafficsplits" => vec![
+            NAME,
+            col("Service", "string", 0, "The apex service of this split."),
+            CRD_AGE,
+        ],
         _ => vec![NAME, AGE],
     }
+}
+
+/// The Age column CRDs print (from `.metadata.creationTimestamp`).
+const CRD_AGE: Column = Column {
+    name: "Age",
+    ty: "date",
+    format: "",
+    priority: 0,
+    description: "",
+};
+
+/// kubectl's Hosts cell of an Ingress: up to three hosts, `*` when none.
+fn ingress_hosts(obj: &Value) -> String {
+    let hosts: Vec<&str> = obj
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| str_at(r, "/host"))
+        .filter(|h| !h.is_empty())
+        .collect();
+    match hosts.len() {
+        0 => "*".into(),
+        1..=3 => hosts.join(","),
+        n => format!("{} + {} more...", hosts[..3].join(","), n - 3),
+    }
+}
+
+fn ingress_address(obj: &Value) -> String {
+    obj.pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| str_at(i, "/ip").or_else(|| str_at(i, "/hostname")))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn list_or_none(items: Vec<String>) -> String {
@@ -655,6 +740,36 @@ fn cells(def: &ResourceDef, obj: &Value) -> Vec<Value> {
             obj.pointer("/spec/hostnames")
                 .map(|h| json!(h.to_string()))
                 .unwrap_or(Value::Null),
+            json!(created(obj)),
+        ],
+        "ingresses" => {
+            let tls = obj
+                .pointer("/spec/tls")
+                .and_then(Value::as_array)
+                .is_some_and(|t| !t.is_empty());
+            vec![
+                name,
+                json!(str_or_none(str_at(obj, "/spec/ingressClassName"))),
+                json!(ingress_hosts(obj)),
+                json!(ingress_address(obj)),
+                json!(if tls { "80, 443" } else { "80" }),
+                json!(created(obj)),
+            ]
+        }
+        // CRD printer columns print JSONPath results of lists as JSON.
+        "virtualservices" => vec![
+            name,
+            obj.pointer("/spec/gateways")
+                .map(|g| json!(g.to_string()))
+                .unwrap_or(Value::Null),
+            obj.pointer("/spec/hosts")
+                .map(|h| json!(h.to_string()))
+                .unwrap_or(Value::Null),
+            json!(created(obj)),
+        ],
+        "trafficsplits" => vec![
+            name,
+            str_at(obj, "/spec/service").map_or(Value::Null, |s| json!(s)),
             json!(created(obj)),
         ],
         _ => vec![name, json!(created(obj))],
