@@ -16,7 +16,7 @@ use warroom::cluster::client::{Connection, connect};
 use warroom::cluster::model::{ClusterEvent, PodView};
 use warroom::cluster::watch::{self, Workloads};
 use warroom::health::Health;
-use warroom::metrics::prometheus::PromClient;
+use warroom::metrics::prometheus::{PromClient, PromConfig};
 use warroom::metrics::{MetricsEvent, sampler};
 use warroom::plan::{Plan, TrackName, Weight};
 use warroom::sim::server::Simulator;
@@ -272,7 +272,7 @@ async fn sampler_keeps_the_last_data_through_a_prometheus_outage_and_recovers() 
     )
     .expect("probes");
     let client =
-        PromClient::new(&sim.prometheus, vec![], None, Duration::from_secs(5)).expect("client");
+        PromClient::new(PromConfig::new(&sim.prometheus, Duration::from_secs(5))).expect("client");
     let (tx, mut rx) = unbounded_channel();
     let cancel = CancellationToken::new();
     tokio::spawn(sampler::run(

@@ -16,7 +16,7 @@ use warroom::app::{Action, App, update};
 use warroom::cluster::client::connect;
 use warroom::cluster::model::ClusterEvent;
 use warroom::cluster::watch::{self, Workloads};
-use warroom::metrics::prometheus::PromClient;
+use warroom::metrics::prometheus::{PromClient, PromConfig};
 use warroom::metrics::{MetricsEvent, sampler};
 use warroom::plan::{Plan, TrackName, Weight};
 use warroom::sim::server::Simulator;
@@ -190,7 +190,7 @@ async fn sampler_reads_error_rate_and_latency_for_both_tracks() {
     )
     .expect("probes");
     let prom =
-        PromClient::new(&sim.prometheus, vec![], None, Duration::from_secs(5)).expect("client");
+        PromClient::new(PromConfig::new(&sim.prometheus, Duration::from_secs(5))).expect("client");
     let (tx, mut rx) = unbounded_channel();
     let cancel = CancellationToken::new();
     tokio::spawn(sampler::run(

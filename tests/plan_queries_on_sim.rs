@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use warroom::metrics::prometheus::PromClient;
+use warroom::metrics::prometheus::{PromClient, PromConfig};
 use warroom::metrics::sampler;
 use warroom::plan::{self, TrackName};
 use warroom::sim::server::Simulator;
@@ -42,8 +42,8 @@ async fn simulator_answers_every_query_of_every_example_plan() {
             &TrackName::BOTH,
         )
         .expect("queries expand");
-        let client =
-            PromClient::new(&sim.prometheus, vec![], None, Duration::from_secs(5)).expect("client");
+        let client = PromClient::new(PromConfig::new(&sim.prometheus, Duration::from_secs(5)))
+            .expect("client");
         let started = Instant::now();
         let mut pending = probes;
         while !pending.is_empty() {

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use warroom::app::console::router_for;
 use warroom::cluster::client::connect;
-use warroom::metrics::prometheus::PromClient;
+use warroom::metrics::prometheus::{PromClient, PromConfig};
 use warroom::plan::{Plan, Weight};
 use warroom::sim::server::Simulator;
 use warroom::traffic::{RouterError, TrafficRouter};
@@ -251,7 +251,7 @@ async fn exercise(case: Case) {
     set_and_check(router.as_ref(), &case, &client, 0).await;
     set_and_check(router.as_ref(), &case, &client, 100).await;
     // End to end: the requests the simulator's Prometheus counts all go to the canary.
-    let prom = PromClient::new(&sim.prometheus, vec![], None, Duration::from_secs(5))
+    let prom = PromClient::new(PromConfig::new(&sim.prometheus, Duration::from_secs(5)))
         .expect("prometheus client");
     eventually("Prometheus counting canary requests only", || async {
         let rate = async |track: &str| {

@@ -15,7 +15,7 @@ use super::model::{App, Target};
 use crate::cluster::client::Connection;
 use crate::cluster::watch::{self, Workloads};
 use crate::health::Health;
-use crate::metrics::prometheus::PromClient;
+use crate::metrics::prometheus::{PromClient, PromConfig};
 use crate::metrics::sampler;
 use crate::plan::{Plan, Router, TrackName};
 use crate::traffic::gateway_api::GatewayApiRouter;
@@ -143,18 +143,9 @@ pub async fn run(setup: ConsoleSetup) -> Result<App, SetupError> {
         &tracks,
     )
     .map_err(SetupError::Metrics)?;
-    let headers: Vec<(String, String)> = env.headers.clone().into_iter().collect();
-    let bearer = match &env.bearer_token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| SetupError::Metrics(format!("bearer_token_file {path}: {e}")))?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
-    let prom = PromClient::new(&setup.prometheus, headers, bearer, Duration::from_secs(10))
+    let prom_config = PromConfig::for_environment(&setup.prometheus, env, Duration::from_secs(10))
         .map_err(|e| SetupError::Metrics(e.to_string()))?;
+    let prom = PromClient::new(prom_config).map_err(|e| SetupError::Metrics(e.to_string()))?;
 
     let cancel = CancellationToken::new();
     let (tx, rx) = unbounded_channel::<Action>();

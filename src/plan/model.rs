@@ -185,6 +185,9 @@ pub struct Environment {
     /// File holding `user:password` for Prometheus basic auth.
     #[serde(default)]
     pub basic_auth_file: Option<String>,
+    /// PEM file of the CA(s) that signed Prometheus's certificate; replaces the system roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// The Deployments the plan changes.
