@@ -5,13 +5,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use warroom::app::console::router_for;
+use warroom::app::model::Target;
+use warroom::app::{Action, App, update};
 use warroom::cluster::client::{Connection, connect};
 use warroom::cluster::model::{ClusterEvent, PodView};
 use warroom::cluster::watch::{self, Workloads};
@@ -57,34 +59,50 @@ async fn post_fault(sim: &Simulator, body: &str) {
     assert!(resp.status().is_success(), "{body}: {}", resp.status());
 }
 
-/// The pods as the console holds them, rebuilt from the watch's events exactly as `update` does.
-#[derive(Default)]
+/// The console's state, fed the watch's events through `update` as the console does.
 struct Screen {
-    pods: BTreeMap<String, PodView>,
-    health: Health,
+    app: App,
     relists: usize,
+}
+
+impl Default for Screen {
+    fn default() -> Self {
+        let app = App::new(
+            demo_plan(),
+            Target {
+                environment: "development".into(),
+                namespace: "shop".into(),
+                context: "sim-development".into(),
+                kubeconfig_hint: None,
+            },
+            "test".into(),
+            SystemTime::now(),
+        );
+        Screen { app, relists: 0 }
+    }
 }
 
 impl Screen {
     fn apply(&mut self, event: ClusterEvent) {
-        match event {
-            ClusterEvent::PodsRelisted(pods) => {
-                self.relists += 1;
-                self.pods = pods.into_iter().map(|p| (p.name.clone(), p)).collect();
-            }
-            ClusterEvent::PodApplied(p) => {
-                self.pods.insert(p.name.clone(), p);
-            }
-            ClusterEvent::PodDeleted(name) => {
-                self.pods.remove(&name);
-            }
-            ClusterEvent::Workload(..) => {}
-            ClusterEvent::Health(h) => self.health = self.health.then(h),
+        if matches!(event, ClusterEvent::PodsRelisted(_)) {
+            self.relists += 1;
         }
+        update(&mut self.app, Action::Cluster(event));
+    }
+
+    fn pods(&self) -> &BTreeMap<String, PodView> {
+        &self.app.cluster.pods
+    }
+
+    fn health(&self) -> &Health {
+        &self.app.cluster.health
     }
 
     fn running(&self) -> usize {
-        self.pods.values().filter(|p| p.status == "Running").count()
+        self.pods()
+            .values()
+            .filter(|p| p.status == "Running")
+            .count()
     }
 }
 
@@ -102,8 +120,8 @@ async fn until(
             Ok(Some(event)) => screen.apply(event),
             _ => panic!(
                 "{what}: not seen before the deadline; pods {:?}, health {:?}",
-                screen.pods.keys().collect::<Vec<_>>(),
-                screen.health
+                screen.pods().keys().collect::<Vec<_>>(),
+                screen.health()
             ),
         }
     }
@@ -133,24 +151,39 @@ async fn cluster_watch_rides_out_an_api_outage_and_keeps_its_pods() {
     let mut rx = watch_cluster(&conn, &cancel);
     let mut screen = Screen::default();
     until(&mut rx, &mut screen, "six Running pods", |s| {
-        s.running() == 6 && s.health.is_live()
+        s.running() == 6 && s.health().is_live()
     })
     .await;
 
-    post_fault(&sim, r#"{"kind":"api_outage","for":"3s"}"#).await;
-    until(&mut rx, &mut screen, "the outage reported", |s| {
-        matches!(s.health, Health::Degraded { .. })
+    // The ReplicaSets arrive too: each track's current revision, no old pods at rest.
+    until(&mut rx, &mut screen, "a ReplicaSet per track", |s| {
+        TrackName::BOTH.iter().all(|t| {
+            let current = s.app.cluster.workloads.get(t).and_then(|w| w.revision);
+            current.is_some()
+                && s.app
+                    .cluster
+                    .replica_sets
+                    .values()
+                    .any(|r| r.track == *t && r.revision == current && r.ready > 0)
+        })
     })
     .await;
-    let Health::Degraded { error, .. } = &screen.health else {
+    assert_eq!(screen.app.cluster.old_pods(TrackName::Stable), 0);
+
+    post_fault(&sim, r#"{"kind":"api_outage","for":"3s"}"#).await;
+    until(&mut rx, &mut screen, "the outage reported", |s| {
+        matches!(s.health(), Health::Degraded { .. })
+    })
+    .await;
+    let Health::Degraded { error, .. } = screen.health() else {
         unreachable!()
     };
     assert!(
-        error.contains("pods in namespace shop") || error.contains("deployments"),
+        error.starts_with("cannot watch ") && error.contains(" in namespace shop: "),
         "{error}"
     );
     assert_eq!(
-        screen.pods.len(),
+        screen.pods().len(),
         6,
         "the last pods stay on screen during the outage"
     );
@@ -158,14 +191,14 @@ async fn cluster_watch_rides_out_an_api_outage_and_keeps_its_pods() {
     // Nobody touches anything: the watch comes back by itself (resuming, or relisting when
     // its resourceVersion is gone) with the same pods.
     until(&mut rx, &mut screen, "live again after the outage", |s| {
-        s.health.is_live()
+        s.health().is_live()
     })
     .await;
     until(&mut rx, &mut screen, "the same six pods", |s| {
         s.running() == 6
     })
     .await;
-    assert_eq!(screen.pods.len(), 6, "{:?}", screen.pods.keys());
+    assert_eq!(screen.pods().len(), 6, "{:?}", screen.pods().keys());
     cancel.cancel();
 }
 
@@ -179,7 +212,7 @@ async fn watch_expiry_relists_without_losing_or_duplicating_pods() {
         s.running() == 6
     })
     .await;
-    let before: Vec<String> = screen.pods.keys().cloned().collect();
+    let before: Vec<String> = screen.pods().keys().cloned().collect();
     let relists = screen.relists;
 
     post_fault(&sim, r#"{"kind":"watch_expiry"}"#).await;
@@ -187,9 +220,10 @@ async fn watch_expiry_relists_without_losing_or_duplicating_pods() {
         s.relists > relists
     })
     .await;
-    let after: Vec<String> = screen.pods.keys().cloned().collect();
+    let after: Vec<String> = screen.pods().keys().cloned().collect();
     assert_eq!(after, before, "the same pods, once each");
-    assert!(screen.health.is_live(), "{:?}", screen.health);
+    // A 410 is routine: the source never looked down.
+    assert!(screen.health().is_live(), "{:?}", screen.health());
     cancel.cancel();
 }
 
@@ -205,10 +239,10 @@ async fn a_forbidden_watch_names_verb_resource_and_namespace_and_recovers_when_a
     let mut rx = watch_cluster(&conn, &cancel);
     let mut screen = Screen::default();
     until(&mut rx, &mut screen, "forbidden reported", |s| {
-        matches!(s.health, Health::Forbidden(_))
+        matches!(s.health(), Health::Forbidden(_))
     })
     .await;
-    let Health::Forbidden(why) = &screen.health else {
+    let Health::Forbidden(why) = screen.health() else {
         unreachable!()
     };
     assert!(why.contains("cannot watch pods in namespace shop"), "{why}");
@@ -219,7 +253,7 @@ async fn a_forbidden_watch_names_verb_resource_and_namespace_and_recovers_when_a
     );
     // When the permission is back, the watch gets going without a restart.
     until(&mut rx, &mut screen, "pods once allowed", |s| {
-        s.running() == 6 && s.health.is_live()
+        s.running() == 6 && s.health().is_live()
     })
     .await;
     cancel.cancel();

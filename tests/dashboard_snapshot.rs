@@ -9,7 +9,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use warroom::app::model::Target;
 use warroom::app::{Action, App, update};
-use warroom::cluster::model::{ClusterEvent, PodView, WorkloadView};
+use warroom::cluster::model::{ClusterEvent, PodView, ReplicaSetView, WorkloadView};
 use warroom::health::Health;
 use warroom::metrics::series::Point;
 use warroom::metrics::{MetricsEvent, Sample};
@@ -103,9 +103,33 @@ fn healthy_app() -> App {
                 updated: desired,
                 available: ready,
                 image: image.into(),
+                revision: Some(if track == TrackName::Stable { 7 } else { 2 }),
             },
         )));
     }
+    feed(Action::Cluster(ClusterEvent::ReplicaSetsRelisted(vec![
+        ReplicaSetView {
+            name: "checkout-7d9f8b6c5".into(),
+            track: TrackName::Stable,
+            revision: Some(7),
+            desired: 4,
+            ready: 4,
+        },
+        ReplicaSetView {
+            name: "checkout-5b4a39d81".into(),
+            track: TrackName::Stable,
+            revision: Some(6),
+            desired: 0,
+            ready: 0,
+        },
+        ReplicaSetView {
+            name: "checkout-canary-5c6d7e8f9".into(),
+            track: TrackName::Canary,
+            revision: Some(2),
+            desired: 2,
+            ready: 1,
+        },
+    ])));
     for i in 0..60u64 {
         let wave = (i % 7) as f64;
         let samples = [
@@ -235,4 +259,37 @@ fn sources_down_keep_last_data_on_screen_and_say_since_when() {
     assert!(screen.contains("traffic ● FORBIDDEN"), "{screen}");
     assert!(screen.contains("stale"), "{screen}");
     insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn a_rollout_under_way_shows_revision_and_old_pods() {
+    let mut app = healthy_app();
+    // The stable Deployment moved to revision 8; revision 7's ReplicaSet still runs 3 pods.
+    let mut stable = app.cluster.workloads[&TrackName::Stable].clone();
+    stable.revision = Some(8);
+    update(
+        &mut app,
+        Action::Cluster(ClusterEvent::Workload(TrackName::Stable, stable)),
+    );
+    update(
+        &mut app,
+        Action::Cluster(ClusterEvent::ReplicaSetApplied(ReplicaSetView {
+            name: "checkout-7d9f8b6c5".into(),
+            track: TrackName::Stable,
+            revision: Some(7),
+            desired: 3,
+            ready: 3,
+        })),
+    );
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("image 2.3.0  rev 8  3 old pods"),
+        "{screen}"
+    );
+    assert_eq!(app.cluster.old_pods(TrackName::Canary), 0);
+    update(
+        &mut app,
+        Action::Cluster(ClusterEvent::ReplicaSetDeleted("checkout-7d9f8b6c5".into())),
+    );
+    assert_eq!(app.cluster.old_pods(TrackName::Stable), 0);
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::cluster::model::{PodView, WorkloadView};
+use crate::cluster::model::{PodView, ReplicaSetView, WorkloadView};
 use crate::engine::Deployment;
 use crate::health::Health;
 use crate::metrics::series::Series;
@@ -43,7 +43,22 @@ pub struct TrafficView {
 pub struct ClusterView {
     pub pods: BTreeMap<String, PodView>,
     pub workloads: BTreeMap<TrackName, WorkloadView>,
+    /// ReplicaSets of the plan's Deployments by name: revisions and the pods each still runs.
+    pub replica_sets: BTreeMap<String, ReplicaSetView>,
     pub health: Health,
+}
+
+impl ClusterView {
+    /// Pods (desired) still kept by a track's ReplicaSets of revisions other than the one its
+    /// Deployment is rolling out: non-zero while a rollout or undo is under way.
+    pub fn old_pods(&self, track: TrackName) -> u32 {
+        let current = self.workloads.get(&track).and_then(|w| w.revision);
+        self.replica_sets
+            .values()
+            .filter(|r| r.track == track && current.is_some() && r.revision != current)
+            .map(|r| r.desired.max(r.ready))
+            .sum()
+    }
 }
 
 /// Sampled series by metric name and track.

@@ -202,6 +202,15 @@ fn on_cluster(app: &mut App, event: ClusterEvent) {
         ClusterEvent::Workload(track, view) => {
             app.cluster.workloads.insert(track, view);
         }
+        ClusterEvent::ReplicaSetsRelisted(sets) => {
+            app.cluster.replica_sets = sets.into_iter().map(|r| (r.name.clone(), r)).collect();
+        }
+        ClusterEvent::ReplicaSetApplied(rs) => {
+            app.cluster.replica_sets.insert(rs.name.clone(), rs);
+        }
+        ClusterEvent::ReplicaSetDeleted(name) => {
+            app.cluster.replica_sets.remove(&name);
+        }
         ClusterEvent::Health(health) => {
             let health = app.cluster.health.then(health);
             log_health_change(app, "kubernetes", &app.cluster.health.clone(), &health);

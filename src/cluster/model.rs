@@ -30,6 +30,18 @@ pub struct WorkloadView {
     pub updated: u32,
     pub available: u32,
     pub image: String,
+    /// `deployment.kubernetes.io/revision`: the revision the Deployment is rolling out.
+    pub revision: Option<u64>,
+}
+
+/// One ReplicaSet of a plan's Deployment: a revision and the pods it still runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaSetView {
+    pub name: String,
+    pub track: TrackName,
+    pub revision: Option<u64>,
+    pub desired: u32,
+    pub ready: u32,
 }
 
 /// What the cluster watch reports.
@@ -41,5 +53,9 @@ pub enum ClusterEvent {
     PodApplied(PodView),
     PodDeleted(String),
     Workload(TrackName, WorkloadView),
+    /// Every ReplicaSet of the plan's Deployments after a (re)list, replacing what was known.
+    ReplicaSetsRelisted(Vec<ReplicaSetView>),
+    ReplicaSetApplied(ReplicaSetView),
+    ReplicaSetDeleted(String),
     Health(Health),
 }

@@ -1,18 +1,18 @@
-//! The cluster watch task: Deployments and pods of both tracks → [`ClusterEvent`]s.
+//! The cluster watch task: Deployments, ReplicaSets and pods of both tracks → [`ClusterEvent`]s.
 //! Converts objects into views; reconnects by itself; never decides anything.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use futures::{StreamExt, future};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{explain, is_forbidden};
-use super::model::{ClusterEvent, PodView, WorkloadView};
+use super::model::{ClusterEvent, PodView, ReplicaSetView, WorkloadView};
 use crate::health::Health;
 use crate::plan::TrackName;
 
@@ -37,7 +37,7 @@ impl Workloads {
 }
 
 /// Watches until cancelled, reporting through `sink`. Errors become health changes; the
-/// watch backs off and resumes by itself.
+/// watches back off and resume by themselves.
 pub async fn run(
     client: Client,
     workloads: Workloads,
@@ -45,37 +45,131 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &workloads.namespace);
+    let probe_api = deployments.clone();
     let selectors = tokio::select! {
         s = wait_for_selectors(&deployments, &workloads, &sink) => s,
         () = cancel.cancelled() => return,
     };
-    let pods: Api<Pod> = Api::namespaced(client, &workloads.namespace);
-    let common = common_labels(&selectors);
-    let pod_config = watcher::Config::default().labels(&common);
-    let mut relist: Option<Vec<PodView>> = None;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &workloads.namespace);
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client, &workloads.namespace);
+    // ReplicaSets carry their pod template's labels, so the pods' selector finds them too.
+    let by_labels = watcher::Config::default().labels(&common_labels(&selectors));
     let ns = workloads.namespace.clone();
 
-    let pod_stream = watcher(pods, pod_config)
-        .default_backoff()
-        .map(|e| Source::Pod(Box::new(e)))
-        .boxed();
-    let deploy_stream = watcher(deployments, watcher::Config::default())
-        .default_backoff()
-        .map(|e| Source::Deployment(Box::new(e)))
-        .boxed();
-    let mut merged = futures::stream::select(pod_stream, deploy_stream);
+    let mut merged = futures::stream::select_all([
+        watcher(pods, by_labels.clone())
+            .default_backoff()
+            .map(|e| Source::Pod(Box::new(e)))
+            .boxed(),
+        watcher(replica_sets, by_labels)
+            .default_backoff()
+            .map(|e| Source::ReplicaSet(Box::new(e)))
+            .boxed(),
+        watcher(deployments, watcher::Config::default())
+            .default_backoff()
+            .map(|e| Source::Deployment(Box::new(e)))
+            .boxed(),
+    ]);
+    let mut pod_relist: Option<Vec<PodView>> = None;
+    let mut rs_relist: Option<Vec<ReplicaSetView>> = None;
+    let mut health = StreamHealth::default();
+    // A watch that resumes after an outage says nothing until something changes, so while a
+    // stream is failing the API server is asked directly; an answer means it is back.
+    let mut probe = tokio::time::interval(PROBE_EVERY);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
         let next = tokio::select! {
             n = merged.next() => n,
+            _ = probe.tick(), if health.any_failing() => {
+                if let Ok(d) = probe_api.get(&workloads.stable).await {
+                    sink(ClusterEvent::Workload(TrackName::Stable, workload_view(&d)));
+                    if let Some(changed) = health.recovered() {
+                        sink(ClusterEvent::Health(changed));
+                    }
+                }
+                continue;
+            }
             () = cancel.cancelled() => return,
         };
         let Some(item) = next else { return };
-        match item {
-            Source::Pod(item) => on_pod(*item, &selectors, &mut relist, &sink, &ns),
-            Source::Deployment(item) => on_deployment(*item, &workloads, &sink, &ns),
+        let (stream, state) = match item {
+            Source::Pod(item) => (0, on_pod(*item, &selectors, &mut pod_relist, &sink, &ns)),
+            Source::ReplicaSet(item) => (
+                1,
+                on_replica_set(*item, &workloads, &mut rs_relist, &sink, &ns),
+            ),
+            Source::Deployment(item) => (2, on_deployment(*item, &workloads, &sink, &ns)),
+        };
+        if let Some(changed) = health.set(stream, state) {
+            sink(ClusterEvent::Health(changed));
         }
     }
+}
+
+/// How often the API server is asked whether it is back while a watch stream is failing.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// The health of the three watch streams, reported as one: the worst of them, and only when
+/// it changes (a busy pod watch would otherwise send "live" with every event).
+#[derive(Default)]
+struct StreamHealth {
+    streams: [Health; 3],
+    reported: Option<Health>,
+}
+
+impl StreamHealth {
+    fn set(&mut self, stream: usize, state: Health) -> Option<Health> {
+        if let Some(slot) = self.streams.get_mut(stream) {
+            *slot = slot.then(state);
+        }
+        self.report()
+    }
+
+    fn any_failing(&self) -> bool {
+        self.streams
+            .iter()
+            .any(|h| matches!(h, Health::Degraded { .. }))
+    }
+
+    /// The API server answered: streams that failed for want of an answer are live again
+    /// (a refusal stays until a stream itself gets through).
+    fn recovered(&mut self) -> Option<Health> {
+        for h in &mut self.streams {
+            if matches!(h, Health::Degraded { .. }) {
+                *h = Health::Live;
+            }
+        }
+        self.report()
+    }
+
+    fn report(&mut self) -> Option<Health> {
+        let worst = worst(&self.streams);
+        if self.reported.as_ref() == Some(&worst) {
+            return None;
+        }
+        self.reported = Some(worst.clone());
+        Some(worst)
+    }
+}
+
+/// Forbidden before failing (the oldest failure first) before connecting before live.
+fn worst(states: &[Health]) -> Health {
+    let rank = |h: &Health| match h {
+        Health::Forbidden(_) => 0,
+        Health::Degraded { .. } => 1,
+        Health::Connecting => 2,
+        Health::Live => 3,
+    };
+    let since = |h: &Health| match h {
+        Health::Degraded { since, .. } => Some(*since),
+        _ => None,
+    };
+    states
+        .iter()
+        .min_by_key(|h| (rank(h), since(h)))
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn on_pod(
@@ -84,10 +178,9 @@ fn on_pod(
     relist: &mut Option<Vec<PodView>>,
     sink: &impl Fn(ClusterEvent),
     ns: &str,
-) {
+) -> Health {
     match item {
         Ok(event) => {
-            sink(ClusterEvent::Health(Health::Live));
             match event {
                 watcher::Event::Init => *relist = Some(Vec::new()),
                 watcher::Event::InitApply(pod) => {
@@ -107,8 +200,47 @@ fn on_pod(
                     pod.metadata.name.unwrap_or_default(),
                 )),
             }
+            Health::Live
         }
-        Err(e) => sink(health_for(&e, &format!("pods in namespace {ns}"))),
+        Err(e) => health_for(&e, &format!("pods in namespace {ns}")),
+    }
+}
+
+fn on_replica_set(
+    item: Result<watcher::Event<ReplicaSet>, watcher::Error>,
+    workloads: &Workloads,
+    relist: &mut Option<Vec<ReplicaSetView>>,
+    sink: &impl Fn(ClusterEvent),
+    ns: &str,
+) -> Health {
+    match item {
+        Ok(event) => {
+            match event {
+                watcher::Event::Init => *relist = Some(Vec::new()),
+                watcher::Event::InitApply(rs) => {
+                    if let (Some(buf), Some(view)) =
+                        (relist.as_mut(), replica_set_view(&rs, workloads))
+                    {
+                        buf.push(view);
+                    }
+                }
+                watcher::Event::InitDone => {
+                    sink(ClusterEvent::ReplicaSetsRelisted(
+                        relist.take().unwrap_or_default(),
+                    ));
+                }
+                watcher::Event::Apply(rs) => {
+                    if let Some(view) = replica_set_view(&rs, workloads) {
+                        sink(ClusterEvent::ReplicaSetApplied(view));
+                    }
+                }
+                watcher::Event::Delete(rs) => sink(ClusterEvent::ReplicaSetDeleted(
+                    rs.metadata.name.unwrap_or_default(),
+                )),
+            }
+            Health::Live
+        }
+        Err(e) => health_for(&e, &format!("replicasets in namespace {ns}")),
     }
 }
 
@@ -117,16 +249,17 @@ fn on_deployment(
     workloads: &Workloads,
     sink: &impl Fn(ClusterEvent),
     ns: &str,
-) {
+) -> Health {
     match item {
         Ok(watcher::Event::Apply(d)) | Ok(watcher::Event::InitApply(d)) => {
             let name = d.metadata.name.clone().unwrap_or_default();
             if let Some(track) = workloads.track_of(&name) {
                 sink(ClusterEvent::Workload(track, workload_view(&d)));
             }
+            Health::Live
         }
-        Ok(_) => {}
-        Err(e) => sink(health_for(&e, &format!("deployments in namespace {ns}"))),
+        Ok(_) => Health::Live,
+        Err(e) => health_for(&e, &format!("deployments in namespace {ns}")),
     }
 }
 
@@ -134,10 +267,11 @@ enum Source {
     // Boxed: a Pod is several times the size of a Deployment event and clippy rightly asks
     // not to make every stream item that large.
     Pod(Box<Result<watcher::Event<Pod>, watcher::Error>>),
+    ReplicaSet(Box<Result<watcher::Event<ReplicaSet>, watcher::Error>>),
     Deployment(Box<Result<watcher::Event<Deployment>, watcher::Error>>),
 }
 
-fn health_for(err: &watcher::Error, what: &str) -> ClusterEvent {
+fn health_for(err: &watcher::Error, what: &str) -> Health {
     let inner = match err {
         watcher::Error::InitialListFailed(e)
         | watcher::Error::WatchStartFailed(e)
@@ -146,17 +280,18 @@ fn health_for(err: &watcher::Error, what: &str) -> ClusterEvent {
     };
     let now = SystemTime::now();
     match inner {
-        Some(e) if is_forbidden(e) => {
-            ClusterEvent::Health(Health::Forbidden(explain(e, "watch", what)))
-        }
-        Some(e) => ClusterEvent::Health(Health::Degraded {
+        // 410 Gone: the watch's resourceVersion expired and the watcher relists at once, as
+        // every client does; routine, not an outage.
+        Some(kube::Error::Api(status)) if status.code == 410 => Health::Live,
+        Some(e) if is_forbidden(e) => Health::Forbidden(explain(e, "watch", what)),
+        Some(e) => Health::Degraded {
             since: now,
             error: explain(e, "watch", what),
-        }),
-        None => ClusterEvent::Health(Health::Degraded {
+        },
+        None => Health::Degraded {
             since: now,
             error: format!("watch of {what}: {err}"),
-        }),
+        },
     }
 }
 
@@ -289,6 +424,33 @@ pub fn pod_view(pod: &Pod, selectors: &[(TrackName, BTreeMap<String, String>)]) 
     }
 }
 
+/// The revision annotation the Deployment controller writes on Deployments and ReplicaSets.
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+fn revision(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<u64> {
+    meta.annotations.as_ref()?.get(REVISION)?.parse().ok()
+}
+
+/// A ReplicaSet of one of the plan's Deployments (by its controller owner); others are `None`.
+fn replica_set_view(rs: &ReplicaSet, workloads: &Workloads) -> Option<ReplicaSetView> {
+    let owner = rs
+        .metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.kind == "Deployment" && o.controller == Some(true))?;
+    let track = workloads.track_of(&owner.name)?;
+    let count = |v: Option<i32>| u32::try_from(v.unwrap_or(0).max(0)).unwrap_or(0);
+    let status = rs.status.as_ref();
+    Some(ReplicaSetView {
+        name: rs.metadata.name.clone().unwrap_or_default(),
+        track,
+        revision: revision(&rs.metadata),
+        desired: count(rs.spec.as_ref().and_then(|s| s.replicas)),
+        ready: count(status.and_then(|s| s.ready_replicas)),
+    })
+}
+
 fn workload_view(d: &Deployment) -> WorkloadView {
     let status = d.status.clone().unwrap_or_default();
     let count = |v: Option<i32>| u32::try_from(v.unwrap_or(0).max(0)).unwrap_or(0);
@@ -305,6 +467,7 @@ fn workload_view(d: &Deployment) -> WorkloadView {
             .and_then(|s| s.containers.first())
             .and_then(|c| c.image.clone())
             .unwrap_or_default(),
+        revision: revision(&d.metadata),
     }
 }
 
@@ -326,6 +489,32 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn stream_health_reports_the_worst_stream_once() {
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let down = |s, e: &str| Health::Degraded {
+            since: t(s),
+            error: e.into(),
+        };
+        let mut h = StreamHealth::default();
+        // Live only when every stream is.
+        assert_eq!(h.set(0, Health::Live), Some(Health::Connecting));
+        assert_eq!(h.set(1, Health::Live), None);
+        assert_eq!(h.set(2, Health::Live), Some(Health::Live));
+        assert_eq!(h.set(0, Health::Live), None, "no repeat per event");
+        // One stream failing makes the whole source fail; the oldest failure is shown.
+        assert_eq!(h.set(1, down(10, "rs")), Some(down(10, "rs")));
+        assert_eq!(h.set(0, down(20, "pods")), None);
+        // A retry failing again keeps its start, and nothing new is reported.
+        assert_eq!(h.set(1, down(30, "rs")), None);
+        let forbidden = Health::Forbidden("no".into());
+        assert_eq!(h.set(2, forbidden.clone()), Some(forbidden));
+        for stream in 0..3 {
+            h.set(stream, Health::Live);
+        }
+        assert_eq!(h.reported, Some(Health::Live));
     }
 
     #[test]

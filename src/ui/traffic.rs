@@ -53,7 +53,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         };
         let tag = crate::cluster::watch::image_tag(&w.image);
         let healthy = w.ready >= w.desired;
-        lines.push(Line::from(vec![
+        let mut spans = vec![
             Span::styled(
                 format!("{:<7}", track.as_str()),
                 Style::new()
@@ -70,7 +70,18 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 },
             ),
             Span::raw(format!("  {} updated  image {tag}", w.updated)),
-        ]));
+        ];
+        if let Some(rev) = w.revision {
+            spans.push(Span::raw(format!("  rev {rev}")));
+        }
+        let old = app.cluster.old_pods(track);
+        if old > 0 {
+            spans.push(Span::styled(
+                format!("  {old} old pod{}", if old == 1 { "" } else { "s" }),
+                Style::new().fg(Color::Yellow),
+            ));
+        }
+        lines.push(Line::from(spans));
     }
     frame.render_widget(Paragraph::new(lines), rest);
 }
