@@ -11,7 +11,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use warroom::app::console::router_for;
+use warroom::app::effects::EffectRunner;
 use warroom::app::model::Target;
 use warroom::app::{Action, App, update};
 use warroom::cluster::client::{Connection, connect};
@@ -362,4 +364,48 @@ async fn sampler_keeps_the_last_data_through_a_prometheus_outage_and_recovers() 
         }
     }
     cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_pressed_during_an_api_outage_lands_when_the_server_is_back() {
+    let (sim, conn, _dir) = start().await;
+    let plan = demo_plan();
+    let router = router_for(&plan, &conn, "shop").expect("router");
+    router
+        .set_weight(Weight::clamped(30))
+        .await
+        .expect("weight 30");
+    let (tx, mut rx) = unbounded_channel();
+    let runner = EffectRunner::start(router.clone(), tx);
+    let mut screen = Screen::default();
+    let app = &mut screen.app;
+    app.traffic.observed = Some(Weight::clamped(30));
+
+    post_fault(&sim, r#"{"kind":"api_outage","for":"2s"}"#).await;
+    let bang = Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE));
+    for effect in update(app, bang) {
+        runner.run(effect);
+    }
+    let deadline = Instant::now() + DEADLINE;
+    while !app.in_flight.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let action = tokio::time::timeout(left, rx.recv())
+            .await
+            .expect("the rollback write reported before the deadline")
+            .expect("runner alive");
+        for effect in update(app, action) {
+            runner.run(effect);
+        }
+    }
+    let log: Vec<&str> = app.log.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("rollback write attempt 1 failed")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|l| l.starts_with("canary weight 0% stored")),
+        "{log:#?}"
+    );
+    assert_eq!(router.weight().await.expect("weight"), Weight::ZERO);
 }

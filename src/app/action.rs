@@ -30,6 +30,11 @@ pub enum Action {
         id: EffectId,
         result: Result<String, String>,
     },
+    /// An effect is still at it (a rollback write retrying): a note for the log.
+    EffectProgress {
+        id: EffectId,
+        note: String,
+    },
     /// The terminal went away (EOF, EIO, SIGHUP): leave cleanly.
     InputClosed(String),
 }

@@ -3,13 +3,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::action::{Action, Effect, EffectId};
 use crate::plan::Weight;
-use crate::traffic::TrafficRouter;
+use crate::traffic::{RouterError, TrafficRouter};
 
 /// Hands effects to the tasks that perform them.
 #[derive(Clone)]
@@ -51,6 +51,41 @@ impl EffectRunner {
     }
 }
 
+/// How long a rollback write keeps retrying a failing API server before it gives up and says so.
+const EMERGENCY_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// A rollback write: retried with backoff while the API server fails (an outage, a dropped
+/// connection), each failure reported as it happens, so a rollback pressed during a blip lands
+/// when the server is back. A malformed traffic object is not retried: nothing will change it.
+async fn write_until_stored(
+    router: &dyn TrafficRouter,
+    write: &WeightWrite,
+    actions: &UnboundedSender<Action>,
+) -> Result<(), RouterError> {
+    let deadline = Instant::now() + EMERGENCY_RETRY_FOR;
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        match router.set_weight(write.weight).await {
+            Ok(()) => return Ok(()),
+            Err(e @ RouterError::Malformed { .. }) => return Err(e),
+            Err(e) if Instant::now() + delay >= deadline => return Err(e),
+            Err(e) => {
+                let _ = actions.send(Action::EffectProgress {
+                    id: write.id,
+                    note: format!(
+                        "rollback write attempt {attempt} failed: {e}; retrying in {} ms",
+                        delay.as_millis()
+                    ),
+                });
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(4));
+                attempt += 1;
+            }
+        }
+    }
+}
+
 /// Writes weights one at a time, in order, so two quick `+` presses end at +2 steps and not at
 /// whichever request happened to land last.
 async fn weight_writer(
@@ -84,9 +119,12 @@ async fn weight_writer(
             continue;
         };
         let started = Instant::now();
-        let result = router
-            .set_weight(write.weight)
-            .await
+        let result = if write.emergency {
+            write_until_stored(router.as_ref(), &write, &actions).await
+        } else {
+            router.set_weight(write.weight).await
+        };
+        let result = result
             .map(|()| {
                 format!(
                     "canary weight {} stored on {} ({} ms)",

@@ -38,6 +38,12 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::EffectDone { id, result } => on_effect_done(app, id, result),
+        Action::EffectProgress { id, note } => {
+            if app.in_flight.contains_key(&id) {
+                app.push_log(Level::Warn, note);
+            }
+            Vec::new()
+        }
         Action::InputClosed(why) => {
             app.push_log(Level::Warn, format!("terminal closed ({why}); leaving"));
             app.should_quit = true;
