@@ -409,3 +409,38 @@ async fn a_rollback_pressed_during_an_api_outage_lands_when_the_server_is_back()
     );
     assert_eq!(router.weight().await.expect("weight"), Weight::ZERO);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_refusing_connections_is_named_unreachable() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: http://127.0.0.1:{port}\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\ncurrent-context: gone\n"
+        ),
+    )
+    .expect("kubeconfig");
+    let conn = connect(Some(&kubeconfig), None)
+        .await
+        .expect("client built");
+    let cancel = CancellationToken::new();
+    let mut rx = watch_cluster(&conn, &cancel);
+    let mut screen = Screen::default();
+    until(&mut rx, &mut screen, "unreachable reported", |s| {
+        matches!(s.health(), Health::Degraded { .. })
+    })
+    .await;
+    let Health::Degraded { error, .. } = screen.health() else {
+        unreachable!()
+    };
+    assert!(error.contains("API server unreachable"), "{error}");
+    assert!(error.contains("deployment shop/checkout"), "{error}");
+    cancel.cancel();
+}

@@ -327,3 +327,21 @@ async fn a_refused_connection_is_unreachable_and_sends_no_points() {
     }
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_prometheus_times_out_as_unreachable_and_recovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = start_sim(&dir).await;
+    let client = PromClient::new(PromConfig::new(&sim.prometheus, Duration::from_millis(300)))
+        .expect("client");
+    assert!(first_number(&client).await > 0.0);
+    sim.prom_faults.set_delay(Duration::from_secs(2));
+    let err = client
+        .query_scalar(QUERY, None)
+        .await
+        .expect_err("too slow");
+    assert!(err.is_unreachable(), "{err:?}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    sim.prom_faults.set_delay(Duration::ZERO);
+    assert!(first_number(&client).await > 0.0);
+}
