@@ -8,7 +8,7 @@ use futures::{StreamExt, future};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{explain, is_forbidden};
@@ -181,25 +181,18 @@ fn on_pod(
 ) -> Health {
     match item {
         Ok(event) => {
-            match event {
-                watcher::Event::Init => *relist = Some(Vec::new()),
-                watcher::Event::InitApply(pod) => {
-                    if let Some(buf) = relist.as_mut() {
-                        buf.push(pod_view(&pod, selectors));
-                    }
-                }
-                watcher::Event::InitDone => {
-                    sink(ClusterEvent::PodsRelisted(
-                        relist.take().unwrap_or_default(),
-                    ));
-                }
-                watcher::Event::Apply(pod) => {
-                    sink(ClusterEvent::PodApplied(pod_view(&pod, selectors)))
-                }
-                watcher::Event::Delete(pod) => sink(ClusterEvent::PodDeleted(
-                    pod.metadata.name.unwrap_or_default(),
-                )),
-            }
+            let events = Mirrored {
+                relisted: ClusterEvent::PodsRelisted,
+                applied: ClusterEvent::PodApplied,
+                deleted: ClusterEvent::PodDeleted,
+            };
+            mirror(
+                event,
+                relist,
+                |p| Some(pod_view(p, selectors)),
+                events,
+                sink,
+            );
             Health::Live
         }
         Err(e) => health_for(&e, &format!("pods in namespace {ns}")),
@@ -215,32 +208,55 @@ fn on_replica_set(
 ) -> Health {
     match item {
         Ok(event) => {
-            match event {
-                watcher::Event::Init => *relist = Some(Vec::new()),
-                watcher::Event::InitApply(rs) => {
-                    if let (Some(buf), Some(view)) =
-                        (relist.as_mut(), replica_set_view(&rs, workloads))
-                    {
-                        buf.push(view);
-                    }
-                }
-                watcher::Event::InitDone => {
-                    sink(ClusterEvent::ReplicaSetsRelisted(
-                        relist.take().unwrap_or_default(),
-                    ));
-                }
-                watcher::Event::Apply(rs) => {
-                    if let Some(view) = replica_set_view(&rs, workloads) {
-                        sink(ClusterEvent::ReplicaSetApplied(view));
-                    }
-                }
-                watcher::Event::Delete(rs) => sink(ClusterEvent::ReplicaSetDeleted(
-                    rs.metadata.name.unwrap_or_default(),
-                )),
-            }
+            let events = Mirrored {
+                relisted: ClusterEvent::ReplicaSetsRelisted,
+                applied: ClusterEvent::ReplicaSetApplied,
+                deleted: ClusterEvent::ReplicaSetDeleted,
+            };
+            mirror(
+                event,
+                relist,
+                |rs| replica_set_view(rs, workloads),
+                events,
+                sink,
+            );
             Health::Live
         }
         Err(e) => health_for(&e, &format!("replicasets in namespace {ns}")),
+    }
+}
+
+/// The console events one watched kind turns into.
+struct Mirrored<V> {
+    relisted: fn(Vec<V>) -> ClusterEvent,
+    applied: fn(V) -> ClusterEvent,
+    deleted: fn(String) -> ClusterEvent,
+}
+
+/// Mirrors one watch event into console events: a (re)list is collected and sent whole, so a
+/// relist after `410 Gone` replaces the set instead of adding to it; single changes go out as
+/// they come. Objects `view` does not want are left out.
+fn mirror<K: kube::Resource, V>(
+    event: watcher::Event<K>,
+    relist: &mut Option<Vec<V>>,
+    view: impl Fn(&K) -> Option<V>,
+    events: Mirrored<V>,
+    sink: &impl Fn(ClusterEvent),
+) {
+    match event {
+        watcher::Event::Init => *relist = Some(Vec::new()),
+        watcher::Event::InitApply(obj) => {
+            if let (Some(buf), Some(v)) = (relist.as_mut(), view(&obj)) {
+                buf.push(v);
+            }
+        }
+        watcher::Event::InitDone => sink((events.relisted)(relist.take().unwrap_or_default())),
+        watcher::Event::Apply(obj) => {
+            if let Some(v) = view(&obj) {
+                sink((events.applied)(v));
+            }
+        }
+        watcher::Event::Delete(obj) => sink((events.deleted)(obj.name_any())),
     }
 }
 
