@@ -65,6 +65,8 @@ async fn post_fault(sim: &Simulator, body: &str) {
 struct Screen {
     app: App,
     relists: usize,
+    /// Health reports other than live or connecting, in order.
+    outages: Vec<Health>,
 }
 
 impl Default for Screen {
@@ -80,14 +82,22 @@ impl Default for Screen {
             "test".into(),
             SystemTime::now(),
         );
-        Screen { app, relists: 0 }
+        Screen {
+            app,
+            relists: 0,
+            outages: Vec::new(),
+        }
     }
 }
 
 impl Screen {
     fn apply(&mut self, event: ClusterEvent) {
-        if matches!(event, ClusterEvent::PodsRelisted(_)) {
-            self.relists += 1;
+        match &event {
+            ClusterEvent::PodsRelisted(_) => self.relists += 1,
+            ClusterEvent::Health(h @ (Health::Degraded { .. } | Health::Forbidden(_))) => {
+                self.outages.push(h.clone())
+            }
+            _ => {}
         }
         update(&mut self.app, Action::Cluster(event));
     }
@@ -224,8 +234,9 @@ async fn watch_expiry_relists_without_losing_or_duplicating_pods() {
     .await;
     let after: Vec<String> = screen.pods().keys().cloned().collect();
     assert_eq!(after, before, "the same pods, once each");
-    // A 410 is routine: the source never looked down.
+    // A 410 is routine: the source never looked down, not even for a moment.
     assert!(screen.health().is_live(), "{:?}", screen.health());
+    assert_eq!(screen.outages, Vec::new(), "a 410 was shown as an outage");
     cancel.cancel();
 }
 

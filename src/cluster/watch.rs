@@ -55,26 +55,31 @@ pub async fn run(
     // ReplicaSets carry their pod template's labels, so the pods' selector finds them too.
     let by_labels = watcher::Config::default().labels(&common_labels(&selectors));
     let ns = workloads.namespace.clone();
+    let open = || {
+        futures::stream::select_all([
+            watcher(pods.clone(), by_labels.clone())
+                .default_backoff()
+                .map(|e| Source::Pod(Box::new(e)))
+                .boxed(),
+            watcher(replica_sets.clone(), by_labels.clone())
+                .default_backoff()
+                .map(|e| Source::ReplicaSet(Box::new(e)))
+                .boxed(),
+            watcher(deployments.clone(), watcher::Config::default())
+                .default_backoff()
+                .map(|e| Source::Deployment(Box::new(e)))
+                .boxed(),
+        ])
+    };
 
-    let mut merged = futures::stream::select_all([
-        watcher(pods, by_labels.clone())
-            .default_backoff()
-            .map(|e| Source::Pod(Box::new(e)))
-            .boxed(),
-        watcher(replica_sets, by_labels)
-            .default_backoff()
-            .map(|e| Source::ReplicaSet(Box::new(e)))
-            .boxed(),
-        watcher(deployments, watcher::Config::default())
-            .default_backoff()
-            .map(|e| Source::Deployment(Box::new(e)))
-            .boxed(),
-    ]);
+    let mut merged = open();
     let mut pod_relist: Option<Vec<PodView>> = None;
     let mut rs_relist: Option<Vec<ReplicaSetView>> = None;
     let mut health = StreamHealth::default();
-    // A watch that resumes after an outage says nothing until something changes, so while a
-    // stream is failing the API server is asked directly; an answer means it is back.
+    // A watch that resumes after an outage says nothing until something changes, and its
+    // backoff may have grown to 30 s. So while a stream is failing the API server is asked
+    // directly; once it answers, the watches are opened afresh: they list at once, which both
+    // refreshes what is on screen and shows each stream live by its own events.
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -82,11 +87,16 @@ pub async fn run(
         let next = tokio::select! {
             n = merged.next() => n,
             _ = probe.tick(), if health.any_failing() => {
-                if let Ok(d) = probe_api.get(&workloads.stable).await {
-                    sink(ClusterEvent::Workload(TrackName::Stable, workload_view(&d)));
-                    if let Some(changed) = health.recovered() {
-                        sink(ClusterEvent::Health(changed));
+                let answered = tokio::select! {
+                    r = tokio::time::timeout(PROBE_EVERY * 5, probe_api.get(&workloads.stable)) => {
+                        matches!(r, Ok(Ok(_)))
                     }
+                    () = cancel.cancelled() => return,
+                };
+                if answered {
+                    merged = open();
+                    pod_relist = None;
+                    rs_relist = None;
                 }
                 continue;
             }
@@ -130,17 +140,6 @@ impl StreamHealth {
         self.streams
             .iter()
             .any(|h| matches!(h, Health::Degraded { .. }))
-    }
-
-    /// The API server answered: streams that failed for want of an answer are live again
-    /// (a refusal stays until a stream itself gets through).
-    fn recovered(&mut self) -> Option<Health> {
-        for h in &mut self.streams {
-            if matches!(h, Health::Degraded { .. }) {
-                *h = Health::Live;
-            }
-        }
-        self.report()
     }
 
     fn report(&mut self) -> Option<Health> {
@@ -288,6 +287,14 @@ enum Source {
 }
 
 fn health_for(err: &watcher::Error, what: &str) -> Health {
+    // An ERROR event with 410 Gone: the watch's resourceVersion expired and the watcher
+    // relists at once, as every client does. Routine, not an outage. (A 410 answering the
+    // start of a watch is not this, and is reported below.)
+    if let watcher::Error::WatchError(status) = err
+        && status.code == 410
+    {
+        return Health::Live;
+    }
     let inner = match err {
         watcher::Error::InitialListFailed(e)
         | watcher::Error::WatchStartFailed(e)
@@ -296,9 +303,6 @@ fn health_for(err: &watcher::Error, what: &str) -> Health {
     };
     let now = SystemTime::now();
     match inner {
-        // 410 Gone: the watch's resourceVersion expired and the watcher relists at once, as
-        // every client does; routine, not an outage.
-        Some(kube::Error::Api(status)) if status.code == 410 => Health::Live,
         Some(e) if is_forbidden(e) => Health::Forbidden(explain(e, "watch", what)),
         Some(e) => Health::Degraded {
             since: now,
