@@ -24,6 +24,8 @@ use warroom::metrics::prometheus::{PromClient, PromConfig};
 use warroom::metrics::{MetricsEvent, sampler};
 use warroom::plan::{Plan, TrackName, Weight};
 use warroom::sim::server::Simulator;
+use warroom::traffic::TrafficEvent;
+use warroom::traffic::follow::follow;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -453,5 +455,50 @@ async fn an_api_server_refusing_connections_is_named_unreachable() {
     };
     assert!(error.contains("API server unreachable"), "{error}");
     assert!(error.contains("deployment shop/checkout"), "{error}");
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_traffic_source_comes_back_after_an_outage_though_the_route_never_changes() {
+    let (sim, conn, _dir) = start().await;
+    let router = router_for(&demo_plan(), &conn, "shop").expect("router");
+    let (tx, mut rx) = unbounded_channel();
+    let cancel = CancellationToken::new();
+    tokio::spawn(follow(
+        router,
+        move |e| {
+            let _ = tx.send(e);
+        },
+        cancel.clone(),
+    ));
+    let deadline = Instant::now() + DEADLINE;
+    let mut next = async || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout(left, rx.recv())
+            .await
+            .expect("traffic event before the deadline")
+            .expect("traffic task running")
+    };
+    while next().await != TrafficEvent::Weight(Weight::ZERO) {}
+
+    post_fault(&sim, r#"{"kind":"api_outage","for":"2s"}"#).await;
+    loop {
+        if let TrafficEvent::Health(Health::Degraded { error, .. }) = next().await {
+            assert!(error.contains("httproutes"), "{error}");
+            break;
+        }
+    }
+    // Nobody edits the HTTPRoute: the source is seen live again by itself, weight and all.
+    let mut live = false;
+    loop {
+        match next().await {
+            TrafficEvent::Health(Health::Live) => live = true,
+            TrafficEvent::Weight(w) if live => {
+                assert_eq!(w, Weight::ZERO);
+                break;
+            }
+            _ => {}
+        }
+    }
     cancel.cancel();
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
 use tokio::sync::mpsc::unbounded_channel;
 use tokio_util::sync::CancellationToken;
 
@@ -14,16 +13,15 @@ use super::event_loop;
 use super::model::{App, Target};
 use crate::cluster::client::Connection;
 use crate::cluster::watch::{self, Workloads};
-use crate::health::Health;
 use crate::metrics::prometheus::{PromClient, PromConfig};
 use crate::metrics::sampler;
 use crate::plan::{Plan, Router, TrackName};
+use crate::traffic::TrafficRouter;
 use crate::traffic::gateway_api::GatewayApiRouter;
 use crate::traffic::istio::IstioRouter;
 use crate::traffic::nginx::NginxRouter;
 use crate::traffic::replicas::ReplicasRouter;
 use crate::traffic::smi::SmiRouter;
-use crate::traffic::{TrafficEvent, TrafficRouter};
 
 /// Everything the console needs to start.
 pub struct ConsoleSetup {
@@ -214,33 +212,13 @@ fn spawn_sources(
     ));
 
     let traffic_tx = tx.clone();
-    let traffic_cancel = cancel.child_token();
-    tokio::spawn(async move {
-        let mut stream = router.watch();
-        let mut health = Health::Connecting;
-        loop {
-            let next = tokio::select! {
-                n = stream.next() => n,
-                () = traffic_cancel.cancelled() => return,
-            };
-            let Some(item) = next else { return };
-            let events = match item {
-                Ok(w) => {
-                    health = Health::Live;
-                    vec![TrafficEvent::Health(Health::Live), TrafficEvent::Weight(w)]
-                }
-                Err(e) => {
-                    health = health.failed(SystemTime::now(), e.to_string());
-                    vec![TrafficEvent::Health(health.clone())]
-                }
-            };
-            for event in events {
-                if traffic_tx.send(Action::Traffic(event)).is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    tokio::spawn(crate::traffic::follow::follow(
+        router,
+        move |event| {
+            let _ = traffic_tx.send(Action::Traffic(event));
+        },
+        cancel.child_token(),
+    ));
 
     let metrics_tx = tx.clone();
     tokio::spawn(sampler::run(

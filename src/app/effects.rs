@@ -52,7 +52,24 @@ impl EffectRunner {
 }
 
 /// How long a rollback write keeps retrying a failing API server before it gives up and says so.
-const EMERGENCY_RETRY_FOR: Duration = Duration::from_secs(60);
+/// Long enough to ride out an API server restart or upgrade; the gauge shows `→ 0%` meanwhile.
+const EMERGENCY_RETRY_FOR: Duration = Duration::from_secs(10 * 60);
+
+/// Longest one weight write may take. kube-rs sets no read timeout, so a request on a dead
+/// connection could otherwise wait for TCP to give up (minutes) and hold every write behind it,
+/// a rollback included.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One write, bounded by [`WRITE_TIMEOUT`].
+async fn set_weight_bounded(router: &dyn TrafficRouter, weight: Weight) -> Result<(), RouterError> {
+    match tokio::time::timeout(WRITE_TIMEOUT, router.set_weight(weight)).await {
+        Ok(result) => result,
+        Err(_) => Err(RouterError::Api(format!(
+            "no answer from the API server within {} s",
+            WRITE_TIMEOUT.as_secs()
+        ))),
+    }
+}
 
 /// A rollback write: retried with backoff while the API server fails (an outage, a dropped
 /// connection), each failure reported as it happens, so a rollback pressed during a blip lands
@@ -66,7 +83,7 @@ async fn write_until_stored(
     let mut delay = Duration::from_millis(250);
     let mut attempt = 1;
     loop {
-        match router.set_weight(write.weight).await {
+        match set_weight_bounded(router, write.weight).await {
             Ok(()) => return Ok(()),
             Err(e @ RouterError::Malformed { .. }) => return Err(e),
             Err(e) if Instant::now() + delay >= deadline => return Err(e),
@@ -122,7 +139,7 @@ async fn weight_writer(
         let result = if write.emergency {
             write_until_stored(router.as_ref(), &write, &actions).await
         } else {
-            router.set_weight(write.weight).await
+            set_weight_bounded(router.as_ref(), write.weight).await
         };
         let result = result
             .map(|()| {

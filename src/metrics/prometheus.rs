@@ -13,7 +13,7 @@ use crate::plan::Environment;
 pub enum PromError {
     #[error("prometheus {url} unreachable: {why}")]
     Unreachable { url: String, why: String },
-    /// A 502/503/504: Prometheus (or the proxy in front of it) is up but not answering queries.
+    /// A 429 or 5xx: Prometheus (or the proxy in front of it) is up but not answering queries.
     #[error("prometheus {url} unavailable (HTTP {status}){}", detail_suffix(.detail))]
     Unavailable {
         url: String,
@@ -83,7 +83,7 @@ impl std::fmt::Debug for PromAuth {
 }
 
 /// Everything needed to reach one Prometheus-compatible endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PromConfig {
     /// Everything before `/api/v1/…` (a Mimir or Thanos prefix included).
     pub base: String,
@@ -94,6 +94,20 @@ pub struct PromConfig {
     /// and kubectl's `certificate-authority` do.
     pub ca_pem: Option<Vec<u8>>,
     pub timeout: Duration,
+}
+
+// Header values may be API keys: Debug names the headers only.
+impl std::fmt::Debug for PromConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("PromConfig")
+            .field("base", &self.base)
+            .field("headers", &headers)
+            .field("auth", &self.auth)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|p| p.len()))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl PromConfig {
@@ -161,11 +175,21 @@ impl PromConfig {
 }
 
 /// A Prometheus-compatible endpoint (Prometheus, Thanos, Mimir with a path prefix).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PromClient {
     http: reqwest::Client,
     base: String,
     auth: PromAuth,
+}
+
+// The HTTP client's Debug would print the default headers, which may hold API keys.
+impl std::fmt::Debug for PromClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromClient")
+            .field("base", &self.base)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PromClient {
@@ -264,7 +288,9 @@ impl PromClient {
             return Err(PromError::Forbidden { status });
         }
         let body = response.text().await.map_err(unreachable)?;
-        if matches!(status, 502..=504) {
+        // Rate limiting (Mimir, Thanos) and server errors say nothing about the metric: the
+        // last good data stays on screen, dimmed, as for an unreachable server.
+        if status == 429 || (500..=599).contains(&status) {
             // Prometheus's own error text when it sent one, else the start of the body.
             let detail = match parse_response(status, &body) {
                 Err(PromError::Query { message, .. }) => message,

@@ -2,6 +2,7 @@
 //! One file per router, plus what they share (`object`); nothing here draws or decides, it only
 //! talks to the API.
 
+pub mod follow;
 pub mod gateway_api;
 pub mod istio;
 pub mod nginx;
