@@ -2,9 +2,9 @@
 //! Prometheus sampler recover by themselves after an outage, a 410 relists without losing or
 //! duplicating pods, and 403/404 answers name what was refused.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
@@ -22,45 +22,17 @@ use warroom::cluster::watch::{self, Workloads};
 use warroom::health::Health;
 use warroom::metrics::prometheus::{PromClient, PromConfig};
 use warroom::metrics::{MetricsEvent, sampler};
-use warroom::plan::{Plan, TrackName, Weight};
+use warroom::plan::{TrackName, Weight};
 use warroom::sim::server::Simulator;
 use warroom::traffic::TrafficEvent;
 use warroom::traffic::follow::follow;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn demo_plan() -> Arc<Plan> {
-    Arc::new(
-        warroom::plan::parse(Path::new("plans/demo.yaml"), warroom::cli::DEMO_PLAN)
-            .expect("demo plan"),
-    )
-}
-
 async fn start() -> (Simulator, Connection, tempfile::TempDir) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Simulator::start(
-        &demo_plan(),
-        "127.0.0.1:0".parse().expect("addr"),
-        Some(&dir.path().join("kubeconfig")),
-        20.0,
-    )
-    .await
-    .expect("simulator starts");
-    let conn = connect(Some(&sim.kubeconfig), Some("sim-development"))
-        .await
-        .expect("connects");
+    let (sim, conn) = common::start_demo_sim(dir.path()).await;
     (sim, conn, dir)
-}
-
-async fn post_fault(sim: &Simulator, body: &str) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/sim/faults", sim.kubernetes))
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("fault posted");
-    assert!(resp.status().is_success(), "{body}: {}", resp.status());
 }
 
 /// The console's state, fed the watch's events through `update` as the console does.
@@ -74,7 +46,7 @@ struct Screen {
 impl Default for Screen {
     fn default() -> Self {
         let app = App::new(
-            demo_plan(),
+            common::demo_plan(),
             Target {
                 environment: "development".into(),
                 namespace: "shop".into(),
@@ -184,7 +156,7 @@ async fn cluster_watch_rides_out_an_api_outage_and_keeps_its_pods() {
     .await;
     assert_eq!(screen.app.cluster.old_pods(TrackName::Stable), 0);
 
-    post_fault(&sim, r#"{"kind":"api_outage","for":"3s"}"#).await;
+    common::post_fault(&sim, r#"{"kind":"api_outage","for":"3s"}"#).await;
     until(&mut rx, &mut screen, "the outage reported", |s| {
         matches!(s.health(), Health::Degraded { .. })
     })
@@ -229,7 +201,7 @@ async fn watch_expiry_relists_without_losing_or_duplicating_pods() {
     let before: Vec<String> = screen.pods().keys().cloned().collect();
     let relists = screen.relists;
 
-    post_fault(&sim, r#"{"kind":"watch_expiry"}"#).await;
+    common::post_fault(&sim, r#"{"kind":"watch_expiry"}"#).await;
     until(&mut rx, &mut screen, "a relist after 410 Gone", |s| {
         s.relists > relists
     })
@@ -245,7 +217,7 @@ async fn watch_expiry_relists_without_losing_or_duplicating_pods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_watch_names_verb_resource_and_namespace_and_recovers_when_allowed() {
     let (sim, conn, _dir) = start().await;
-    post_fault(
+    common::post_fault(
         &sim,
         r#"{"kind":"forbidden","verb":"list","resource":"pods","namespace":"shop","for":"3s"}"#,
     )
@@ -277,9 +249,9 @@ async fn a_forbidden_watch_names_verb_resource_and_namespace_and_recovers_when_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_weight_write_names_verb_and_object_and_a_missing_route_is_named() {
     let (sim, conn, _dir) = start().await;
-    let plan = demo_plan();
+    let plan = common::demo_plan();
     let router = router_for(&plan, &conn, "shop").expect("router");
-    post_fault(
+    common::post_fault(
         &sim,
         r#"{"kind":"forbidden","verb":"patch","resource":"httproutes"}"#,
     )
@@ -311,15 +283,7 @@ async fn a_refused_weight_write_names_verb_and_object_and_a_missing_route_is_nam
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sampler_keeps_the_last_data_through_a_prometheus_outage_and_recovers() {
     let (sim, _conn, _dir) = start().await;
-    let plan = demo_plan();
-    let probes = sampler::probes(
-        &plan.metrics.queries,
-        "shop",
-        &plan.service,
-        plan.metrics.rate.get(),
-        &TrackName::BOTH,
-    )
-    .expect("probes");
+    let probes = common::demo_probes();
     let client =
         PromClient::new(PromConfig::new(&sim.prometheus, Duration::from_secs(5))).expect("client");
     let (tx, mut rx) = unbounded_channel();
@@ -349,7 +313,7 @@ async fn sampler_keeps_the_last_data_through_a_prometheus_outage_and_recovers() 
             break;
         }
     }
-    post_fault(&sim, r#"{"kind":"prometheus_outage","for":"2s"}"#).await;
+    common::post_fault(&sim, r#"{"kind":"prometheus_outage","for":"2s"}"#).await;
     // The outage: health turns, and until it ends no batch of empty points replaces the data.
     let error = loop {
         match next().await {
@@ -382,7 +346,7 @@ async fn sampler_keeps_the_last_data_through_a_prometheus_outage_and_recovers() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_pressed_during_an_api_outage_lands_when_the_server_is_back() {
     let (sim, conn, _dir) = start().await;
-    let plan = demo_plan();
+    let plan = common::demo_plan();
     let router = router_for(&plan, &conn, "shop").expect("router");
     router
         .set_weight(Weight::clamped(30))
@@ -394,7 +358,7 @@ async fn a_rollback_pressed_during_an_api_outage_lands_when_the_server_is_back()
     let app = &mut screen.app;
     app.traffic.observed = Some(Weight::clamped(30));
 
-    post_fault(&sim, r#"{"kind":"api_outage","for":"2s"}"#).await;
+    common::post_fault(&sim, r#"{"kind":"api_outage","for":"2s"}"#).await;
     let bang = Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE));
     for effect in update(app, bang) {
         runner.run(effect);
@@ -461,7 +425,7 @@ async fn an_api_server_refusing_connections_is_named_unreachable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_traffic_source_comes_back_after_an_outage_though_the_route_never_changes() {
     let (sim, conn, _dir) = start().await;
-    let router = router_for(&demo_plan(), &conn, "shop").expect("router");
+    let router = router_for(&common::demo_plan(), &conn, "shop").expect("router");
     let (tx, mut rx) = unbounded_channel();
     let cancel = CancellationToken::new();
     tokio::spawn(follow(
@@ -481,7 +445,7 @@ async fn the_traffic_source_comes_back_after_an_outage_though_the_route_never_ch
     };
     while next().await != TrafficEvent::Weight(Weight::ZERO) {}
 
-    post_fault(&sim, r#"{"kind":"api_outage","for":"2s"}"#).await;
+    common::post_fault(&sim, r#"{"kind":"api_outage","for":"2s"}"#).await;
     loop {
         if let TrafficEvent::Health(Health::Degraded { error, .. }) = next().await {
             assert!(error.contains("httproutes"), "{error}");

@@ -1,7 +1,8 @@
 //! The console's clients against the embedded simulator over real HTTP: the `+` and `!` effects
 //! change the HTTPRoute, the cluster watch sees pods become Running, the sampler gets numbers.
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,7 +14,6 @@ use warroom::app::console::router_for;
 use warroom::app::effects::EffectRunner;
 use warroom::app::model::Target;
 use warroom::app::{Action, App, update};
-use warroom::cluster::client::connect;
 use warroom::cluster::model::ClusterEvent;
 use warroom::cluster::watch::{self, Workloads};
 use warroom::metrics::prometheus::{PromClient, PromConfig};
@@ -24,28 +24,12 @@ use warroom::sim::server::Simulator;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn demo_plan() -> Arc<Plan> {
-    Arc::new(
-        warroom::plan::parse(Path::new("plans/demo.yaml"), warroom::cli::DEMO_PLAN)
-            .expect("demo plan"),
-    )
+    common::demo_plan()
 }
 
 async fn start() -> (Simulator, warroom::cluster::client::Connection) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let plan = demo_plan();
     let dir = tempfile::tempdir().expect("tempdir").keep();
-    let sim = Simulator::start(
-        &plan,
-        "127.0.0.1:0".parse().expect("addr"),
-        Some(&dir.join("kubeconfig")),
-        20.0,
-    )
-    .await
-    .expect("simulator starts");
-    let conn = connect(Some(&sim.kubeconfig), Some("sim-development"))
-        .await
-        .expect("connects");
-    (sim, conn)
+    common::start_demo_sim(&dir).await
 }
 
 fn app(plan: Arc<Plan>) -> App {

@@ -3,6 +3,8 @@
 //! small TLS front that checks credentials the way an auth proxy does; everything goes over real
 //! sockets through the same reqwest client the console uses.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -19,30 +21,14 @@ use tokio_util::sync::CancellationToken;
 use warroom::health::Health;
 use warroom::metrics::prometheus::{PromClient, PromConfig, PromError};
 use warroom::metrics::{MetricsEvent, sampler};
-use warroom::plan::{Environment, Plan, TrackName};
+use warroom::plan::Environment;
 use warroom::sim::server::Simulator;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const QUERY: &str = r#"sum(rate(http_requests_total{namespace="shop",service="checkout"}[30s]))"#;
 
-fn demo_plan() -> Plan {
-    warroom::plan::parse(
-        std::path::Path::new("plans/demo.yaml"),
-        warroom::cli::DEMO_PLAN,
-    )
-    .expect("demo plan")
-}
-
 async fn start_sim(dir: &tempfile::TempDir) -> Simulator {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Simulator::start(
-        &demo_plan(),
-        "127.0.0.1:0".parse().expect("addr"),
-        Some(&dir.path().join("kubeconfig")),
-        20.0,
-    )
-    .await
-    .expect("simulator starts")
+    common::start_demo_sim(dir.path()).await.0
 }
 
 /// An HTTPS front for `upstream` with a certificate from a fresh CA. A request lacking any of
@@ -293,15 +279,7 @@ async fn a_refused_connection_is_unreachable_and_sends_no_points() {
     assert!(err.is_unreachable(), "{err:?}");
     assert!(err.to_string().contains(&base), "{err}");
 
-    let plan = demo_plan();
-    let probes = sampler::probes(
-        &plan.metrics.queries,
-        "shop",
-        &plan.service,
-        plan.metrics.rate.get(),
-        &TrackName::BOTH,
-    )
-    .expect("probes");
+    let probes = common::demo_probes();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     tokio::spawn(sampler::run(

@@ -1,5 +1,9 @@
-//! Helpers shared by integration tests: outside tools that a test needs.
-//! Test scaffolding only; no assertions about warroom itself live here.
+//! Helpers shared by integration tests: outside tools a test needs, the simulator started on
+//! the demo plan, faults posted to it. Test scaffolding only; no assertions about warroom
+//! itself live here.
+
+// Each test crate uses a different part of this module.
+#![allow(dead_code)]
 
 use std::process::Command;
 
@@ -18,4 +22,62 @@ pub fn tool_available(tool: &str, args: &[&str], test: &str) -> bool {
         eprintln!("\n*** SKIPPED {test}: {tool} not found on PATH ***\n");
     }
     found
+}
+
+/// The built-in demo plan.
+pub fn demo_plan() -> std::sync::Arc<warroom::plan::Plan> {
+    std::sync::Arc::new(
+        warroom::plan::parse(
+            std::path::Path::new("plans/demo.yaml"),
+            warroom::cli::DEMO_PLAN,
+        )
+        .expect("demo plan parses"),
+    )
+}
+
+/// The simulator on free loopback ports, seeded from the demo plan, its kubeconfig in `dir`,
+/// at 20× speed; and a kube client for `sim-development` through that kubeconfig.
+pub async fn start_demo_sim(
+    dir: &std::path::Path,
+) -> (
+    warroom::sim::server::Simulator,
+    warroom::cluster::client::Connection,
+) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = warroom::sim::server::Simulator::start(
+        &demo_plan(),
+        "127.0.0.1:0".parse().expect("addr"),
+        Some(&dir.join("kubeconfig")),
+        20.0,
+    )
+    .await
+    .expect("simulator starts");
+    let conn = warroom::cluster::client::connect(Some(&sim.kubeconfig), Some("sim-development"))
+        .await
+        .expect("connects");
+    (sim, conn)
+}
+
+/// Switches on a fault drill (`POST {kubernetes}/sim/faults`).
+pub async fn post_fault(sim: &warroom::sim::server::Simulator, body: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/sim/faults", sim.kubernetes))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("fault posted");
+    assert!(resp.status().is_success(), "{body}: {}", resp.status());
+}
+
+/// The demo plan's queries, expanded for both tracks in namespace `shop`.
+pub fn demo_probes() -> Vec<warroom::metrics::sampler::Probe> {
+    let plan = demo_plan();
+    warroom::metrics::sampler::probes(
+        &plan.metrics.queries,
+        "shop",
+        &plan.service,
+        plan.metrics.rate.get(),
+        &warroom::plan::TrackName::BOTH,
+    )
+    .expect("probes")
 }
