@@ -17,6 +17,16 @@ pub enum Health {
     Forbidden(String),
 }
 
+/// The innermost cause of an error ("Connection refused"), which says more to the person at
+/// the keys than the wrappers around it.
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
 impl Health {
     /// True when data from this source can be trusted as current.
     pub fn is_live(&self) -> bool {

@@ -6,6 +6,8 @@ use std::path::Path;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+use crate::health::root_cause;
+
 /// Why no client could be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -116,15 +118,6 @@ pub fn explain(err: &kube::Error, verb: &str, what: &str) -> String {
         }
         other => format!("cannot {verb} {what}: {other}"),
     }
-}
-
-/// The innermost cause ("Connection refused"), which says more than the wrappers around it.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 /// True for errors that retrying will not cure (401/403).

@@ -280,7 +280,7 @@ impl PromClient {
     async fn send(&self, path: &str, form: &[(&str, String)]) -> Result<(u16, String), PromError> {
         let unreachable = |e: reqwest::Error| PromError::Unreachable {
             url: self.base.clone(),
-            why: root_cause(&e),
+            why: transport_cause(&e),
         };
         let response = self.post(path, form).send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
@@ -335,15 +335,12 @@ fn unix_seconds(t: SystemTime) -> String {
     format!("{secs:.3}")
 }
 
-fn root_cause(e: &reqwest::Error) -> String {
-    let mut source: &dyn std::error::Error = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
+/// Why a request got no answer: "timed out", or the innermost cause.
+fn transport_cause(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".to_string()
     } else {
-        source.to_string()
+        crate::health::root_cause(e)
     }
 }
 
