@@ -108,24 +108,29 @@ struct Case {
     versions: fn(Client) -> BoxFuture<'static, Vec<String>>,
     /// Someone else sets the canary weight to 50.
     set_50: Edit,
-    /// Someone else edits the object (`i`-th time) without changing what it routes.
+    /// Someone else edits the object (`i`-th time) without changing what it routes or where.
     disturb: fn(Client, usize) -> BoxFuture<'static, ()>,
+    /// Someone else reorders the weighted entries (`i`-th time), weights and all: what is
+    /// routed stays, but the indexes the router's patch addresses move.
+    reorder: Option<fn(Client, usize) -> BoxFuture<'static, ()>>,
     /// Someone breaks the object; returns what the router's error must mention.
     break_it: fn(Client) -> BoxFuture<'static, &'static str>,
     /// Whether a broken object is `Malformed` (otherwise an API error, e.g. not found).
     malformed: bool,
 }
 
-async fn start(plan_file: &str) -> (Simulator, Client, Arc<Plan>) {
+/// The simulator for a fixture plan, a plain client, the plan, and the directory holding the
+/// simulator's kubeconfig (removed when dropped, so keep it alive as long as the simulator).
+async fn start(plan_file: &str) -> (Simulator, Client, Arc<Plan>, tempfile::TempDir) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(plan_file);
     let text = std::fs::read_to_string(&path).expect("fixture plan");
     let plan = Arc::new(warroom::plan::parse(&path, &text).expect("fixture plan parses"));
-    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let dir = tempfile::tempdir().expect("tempdir");
     let sim = Simulator::start(
         &plan,
         "127.0.0.1:0".parse().expect("addr"),
-        Some(&dir.join("kubeconfig")),
+        Some(&dir.path().join("kubeconfig")),
         20.0,
     )
     .await
@@ -133,7 +138,7 @@ async fn start(plan_file: &str) -> (Simulator, Client, Arc<Plan>) {
     let conn = connect(Some(&sim.kubeconfig), Some("sim-development"))
         .await
         .expect("connects");
-    (sim, conn.client, plan)
+    (sim, conn.client, plan, dir)
 }
 
 /// Polls `check` until it returns `Some`, or fails naming `what` at the deadline.
@@ -212,7 +217,7 @@ async fn set_and_check(router: &dyn TrafficRouter, case: &Case, client: &Client,
 }
 
 async fn exercise(case: Case) {
-    let (sim, client, plan) = start(case.plan).await;
+    let (sim, client, plan, _dir) = start(case.plan).await;
     let router = router_for(&plan, &warroom_conn(&sim).await, "shop").expect("router_for");
 
     // Seeded weight, read through the router.
@@ -283,26 +288,36 @@ async fn exercise(case: Case) {
     watch_reports(&mut watch, 50).await;
     assert_eq!(router.weight().await.expect("weight").percent(), 50);
 
-    // A concurrent editor: every write succeeds or reports a conflict; none leaves a mess.
-    let editor = {
-        let client = client.clone();
-        let disturb = case.disturb;
-        tokio::spawn(async move {
-            for i in 0..20 {
-                disturb(client.clone(), i).await;
-                tokio::task::yield_now().await;
+    // A concurrent editor whose edits leave what is routed alone: every write succeeds.
+    concurrently(
+        router.as_ref(),
+        &client,
+        case.disturb,
+        |plan, result| {
+            if let Err(e) = result {
+                panic!("{plan}: write during edits: {e:?}");
             }
-        })
-    };
-    for i in 0..10 {
-        let w = if i % 2 == 0 { 20 } else { 40 };
-        match router.set_weight(Weight::clamped(w)).await {
-            Ok(()) | Err(RouterError::Conflict(_)) => {}
-            Err(e) => panic!("{}: write during edits: {e:?}", case.plan),
-        }
-    }
-    editor.await.expect("editor finished");
+        },
+        case.plan,
+    )
+    .await;
     set_and_check(router.as_ref(), &case, &client, 40).await;
+    // One reordering the entries: a write may report a conflict (its retry raced the editor
+    // too), but none lands on the wrong entry.
+    if let Some(reorder) = case.reorder {
+        concurrently(
+            router.as_ref(),
+            &client,
+            reorder,
+            |plan, result| match result {
+                Ok(()) | Err(RouterError::Conflict(_)) => {}
+                Err(e) => panic!("{plan}: write during reorders: {e:?}"),
+            },
+            case.plan,
+        )
+        .await;
+        set_and_check(router.as_ref(), &case, &client, 40).await;
+    }
 
     // A broken object: a clear error, no panic, and the watch goes on.
     let mention = (case.break_it)(client.clone()).await;
@@ -319,6 +334,41 @@ async fn exercise(case: Case) {
         .expect_err("write to a broken object");
     assert!(err.to_string().contains(mention), "{err}");
     drop(sim);
+}
+
+/// Ten writes (20 and 40 in turn) while `edit` runs twenty times; `judge` looks at each result.
+async fn concurrently(
+    router: &dyn TrafficRouter,
+    client: &Client,
+    edit: fn(Client, usize) -> BoxFuture<'static, ()>,
+    judge: impl Fn(&str, Result<(), RouterError>),
+    plan: &str,
+) {
+    let editor = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            for i in 0..20 {
+                edit(client.clone(), i).await;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for i in 0..10 {
+        let w = if i % 2 == 0 { 20 } else { 40 };
+        judge(plan, router.set_weight(Weight::clamped(w)).await);
+    }
+    editor.await.expect("editor finished");
+}
+
+/// An edit that routes nothing: the `i`-th value of an annotation.
+async fn annotate(c: &Client, what: Gvkp, name: &str, i: usize) {
+    patch(
+        c,
+        what,
+        name,
+        Patch::Merge(json!({"metadata": {"annotations": {"example.com/edited": i.to_string()}}})),
+    )
+    .await;
 }
 
 async fn warroom_conn(sim: &Simulator) -> warroom::cluster::client::Connection {
@@ -361,7 +411,8 @@ async fn gateway_api_router() {
                 .await;
             })
         },
-        disturb: |c, _| {
+        disturb: |c, i| Box::pin(async move { annotate(&c, HTTPROUTE, "checkout", i).await }),
+        reorder: Some(|c, _| {
             Box::pin(async move {
                 // Swaps the two backendRefs, weights and all.
                 patch(&c, HTTPROUTE, "checkout", json_patch(json!([
@@ -369,7 +420,7 @@ async fn gateway_api_router() {
                 ])))
                 .await;
             })
-        },
+        }),
         break_it: |c| {
             Box::pin(async move {
                 let route = get(&c, HTTPROUTE, "checkout").await;
@@ -435,14 +486,15 @@ async fn istio_router() {
                 .await;
             })
         },
-        disturb: |c, _| {
+        disturb: |c, i| Box::pin(async move { annotate(&c, VIRTUALSERVICE, "checkout", i).await }),
+        reorder: Some(|c, _| {
             Box::pin(async move {
                 patch(&c, VIRTUALSERVICE, "checkout", json_patch(json!([
                     {"op": "move", "from": "/spec/http/0/route/1", "path": "/spec/http/0/route/0"},
                 ])))
                 .await;
             })
-        },
+        }),
         break_it: |c| {
             Box::pin(async move {
                 patch(
@@ -513,6 +565,7 @@ async fn nginx_router() {
                 .await;
             })
         },
+        reorder: None,
         break_it: |c| {
             Box::pin(async move {
                 patch(
@@ -534,7 +587,7 @@ async fn nginx_router() {
 
 #[tokio::test]
 async fn nginx_router_refuses_the_primary_ingress() {
-    let (sim, client, plan) = start("tests/fixtures/plans/router-nginx.yaml").await;
+    let (sim, client, plan, _dir) = start("tests/fixtures/plans/router-nginx.yaml").await;
     let mut plan = (*plan).clone();
     if let Some(t) = plan.traffic.as_mut() {
         t.route = Some("checkout".into());
@@ -591,7 +644,10 @@ async fn smi_router() {
                 .await;
             })
         },
-        disturb: |c, _| {
+        disturb: |c, i| {
+            Box::pin(async move { annotate(&c, TRAFFICSPLIT, "checkout-split", i).await })
+        },
+        reorder: Some(|c, _| {
             Box::pin(async move {
                 patch(
                     &c,
@@ -603,7 +659,7 @@ async fn smi_router() {
                 )
                 .await;
             })
-        },
+        }),
         break_it: |c| {
             Box::pin(async move {
                 patch(
@@ -646,7 +702,7 @@ async fn scale(c: &Client, name: &str, replicas: u64) {
 #[tokio::test]
 async fn replicas_router() {
     // Seeded 4 stable + 2 canary: 33 %.
-    let (sim, client, plan) = start("tests/fixtures/plans/router-replicas.yaml").await;
+    let (sim, client, plan, _dir) = start("tests/fixtures/plans/router-replicas.yaml").await;
     let router = router_for(&plan, &warroom_conn(&sim).await, "shop").expect("router_for");
     assert_eq!(router.weight().await.expect("weight").percent(), 33);
     // Resolution on 6 replicas: 30 → 2 of 6 → reads 33; 0 and 100 empty a track.
@@ -701,6 +757,7 @@ async fn replicas_router() {
                 .await;
             })
         },
+        reorder: None,
         break_it: |c| {
             Box::pin(async move {
                 api(&c, DEPLOYMENT)
@@ -715,10 +772,11 @@ async fn replicas_router() {
     .await;
 }
 
-/// Capacity never drops while the replicas router moves: the side that grows is written first.
+/// Requested capacity (the sum of `spec.replicas`) never drops while the replicas router moves:
+/// the side that grows is written first. (Ready pods may lag; the router does not wait.)
 #[tokio::test]
 async fn replicas_router_grows_before_it_shrinks() {
-    let (sim, client, plan) = start("tests/fixtures/plans/router-replicas.yaml").await;
+    let (sim, client, plan, _dir) = start("tests/fixtures/plans/router-replicas.yaml").await;
     let router = router_for(&plan, &warroom_conn(&sim).await, "shop").expect("router_for");
     let deployments = api(&client, DEPLOYMENT);
     let mut events =
@@ -763,6 +821,88 @@ async fn replicas_router_grows_before_it_shrinks() {
     drop(sim);
 }
 
+/// One replica in all: a partial weight grows the total to 2 rather than emptying a track.
+#[tokio::test]
+async fn replicas_router_on_one_replica_keeps_both_tracks() {
+    let (sim, client, plan, _dir) = start("tests/fixtures/plans/router-replicas.yaml").await;
+    let router = router_for(&plan, &warroom_conn(&sim).await, "shop").expect("router_for");
+    scale(&client, "checkout-canary", 0).await;
+    scale(&client, "checkout", 1).await;
+    assert_eq!(router.weight().await.expect("weight").percent(), 0);
+    router
+        .set_weight(Weight::clamped(50))
+        .await
+        .expect("set 50");
+    assert_eq!(replica_counts(&client).await, (1, 1));
+    router
+        .set_weight(Weight::clamped(10))
+        .await
+        .expect("set 10");
+    assert_eq!(replica_counts(&client).await, (1, 1));
+    router
+        .set_weight(Weight::clamped(100))
+        .await
+        .expect("set 100");
+    assert_eq!(replica_counts(&client).await, (0, 2));
+    drop(sim);
+}
+
+/// Reads the watch until it reports an error mentioning `mention`.
+async fn watch_fails(stream: &mut BoxStream<'static, Result<Weight, RouterError>>, mention: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let item = tokio::time::timeout(left, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("watch did not report {mention:?}; saw {seen:?}"))
+            .expect("watch stream goes on");
+        match item {
+            Err(e) if e.to_string().contains(mention) => return,
+            other => seen.push(format!("{other:?}")),
+        }
+    }
+}
+
+/// A deleted traffic object is an error on the watch, not the last weight left on screen.
+async fn deleting_the_object_is_reported(plan_file: &str, what: Gvkp, name: &str, object: &str) {
+    let (sim, client, plan, _dir) = start(plan_file).await;
+    let router = router_for(&plan, &warroom_conn(&sim).await, "shop").expect("router_for");
+    let mut watch = router.watch();
+    watch_reports(&mut watch, 0).await;
+    api(&client, what)
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("delete {name}: {e}"));
+    watch_fails(&mut watch, &format!("{object} was deleted")).await;
+    // A watch started now finds nothing to report but that.
+    let mut late = router.watch();
+    watch_fails(&mut late, &format!("{object} does not exist")).await;
+    drop(sim);
+}
+
+#[tokio::test]
+async fn gateway_api_router_reports_a_deleted_route() {
+    deleting_the_object_is_reported(
+        "tests/fixtures/plans/router-gateway-api.yaml",
+        HTTPROUTE,
+        "checkout",
+        "httproutes.gateway.networking.k8s.io shop/checkout",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn nginx_router_reports_a_deleted_ingress() {
+    deleting_the_object_is_reported(
+        "tests/fixtures/plans/router-nginx.yaml",
+        INGRESS,
+        "checkout-canary",
+        "ingresses.networking.k8s.io shop/checkout-canary",
+    )
+    .await;
+}
+
 /// The write the routers share: a patch built from a read that someone else's edit has since
 /// overtaken fails as a conflict instead of landing on the wrong entries; the router's own
 /// write reads again and lands right.
@@ -770,7 +910,7 @@ async fn replicas_router_grows_before_it_shrinks() {
 async fn a_write_from_a_stale_read_is_a_conflict_and_the_router_retries() {
     use warroom::traffic::gateway_api::weight_patch;
     use warroom::traffic::object::ObjectRef;
-    let (sim, client, plan) = start("tests/fixtures/plans/router-gateway-api.yaml").await;
+    let (sim, client, plan, _dir) = start("tests/fixtures/plans/router-gateway-api.yaml").await;
     let target = ObjectRef::new(client.clone(), HTTPROUTE, "shop", "checkout");
     let stale = target.read().await.expect("read");
     // Someone swaps the two backendRefs (weights and all) after our read.
@@ -804,7 +944,7 @@ async fn a_write_from_a_stale_read_is_a_conflict_and_the_router_retries() {
 /// A plan missing what its router needs is refused, naming the key.
 #[tokio::test]
 async fn router_for_names_the_missing_plan_key() {
-    let (sim, _client, plan) = start("tests/fixtures/plans/router-istio.yaml").await;
+    let (sim, _client, plan, _dir) = start("tests/fixtures/plans/router-istio.yaml").await;
     let conn = warroom_conn(&sim).await;
     for router in [
         warroom::plan::Router::GatewayApi,
@@ -819,7 +959,8 @@ async fn router_for_names_the_missing_plan_key() {
         }
         let err = router_for(&p, &conn, "shop").err().expect("refused");
         assert!(
-            err.to_string().contains("traffic.route"),
+            err.to_string()
+                .contains("traffic.route is required for the"),
             "{router:?}: {err}"
         );
     }
@@ -829,10 +970,63 @@ async fn router_for_names_the_missing_plan_key() {
         t.canary_backend = None;
     }
     let err = router_for(&p, &conn, "shop").err().expect("refused");
-    assert!(err.to_string().contains("traffic.canary_backend"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("traffic.canary_backend is required for the istio traffic router"),
+        "{err}"
+    );
     if let Some(t) = p.traffic.as_mut() {
         t.router = warroom::plan::Router::Replicas;
     }
     let err = router_for(&p, &conn, "shop").err().expect("refused");
     assert!(err.to_string().contains("workload.canary"), "{err}");
+}
+
+/// Stable and canary the same backend: refused for every router, naming both plan keys.
+#[tokio::test]
+async fn router_for_refuses_one_backend_for_both_tracks() {
+    use warroom::plan::Router;
+    let (sim, _client, plan, _dir) = start("tests/fixtures/plans/router-istio.yaml").await;
+    let conn = warroom_conn(&sim).await;
+    for (router, name) in [
+        (Router::GatewayApi, "gateway-api"),
+        (Router::Istio, "istio"),
+        (Router::Nginx, "nginx"),
+        (Router::Smi, "smi"),
+    ] {
+        let mut p = (*plan).clone();
+        if let Some(t) = p.traffic.as_mut() {
+            t.router = router;
+            t.stable_backend = Some("checkout".into());
+            t.canary_backend = Some("checkout".into());
+        }
+        let err = router_for(&p, &conn, "shop").err().expect("refused");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "traffic.stable_backend and traffic.canary_backend are both `checkout`; the {name} traffic router needs the stable and the canary backend to differ"
+            )
+        );
+        // The defaults count too.
+        if let Some(t) = p.traffic.as_mut() {
+            t.stable_backend = None;
+        }
+        let err = router_for(&p, &conn, "shop").err().expect("refused");
+        assert!(
+            err.to_string()
+                .contains("workload.name and traffic.canary_backend are both `checkout`"),
+            "{err}"
+        );
+    }
+    let mut p = (*plan).clone();
+    p.workload.canary = Some(p.workload.name.clone());
+    if let Some(t) = p.traffic.as_mut() {
+        t.router = Router::Replicas;
+    }
+    let err = router_for(&p, &conn, "shop").err().expect("refused");
+    assert!(
+        err.to_string()
+            .contains("workload.name and workload.canary are both `checkout`"),
+        "{err}"
+    );
 }

@@ -40,8 +40,20 @@ pub enum SetupError {
     UnknownEnvironment(String),
     #[error("the plan has no traffic section; the console needs a router to shift weight")]
     NoTraffic,
-    #[error("traffic.{0} is required for this traffic router")]
-    MissingTrafficKey(&'static str),
+    #[error("traffic.{key} is required for the {router} traffic router")]
+    MissingTrafficKey {
+        key: &'static str,
+        router: &'static str,
+    },
+    #[error(
+        "{stable_key} and {canary_key} are both `{name}`; the {router} traffic router needs the stable and the canary backend to differ"
+    )]
+    SameBackend {
+        stable_key: &'static str,
+        canary_key: &'static str,
+        name: String,
+        router: &'static str,
+    },
     #[error("workload.canary is required for the replicas router")]
     MissingWorkloadCanary,
     #[error("{0}")]
@@ -54,6 +66,17 @@ pub enum SetupError {
     NoTerminal,
 }
 
+/// The plan's name of a router kind, for messages.
+fn router_name(router: Router) -> &'static str {
+    match router {
+        Router::Replicas => "replicas",
+        Router::GatewayApi => "gateway-api",
+        Router::Istio => "istio",
+        Router::Nginx => "nginx",
+        Router::Smi => "smi",
+    }
+}
+
 /// The traffic router the plan names.
 pub fn router_for(
     plan: &Plan,
@@ -62,60 +85,57 @@ pub fn router_for(
 ) -> Result<Arc<dyn TrafficRouter>, SetupError> {
     let traffic = plan.traffic.as_ref().ok_or(SetupError::NoTraffic)?;
     let client = connection.client.clone();
-    let route = || {
-        traffic
-            .route
-            .as_deref()
-            .ok_or(SetupError::MissingTrafficKey("route"))
+    let name = router_name(traffic.router);
+    let missing = |key| SetupError::MissingTrafficKey { key, router: name };
+    let route = || traffic.route.as_deref().ok_or(missing("route"));
+    // The documented defaults: workload.name and workload.canary. Each comes with the plan key
+    // it was read from, for the message refusing a plan where they are the same.
+    let stable = match (traffic.router, traffic.stable_backend.as_deref()) {
+        (Router::Replicas, _) | (_, None) => (plan.workload.name.as_str(), "workload.name"),
+        (_, Some(s)) => (s, "traffic.stable_backend"),
     };
-    // The documented defaults: workload.name and workload.canary.
-    let stable = traffic
-        .stable_backend
-        .as_deref()
-        .unwrap_or(&plan.workload.name);
-    let canary = || {
-        traffic
-            .canary_backend
+    let canary = match (traffic.router, traffic.canary_backend.as_deref()) {
+        (Router::Replicas, _) => plan
+            .workload
+            .canary
             .as_deref()
-            .or(plan.workload.canary.as_deref())
-            .ok_or(SetupError::MissingTrafficKey("canary_backend"))
+            .map(|c| (c, "workload.canary"))
+            .ok_or(SetupError::MissingWorkloadCanary)?,
+        (_, Some(c)) => (c, "traffic.canary_backend"),
+        (_, None) => plan
+            .workload
+            .canary
+            .as_deref()
+            .map(|c| (c, "workload.canary"))
+            .ok_or(missing("canary_backend"))?,
     };
+    if stable.0 == canary.0 {
+        return Err(SetupError::SameBackend {
+            stable_key: stable.1,
+            canary_key: canary.1,
+            name: stable.0.to_string(),
+            router: name,
+        });
+    }
+    let (stable, canary) = (stable.0, canary.0);
     Ok(match traffic.router {
         Router::GatewayApi => Arc::new(GatewayApiRouter::new(
             client,
             namespace,
             route()?,
             stable,
-            canary()?,
+            canary,
         )),
         Router::Istio => Arc::new(IstioRouter::new(
             client,
             namespace,
             route()?,
             stable,
-            canary()?,
+            canary,
         )),
-        Router::Nginx => Arc::new(NginxRouter::new(client, namespace, route()?, canary()?)),
-        Router::Smi => Arc::new(SmiRouter::new(
-            client,
-            namespace,
-            route()?,
-            stable,
-            canary()?,
-        )),
-        Router::Replicas => {
-            let canary = plan
-                .workload
-                .canary
-                .as_deref()
-                .ok_or(SetupError::MissingWorkloadCanary)?;
-            Arc::new(ReplicasRouter::new(
-                client,
-                namespace,
-                &plan.workload.name,
-                canary,
-            ))
-        }
+        Router::Nginx => Arc::new(NginxRouter::new(client, namespace, route()?, canary)),
+        Router::Smi => Arc::new(SmiRouter::new(client, namespace, route()?, stable, canary)),
+        Router::Replicas => Arc::new(ReplicasRouter::new(client, namespace, stable, canary)),
     })
 }
 

@@ -2,9 +2,11 @@
 //! Reads, watches and writes the HTTPRoute; knows nothing of the console.
 
 use kube::Client;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::object::{ObjectRef, ObjectRouter, WeightCodec, share};
+use super::object::{
+    ObjectRef, ObjectRouter, WeightCodec, WeightEntry, only_stable_and_canary, share, weight_ops,
+};
 use crate::plan::Weight;
 
 /// An HTTPRoute whose rules send traffic to a stable and a canary Service.
@@ -52,35 +54,62 @@ impl WeightCodec for HttpRouteWeights {
     }
 }
 
-/// The backendRefs weights of every rule naming both backends: (rule index, stable ref index,
-/// stable weight, canary ref index, canary weight). A missing weight is 1, as Gateway API says.
-fn backend_pairs(spec: &Value, stable: &str, canary: &str) -> Vec<(usize, usize, u64, usize, u64)> {
-    let rules = spec
+/// Where one rule naming both backends has them: (rule index, stable ref index, stable weight,
+/// canary ref index, canary weight).
+type Pair = (usize, usize, u64, usize, u64);
+
+/// The backendRefs weights of every rule naming both backends. A missing weight is 1, as
+/// Gateway API says; a weight that is not a whole number, or weight on a third backendRef of
+/// such a rule, is an error.
+fn backend_pairs(route: &Value, stable: &str, canary: &str) -> Result<Vec<Pair>, String> {
+    let rules = route
         .pointer("/spec/rules")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    rules
-        .iter()
-        .enumerate()
-        .filter_map(|(r, rule)| {
-            let refs = rule.get("backendRefs")?.as_array()?;
-            let find = |name: &str| {
-                refs.iter().enumerate().find_map(|(i, b)| {
-                    (b.get("name")?.as_str()? == name)
-                        .then(|| (i, b.get("weight").and_then(Value::as_u64).unwrap_or(1)))
-                })
+    let mut pairs = Vec::new();
+    for (r, rule) in rules.iter().enumerate() {
+        let Some(refs) = rule.get("backendRefs").and_then(Value::as_array) else {
+            continue;
+        };
+        let (mut s, mut c, mut others) = (None, None, Vec::new());
+        for (i, b) in refs.iter().enumerate() {
+            let name = b.get("name").and_then(Value::as_str);
+            let weight = match b.get("weight") {
+                None | Some(Value::Null) => 1,
+                Some(w) => w.as_u64().ok_or_else(|| {
+                    format!(
+                        "spec.rules[{r}].backendRefs[{i}] ({}) weight is not a whole number: {w}",
+                        name.unwrap_or("no name")
+                    )
+                })?,
             };
-            let (si, sw) = find(stable)?;
-            let (ci, cw) = find(canary)?;
-            Some((r, si, sw, ci, cw))
-        })
-        .collect()
+            match name {
+                Some(n) if n == stable && s.is_none() => s = Some((i, weight)),
+                Some(n) if n == canary && c.is_none() => c = Some((i, weight)),
+                _ if weight > 0 => {
+                    others.push(name.unwrap_or("a backendRef without a name").to_string())
+                }
+                _ => {}
+            }
+        }
+        let (Some((si, sw)), Some((ci, cw))) = (s, c) else {
+            continue;
+        };
+        only_stable_and_canary(&format!("spec.rules[{r}].backendRefs"), &others)?;
+        pairs.push((r, si, sw, ci, cw));
+    }
+    if pairs.is_empty() {
+        return Err(format!(
+            "no rule has both backendRefs {stable} and {canary}"
+        ));
+    }
+    Ok(pairs)
 }
 
 /// The canary's share, in percent, of the first rule that names both backends.
 pub fn canary_weight(route: &Value, stable: &str, canary: &str) -> Result<Weight, String> {
-    let pairs = backend_pairs(route, stable, canary);
+    let pairs = backend_pairs(route, stable, canary)?;
     let &(_, _, sw, _, cw) = pairs
         .first()
         .ok_or_else(|| format!("no rule has both backendRefs {stable} and {canary}"))?;
@@ -94,27 +123,23 @@ pub fn weight_patch(
     canary: &str,
     weight: Weight,
 ) -> Result<Vec<Value>, String> {
-    let pairs = backend_pairs(route, stable, canary);
-    if pairs.is_empty() {
-        return Err(format!(
-            "no rule has both backendRefs {stable} and {canary}"
-        ));
-    }
     let w = u64::from(weight.percent());
-    let mut ops = Vec::new();
-    for (r, si, _, ci, _) in pairs {
-        for (i, name, value) in [(si, stable, 100 - w), (ci, canary, w)] {
-            let base = format!("/spec/rules/{r}/backendRefs/{i}");
-            ops.push(json!({"op": "test", "path": format!("{base}/name"), "value": name}));
-            ops.push(json!({"op": "add", "path": format!("{base}/weight"), "value": value}));
-        }
-    }
-    Ok(ops)
+    let entries = backend_pairs(route, stable, canary)?
+        .into_iter()
+        .flat_map(|(r, si, _, ci, _)| [(r, si, stable, 100 - w), (r, ci, canary, w)])
+        .map(|(r, i, name, weight)| WeightEntry {
+            at: format!("/spec/rules/{r}/backendRefs/{i}"),
+            name_at: "/name",
+            name,
+            weight,
+        });
+    Ok(weight_ops(entries))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn route(sw: Option<u64>, cw: Option<u64>) -> Value {
         let mut s = json!({"name": "checkout", "port": 80});
@@ -140,6 +165,42 @@ mod tests {
     fn missing_weights_count_as_one() {
         let w = canary_weight(&route(None, None), "checkout", "checkout-canary");
         assert_eq!(w, Ok(Weight::clamped(50)));
+    }
+
+    #[test]
+    fn bad_weights_and_third_backends_are_malformed() {
+        let mut r = route(Some(90), Some(10));
+        r["spec"]["rules"][0]["backendRefs"][1]["weight"] = json!("ten");
+        assert!(
+            canary_weight(&r, "checkout", "checkout-canary").is_err_and(|e| e
+                .contains("backendRefs[1] (checkout-canary) weight")
+                && e.contains("ten"))
+        );
+        r["spec"]["rules"][0]["backendRefs"][1]["weight"] = json!(-1);
+        assert!(canary_weight(&r, "checkout", "checkout-canary").is_err());
+        let mut r = route(Some(80), Some(10));
+        if let Some(refs) = r["spec"]["rules"][0]["backendRefs"].as_array_mut() {
+            refs.push(json!({"name": "legacy", "weight": 10}));
+        }
+        assert!(
+            canary_weight(&r, "checkout", "checkout-canary")
+                .is_err_and(|e| e.contains("also sends traffic to legacy"))
+        );
+        assert!(
+            weight_patch(&r, "checkout", "checkout-canary", Weight::clamped(30))
+                .is_err_and(|e| e.contains("legacy"))
+        );
+        // A third backendRef without a weight has Gateway API's default of 1.
+        r["spec"]["rules"][0]["backendRefs"][2] = json!({"name": "legacy"});
+        assert!(
+            canary_weight(&r, "checkout", "checkout-canary").is_err_and(|e| e.contains("legacy"))
+        );
+        // With weight 0 it takes no traffic, and is left alone.
+        r["spec"]["rules"][0]["backendRefs"][2]["weight"] = json!(0);
+        assert_eq!(
+            canary_weight(&r, "checkout", "checkout-canary"),
+            Ok(Weight::clamped(11))
+        );
     }
 
     #[test]

@@ -9,9 +9,11 @@
 //! Service) is not supported: such a route is reported as malformed.
 
 use kube::Client;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::object::{ObjectRef, ObjectRouter, WeightCodec, share};
+use super::object::{
+    ObjectRef, ObjectRouter, WeightCodec, WeightEntry, only_stable_and_canary, share, weight_ops,
+};
 use crate::plan::Weight;
 
 /// A VirtualService whose http routes split traffic between a stable and a canary Service.
@@ -125,12 +127,7 @@ impl VirtualServiceWeights {
                     "spec.http[{i}].route has several destinations for one backend (subsets are not supported)"
                 ));
             }
-            if !others.is_empty() {
-                return Err(format!(
-                    "spec.http[{i}].route also sends traffic to {}; only the stable and canary backends may have weight",
-                    others.join(", ")
-                ));
-            }
+            only_stable_and_canary(&format!("spec.http[{i}].route"), &others)?;
             let (Some(s), Some(c)) = (s.into_iter().next(), c.into_iter().next()) else {
                 continue;
             };
@@ -159,21 +156,26 @@ impl WeightCodec for VirtualServiceWeights {
     /// tested, so a route reordered since the read fails the patch instead.
     fn patch(&self, vs: &Value, weight: Weight) -> Result<Vec<Value>, String> {
         let w = u64::from(weight.percent());
-        let mut ops = Vec::new();
+        let mut entries = Vec::new();
         for (i, (sj, shost, _), (cj, chost, _)) in self.pairs(vs)? {
-            for (j, host, value) in [(sj, shost, 100 - w), (cj, chost, w)] {
-                let base = format!("/spec/http/{i}/route/{j}");
-                ops.push(json!({"op": "test", "path": format!("{base}/destination/host"), "value": host}));
-                ops.push(json!({"op": "add", "path": format!("{base}/weight"), "value": value}));
-            }
+            entries.push((format!("/spec/http/{i}/route/{sj}"), shost, 100 - w));
+            entries.push((format!("/spec/http/{i}/route/{cj}"), chost, w));
         }
-        Ok(ops)
+        Ok(weight_ops(entries.iter().map(|(at, host, weight)| {
+            WeightEntry {
+                at: at.clone(),
+                name_at: "/destination/host",
+                name: host,
+                weight: *weight,
+            }
+        })))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn codec() -> VirtualServiceWeights {
         VirtualServiceWeights {

@@ -134,13 +134,29 @@ impl WeightCodec for CanaryIngressWeight {
         ))
     }
 
-    /// One `add` of the weight annotation, after a `test` that the Ingress is still a canary.
+    /// One `add` of the weight annotation, after `test`s that the Ingress is still a canary and
+    /// that `canary-weight-total` is still the one the value was computed in, so a total changed
+    /// meanwhile fails the patch instead of getting a weight in the wrong unit.
+    ///
+    /// JSON patch cannot test that a member is absent. When the Ingress has no total, the patch
+    /// adds it, set to ingress-nginx's default `"100"`, in the same write: ingress-nginx reads
+    /// the Ingress as before, and if someone added another total meanwhile, the weight and its
+    /// unit are still written together and agree. (Testing the whole annotations map instead
+    /// would turn every unrelated annotation edit into a conflict.) Later writes then test it.
     fn patch(&self, ingress: &Value, weight: Weight) -> Result<Vec<Value>, String> {
         let (_, total) = self.check(ingress)?;
         let value = (f64::from(weight.percent()) * total as f64 / 100.0).round() as u64;
+        let path = |key: &str| format!("/metadata/annotations/{}", pointer_key(key));
+        let total_op = match annotation(ingress, CANARY_WEIGHT_TOTAL) {
+            Some(read) => json!({"op": "test", "path": path(CANARY_WEIGHT_TOTAL), "value": read}),
+            None => {
+                json!({"op": "add", "path": path(CANARY_WEIGHT_TOTAL), "value": total.to_string()})
+            }
+        };
         Ok(vec![
-            json!({"op": "test", "path": format!("/metadata/annotations/{}", pointer_key(CANARY)), "value": "true"}),
-            json!({"op": "add", "path": format!("/metadata/annotations/{}", pointer_key(CANARY_WEIGHT)), "value": value.to_string()}),
+            json!({"op": "test", "path": path(CANARY), "value": "true"}),
+            total_op,
+            json!({"op": "add", "path": path(CANARY_WEIGHT), "value": value.to_string()}),
         ])
     }
 }
@@ -188,6 +204,38 @@ mod tests {
         let mut demoted = i.clone();
         demoted["metadata"]["annotations"][CANARY] = json!("false");
         assert!(json_patch::patch(&mut demoted, &patch).is_err());
+        // So does one whose total changed meanwhile: 300 would be 30 % of 1000, not of 100.
+        let mut retotalled = i.clone();
+        retotalled["metadata"]["annotations"][CANARY_WEIGHT_TOTAL] = json!("100");
+        assert!(json_patch::patch(&mut retotalled, &patch).is_err());
+        // Or lost it (back to the default 100).
+        let mut untotalled = i.clone();
+        if let Some(a) = untotalled["metadata"]["annotations"].as_object_mut() {
+            a.remove(CANARY_WEIGHT_TOTAL);
+        }
+        assert!(json_patch::patch(&mut untotalled, &patch).is_err());
+    }
+
+    #[test]
+    fn without_a_total_the_patch_writes_the_default_with_the_weight() {
+        let c = codec();
+        let i = ingress(json!({CANARY: "true", CANARY_WEIGHT: "10"}));
+        let ops = c.patch(&i, Weight::clamped(30)).expect("ops");
+        let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops)).expect("patch");
+        let mut after = i.clone();
+        json_patch::patch(&mut after, &patch).expect("applies");
+        assert_eq!(annotation(&after, CANARY_WEIGHT_TOTAL), Some("100"));
+        assert_eq!(annotation(&after, CANARY_WEIGHT), Some("30"));
+        // A total someone added meanwhile is written over together with the weight: the two
+        // agree, and the share is the one asked for.
+        let mut raced = i.clone();
+        raced["metadata"]["annotations"][CANARY_WEIGHT_TOTAL] = json!("1000");
+        json_patch::patch(&mut raced, &patch).expect("applies");
+        assert_eq!(c.weight(&raced), Ok(Weight::clamped(30)));
+        // Once there, the next patch tests it and writes nothing else.
+        let ops = c.patch(&after, Weight::clamped(30)).expect("ops");
+        assert_eq!(ops[1]["op"], "test");
+        assert_eq!(ops[1]["value"], "100");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use futures::{FutureExt, StreamExt};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{RouterError, TrafficRouter};
 use crate::cluster::client::explain;
@@ -80,8 +80,11 @@ impl ObjectRef {
 
     /// Applies `ops` (a JSON patch, normally with `test` ops guarding what it rewrites) to the
     /// object as last read. Sends nothing when the patch would not change `current`, so writing
-    /// the value already there leaves the resourceVersion alone. A failed `test` (422) or a
-    /// version conflict (409) is [`RouterError::Conflict`]: the object moved since `current`.
+    /// the value already there leaves the resourceVersion alone. A version conflict (409) or a
+    /// patch the server could not apply (a failed `test`, see [`is_failed_test`]) is
+    /// [`RouterError::Conflict`]: the object moved since `current`. Any other refusal, other
+    /// 422s (schema or CEL validation) included, is [`RouterError::Api`] with the server's
+    /// message.
     pub async fn json_patch(&self, current: &Value, ops: Vec<Value>) -> Result<(), RouterError> {
         let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))
             .map_err(|e| self.malformed(format!("cannot build the patch: {e}")))?;
@@ -98,10 +101,11 @@ impl ObjectRef {
             .await
             .map_err(|e| {
                 let message = explain(&e, "patch", &self.object());
-                if matches!(&e, kube::Error::Api(s) if s.code == 409 || s.code == 422) {
-                    RouterError::Conflict(message)
-                } else {
-                    RouterError::Api(message)
+                match &e {
+                    kube::Error::Api(s) if s.code == 409 || is_failed_test(s.code, &s.message) => {
+                        RouterError::Conflict(message)
+                    }
+                    _ => RouterError::Api(message),
                 }
             })?;
         Ok(())
@@ -112,9 +116,14 @@ impl ObjectRef {
     pub fn watch(&self) -> BoxStream<'static, Result<Value, RouterError>> {
         let config = watcher::Config::default().fields(&format!("metadata.name={}", self.name));
         let object = self.object();
+        // Whether the current (re)list has shown the object.
+        let mut listed = false;
         watcher(self.api.clone(), config)
             .default_backoff()
             .filter_map(move |event| {
+                if matches!(event, Ok(watcher::Event::InitApply(_))) {
+                    listed = true;
+                }
                 let result = match event {
                     Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) => Some(
                         serde_json::to_value(&o).map_err(|e| RouterError::Malformed {
@@ -122,7 +131,21 @@ impl ObjectRef {
                             why: e.to_string(),
                         }),
                     ),
-                    Ok(_) => None,
+                    // The watch selects this one object by name, so a Delete is of it: the
+                    // weight last seen is no longer routed by anything.
+                    Ok(watcher::Event::Delete(_)) => {
+                        Some(Err(RouterError::Api(format!("{object} was deleted"))))
+                    }
+                    Ok(watcher::Event::Init) => {
+                        listed = false;
+                        None
+                    }
+                    // A (re)list that found nothing: gone while the watch was down, or never
+                    // there.
+                    Ok(watcher::Event::InitDone) if !listed => {
+                        Some(Err(RouterError::Api(format!("{object} does not exist"))))
+                    }
+                    Ok(watcher::Event::InitDone) => None,
                     Err(e) => Some(Err(RouterError::Api(format!("watch of {object}: {e}")))),
                 };
                 futures::future::ready(result)
@@ -224,6 +247,62 @@ impl<C: WeightCodec> TrafficRouter for ObjectRouter<C> {
     }
 }
 
+/// The message kube-apiserver gives every JSON patch it cannot apply, a failed `test` among
+/// them (it drops the patch library's own error from the response).
+const PATCH_NOT_APPLIED: &str = "the server rejected our request due to an error in our request";
+
+/// Whether a refused JSON patch failed a `test` op (or could not be applied at all, which for a
+/// patch built from our last read means the same: the object is no longer what we read).
+/// Only 422s whose message says so: kube-apiserver's generic message, the
+/// `testing value /path failed` of the patch library some servers pass on, or the simulator's
+/// `value did not match`. Other 422s (schema or CEL validation: `HTTPRoute "x" is invalid:
+/// ...`) are not conflicts; retrying them would only fail again.
+pub fn is_failed_test(code: u16, message: &str) -> bool {
+    let message = message.trim();
+    code == 422
+        && (message == PATCH_NOT_APPLIED
+            || (message.contains("testing value") && message.contains("failed"))
+            || message.contains("value did not match"))
+}
+
+/// One weighted entry of a list a weight patch rewrites (a backendRef, a route destination, a
+/// TrafficSplit backend).
+pub struct WeightEntry<'a> {
+    /// JSON pointer of the entry: `/spec/rules/0/backendRefs/1`.
+    pub at: String,
+    /// Pointer, under the entry, of what names it: `/name`, `/destination/host`.
+    pub name_at: &'static str,
+    /// The name read there.
+    pub name: &'a str,
+    /// The weight it gets.
+    pub weight: u64,
+}
+
+/// For each entry, a `test` that it is still named as read, then an `add` (set) of its weight:
+/// a list reordered or edited since the read fails the patch instead of getting weights on the
+/// wrong entries.
+pub fn weight_ops<'a>(entries: impl IntoIterator<Item = WeightEntry<'a>>) -> Vec<Value> {
+    let mut ops = Vec::new();
+    for e in entries {
+        ops.push(json!({"op": "test", "path": format!("{}{}", e.at, e.name_at), "value": e.name}));
+        ops.push(json!({"op": "add", "path": format!("{}/weight", e.at), "value": e.weight}));
+    }
+    ops
+}
+
+/// Refuses a list where entries other than the stable and canary backends (`others`, by name)
+/// have weight: the router would move only part of the traffic and read a share that is not
+/// what the canary gets.
+pub fn only_stable_and_canary(list: &str, others: &[String]) -> Result<(), String> {
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{list} also sends traffic to {}; only the stable and canary backends may have weight",
+        others.join(", ")
+    ))
+}
+
 /// `s / (s + c)` of the canary, in percent rounded to nearest; 0 when both are 0.
 pub fn share(stable: u64, canary: u64) -> Weight {
     if stable == 0 && canary == 0 {
@@ -249,6 +328,71 @@ mod tests {
         assert_eq!(share(1, 2), Weight::clamped(67));
         assert_eq!(share(0, 5), Weight::FULL);
         assert_eq!(share(u64::MAX, u64::MAX), Weight::clamped(50));
+    }
+
+    #[test]
+    fn only_a_failed_test_op_is_a_conflict() {
+        // kube-apiserver, any JSON patch it could not apply.
+        assert!(is_failed_test(
+            422,
+            "the server rejected our request due to an error in our request"
+        ));
+        // The patch library's error, where a server passes it on.
+        assert!(is_failed_test(
+            422,
+            "testing value /spec/rules/0/backendRefs/1/name failed: test failed"
+        ));
+        // The simulator.
+        assert!(is_failed_test(
+            422,
+            "the JSON patch could not be applied: operation '/0' failed at path '/spec/replicas': value did not match"
+        ));
+        // Schema and CEL validation are refusals, not conflicts.
+        assert!(!is_failed_test(
+            422,
+            "HTTPRoute.gateway.networking.k8s.io \"checkout\" is invalid: spec.rules[0].backendRefs[0].weight: Invalid value: 2000000: spec.rules[0].backendRefs[0].weight in body should be less than or equal to 1000000"
+        ));
+        assert!(!is_failed_test(
+            422,
+            "VirtualService.networking.istio.io \"checkout\" is invalid: spec: Invalid value: \"object\": total weight must be 100"
+        ));
+        // The same words with another code are not a failed test.
+        assert!(!is_failed_test(
+            400,
+            "the server rejected our request due to an error in our request"
+        ));
+    }
+
+    #[test]
+    fn weight_ops_test_each_name_then_set_its_weight() {
+        let ops = weight_ops([
+            WeightEntry {
+                at: "/spec/backends/0".into(),
+                name_at: "/service",
+                name: "checkout",
+                weight: 70,
+            },
+            WeightEntry {
+                at: "/spec/backends/1".into(),
+                name_at: "/service",
+                name: "checkout-canary",
+                weight: 30,
+            },
+        ]);
+        assert_eq!(
+            ops,
+            vec![
+                json!({"op": "test", "path": "/spec/backends/0/service", "value": "checkout"}),
+                json!({"op": "add", "path": "/spec/backends/0/weight", "value": 70}),
+                json!({"op": "test", "path": "/spec/backends/1/service", "value": "checkout-canary"}),
+                json!({"op": "add", "path": "/spec/backends/1/weight", "value": 30}),
+            ]
+        );
+        assert_eq!(only_stable_and_canary("spec.backends", &[]), Ok(()));
+        assert!(
+            only_stable_and_canary("spec.backends", &["legacy".into()])
+                .is_err_and(|e| e.contains("spec.backends also sends traffic to legacy"))
+        );
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! Reads, watches and writes it in one JSON patch; knows nothing of the console.
 
 use kube::Client;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::object::{ObjectRef, ObjectRouter, WeightCodec, share};
+use super::object::{
+    ObjectRef, ObjectRouter, WeightCodec, WeightEntry, only_stable_and_canary, share, weight_ops,
+};
 use crate::plan::Weight;
 
 /// A TrafficSplit whose backends are the stable and the canary Service.
@@ -87,17 +89,12 @@ impl TrafficSplitWeights {
         };
         let stable = find(&self.stable_backend)?;
         let canary = find(&self.canary_backend)?;
-        let others: Vec<&str> = list
+        let others: Vec<String> = list
             .iter()
             .filter(|(s, w)| *w > 0 && *s != self.stable_backend && *s != self.canary_backend)
-            .map(|(s, _)| *s)
+            .map(|(s, _)| s.to_string())
             .collect();
-        if !others.is_empty() {
-            return Err(format!(
-                "spec.backends also sends traffic to {}; only the stable and canary backends may have weight",
-                others.join(", ")
-            ));
-        }
+        only_stable_and_canary("spec.backends", &others)?;
         Ok((stable, canary))
     }
 }
@@ -112,22 +109,25 @@ impl WeightCodec for TrafficSplitWeights {
     fn patch(&self, split: &Value, weight: Weight) -> Result<Vec<Value>, String> {
         let ((si, _), (ci, _)) = self.pair(split)?;
         let w = u64::from(weight.percent());
-        let mut ops = Vec::new();
-        for (i, name, value) in [
-            (si, &self.stable_backend, 100 - w),
-            (ci, &self.canary_backend, w),
-        ] {
-            let base = format!("/spec/backends/{i}");
-            ops.push(json!({"op": "test", "path": format!("{base}/service"), "value": name}));
-            ops.push(json!({"op": "replace", "path": format!("{base}/weight"), "value": value}));
-        }
-        Ok(ops)
+        Ok(weight_ops(
+            [
+                (si, &self.stable_backend, 100 - w),
+                (ci, &self.canary_backend, w),
+            ]
+            .map(|(i, name, weight)| WeightEntry {
+                at: format!("/spec/backends/{i}"),
+                name_at: "/service",
+                name,
+                weight,
+            }),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn codec() -> TrafficSplitWeights {
         TrafficSplitWeights {
