@@ -24,8 +24,8 @@ use warroom::metrics::prometheus::{PromClient, PromConfig};
 use warroom::metrics::{MetricsEvent, sampler};
 use warroom::plan::{TrackName, Weight};
 use warroom::sim::server::Simulator;
-use warroom::traffic::TrafficEvent;
 use warroom::traffic::follow::follow;
+use warroom::traffic::{RouterError, TrafficEvent};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -261,6 +261,7 @@ async fn a_refused_weight_write_names_verb_and_object_and_a_missing_route_is_nam
         .await
         .expect_err("patch refused");
     let msg = err.to_string();
+    assert!(matches!(err, RouterError::Refused(_)), "{err:?}");
     assert!(
         msg.contains("cannot patch httproutes.gateway.networking.k8s.io shop/checkout: forbidden"),
         "{msg}"
@@ -465,4 +466,67 @@ async fn the_traffic_source_comes_back_after_an_outage_though_the_route_never_ch
         }
     }
     cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_traffic_watch_shows_forbidden_and_a_refused_rollback_is_not_retried() {
+    let (sim, conn, _dir) = start().await;
+    let router = router_for(&common::demo_plan(), &conn, "shop").expect("router");
+    common::post_fault(
+        &sim,
+        r#"{"kind":"forbidden","resource":"httproutes","namespace":"shop"}"#,
+    )
+    .await;
+    let (tx, mut rx) = unbounded_channel();
+    let cancel = CancellationToken::new();
+    tokio::spawn(follow(
+        router.clone(),
+        move |e| {
+            let _ = tx.send(e);
+        },
+        cancel.clone(),
+    ));
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = tokio::time::timeout(left, rx.recv())
+            .await
+            .expect("traffic event before the deadline")
+            .expect("traffic task running");
+        if let TrafficEvent::Health(Health::Forbidden(why)) = event {
+            assert!(why.contains("cannot watch httproutes"), "{why}");
+            assert!(why.contains("forbidden (RBAC)"), "{why}");
+            break;
+        }
+    }
+    cancel.cancel();
+
+    // `!` while the write is forbidden: reported at once, not retried for minutes.
+    let (tx, mut rx) = unbounded_channel();
+    let runner = EffectRunner::start(router, tx);
+    let mut screen = Screen::default();
+    let app = &mut screen.app;
+    app.traffic.observed = Some(Weight::clamped(10));
+    let bang = Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE));
+    for effect in update(app, bang) {
+        runner.run(effect);
+    }
+    while !app.in_flight.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let action = tokio::time::timeout(left, rx.recv())
+            .await
+            .expect("the rollback write reported before the deadline")
+            .expect("runner alive");
+        update(app, action);
+    }
+    let log: Vec<&str> = app.log.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("canary weight 0% NOT set") && l.contains("forbidden")),
+        "{log:#?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.starts_with("rollback write attempt")),
+        "a refusal was retried: {log:#?}"
+    );
 }

@@ -73,7 +73,8 @@ async fn set_weight_bounded(router: &dyn TrafficRouter, weight: Weight) -> Resul
 
 /// A rollback write: retried with backoff while the API server fails (an outage, a dropped
 /// connection), each failure reported as it happens, so a rollback pressed during a blip lands
-/// when the server is back. A malformed traffic object is not retried: nothing will change it.
+/// when the server is back. A malformed traffic object or refused permissions are not retried:
+/// waiting will not change them.
 async fn write_until_stored(
     router: &dyn TrafficRouter,
     write: &WeightWrite,
@@ -85,7 +86,7 @@ async fn write_until_stored(
     loop {
         match set_weight_bounded(router, write.weight).await {
             Ok(()) => return Ok(()),
-            Err(e @ RouterError::Malformed { .. }) => return Err(e),
+            Err(e @ (RouterError::Malformed { .. } | RouterError::Refused(_))) => return Err(e),
             Err(e) if Instant::now() + delay >= deadline => return Err(e),
             Err(e) => {
                 let _ = actions.send(Action::EffectProgress {

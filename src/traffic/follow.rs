@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{TrafficEvent, TrafficRouter};
+use super::{RouterError, TrafficEvent, TrafficRouter};
 use crate::health::Health;
 
 /// How often the traffic object is read while its watch is failing.
@@ -39,6 +39,9 @@ pub async fn follow(
                 Some(Ok(w)) => {
                     report(&mut health, Health::Live);
                     sink(TrafficEvent::Weight(w));
+                }
+                Some(Err(e @ RouterError::Refused(_))) => {
+                    report(&mut health, Health::Forbidden(e.to_string()))
                 }
                 Some(Err(e)) => report(
                     &mut health,

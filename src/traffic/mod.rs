@@ -31,6 +31,10 @@ pub enum RouterError {
     /// The object changed between our read and our write; reading again and retrying is safe.
     #[error("{0}")]
     Conflict(String),
+    /// The API server refused our credentials or permissions (401/403): retrying will not help
+    /// until someone fixes access.
+    #[error("{0}")]
+    Refused(String),
     #[error("{object} is malformed: {why}")]
     Malformed { object: String, why: String },
 }

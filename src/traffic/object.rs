@@ -14,7 +14,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 
 use super::{RouterError, TrafficRouter};
-use crate::cluster::client::explain;
+use crate::cluster::client::{explain, is_forbidden};
 use crate::plan::Weight;
 
 /// One namespaced object of one resource type, by name.
@@ -74,7 +74,7 @@ impl ObjectRef {
             .api
             .get(&self.name)
             .await
-            .map_err(|e| RouterError::Api(explain(&e, "get", &self.object())))?;
+            .map_err(|e| api_error(&e, "get", &self.object()))?;
         serde_json::to_value(&obj).map_err(|e| self.malformed(e.to_string()))
     }
 
@@ -99,14 +99,11 @@ impl ObjectRef {
                 &Patch::Json::<()>(patch),
             )
             .await
-            .map_err(|e| {
-                let message = explain(&e, "patch", &self.object());
-                match &e {
-                    kube::Error::Api(s) if s.code == 409 || is_failed_test(s.code, &s.message) => {
-                        RouterError::Conflict(message)
-                    }
-                    _ => RouterError::Api(message),
+            .map_err(|e| match &e {
+                kube::Error::Api(s) if s.code == 409 || is_failed_test(s.code, &s.message) => {
+                    RouterError::Conflict(explain(&e, "patch", &self.object()))
                 }
+                _ => api_error(&e, "patch", &self.object()),
             })?;
         Ok(())
     }
@@ -146,6 +143,11 @@ impl ObjectRef {
                         Some(Err(RouterError::Api(format!("{object} does not exist"))))
                     }
                     Ok(watcher::Event::InitDone) => None,
+                    Err(watcher::Error::InitialListFailed(e))
+                    | Err(watcher::Error::WatchStartFailed(e))
+                    | Err(watcher::Error::WatchFailed(e)) => {
+                        Some(Err(api_error(&e, "watch", &object)))
+                    }
                     Err(e) => Some(Err(RouterError::Api(format!("watch of {object}: {e}")))),
                 };
                 futures::future::ready(result)
@@ -244,6 +246,17 @@ impl<C: WeightCodec> TrafficRouter for ObjectRouter<C> {
                 item.and_then(|obj| codec.weight(&obj).map_err(|why| target.malformed(why)))
             })
             .boxed()
+    }
+}
+
+/// A kube error as a router error, worded by [`explain`]: refusals of credentials or
+/// permissions (401/403) apart, since retrying them is pointless.
+fn api_error(e: &kube::Error, verb: &str, object: &str) -> RouterError {
+    let message = explain(e, verb, object);
+    if is_forbidden(e) {
+        RouterError::Refused(message)
+    } else {
+        RouterError::Api(message)
     }
 }
 

@@ -94,6 +94,7 @@ type Read = ((Value, u64), (Value, u64));
 fn already_moved(err: RouterError, note: &str) -> RouterError {
     match err {
         RouterError::Api(m) => RouterError::Api(format!("{m} ({note})")),
+        RouterError::Refused(m) => RouterError::Refused(format!("{m} ({note})")),
         RouterError::Conflict(m) => RouterError::Conflict(format!("{m} ({note})")),
         RouterError::Malformed { object, why } => RouterError::Malformed {
             object,
