@@ -705,6 +705,15 @@ async fn configmap_snapshot_then_restore_puts_back_exactly_what_was_there() {
     api.delete("flags-b", &DeleteParams::default())
         .await
         .expect("delete flags-b");
+    // Relabel and annotate flags-a; only relabel flags-c (its data stays as it was).
+    let relabel = json!({"metadata": {"labels": {"team": "ops"}, "annotations": {"note": "x"}}});
+    api.patch("flags-a", &PatchParams::default(), &Patch::Merge(relabel))
+        .await
+        .expect("relabel flags-a");
+    let relabel = json!({"metadata": {"labels": {"team": null, "owner": "me"}}});
+    api.patch("flags-c", &PatchParams::default(), &Patch::Merge(relabel))
+        .await
+        .expect("relabel flags-c");
     let changed = api.get("flags-a").await.expect("get");
     assert_eq!(
         changed.data.clone().unwrap_or_default(),
@@ -723,10 +732,21 @@ async fn configmap_snapshot_then_restore_puts_back_exactly_what_was_there() {
             changed: vec!["b".into(), "blob".into()],
             removed: vec!["new".into()],
             readded: vec!["a".into()],
+            labels: vec!["team".into()],
+            annotations: vec!["note".into()],
         })
     );
     assert_eq!(by_name["flags-b"], Ok(RestoreChange::Recreated));
-    assert_eq!(by_name["flags-c"], Ok(RestoreChange::Unchanged));
+    assert_eq!(
+        by_name["flags-c"],
+        Ok(RestoreChange::Rewritten {
+            changed: vec![],
+            removed: vec![],
+            readded: vec![],
+            labels: vec!["owner".into(), "team".into()],
+            annotations: vec![],
+        })
+    );
 
     let again = configmap::snapshot(&env.client, NS, &["flags-a", "flags-b", "flags-c"])
         .await
@@ -736,6 +756,7 @@ async fn configmap_snapshot_then_restore_puts_back_exactly_what_was_there() {
         assert_eq!(was.data, now.data, "{}", was.name);
         assert_eq!(was.binary_data, now.binary_data, "{}", was.name);
         assert_eq!(was.labels, now.labels, "{}", was.name);
+        assert_eq!(was.annotations, now.annotations, "{}", was.name);
     }
     // Restoring again changes nothing.
     let twice = configmap::restore(&env.client, &snap).await;
