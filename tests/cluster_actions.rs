@@ -28,7 +28,7 @@ const NS: &str = "shop";
 const DEADLINE: Duration = Duration::from_secs(60);
 
 struct Env {
-    _sim: Simulator,
+    sim: Simulator,
     client: Client,
     kubeconfig: PathBuf,
     home: tempfile::TempDir,
@@ -52,7 +52,7 @@ async fn start() -> Env {
         .await
         .expect("connects");
     Env {
-        _sim: sim,
+        sim,
         client: conn.client,
         kubeconfig,
         home,
@@ -631,6 +631,62 @@ async fn rollout_status_agrees_with_kubectl_and_wait_complete_watches() {
         .await
         .expect_err("not found");
     assert_eq!(gone.to_string(), "deployment shop/nope not found");
+}
+
+async fn post_fault(env: &Env, body: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/sim/faults", env.sim.kubernetes))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("fault posted");
+    assert!(resp.status().is_success(), "{body}: {}", resp.status());
+}
+
+#[tokio::test]
+async fn wait_complete_names_an_api_outage_instead_of_waiting() {
+    let env = start().await;
+    env.create_deployment("web", "registry.example.com/web:1", 2)
+        .await;
+    actions::set_image(
+        &env.client,
+        NS,
+        "web",
+        None,
+        "registry.example.com/web:pullfail",
+    )
+    .await
+    .expect("set image");
+    // The rollout is stuck, so the wait runs to its deadline, all of it inside the outage.
+    let client = env.client.clone();
+    let waiting = tokio::spawn(async move {
+        status::wait_complete(&client, NS, "web", Instant::now() + Duration::from_secs(2)).await
+    });
+    post_fault(&env, r#"{"kind":"api_outage","for":"3s"}"#).await;
+    let result = waiting.await.expect("wait_complete ran");
+    let Err(err) = result else {
+        panic!("an outage read as {result:?}");
+    };
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot watch deployment shop/web: ")
+            || text.starts_with("cannot get deployment shop/web: "),
+        "{text}"
+    );
+    // Once the API server is back, the stuck rollout reads as waiting again.
+    let deadline = Instant::now() + DEADLINE;
+    while status::status(&env.client, NS, "web").await.is_err() {
+        assert!(Instant::now() < deadline, "the API server never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = status::wait_complete(
+        &env.client,
+        NS,
+        "web",
+        Instant::now() + Duration::from_secs(1),
+    )
+    .await;
+    assert!(matches!(after, Ok(RolloutStatus::Waiting(_))), "{after:?}");
 }
 
 async fn create_configmap(
