@@ -149,6 +149,15 @@ impl Env {
     }
 }
 
+/// A refusal's kubectl wording, after the `deployment <ns>/<name>: ` that names the object.
+fn kubectl_part(err: &ActionError, name: &str) -> String {
+    let text = err.to_string();
+    let prefix = format!("deployment {NS}/{name}: ");
+    text.strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{text:?} does not start with {prefix:?}"))
+        .to_string()
+}
+
 fn image_of(d: &Deployment, container: &str) -> Option<String> {
     d.spec
         .as_ref()?
@@ -252,6 +261,10 @@ async fn set_image_scale_pause_resume_and_restart_behave_like_kubectl() {
         .await
         .expect_err("already paused");
     assert!(matches!(again, ActionError::AlreadyPaused { .. }));
+    assert_eq!(
+        again.to_string(),
+        "deployment shop/web: deployments.apps \"web\" is already paused"
+    );
     let restart_paused = actions::restart(&env.client, NS, "web")
         .await
         .expect_err("restart refuses a paused deployment");
@@ -260,12 +273,12 @@ async fn set_image_scale_pause_resume_and_restart_behave_like_kubectl() {
         assert_eq!(
             env.kubectl_err(&["rollout", "pause", "deployment/web"])
                 .await,
-            again.to_string()
+            kubectl_part(&again, "web")
         );
         assert_eq!(
             env.kubectl_err(&["rollout", "restart", "deployment/web"])
                 .await,
-            restart_paused.to_string()
+            kubectl_part(&restart_paused, "web")
         );
     }
     actions::resume(&env.client, NS, "web")
@@ -280,7 +293,7 @@ async fn set_image_scale_pause_resume_and_restart_behave_like_kubectl() {
         assert_eq!(
             env.kubectl_err(&["rollout", "resume", "deployment/web"])
                 .await,
-            not_paused.to_string()
+            kubectl_part(&not_paused, "web")
         );
     }
 
@@ -461,11 +474,18 @@ async fn undo_matches_kubectl_rollout_undo_and_history() {
     let missing = rollout::undo(&env.client, NS, "ours", Some(9))
         .await
         .expect_err("no revision 9");
-    assert_eq!(missing, ActionError::RevisionNotFound { revision: 9 });
+    assert_eq!(
+        missing,
+        ActionError::RevisionNotFound {
+            namespace: NS.into(),
+            name: "ours".into(),
+            revision: 9
+        }
+    );
     assert_eq!(
         env.kubectl_err(&["rollout", "undo", "deployment/ours", "--to-revision=9"])
             .await,
-        missing.to_string()
+        kubectl_part(&missing, "ours")
     );
 
     // Paused: refused, template untouched.
@@ -508,13 +528,14 @@ async fn undo_matches_kubectl_rollout_undo_and_history() {
     assert_eq!(
         none,
         ActionError::NoHistory {
+            namespace: NS.into(),
             name: "fresh".into()
         }
     );
     assert_eq!(
         env.kubectl_err(&["rollout", "undo", "deployment/fresh"])
             .await,
-        none.to_string()
+        kubectl_part(&none, "fresh")
     );
     let gone = rollout::undo(&env.client, NS, "nope", None)
         .await

@@ -100,6 +100,7 @@ async fn owned_replicasets(
 
 /// kubectl's choice of ReplicaSet: `to_revision` exactly, or (0) the second-newest revision.
 fn pick_revision(
+    namespace: &str,
     name: &str,
     replicasets: Vec<ReplicaSet>,
     to_revision: i64,
@@ -123,10 +124,15 @@ fn pick_revision(
     }
     if to_revision > 0 {
         return Err(ActionError::RevisionNotFound {
+            namespace: namespace.into(),
+            name: name.into(),
             revision: to_revision,
         });
     }
-    previous.ok_or_else(|| ActionError::NoHistory { name: name.into() })
+    previous.ok_or_else(|| ActionError::NoHistory {
+        namespace: namespace.into(),
+        name: name.into(),
+    })
 }
 
 /// A pod template as JSON without the hash label, with empty maps and lists and nulls left
@@ -174,6 +180,8 @@ pub async fn undo(
     let to_revision = to_revision.unwrap_or(0);
     if to_revision < 0 {
         return Err(ActionError::RevisionNotFound {
+            namespace: namespace.into(),
+            name: name.into(),
             revision: to_revision,
         });
     }
@@ -192,7 +200,7 @@ async fn undo_from(
 ) -> Result<UndoOutcome, ActionError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let owned = owned_replicasets(client, namespace, &d).await?;
-    let (_, rs) = pick_revision(name, owned, to_revision)?;
+    let (_, rs) = pick_revision(namespace, name, owned, to_revision)?;
     let spec = d.spec.as_ref();
     if spec.and_then(|s| s.paused).unwrap_or(false) {
         return Err(ActionError::RollbackPaused { name: name.into() });
@@ -371,7 +379,8 @@ mod tests {
     }
 
     fn picked(to: i64, sets: Vec<ReplicaSet>) -> Result<String, ActionError> {
-        pick_revision("web", sets, to).map(|(_, rs)| rs.metadata.name.unwrap_or_default())
+        pick_revision("default", "web", sets, to)
+            .map(|(_, rs)| rs.metadata.name.unwrap_or_default())
     }
 
     #[test]
@@ -388,15 +397,25 @@ mod tests {
         assert_eq!(picked(1, sets()), Ok("a".into()));
         assert_eq!(
             picked(7, sets()),
-            Err(ActionError::RevisionNotFound { revision: 7 })
+            Err(ActionError::RevisionNotFound {
+                namespace: "default".into(),
+                name: "web".into(),
+                revision: 7
+            })
         );
         assert_eq!(
             picked(0, vec![rs("a", Some("1"))]),
-            Err(ActionError::NoHistory { name: "web".into() })
+            Err(ActionError::NoHistory {
+                namespace: "default".into(),
+                name: "web".into()
+            })
         );
         assert_eq!(
             picked(0, vec![]),
-            Err(ActionError::NoHistory { name: "web".into() })
+            Err(ActionError::NoHistory {
+                namespace: "default".into(),
+                name: "web".into()
+            })
         );
         // No annotation reads as revision 0, as kubectl reads it.
         assert_eq!(
