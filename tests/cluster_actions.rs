@@ -13,7 +13,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -652,6 +652,125 @@ async fn rollout_status_agrees_with_kubectl_and_wait_complete_watches() {
         .await
         .expect_err("not found");
     assert_eq!(gone.to_string(), "deployment shop/nope not found");
+}
+
+#[tokio::test]
+async fn undo_during_a_stuck_rollout_goes_through_while_status_is_being_written() {
+    let env = start().await;
+    env.create_deployment("web", "registry.example.com/web:1", 3)
+        .await;
+    let template_before = env.get("web").await.spec.expect("spec").template;
+    actions::set_image(
+        &env.client,
+        NS,
+        "web",
+        None,
+        "registry.example.com/web:pullfail",
+    )
+    .await
+    .expect("set image");
+    // The rollout is under way: revision 2 has pods, which never become ready.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let d = env.get("web").await;
+        let updated = d.status.as_ref().and_then(|s| s.updated_replicas);
+        if revision(&d).as_deref() == Some("2") && updated.unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rollout never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Status keeps being written all through the undo, as a Deployment controller does while a
+    // rollout moves (here also a writer of our own, so that it surely happens meanwhile).
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = {
+        let api = env.deployments();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut writes = 0u32;
+            while !stop.is_cancelled() {
+                let status = json!({"status": {"collisionCount": writes % 2 + 1}});
+                if api
+                    .patch_status("web", &PatchParams::default(), &Patch::Merge(status))
+                    .await
+                    .is_ok()
+                {
+                    writes += 1;
+                }
+            }
+            writes
+        })
+    };
+    let outcome = rollout::undo(&env.client, NS, "web", None).await;
+    stop.cancel();
+    let writes = writer.await.expect("writer");
+    assert!(writes > 0, "no status was written during the undo");
+    assert_eq!(outcome, Ok(UndoOutcome::RolledBack { revision: 1 }));
+    let template_now = env.get("web").await.spec.expect("spec").template;
+    assert_eq!(template_now, template_before);
+    env.rolled_out("web").await;
+    assert_eq!(revision(&env.get("web").await).as_deref(), Some("3"));
+}
+
+#[tokio::test]
+async fn undo_keeps_template_fields_this_client_does_not_know() {
+    let env = start().await;
+    let raw: Api<DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        NS,
+        &ApiResource::erase::<Deployment>(&()),
+    );
+    // Fields k8s-openapi has no place for, as a newer API server might have.
+    let d: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "future"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "future"}},
+            "template": {
+                "metadata": {"labels": {"app": "future"}},
+                "spec": {
+                    "containers": [{
+                        "name": "app",
+                        "image": "registry.example.com/web:1",
+                        "futureContainerField": {"level": 1},
+                    }],
+                    "futurePodField": "one",
+                },
+            },
+        },
+    }))
+    .expect("deployment json");
+    raw.create(&PostParams::default(), &d)
+        .await
+        .expect("create");
+    env.rolled_out("future").await;
+    // Revision 2 differs from revision 1 in an unknown field only.
+    let patch = json!({"spec": {"template": {"spec": {"futurePodField": "two"}}}});
+    raw.patch("future", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("patch");
+    env.rolled_out("future").await;
+    assert_eq!(revision(&env.get("future").await).as_deref(), Some("2"));
+
+    let outcome = rollout::undo(&env.client, NS, "future", None)
+        .await
+        .expect("undo");
+    assert_eq!(outcome, UndoOutcome::RolledBack { revision: 1 });
+    let now = raw.get("future").await.expect("get");
+    let template = now.data.pointer("/spec/template/spec").expect("template");
+    assert_eq!(template.pointer("/futurePodField"), Some(&json!("one")));
+    assert_eq!(
+        template.pointer("/containers/0/futureContainerField"),
+        Some(&json!({"level": 1}))
+    );
+    env.rolled_out("future").await;
+    // Now at revision 1's template: a second undo to it is skipped, unknown fields compared.
+    let again = rollout::undo(&env.client, NS, "future", Some(3))
+        .await
+        .expect("undo to current");
+    assert_eq!(again, UndoOutcome::Skipped { revision: 3 });
 }
 
 async fn post_fault(env: &Env, body: &str) {
