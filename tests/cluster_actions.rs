@@ -13,7 +13,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -28,7 +28,7 @@ const NS: &str = "shop";
 const DEADLINE: Duration = Duration::from_secs(60);
 
 struct Env {
-    _sim: Simulator,
+    sim: Simulator,
     client: Client,
     kubeconfig: PathBuf,
     home: tempfile::TempDir,
@@ -52,7 +52,7 @@ async fn start() -> Env {
         .await
         .expect("connects");
     Env {
-        _sim: sim,
+        sim,
         client: conn.client,
         kubeconfig,
         home,
@@ -147,6 +147,15 @@ impl Env {
     async fn get(&self, name: &str) -> Deployment {
         self.deployments().get(name).await.expect("get deployment")
     }
+}
+
+/// A refusal's kubectl wording, after the `deployment <ns>/<name>: ` that names the object.
+fn kubectl_part(err: &ActionError, name: &str) -> String {
+    let text = err.to_string();
+    let prefix = format!("deployment {NS}/{name}: ");
+    text.strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{text:?} does not start with {prefix:?}"))
+        .to_string()
 }
 
 fn image_of(d: &Deployment, container: &str) -> Option<String> {
@@ -252,6 +261,10 @@ async fn set_image_scale_pause_resume_and_restart_behave_like_kubectl() {
         .await
         .expect_err("already paused");
     assert!(matches!(again, ActionError::AlreadyPaused { .. }));
+    assert_eq!(
+        again.to_string(),
+        "deployment shop/web: deployments.apps \"web\" is already paused"
+    );
     let restart_paused = actions::restart(&env.client, NS, "web")
         .await
         .expect_err("restart refuses a paused deployment");
@@ -260,12 +273,12 @@ async fn set_image_scale_pause_resume_and_restart_behave_like_kubectl() {
         assert_eq!(
             env.kubectl_err(&["rollout", "pause", "deployment/web"])
                 .await,
-            again.to_string()
+            kubectl_part(&again, "web")
         );
         assert_eq!(
             env.kubectl_err(&["rollout", "restart", "deployment/web"])
                 .await,
-            restart_paused.to_string()
+            kubectl_part(&restart_paused, "web")
         );
     }
     actions::resume(&env.client, NS, "web")
@@ -280,7 +293,7 @@ async fn set_image_scale_pause_resume_and_restart_behave_like_kubectl() {
         assert_eq!(
             env.kubectl_err(&["rollout", "resume", "deployment/web"])
                 .await,
-            not_paused.to_string()
+            kubectl_part(&not_paused, "web")
         );
     }
 
@@ -461,11 +474,18 @@ async fn undo_matches_kubectl_rollout_undo_and_history() {
     let missing = rollout::undo(&env.client, NS, "ours", Some(9))
         .await
         .expect_err("no revision 9");
-    assert_eq!(missing, ActionError::RevisionNotFound { revision: 9 });
+    assert_eq!(
+        missing,
+        ActionError::RevisionNotFound {
+            namespace: NS.into(),
+            name: "ours".into(),
+            revision: 9
+        }
+    );
     assert_eq!(
         env.kubectl_err(&["rollout", "undo", "deployment/ours", "--to-revision=9"])
             .await,
-        missing.to_string()
+        kubectl_part(&missing, "ours")
     );
 
     // Paused: refused, template untouched.
@@ -508,13 +528,14 @@ async fn undo_matches_kubectl_rollout_undo_and_history() {
     assert_eq!(
         none,
         ActionError::NoHistory {
+            namespace: NS.into(),
             name: "fresh".into()
         }
     );
     assert_eq!(
         env.kubectl_err(&["rollout", "undo", "deployment/fresh"])
             .await,
-        none.to_string()
+        kubectl_part(&none, "fresh")
     );
     let gone = rollout::undo(&env.client, NS, "nope", None)
         .await
@@ -633,6 +654,181 @@ async fn rollout_status_agrees_with_kubectl_and_wait_complete_watches() {
     assert_eq!(gone.to_string(), "deployment shop/nope not found");
 }
 
+#[tokio::test]
+async fn undo_during_a_stuck_rollout_goes_through_while_status_is_being_written() {
+    let env = start().await;
+    env.create_deployment("web", "registry.example.com/web:1", 3)
+        .await;
+    let template_before = env.get("web").await.spec.expect("spec").template;
+    actions::set_image(
+        &env.client,
+        NS,
+        "web",
+        None,
+        "registry.example.com/web:pullfail",
+    )
+    .await
+    .expect("set image");
+    // The rollout is under way: revision 2 has pods, which never become ready.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let d = env.get("web").await;
+        let updated = d.status.as_ref().and_then(|s| s.updated_replicas);
+        if revision(&d).as_deref() == Some("2") && updated.unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rollout never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Status keeps being written all through the undo, as a Deployment controller does while a
+    // rollout moves (here also a writer of our own, so that it surely happens meanwhile).
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = {
+        let api = env.deployments();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut writes = 0u32;
+            while !stop.is_cancelled() {
+                let status = json!({"status": {"collisionCount": writes % 2 + 1}});
+                if api
+                    .patch_status("web", &PatchParams::default(), &Patch::Merge(status))
+                    .await
+                    .is_ok()
+                {
+                    writes += 1;
+                }
+            }
+            writes
+        })
+    };
+    let outcome = rollout::undo(&env.client, NS, "web", None).await;
+    stop.cancel();
+    let writes = writer.await.expect("writer");
+    assert!(writes > 0, "no status was written during the undo");
+    assert_eq!(outcome, Ok(UndoOutcome::RolledBack { revision: 1 }));
+    let template_now = env.get("web").await.spec.expect("spec").template;
+    assert_eq!(template_now, template_before);
+    env.rolled_out("web").await;
+    assert_eq!(revision(&env.get("web").await).as_deref(), Some("3"));
+}
+
+#[tokio::test]
+async fn undo_keeps_template_fields_this_client_does_not_know() {
+    let env = start().await;
+    let raw: Api<DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        NS,
+        &ApiResource::erase::<Deployment>(&()),
+    );
+    // Fields k8s-openapi has no place for, as a newer API server might have.
+    let d: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "future"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "future"}},
+            "template": {
+                "metadata": {"labels": {"app": "future"}},
+                "spec": {
+                    "containers": [{
+                        "name": "app",
+                        "image": "registry.example.com/web:1",
+                        "futureContainerField": {"level": 1},
+                    }],
+                    "futurePodField": "one",
+                },
+            },
+        },
+    }))
+    .expect("deployment json");
+    raw.create(&PostParams::default(), &d)
+        .await
+        .expect("create");
+    env.rolled_out("future").await;
+    // Revision 2 differs from revision 1 in an unknown field only.
+    let patch = json!({"spec": {"template": {"spec": {"futurePodField": "two"}}}});
+    raw.patch("future", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("patch");
+    env.rolled_out("future").await;
+    assert_eq!(revision(&env.get("future").await).as_deref(), Some("2"));
+
+    let outcome = rollout::undo(&env.client, NS, "future", None)
+        .await
+        .expect("undo");
+    assert_eq!(outcome, UndoOutcome::RolledBack { revision: 1 });
+    let now = raw.get("future").await.expect("get");
+    let template = now.data.pointer("/spec/template/spec").expect("template");
+    assert_eq!(template.pointer("/futurePodField"), Some(&json!("one")));
+    assert_eq!(
+        template.pointer("/containers/0/futureContainerField"),
+        Some(&json!({"level": 1}))
+    );
+    env.rolled_out("future").await;
+    // Now at revision 1's template: a second undo to it is skipped, unknown fields compared.
+    let again = rollout::undo(&env.client, NS, "future", Some(3))
+        .await
+        .expect("undo to current");
+    assert_eq!(again, UndoOutcome::Skipped { revision: 3 });
+}
+
+async fn post_fault(env: &Env, body: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/sim/faults", env.sim.kubernetes))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("fault posted");
+    assert!(resp.status().is_success(), "{body}: {}", resp.status());
+}
+
+#[tokio::test]
+async fn wait_complete_names_an_api_outage_instead_of_waiting() {
+    let env = start().await;
+    env.create_deployment("web", "registry.example.com/web:1", 2)
+        .await;
+    actions::set_image(
+        &env.client,
+        NS,
+        "web",
+        None,
+        "registry.example.com/web:pullfail",
+    )
+    .await
+    .expect("set image");
+    // The rollout is stuck, so the wait runs to its deadline, all of it inside the outage.
+    let client = env.client.clone();
+    let waiting = tokio::spawn(async move {
+        status::wait_complete(&client, NS, "web", Instant::now() + Duration::from_secs(2)).await
+    });
+    post_fault(&env, r#"{"kind":"api_outage","for":"3s"}"#).await;
+    let result = waiting.await.expect("wait_complete ran");
+    let Err(err) = result else {
+        panic!("an outage read as {result:?}");
+    };
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot watch deployment shop/web: ")
+            || text.starts_with("cannot get deployment shop/web: "),
+        "{text}"
+    );
+    // Once the API server is back, the stuck rollout reads as waiting again.
+    let deadline = Instant::now() + DEADLINE;
+    while status::status(&env.client, NS, "web").await.is_err() {
+        assert!(Instant::now() < deadline, "the API server never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = status::wait_complete(
+        &env.client,
+        NS,
+        "web",
+        Instant::now() + Duration::from_secs(1),
+    )
+    .await;
+    assert!(matches!(after, Ok(RolloutStatus::Waiting(_))), "{after:?}");
+}
+
 async fn create_configmap(
     api: &Api<ConfigMap>,
     name: &str,
@@ -705,6 +901,15 @@ async fn configmap_snapshot_then_restore_puts_back_exactly_what_was_there() {
     api.delete("flags-b", &DeleteParams::default())
         .await
         .expect("delete flags-b");
+    // Relabel and annotate flags-a; only relabel flags-c (its data stays as it was).
+    let relabel = json!({"metadata": {"labels": {"team": "ops"}, "annotations": {"note": "x"}}});
+    api.patch("flags-a", &PatchParams::default(), &Patch::Merge(relabel))
+        .await
+        .expect("relabel flags-a");
+    let relabel = json!({"metadata": {"labels": {"team": null, "owner": "me"}}});
+    api.patch("flags-c", &PatchParams::default(), &Patch::Merge(relabel))
+        .await
+        .expect("relabel flags-c");
     let changed = api.get("flags-a").await.expect("get");
     assert_eq!(
         changed.data.clone().unwrap_or_default(),
@@ -723,10 +928,21 @@ async fn configmap_snapshot_then_restore_puts_back_exactly_what_was_there() {
             changed: vec!["b".into(), "blob".into()],
             removed: vec!["new".into()],
             readded: vec!["a".into()],
+            labels: vec!["team".into()],
+            annotations: vec!["note".into()],
         })
     );
     assert_eq!(by_name["flags-b"], Ok(RestoreChange::Recreated));
-    assert_eq!(by_name["flags-c"], Ok(RestoreChange::Unchanged));
+    assert_eq!(
+        by_name["flags-c"],
+        Ok(RestoreChange::Rewritten {
+            changed: vec![],
+            removed: vec![],
+            readded: vec![],
+            labels: vec!["owner".into(), "team".into()],
+            annotations: vec![],
+        })
+    );
 
     let again = configmap::snapshot(&env.client, NS, &["flags-a", "flags-b", "flags-c"])
         .await
@@ -736,6 +952,7 @@ async fn configmap_snapshot_then_restore_puts_back_exactly_what_was_there() {
         assert_eq!(was.data, now.data, "{}", was.name);
         assert_eq!(was.binary_data, now.binary_data, "{}", was.name);
         assert_eq!(was.labels, now.labels, "{}", was.name);
+        assert_eq!(was.annotations, now.annotations, "{}", was.name);
     }
     // Restoring again changes nothing.
     let twice = configmap::restore(&env.client, &snap).await;

@@ -165,7 +165,10 @@ pub async fn pause(client: &Client, namespace: &str, name: &str) -> Result<(), A
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let d = get_deployment(&api, namespace, name).await?;
     if is_paused(&d) {
-        return Err(ActionError::AlreadyPaused { name: name.into() });
+        return Err(ActionError::AlreadyPaused {
+            namespace: namespace.into(),
+            name: name.into(),
+        });
     }
     let patch = Patch::Strategic(json!({"spec": {"paused": true}}));
     patch_deployment(&api, namespace, name, patch).await?;
@@ -177,7 +180,10 @@ pub async fn resume(client: &Client, namespace: &str, name: &str) -> Result<(), 
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let d = get_deployment(&api, namespace, name).await?;
     if !is_paused(&d) {
-        return Err(ActionError::NotPaused { name: name.into() });
+        return Err(ActionError::NotPaused {
+            namespace: namespace.into(),
+            name: name.into(),
+        });
     }
     // `paused: false` is the default and omitted, so kubectl's computed patch removes the field.
     let patch = Patch::Strategic(json!({"spec": {"paused": null}}));
@@ -192,7 +198,10 @@ pub async fn restart(client: &Client, namespace: &str, name: &str) -> Result<Str
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let d = get_deployment(&api, namespace, name).await?;
     if is_paused(&d) {
-        return Err(ActionError::RestartPaused { name: name.into() });
+        return Err(ActionError::RestartPaused {
+            namespace: namespace.into(),
+            name: name.into(),
+        });
     }
     let now = jiff::Timestamp::now().as_second();
     let stamp = jiff::Timestamp::from_second(now)

@@ -1,5 +1,6 @@
 //! ConfigMaps as feature flags: set one key, snapshot a few ConfigMaps, and restore them
-//! exactly (keys added since are removed, deleted ConfigMaps are recreated).
+//! exactly (data, binaryData, labels and annotations: keys added since are removed, deleted
+//! ConfigMaps are recreated).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -102,11 +103,14 @@ pub enum RestoreChange {
     /// Already as in the snapshot; nothing written.
     Unchanged,
     /// Rewritten: keys whose value went back, keys added since and removed, keys deleted since
-    /// and put back (data and binaryData alike).
+    /// and put back (data and binaryData alike); labels and annotations put back as they were
+    /// (the keys that differed, each group sorted).
     Rewritten {
         changed: Vec<String>,
         removed: Vec<String>,
         readded: Vec<String>,
+        labels: Vec<String>,
+        annotations: Vec<String>,
     },
     /// Deleted since the snapshot, created again.
     Recreated,
@@ -122,9 +126,9 @@ pub struct Restored {
 /// How many times a restore re-reads and retries a ConfigMap that changed under it.
 const CONFLICT_RETRIES: usize = 3;
 
-/// Writes every ConfigMap of `snapshot` back exactly: data and binaryData replaced whole
-/// (an update with the resourceVersion just read, retried on conflict), deleted ones recreated
-/// with their labels and annotations.
+/// Writes every ConfigMap of `snapshot` back exactly: data, binaryData, labels and
+/// annotations replaced whole (an update with the resourceVersion just read, retried on
+/// conflict), deleted ones recreated with their labels and annotations.
 pub async fn restore(client: &Client, snapshot: &ConfigMapSnapshot) -> Vec<Restored> {
     let mut out = Vec::with_capacity(snapshot.items.len());
     for item in &snapshot.items {
@@ -157,6 +161,16 @@ fn diff<V: PartialEq>(
     for k in have.keys().filter(|k| !want.contains_key(*k)) {
         removed.insert(k.clone());
     }
+}
+
+/// The keys whose value differs between `want` and `have`, or that only one of them has.
+fn differing(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>) -> Vec<String> {
+    let (mut changed, mut removed, mut readded) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    diff(want, have, &mut changed, &mut removed, &mut readded);
+    changed.extend(removed);
+    changed.extend(readded);
+    changed.into_iter().collect()
 }
 
 fn none_if_empty<V>(m: &BTreeMap<String, V>) -> Option<BTreeMap<String, V>>
@@ -225,17 +239,38 @@ async fn restore_one(
             &mut removed,
             &mut readded,
         );
-        if changed.is_empty() && removed.is_empty() && readded.is_empty() {
+        let labels = differing(
+            &item.labels,
+            current.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
+        );
+        let annotations = differing(
+            &item.annotations,
+            current
+                .metadata
+                .annotations
+                .as_ref()
+                .unwrap_or(&BTreeMap::new()),
+        );
+        if changed.is_empty()
+            && removed.is_empty()
+            && readded.is_empty()
+            && labels.is_empty()
+            && annotations.is_empty()
+        {
             return Ok(RestoreChange::Unchanged);
         }
         current.data = none_if_empty(&item.data);
         current.binary_data = none_if_empty(&item.binary_data);
+        current.metadata.labels = none_if_empty(&item.labels);
+        current.metadata.annotations = none_if_empty(&item.annotations);
         match api.replace(name, &PostParams::default(), &current).await {
             Ok(_) => {
                 return Ok(RestoreChange::Rewritten {
                     changed: changed.into_iter().collect(),
                     removed: removed.into_iter().collect(),
                     readded: readded.into_iter().collect(),
+                    labels,
+                    annotations,
                 });
             }
             Err(kube::Error::Api(s)) if s.code == 409 && attempt < CONFLICT_RETRIES => {
@@ -268,5 +303,19 @@ mod tests {
         assert_eq!(changed, BTreeSet::from(["b".to_string()]));
         assert_eq!(removed, BTreeSet::from(["d".to_string()]));
         assert_eq!(readded, BTreeSet::from(["c".to_string()]));
+    }
+
+    #[test]
+    fn differing_lists_every_key_that_is_not_as_wanted() {
+        let want = BTreeMap::from([
+            ("team".to_string(), "shop".to_string()),
+            ("tier".to_string(), "web".to_string()),
+        ]);
+        let have = BTreeMap::from([
+            ("team".to_string(), "ops".to_string()),
+            ("extra".to_string(), "1".to_string()),
+        ]);
+        assert_eq!(differing(&want, &have), ["extra", "team", "tier"]);
+        assert!(differing(&want, &want).is_empty());
     }
 }

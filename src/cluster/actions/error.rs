@@ -5,20 +5,26 @@
 /// refusals mirror kubectl's own messages.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
-    #[error("forbidden: cannot {verb} {resource} in namespace {namespace} (RBAC){}", detail(.message))]
+    /// `object` is what a person calls it, e.g. `deployment shop/checkout`.
+    #[error(
+        "forbidden: cannot {verb} {object}: RBAC does not allow {verb} on {resource} in namespace {namespace}{}",
+        detail(.message)
+    )]
     Forbidden {
         verb: String,
         resource: String,
         namespace: String,
+        object: String,
         message: String,
     },
     #[error(
-        "unauthorized: cannot {verb} {resource} in namespace {namespace}; the API server refused your credentials, log in again"
+        "unauthorized: cannot {verb} {object}: the API server refused your credentials, log in again"
     )]
     Unauthorized {
         verb: String,
         resource: String,
         namespace: String,
+        object: String,
     },
     #[error("{kind} {namespace}/{name} not found")]
     NotFound {
@@ -62,28 +68,35 @@ pub enum ActionError {
         name: String,
         message: String,
     },
-    /// `kubectl rollout pause` on a paused Deployment.
-    #[error("deployments.apps \"{name}\" is already paused")]
-    AlreadyPaused { name: String },
+    /// `kubectl rollout pause` on a paused Deployment. Refusals name the Deployment with its
+    /// namespace first, then say it in kubectl's words.
+    #[error("deployment {namespace}/{name}: deployments.apps \"{name}\" is already paused")]
+    AlreadyPaused { namespace: String, name: String },
     /// `kubectl rollout resume` on a Deployment that is not paused.
-    #[error("deployments.apps \"{name}\" is not paused")]
-    NotPaused { name: String },
+    #[error("deployment {namespace}/{name}: deployments.apps \"{name}\" is not paused")]
+    NotPaused { namespace: String, name: String },
     /// `kubectl rollout restart` on a paused Deployment.
     #[error(
-        "deployments.apps \"{name}\" can't restart paused deployment (run rollout resume first)"
+        "deployment {namespace}/{name}: deployments.apps \"{name}\" can't restart paused deployment (run rollout resume first)"
     )]
-    RestartPaused { name: String },
+    RestartPaused { namespace: String, name: String },
     /// `kubectl rollout undo` on a paused Deployment.
     #[error(
         "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume deployment/{name}' and try again"
     )]
     RollbackPaused { name: String },
     /// `kubectl rollout undo` with no earlier revision to go back to.
-    #[error("no rollout history found for deployment \"{name}\"")]
-    NoHistory { name: String },
+    #[error("deployment {namespace}/{name}: no rollout history found for deployment \"{name}\"")]
+    NoHistory { namespace: String, name: String },
     /// `kubectl rollout undo --to-revision=N` for a revision no ReplicaSet has.
-    #[error("unable to find specified revision {revision} in history")]
-    RevisionNotFound { revision: i64 },
+    #[error(
+        "deployment {namespace}/{name}: unable to find specified revision {revision} in history"
+    )]
+    RevisionNotFound {
+        namespace: String,
+        name: String,
+        revision: i64,
+    },
     #[error("unable to find container named \"{container}\" in deployment {namespace}/{name}")]
     ContainerNotFound {
         container: String,
@@ -131,11 +144,13 @@ impl Op<'_> {
                 401 => ActionError::Unauthorized {
                     verb,
                     resource: self.resource.to_string(),
+                    object: format!("{kind} {namespace}/{name}"),
                     namespace,
                 },
                 403 => ActionError::Forbidden {
                     verb,
                     resource: self.resource.to_string(),
+                    object: format!("{kind} {namespace}/{name}"),
                     namespace,
                     message: status.message.clone(),
                 },
@@ -211,21 +226,28 @@ mod tests {
     }
 
     #[test]
-    fn forbidden_names_verb_resource_and_namespace() {
+    fn forbidden_and_unauthorized_name_the_object() {
         let err = deployment_op("patch", "shop", "checkout").error(&api_error(
             403,
             "deployments.apps \"checkout\" is forbidden: User \"dev\" cannot patch resource",
         ));
         let text = err.to_string();
         assert!(
-            text.starts_with("forbidden: cannot patch deployments.apps in namespace shop (RBAC)"),
+            text.starts_with(
+                "forbidden: cannot patch deployment shop/checkout: RBAC does not allow patch on deployments.apps in namespace shop: "
+            ),
             "{text}"
         );
         assert!(text.contains("User \"dev\""), "{text}");
         let bare = deployment_op("patch", "shop", "checkout").error(&api_error(403, ""));
         assert_eq!(
             bare.to_string(),
-            "forbidden: cannot patch deployments.apps in namespace shop (RBAC)"
+            "forbidden: cannot patch deployment shop/checkout: RBAC does not allow patch on deployments.apps in namespace shop"
+        );
+        let unauthorized = deployment_op("get", "shop", "checkout").error(&api_error(401, ""));
+        assert_eq!(
+            unauthorized.to_string(),
+            "unauthorized: cannot get deployment shop/checkout: the API server refused your credentials, log in again"
         );
     }
 
@@ -246,8 +268,6 @@ mod tests {
             invalid.to_string(),
             "cannot patch deployment shop/checkout: the API server rejected it (422): spec.replicas bad"
         );
-        let unauthorized = deployment_op("get", "shop", "checkout").error(&api_error(401, ""));
-        assert!(unauthorized.to_string().contains("log in again"));
     }
 
     #[test]
@@ -257,12 +277,29 @@ mod tests {
             "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume deployment/x' and try again"
         );
         assert_eq!(
-            ActionError::RevisionNotFound { revision: 9 }.to_string(),
-            "unable to find specified revision 9 in history"
+            ActionError::RevisionNotFound {
+                namespace: "shop".into(),
+                name: "x".into(),
+                revision: 9
+            }
+            .to_string(),
+            "deployment shop/x: unable to find specified revision 9 in history"
         );
         assert_eq!(
-            ActionError::NoHistory { name: "x".into() }.to_string(),
-            "no rollout history found for deployment \"x\""
+            ActionError::NoHistory {
+                namespace: "shop".into(),
+                name: "x".into()
+            }
+            .to_string(),
+            "deployment shop/x: no rollout history found for deployment \"x\""
+        );
+        assert_eq!(
+            ActionError::AlreadyPaused {
+                namespace: "shop".into(),
+                name: "x".into()
+            }
+            .to_string(),
+            "deployment shop/x: deployments.apps \"x\" is already paused"
         );
     }
 }

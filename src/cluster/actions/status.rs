@@ -86,7 +86,10 @@ pub async fn status(
 }
 
 /// Watches the Deployment until its rollout is done or has failed, or until `deadline`, and
-/// returns the status at that moment (`Waiting` when the deadline came first).
+/// returns the status at that moment (`Waiting` when the deadline came first). Failures are
+/// retried with backoff until the deadline; if the last thing the watch saw was a failure (the
+/// API server went away and has not answered since), that failure is returned, not a stale
+/// `Waiting`.
 pub async fn wait_complete(
     client: &Client,
     namespace: &str,
@@ -94,16 +97,35 @@ pub async fn wait_complete(
     deadline: tokio::time::Instant,
 ) -> Result<RolloutStatus, ActionError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let mut last = status_of(&get_deployment(&api, namespace, name).await?);
+    let first = get_deployment(&api, namespace, name).await?;
+    wait_from(api, namespace, name, &first, deadline).await
+}
+
+/// `wait_complete` after its first read, `first`.
+async fn wait_from(
+    api: Api<Deployment>,
+    namespace: &str,
+    name: &str,
+    first: &Deployment,
+    deadline: tokio::time::Instant,
+) -> Result<RolloutStatus, ActionError> {
+    let mut last = status_of(first);
     if !matches!(last, RolloutStatus::Waiting(_)) {
         return Ok(last);
     }
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = std::pin::pin!(watcher(api, config).default_backoff());
     let op = deployment_op("watch", namespace, name);
+    // The failure since which nothing has been heard from the API server, if any.
+    let mut failing: Option<ActionError> = None;
     loop {
         let next = match tokio::time::timeout_at(deadline, events.next()).await {
-            Err(_) | Ok(None) => return Ok(last),
+            Err(_) | Ok(None) => {
+                return match failing {
+                    Some(err) => Err(err),
+                    None => Ok(last),
+                };
+            }
             Ok(Some(next)) => next,
         };
         match next {
@@ -112,6 +134,7 @@ pub async fn wait_complete(
             Ok(watcher::Event::Apply(d) | watcher::Event::InitApply(d))
                 if d.metadata.name.as_deref() == Some(name) =>
             {
+                failing = None;
                 last = status_of(&d);
                 if !matches!(last, RolloutStatus::Waiting(_)) {
                     return Ok(last);
@@ -124,16 +147,23 @@ pub async fn wait_complete(
                     name: name.into(),
                 });
             }
-            Ok(_) => {}
-            // Access errors do not heal by retrying; anything else is retried with backoff.
+            // Any event (a relist starting or ending too) means the API server answered.
+            Ok(_) => failing = None,
             Err(
                 watcher::Error::InitialListFailed(e)
                 | watcher::Error::WatchStartFailed(e)
                 | watcher::Error::WatchFailed(e),
-            ) if matches!(&e, kube::Error::Api(s) if s.code == 401 || s.code == 403) => {
-                return Err(op.error(&e));
+            ) => {
+                // Access errors do not heal by retrying; anything else is retried with backoff.
+                if matches!(&e, kube::Error::Api(s) if s.code == 401 || s.code == 403) {
+                    return Err(op.error(&e));
+                }
+                failing = Some(op.error(&e));
             }
-            Err(_) => {}
+            // 410 Gone only means the watch restarts from a fresh list; that is routine.
+            Err(watcher::Error::WatchError(s)) if s.code == 410 => {}
+            Err(watcher::Error::WatchError(s)) => failing = Some(op.error(&kube::Error::Api(s))),
+            Err(e) => failing = Some(op.other(e.to_string())),
         }
     }
 }
@@ -209,5 +239,63 @@ mod tests {
         // An object with neither spec nor status reads as done, as in kubectl, and does not panic.
         let bare = Deployment::default();
         assert!(matches!(status_of(&bare), RolloutStatus::Done(_)));
+    }
+
+    /// A simulator without controllers (nothing rolls out) on a real port, and a client to it.
+    async fn idle_simulator() -> (crate::sim::kube::KubeSim, Client) {
+        let sim = crate::sim::kube::KubeSim::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("local addr").port();
+        let app = crate::sim::kube::router(sim.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let url = format!("http://127.0.0.1:{port}").parse().expect("url");
+        // As the console's client: 503s reported, not retried silently for seconds.
+        let mut config = kube::Config::new(url);
+        config.default_retry = false;
+        let client = Client::try_from(config).expect("client");
+        (sim, client)
+    }
+
+    #[tokio::test]
+    async fn an_outage_after_the_first_read_is_an_error_not_a_stale_waiting() {
+        let (sim, client) = idle_simulator().await;
+        let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "web:1"}]},
+                },
+            },
+        }))
+        .expect("deployment");
+        let first = api.create(&Default::default(), &d).await.expect("create");
+        // No controller observes it: it waits for ever.
+        let soon = || tokio::time::Instant::now() + std::time::Duration::from_millis(700);
+        let waiting = wait_from(api.clone(), "default", "web", &first, soon()).await;
+        assert!(
+            matches!(waiting, Ok(RolloutStatus::Waiting(_))),
+            "{waiting:?}"
+        );
+        sim.api_outage(true);
+        let down = wait_from(api.clone(), "default", "web", &first, soon()).await;
+        let Err(err) = down else {
+            panic!("an outage read as {down:?}");
+        };
+        assert!(
+            err.to_string()
+                .starts_with("cannot watch deployment default/web: "),
+            "{err}"
+        );
+        sim.api_outage(false);
+        let back = wait_from(api, "default", "web", &first, soon()).await;
+        assert!(matches!(back, Ok(RolloutStatus::Waiting(_))), "{back:?}");
     }
 }
