@@ -11,6 +11,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
+use super::actions::rollout::revision_of;
 use super::client::{explain, is_forbidden};
 use super::model::{ClusterEvent, PodView, ReplicaSetView, WorkloadView};
 use crate::health::Health;
@@ -444,11 +445,9 @@ pub fn pod_view(pod: &Pod, selectors: &[(TrackName, BTreeMap<String, String>)]) 
     }
 }
 
-/// The revision annotation the Deployment controller writes on Deployments and ReplicaSets.
-const REVISION: &str = "deployment.kubernetes.io/revision";
-
+/// The revision annotation as the console shows it (`None` when absent or not a number).
 fn revision(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<u64> {
-    meta.annotations.as_ref()?.get(REVISION)?.parse().ok()
+    revision_of(meta).and_then(|r| u64::try_from(r).ok())
 }
 
 /// A ReplicaSet of one of the plan's Deployments (by its controller owner); others are `None`.
