@@ -299,13 +299,7 @@ async fn sampler_keeps_the_last_data_through_a_prometheus_outage_and_recovers() 
         cancel.clone(),
     ));
     let deadline = Instant::now() + DEADLINE;
-    let mut next = async || {
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::time::timeout(left, rx.recv())
-            .await
-            .expect("sampler event before the deadline")
-            .expect("sampler running")
-    };
+    let mut next = async || common::next_by(&mut rx, deadline, "sampler event").await;
     // Numbers first.
     loop {
         if let MetricsEvent::Samples(s) = next().await
@@ -364,17 +358,7 @@ async fn a_rollback_pressed_during_an_api_outage_lands_when_the_server_is_back()
     for effect in update(app, bang) {
         runner.run(effect);
     }
-    let deadline = Instant::now() + DEADLINE;
-    while !app.in_flight.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let action = tokio::time::timeout(left, rx.recv())
-            .await
-            .expect("the rollback write reported before the deadline")
-            .expect("runner alive");
-        for effect in update(app, action) {
-            runner.run(effect);
-        }
-    }
+    common::settle(app, &runner, &mut rx, Instant::now() + DEADLINE).await;
     let log: Vec<&str> = app.log.iter().map(|l| l.text.as_str()).collect();
     assert!(
         log.iter()
@@ -437,13 +421,7 @@ async fn the_traffic_source_comes_back_after_an_outage_though_the_route_never_ch
         cancel.clone(),
     ));
     let deadline = Instant::now() + DEADLINE;
-    let mut next = async || {
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::time::timeout(left, rx.recv())
-            .await
-            .expect("traffic event before the deadline")
-            .expect("traffic task running")
-    };
+    let mut next = async || common::next_by(&mut rx, deadline, "traffic event").await;
     while next().await != TrafficEvent::Weight(Weight::ZERO) {}
 
     common::post_fault(&sim, r#"{"kind":"api_outage","for":"2s"}"#).await;
@@ -488,11 +466,7 @@ async fn a_forbidden_traffic_watch_shows_forbidden_and_a_refused_rollback_is_not
     ));
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = tokio::time::timeout(left, rx.recv())
-            .await
-            .expect("traffic event before the deadline")
-            .expect("traffic task running");
+        let event = common::next_by(&mut rx, deadline, "traffic event").await;
         if let TrafficEvent::Health(Health::Forbidden(why)) = event {
             assert!(why.contains("cannot watch httproutes"), "{why}");
             assert!(why.contains("forbidden (RBAC)"), "{why}");
@@ -511,14 +485,7 @@ async fn a_forbidden_traffic_watch_shows_forbidden_and_a_refused_rollback_is_not
     for effect in update(app, bang) {
         runner.run(effect);
     }
-    while !app.in_flight.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let action = tokio::time::timeout(left, rx.recv())
-            .await
-            .expect("the rollback write reported before the deadline")
-            .expect("runner alive");
-        update(app, action);
-    }
+    common::settle(app, &runner, &mut rx, deadline).await;
     let log: Vec<&str> = app.log.iter().map(|l| l.text.as_str()).collect();
     assert!(
         log.iter()

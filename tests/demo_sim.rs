@@ -52,17 +52,7 @@ fn key(c: char) -> Action {
 
 /// Feeds effect results back into `app` until none is in flight.
 async fn settle(app: &mut App, runner: &EffectRunner, rx: &mut UnboundedReceiver<Action>) {
-    let deadline = Instant::now() + DEADLINE;
-    while !app.in_flight.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let action = tokio::time::timeout(left, rx.recv())
-            .await
-            .expect("effect reported back before the deadline")
-            .expect("channel open");
-        for effect in update(app, action) {
-            runner.run(effect);
-        }
-    }
+    common::settle(app, runner, rx, Instant::now() + DEADLINE).await;
 }
 
 #[tokio::test]

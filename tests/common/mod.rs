@@ -81,3 +81,33 @@ pub fn demo_probes() -> Vec<warroom::metrics::sampler::Probe> {
     )
     .expect("probes")
 }
+
+/// The next item from `rx`; fails naming `what` when none comes by `deadline` or the sender is
+/// gone.
+pub async fn next_by<T>(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+    deadline: impl Into<tokio::time::Instant>,
+    what: &str,
+) -> T {
+    match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+        Ok(Some(item)) => item,
+        Ok(None) => panic!("{what}: the sender is gone"),
+        Err(_) => panic!("{what}: nothing before the deadline"),
+    }
+}
+
+/// Feeds effect results back into `app` (and runs what they start) until nothing is in flight.
+pub async fn settle(
+    app: &mut warroom::app::App,
+    runner: &warroom::app::effects::EffectRunner,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<warroom::app::Action>,
+    deadline: impl Into<tokio::time::Instant>,
+) {
+    let deadline = deadline.into();
+    while !app.in_flight.is_empty() {
+        let action = next_by(rx, deadline, "effect results").await;
+        for effect in warroom::app::update(app, action) {
+            runner.run(effect);
+        }
+    }
+}
