@@ -98,6 +98,9 @@ pub async fn run(
                     merged = open();
                     pod_relist = None;
                     rs_relist = None;
+                    // Give the fresh lists time to arrive (a namespace of thousands of pods
+                    // takes a while) before judging them failing and reopening again.
+                    probe.reset_after(PROBE_EVERY * 10);
                 }
                 continue;
             }
