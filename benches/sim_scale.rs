@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use warroom::sim::kube::{KubeSim, router, spawn_controllers};
+use warroom::sim::kube::{KubeSim, serve_loopback, spawn_controllers};
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -35,14 +35,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Serves `sim` on an ephemeral loopback port; returns its URL.
 async fn serve(sim: KubeSim, cancel: CancellationToken) -> Res<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router(sim))
-            .with_graceful_shutdown(async move { cancel.cancelled().await })
-            .await;
-    });
-    Ok(url)
+    Ok(format!("http://{}", serve_loopback(sim, cancel).await?))
 }
 
 async fn send_json(

@@ -17,7 +17,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use warroom::sim::kube::{AppSeed, KubeSim, RouteKind, RouteSeed, router, spawn_controllers};
+use warroom::sim::kube::{
+    AppSeed, KubeSim, RouteKind, RouteSeed, serve_loopback, spawn_controllers,
+};
 use warroom::sim::server::Simulator;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -67,17 +69,10 @@ async fn start_with(sim: KubeSim) -> Harness {
     // Ten times real speed keeps pod start-up to a fraction of a second.
     spawn_controllers(sim.clone(), 10.0, cancel.clone());
     sim.seed_app(&demo_seed()).expect("seeding the demo app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let port = serve_loopback(sim.clone(), cancel.clone())
         .await
-        .expect("bind");
-    let port = listener.local_addr().expect("local addr").port();
-    let app = router(sim.clone());
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-    });
+        .expect("serve")
+        .port();
     let url = format!("http://127.0.0.1:{port}").parse().expect("url");
     let client = Client::try_from(Config::new(url)).expect("client");
     Harness {

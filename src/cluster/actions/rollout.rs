@@ -340,18 +340,10 @@ mod tests {
         let sim = crate::sim::kube::KubeSim::new();
         let cancel = tokio_util::sync::CancellationToken::new();
         crate::sim::kube::spawn_controllers(sim.clone(), 20.0, cancel.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let addr = crate::sim::kube::serve_loopback(sim, cancel.clone())
             .await
-            .expect("bind");
-        let port = listener.local_addr().expect("local addr").port();
-        let app = crate::sim::kube::router(sim);
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        });
-        let url = format!("http://127.0.0.1:{port}").parse().expect("url");
+            .expect("serve");
+        let url = format!("http://{addr}").parse().expect("url");
         let client = Client::try_from(kube::Config::new(url)).expect("client");
         (client, cancel)
     }

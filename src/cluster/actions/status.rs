@@ -244,15 +244,12 @@ mod tests {
     /// A simulator without controllers (nothing rolls out) on a real port, and a client to it.
     async fn idle_simulator() -> (crate::sim::kube::KubeSim, Client) {
         let sim = crate::sim::kube::KubeSim::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        // Never cancelled: it serves until the test's runtime ends.
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let addr = crate::sim::kube::serve_loopback(sim.clone(), cancel)
             .await
-            .expect("bind");
-        let port = listener.local_addr().expect("local addr").port();
-        let app = crate::sim::kube::router(sim.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let url = format!("http://127.0.0.1:{port}").parse().expect("url");
+            .expect("serve");
+        let url = format!("http://{addr}").parse().expect("url");
         // As the console's client: 503s reported, not retried silently for seconds.
         let mut config = kube::Config::new(url);
         config.default_retry = false;

@@ -26,6 +26,23 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use api::router;
+
+/// Serves the API (without the `/sim` fault routes) on a free loopback port until `cancel`;
+/// returns its address. For tests and harnesses; `warroom sim` and the demo use
+/// [`crate::sim::server::Simulator`].
+pub async fn serve_loopback(
+    sim: KubeSim,
+    cancel: CancellationToken,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router(sim))
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await;
+    });
+    Ok(addr)
+}
 pub use controller::spawn_controllers;
 pub use error::ApiError;
 pub use rbac::{DenyRule, SIM_USER};
