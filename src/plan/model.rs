@@ -766,11 +766,10 @@ impl<'de> Deserialize<'de> for WeightStep {
             }
 
             fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<WeightStep, E> {
-                u32::try_from(n)
-                    .ok()
-                    .and_then(Weight::new)
-                    .map(WeightStep::To)
-                    .ok_or_else(|| E::custom(format!("weight {n} is outside 0–100")))
+                match u64::try_from(n) {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(E::custom(format!("weight {n} is outside 0–100"))),
+                }
             }
 
             fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<WeightStep, E> {
