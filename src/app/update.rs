@@ -161,7 +161,7 @@ fn apply_outcome(app: &mut App, outcome: Outcome) -> Vec<Effect> {
 }
 
 fn run_engine_command(app: &mut App, command: EngineCommand) -> Effect {
-    let origin = command.origin.map_or(Origin::Rollback, Origin::Step);
+    let origin = Origin::Step(command.origin);
     match command.kind {
         CommandKind::SetWeight(w) => set_weight(app, w, origin),
     }

@@ -96,7 +96,7 @@ impl RunStatus {
 /// Work the engine asks for, tied to the slot that asked (none for rollbacks).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
-    pub origin: Option<StepRef>,
+    pub origin: StepRef,
     pub kind: CommandKind,
 }
 
@@ -355,7 +355,7 @@ impl Deployment {
                 slot.state = StepState::Running { since: now };
                 out.log(format!("▶ {}", slot.label));
                 out.commands.push(Command {
-                    origin: Some(at),
+                    origin: at,
                     kind: CommandKind::SetWeight(w),
                 });
             }
@@ -521,7 +521,7 @@ phases:
         assert_eq!(
             out.commands,
             vec![Command {
-                origin: Some(at(0, 0)),
+                origin: at(0, 0),
                 kind: CommandKind::SetWeight(Weight::clamped(10))
             }]
         );
