@@ -497,3 +497,34 @@ async fn a_forbidden_traffic_watch_shows_forbidden_and_a_refused_rollback_is_not
         "a refusal was retried: {log:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_expiry_is_not_a_traffic_outage() {
+    let (sim, conn, _dir) = start().await;
+    let router = router_for(&common::demo_plan(), &conn, "shop").expect("router");
+    let (tx, mut rx) = unbounded_channel();
+    let cancel = CancellationToken::new();
+    tokio::spawn(follow(
+        router.clone(),
+        move |e| {
+            let _ = tx.send(e);
+        },
+        cancel.clone(),
+    ));
+    let deadline = Instant::now() + DEADLINE;
+    while common::next_by(&mut rx, deadline, "first weight").await
+        != TrafficEvent::Weight(Weight::ZERO)
+    {}
+    common::post_fault(&sim, r#"{"kind":"watch_expiry"}"#).await;
+    // After the 410 the watcher relists, which reports the weight again; then a change made
+    // meanwhile must arrive, and nothing in between may be a health change.
+    router.set_weight(Weight::clamped(10)).await.expect("weight 10");
+    loop {
+        match common::next_by(&mut rx, deadline, "the new weight").await {
+            TrafficEvent::Weight(w) if w == Weight::clamped(10) => break,
+            TrafficEvent::Weight(_) => {}
+            TrafficEvent::Health(h) => panic!("a 410 was shown as {h:?}"),
+        }
+    }
+    cancel.cancel();
+}

@@ -124,3 +124,29 @@ pub fn explain(err: &kube::Error, verb: &str, what: &str) -> String {
 pub fn is_forbidden(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 401 || s.code == 403)
 }
+
+/// What a watch failure means, sorted once for every watch (cluster, traffic object, rollout).
+#[derive(Debug)]
+pub enum WatchFailure {
+    /// `410 Gone` on an open watch: its resourceVersion expired and the watcher relists at
+    /// once, as every client does. Routine, not an outage.
+    Expired,
+    /// The API server answered with an error (HTTP, or an ERROR event on the watch).
+    Api(kube::Error),
+    /// Anything else, worded by kube-runtime.
+    Other(String),
+}
+
+impl WatchFailure {
+    pub fn of(err: kube::runtime::watcher::Error) -> WatchFailure {
+        use kube::runtime::watcher::Error;
+        match err {
+            Error::WatchError(status) if status.code == 410 => WatchFailure::Expired,
+            Error::WatchError(status) => WatchFailure::Api(kube::Error::Api(status)),
+            Error::InitialListFailed(e) | Error::WatchStartFailed(e) | Error::WatchFailed(e) => {
+                WatchFailure::Api(e)
+            }
+            other => WatchFailure::Other(other.to_string()),
+        }
+    }
+}

@@ -12,7 +12,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use super::actions::rollout::revision_of;
-use super::client::{explain, is_forbidden};
+use super::client::{WatchFailure, explain, is_forbidden};
 use super::model::{ClusterEvent, PodView, ReplicaSetView, WorkloadView};
 use crate::health::Health;
 use crate::plan::TrackName;
@@ -198,7 +198,7 @@ fn on_pod(
             );
             Health::Live
         }
-        Err(e) => health_for(&e, &format!("pods in namespace {ns}")),
+        Err(e) => health_for(e, &format!("pods in namespace {ns}")),
     }
 }
 
@@ -225,7 +225,7 @@ fn on_replica_set(
             );
             Health::Live
         }
-        Err(e) => health_for(&e, &format!("replicasets in namespace {ns}")),
+        Err(e) => health_for(e, &format!("replicasets in namespace {ns}")),
     }
 }
 
@@ -278,7 +278,7 @@ fn on_deployment(
             Health::Live
         }
         Ok(_) => Health::Live,
-        Err(e) => health_for(&e, &format!("deployments in namespace {ns}")),
+        Err(e) => health_for(e, &format!("deployments in namespace {ns}")),
     }
 }
 
@@ -290,31 +290,17 @@ enum Source {
     Deployment(Box<Result<watcher::Event<Deployment>, watcher::Error>>),
 }
 
-fn health_for(err: &watcher::Error, what: &str) -> Health {
-    // An ERROR event with 410 Gone: the watch's resourceVersion expired and the watcher
-    // relists at once, as every client does. Routine, not an outage. (A 410 answering the
-    // start of a watch is not this, and is reported below.)
-    if let watcher::Error::WatchError(status) = err
-        && status.code == 410
-    {
-        return Health::Live;
-    }
-    let inner = match err {
-        watcher::Error::InitialListFailed(e)
-        | watcher::Error::WatchStartFailed(e)
-        | watcher::Error::WatchFailed(e) => Some(e),
-        _ => None,
-    };
-    let now = SystemTime::now();
-    match inner {
-        Some(e) if is_forbidden(e) => Health::Forbidden(explain(e, "watch", what)),
-        Some(e) => Health::Degraded {
-            since: now,
-            error: explain(e, "watch", what),
+fn health_for(err: watcher::Error, what: &str) -> Health {
+    match WatchFailure::of(err) {
+        WatchFailure::Expired => Health::Live,
+        WatchFailure::Api(e) if is_forbidden(&e) => Health::Forbidden(explain(&e, "watch", what)),
+        WatchFailure::Api(e) => Health::Degraded {
+            since: SystemTime::now(),
+            error: explain(&e, "watch", what),
         },
-        None => Health::Degraded {
-            since: now,
-            error: format!("watch of {what}: {err}"),
+        WatchFailure::Other(why) => Health::Degraded {
+            since: SystemTime::now(),
+            error: format!("watch of {what}: {why}"),
         },
     }
 }

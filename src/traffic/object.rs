@@ -14,7 +14,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 
 use super::{RouterError, TrafficRouter};
-use crate::cluster::client::{explain, is_forbidden};
+use crate::cluster::client::{WatchFailure, explain, is_forbidden};
 use crate::plan::Weight;
 
 /// One namespaced object of one resource type, by name.
@@ -143,12 +143,13 @@ impl ObjectRef {
                         Some(Err(RouterError::Api(format!("{object} does not exist"))))
                     }
                     Ok(watcher::Event::InitDone) => None,
-                    Err(watcher::Error::InitialListFailed(e))
-                    | Err(watcher::Error::WatchStartFailed(e))
-                    | Err(watcher::Error::WatchFailed(e)) => {
-                        Some(Err(api_error(&e, "watch", &object)))
-                    }
-                    Err(e) => Some(Err(RouterError::Api(format!("watch of {object}: {e}")))),
+                    Err(e) => match WatchFailure::of(e) {
+                        WatchFailure::Expired => None,
+                        WatchFailure::Api(e) => Some(Err(api_error(&e, "watch", &object))),
+                        WatchFailure::Other(why) => {
+                            Some(Err(RouterError::Api(format!("watch of {object}: {why}"))))
+                        }
+                    },
                 };
                 futures::future::ready(result)
             })

@@ -8,6 +8,7 @@ use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::{ActionError, deployment_op, get_deployment};
+use crate::cluster::client::{WatchFailure, is_forbidden};
 
 /// Where a rollout stands, as `kubectl rollout status` would say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,21 +150,13 @@ async fn wait_from(
             }
             // Any event (a relist starting or ending too) means the API server answered.
             Ok(_) => failing = None,
-            Err(
-                watcher::Error::InitialListFailed(e)
-                | watcher::Error::WatchStartFailed(e)
-                | watcher::Error::WatchFailed(e),
-            ) => {
+            Err(e) => match WatchFailure::of(e) {
+                WatchFailure::Expired => {}
                 // Access errors do not heal by retrying; anything else is retried with backoff.
-                if matches!(&e, kube::Error::Api(s) if s.code == 401 || s.code == 403) {
-                    return Err(op.error(&e));
-                }
-                failing = Some(op.error(&e));
-            }
-            // 410 Gone only means the watch restarts from a fresh list; that is routine.
-            Err(watcher::Error::WatchError(s)) if s.code == 410 => {}
-            Err(watcher::Error::WatchError(s)) => failing = Some(op.error(&kube::Error::Api(s))),
-            Err(e) => failing = Some(op.other(e.to_string())),
+                WatchFailure::Api(e) if is_forbidden(&e) => return Err(op.error(&e)),
+                WatchFailure::Api(e) => failing = Some(op.error(&e)),
+                WatchFailure::Other(why) => failing = Some(op.other(why)),
+            },
         }
     }
 }
