@@ -44,17 +44,6 @@ impl Health {
             (_, next) => next,
         }
     }
-
-    /// A failure, keeping the first failure time across repeated errors.
-    pub fn failed(&self, now: SystemTime, error: String) -> Health {
-        match self {
-            Health::Degraded { since, .. } => Health::Degraded {
-                since: *since,
-                error,
-            },
-            _ => Health::Degraded { since: now, error },
-        }
-    }
 }
 
 #[cfg(test)]

@@ -518,7 +518,10 @@ async fn a_watch_expiry_is_not_a_traffic_outage() {
     common::post_fault(&sim, r#"{"kind":"watch_expiry"}"#).await;
     // After the 410 the watcher relists, which reports the weight again; then a change made
     // meanwhile must arrive, and nothing in between may be a health change.
-    router.set_weight(Weight::clamped(10)).await.expect("weight 10");
+    router
+        .set_weight(Weight::clamped(10))
+        .await
+        .expect("weight 10");
     loop {
         match common::next_by(&mut rx, deadline, "the new weight").await {
             TrafficEvent::Weight(w) if w == Weight::clamped(10) => break,

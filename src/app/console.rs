@@ -15,7 +15,7 @@ use crate::cluster::client::Connection;
 use crate::cluster::watch::{self, Workloads};
 use crate::metrics::prometheus::{PromClient, PromConfig};
 use crate::metrics::sampler;
-use crate::plan::{Plan, Router, TrackName};
+use crate::plan::{Plan, Router};
 use crate::traffic::TrafficRouter;
 use crate::traffic::gateway_api::GatewayApiRouter;
 use crate::traffic::istio::IstioRouter;
@@ -66,17 +66,6 @@ pub enum SetupError {
     NoTerminal,
 }
 
-/// The plan's name of a router kind, for messages.
-fn router_name(router: Router) -> &'static str {
-    match router {
-        Router::Replicas => "replicas",
-        Router::GatewayApi => "gateway-api",
-        Router::Istio => "istio",
-        Router::Nginx => "nginx",
-        Router::Smi => "smi",
-    }
-}
-
 /// The traffic router the plan names.
 pub fn router_for(
     plan: &Plan,
@@ -85,7 +74,7 @@ pub fn router_for(
 ) -> Result<Arc<dyn TrafficRouter>, SetupError> {
     let traffic = plan.traffic.as_ref().ok_or(SetupError::NoTraffic)?;
     let client = connection.client.clone();
-    let name = router_name(traffic.router);
+    let name = traffic.router.as_str();
     let missing = |key| SetupError::MissingTrafficKey { key, router: name };
     let route = || traffic.route.as_deref().ok_or(missing("route"));
     // The documented defaults: workload.name and workload.canary. Each comes with the plan key
@@ -148,17 +137,12 @@ pub async fn run(setup: ConsoleSetup) -> Result<App, SetupError> {
         .ok_or_else(|| SetupError::UnknownEnvironment(setup.environment.clone()))?;
     let namespace = env.namespace.clone();
     let router = router_for(&plan, &setup.connection, &namespace)?;
-    let tracks: Vec<TrackName> = if plan.workload.canary.is_some() {
-        TrackName::BOTH.to_vec()
-    } else {
-        vec![TrackName::Stable]
-    };
     let probes = sampler::probes(
         &plan.metrics.queries,
         &namespace,
         &plan.service,
         plan.metrics.rate.get(),
-        &tracks,
+        plan.tracks(),
     )
     .map_err(SetupError::Metrics)?;
     let prom_config = PromConfig::for_environment(&setup.prometheus, env, Duration::from_secs(10))

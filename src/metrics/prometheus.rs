@@ -238,10 +238,6 @@ impl PromClient {
         }
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
     /// Evaluates `promql` at `at` (now when `None`).
     pub async fn query(
         &self,
@@ -275,8 +271,8 @@ impl PromClient {
         parse_range_response(status, &body)
     }
 
-    /// Sends one API request; transport failures, refusals and 502–504 become errors here, and
-    /// every other answer is returned for the caller to parse.
+    /// Sends one API request. Transport failures, refusals (401/403), rate limiting (429) and
+    /// 5xx become errors here; every other answer is returned for the caller to parse.
     async fn send(&self, path: &str, form: &[(&str, String)]) -> Result<(u16, String), PromError> {
         let unreachable = |e: reqwest::Error| PromError::Unreachable {
             url: self.base.clone(),
@@ -568,7 +564,8 @@ mod tests {
 
     #[test]
     fn html_from_a_proxy_is_a_protocol_error() {
-        let err = parse_response(502, "<html>Bad Gateway</html>").expect_err("not the API");
-        assert!(matches!(err, PromError::Protocol { status: 502, .. }));
+        // A proxy's login page answered with 200: what `send` passes on to be parsed.
+        let err = parse_response(200, "<html>Sign in</html>").expect_err("not the API");
+        assert!(matches!(err, PromError::Protocol { status: 200, .. }));
     }
 }

@@ -10,7 +10,7 @@ use super::prometheus::{PromClient, PromError};
 use super::series::Point;
 use super::{MetricsEvent, Sample};
 use crate::health::Health;
-use crate::plan::template::expand;
+use crate::plan::template::{expand, query_vars};
 use crate::plan::{TrackName, duration::format_duration};
 
 /// One query to sample, already expanded for one track.
@@ -33,12 +33,7 @@ pub fn probes(
     let mut out = Vec::new();
     for (metric, template) in queries {
         for track in tracks {
-            let vars = [
-                ("namespace", namespace),
-                ("service", service),
-                ("track", track.as_str()),
-                ("rate", rate.as_str()),
-            ];
+            let vars = query_vars(namespace, service, track.as_str(), &rate);
             let promql =
                 expand(template, &vars).map_err(|e| format!("metrics.queries.{metric}: {e}"))?;
             out.push(Probe {
@@ -106,8 +101,14 @@ pub async fn run(
         let next = match first_error {
             None => Health::Live,
             Some((_, e @ PromError::Forbidden { .. })) => Health::Forbidden(e.to_string()),
-            Some((_, e)) if e.is_unreachable() => health.failed(at, e.to_string()),
-            Some((metric, e)) => health.failed(at, format!("{metric}: {e}")),
+            Some((_, e)) if e.is_unreachable() => health.then(Health::Degraded {
+                since: at,
+                error: e.to_string(),
+            }),
+            Some((metric, e)) => health.then(Health::Degraded {
+                since: at,
+                error: format!("{metric}: {e}"),
+            }),
         };
         if next != health {
             health = next.clone();

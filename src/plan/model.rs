@@ -63,6 +63,17 @@ pub struct Plan {
     pub notify: Option<Notify>,
 }
 
+impl Plan {
+    /// The tracks the plan deploys: both when it has a canary Deployment, else stable only.
+    pub fn tracks(&self) -> &'static [TrackName] {
+        if self.workload.canary.is_some() {
+            &TrackName::BOTH
+        } else {
+            &[TrackName::Stable]
+        }
+    }
+}
+
 /// One known risk of the change and its mitigation (template: Risk Assessment).
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +169,16 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// As written in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Canary => "canary",
+            Strategy::BlueGreen => "blue-green",
+            Strategy::Rolling => "rolling",
+            Strategy::Recreate => "recreate",
+        }
+    }
+
     /// Canary and blue-green move traffic, so they need `traffic.router`.
     pub fn needs_router(self) -> bool {
         matches!(self, Strategy::Canary | Strategy::BlueGreen)
@@ -252,6 +273,19 @@ pub enum Router {
     Nginx,
     /// SMI TrafficSplit.
     Smi,
+}
+
+impl Router {
+    /// As written in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Router::Replicas => "replicas",
+            Router::GatewayApi => "gateway-api",
+            Router::Istio => "istio",
+            Router::Nginx => "nginx",
+            Router::Smi => "smi",
+        }
+    }
 }
 
 /// What is sampled from Prometheus and what counts as healthy.

@@ -1,5 +1,20 @@
-//! Expansion of `{{name}}` placeholders in metric queries.
-//! Pure string work; which variables exist is decided by the caller.
+//! Expansion of `{{name}}` placeholders in metric queries, and the variables queries may use.
+//! Pure string work.
+
+/// The variables a metric query may use.
+pub const QUERY_VARIABLES: [&str; 4] = ["namespace", "service", "track", "rate"];
+
+/// The values of [`QUERY_VARIABLES`] for one expansion: validation and the sampler both expand
+/// through this, so they cannot disagree on what a query may use.
+pub fn query_vars<'a>(
+    namespace: &'a str,
+    service: &'a str,
+    track: &'a str,
+    rate: &'a str,
+) -> [(&'static str, &'a str); 4] {
+    let [n, s, t, r] = QUERY_VARIABLES;
+    [(n, namespace), (s, service), (t, track), (r, rate)]
+}
 
 /// Why a template could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

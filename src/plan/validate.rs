@@ -12,8 +12,7 @@ use super::suggest;
 use super::template;
 use crate::path;
 
-/// Template variables a metric query may use.
-pub const QUERY_VARIABLES: [&str; 4] = ["namespace", "service", "track", "rate"];
+use super::template::QUERY_VARIABLES;
 
 /// One finding of validation, located in the source.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,10 +88,7 @@ pub fn validate(plan: &Plan, doc: &Doc) -> Vec<Finding> {
 fn check_strategy(plan: &Plan, c: &mut Checker<'_>) {
     if plan.strategy.needs_router() && plan.traffic.is_none() {
         let pos = c.doc.value(&path!["strategy"]);
-        let name = match plan.strategy {
-            super::model::Strategy::BlueGreen => "blue-green",
-            _ => "canary",
-        };
+        let name = plan.strategy.as_str();
         c.error(
             pos,
             format!(
@@ -181,12 +177,12 @@ fn check_metrics(plan: &Plan, c: &mut Checker<'_>) {
         if unknown {
             continue;
         }
-        let vars = [
-            ("namespace", "placeholder-namespace"),
-            ("service", plan.service.as_str()),
-            ("track", "canary"),
-            ("rate", placeholder_rate.as_str()),
-        ];
+        let vars = template::query_vars(
+            "placeholder-namespace",
+            &plan.service,
+            "canary",
+            &placeholder_rate,
+        );
         match template::expand(query, &vars) {
             Err(e) => c.error(value_pos, format!("metrics.queries.{name}: {e}")),
             Ok(expanded) => {

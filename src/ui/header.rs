@@ -38,7 +38,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Span::styled(plan.name.clone(), Style::new().add_modifier(Modifier::BOLD)),
         Span::raw(format!(
             " · {} · risk {} · env {} · {} @ {} · op {}",
-            strategy(plan.strategy),
+            plan.strategy.as_str(),
             format!("{:?}", plan.risk).to_uppercase(),
             app.target.environment,
             app.target.namespace,
@@ -64,15 +64,6 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         ));
     }
     frame.render_widget(Paragraph::new(vec![line1, Line::from(line2)]), area);
-}
-
-fn strategy(s: crate::plan::Strategy) -> &'static str {
-    match s {
-        crate::plan::Strategy::Canary => "canary",
-        crate::plan::Strategy::BlueGreen => "blue-green",
-        crate::plan::Strategy::Rolling => "rolling",
-        crate::plan::Strategy::Recreate => "recreate",
-    }
 }
 
 /// A source's dot and word; a failing source says since when, so a pair at the console can tell

@@ -15,19 +15,10 @@ use crate::plan::TrackName;
 /// Sparklines draw integers; values are scaled by this before rounding.
 const SCALE: f64 = 1_000_000.0;
 
-/// The tracks drawn: both when the plan has a canary.
-fn tracks(app: &App) -> &'static [TrackName] {
-    if app.plan.workload.canary.is_some() {
-        &TrackName::BOTH
-    } else {
-        &[TrackName::Stable]
-    }
-}
-
 /// Rows the panel needs with a sparkline per track, borders included.
 pub fn full_height(app: &App) -> u16 {
     let n = u16::try_from(app.plan.metrics.queries.len()).unwrap_or(u16::MAX);
-    let each = 1 + tracks(app).len() as u16;
+    let each = 1 + app.plan.tracks().len() as u16;
     n.saturating_mul(each).saturating_add(2)
 }
 
@@ -52,7 +43,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         frame.render_widget(Paragraph::new("no metrics.queries in the plan"), inner);
         return;
     }
-    let tracks = tracks(app);
+    let tracks = app.plan.tracks();
     // Every metric gets all its rows or none: a squeezed layout would put one metric's value
     // under another's heading.
     if area.height >= full_height(app) {

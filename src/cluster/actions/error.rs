@@ -179,7 +179,7 @@ impl Op<'_> {
                 kind,
                 namespace,
                 name,
-                cause: root_cause(err),
+                cause: crate::health::root_cause(err),
             },
             other => ActionError::Other {
                 verb,
@@ -200,15 +200,6 @@ impl Op<'_> {
             message: message.into(),
         }
     }
-}
-
-/// The innermost cause ("Connection refused"), which says more than the wrappers around it.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]
