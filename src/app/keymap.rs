@@ -1,5 +1,5 @@
-//! Keys → commands, per mode. The one table the key bar and `?` help are drawn from.
-//! Pure: no state changes here.
+//! Keys → commands, per mode, and the tables the key bar and `?` help are drawn from (a test
+//! checks every key they show maps to a command). Pure: no state changes here.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -16,7 +16,7 @@ pub enum Command {
     Quit,
 }
 
-/// Key, command and description, in the order help shows them.
+/// Key and description, in the order help shows them; `+ -` is two keys.
 pub const KEYS: &[(&str, &str)] = &[
     (
         "n",
@@ -66,5 +66,28 @@ pub fn command_for(key: &KeyEvent, help_open: bool) -> Option<Command> {
         KeyCode::Char('?') => Some(Command::ToggleHelp),
         KeyCode::Char('q') => Some(Command::Quit),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key the help and the key bar show does something (`+/-` and `+ -` are two keys).
+    #[test]
+    fn every_key_shown_maps_to_a_command() {
+        let shown = KEYS.iter().chain(KEY_BAR).flat_map(|(keys, _)| {
+            keys.split([' ', '/'])
+                .filter(|k| !k.is_empty())
+                .collect::<Vec<_>>()
+        });
+        for key in shown {
+            let mut chars = key.chars();
+            let (Some(c), None) = (chars.next(), chars.next()) else {
+                panic!("{key:?} is not one key");
+            };
+            let event = KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+            assert!(command_for(&event, false).is_some(), "{key} does nothing");
+        }
     }
 }

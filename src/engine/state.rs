@@ -17,7 +17,7 @@ pub struct StepRef {
 pub enum SlotKind {
     /// Set the canary weight; done when the router has stored it.
     SetWeight(Weight),
-    /// Thresholds must hold this long; done by the clock.
+    /// Wait this long; done by the clock. Thresholds are shown meanwhile, not enforced.
     Hold(Duration),
     /// A person must press `n` (checklist item, pause, approval).
     Gate,
@@ -222,8 +222,8 @@ impl Deployment {
         out
     }
 
-    /// `p`: stop or resume auto-advance. A hold paused and resumed starts over, because the
-    /// thresholds were not watched for the whole span.
+    /// `p`: stop or resume auto-advance. A hold paused and resumed starts over: the operator
+    /// asked for that much uninterrupted time.
     pub fn toggle_pause(&mut self, now: SystemTime) -> Outcome {
         let mut out = Outcome::default();
         match self.status {
