@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -21,7 +21,6 @@ use warroom::cluster::actions::configmap::{self, KeyChange};
 use warroom::cluster::actions::rollout::{self, UndoOutcome};
 use warroom::cluster::actions::status::{self, RolloutStatus};
 use warroom::cluster::actions::{self, ActionError, RESTARTED_AT, RestoreChange};
-use warroom::cluster::client::connect;
 use warroom::sim::server::Simulator;
 
 const NS: &str = "shop";
@@ -35,26 +34,12 @@ struct Env {
 }
 
 async fn start() -> Env {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let plan = warroom::plan::parse(Path::new("plans/demo.yaml"), warroom::cli::DEMO_PLAN)
-        .expect("demo plan");
     let home = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = home.path().join("kubeconfig");
-    let sim = Simulator::start(
-        &plan,
-        "127.0.0.1:0".parse().expect("addr"),
-        Some(&kubeconfig),
-        20.0,
-    )
-    .await
-    .expect("simulator starts");
-    let conn = connect(Some(&kubeconfig), Some("sim-development"))
-        .await
-        .expect("connects");
+    let (sim, conn) = common::start_demo_sim(home.path()).await;
     Env {
+        kubeconfig: sim.kubeconfig.clone(),
         sim,
         client: conn.client,
-        kubeconfig,
         home,
     }
 }
@@ -773,16 +758,6 @@ async fn undo_keeps_template_fields_this_client_does_not_know() {
     assert_eq!(again, UndoOutcome::Skipped { revision: 3 });
 }
 
-async fn post_fault(env: &Env, body: &str) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/sim/faults", env.sim.kubernetes))
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("fault posted");
-    assert!(resp.status().is_success(), "{body}: {}", resp.status());
-}
-
 #[tokio::test]
 async fn wait_complete_names_an_api_outage_instead_of_waiting() {
     let env = start().await;
@@ -802,7 +777,7 @@ async fn wait_complete_names_an_api_outage_instead_of_waiting() {
     let waiting = tokio::spawn(async move {
         status::wait_complete(&client, NS, "web", Instant::now() + Duration::from_secs(2)).await
     });
-    post_fault(&env, r#"{"kind":"api_outage","for":"3s"}"#).await;
+    common::post_fault(&env.sim, r#"{"kind":"api_outage","for":"3s"}"#).await;
     let result = waiting.await.expect("wait_complete ran");
     let Err(err) = result else {
         panic!("an outage read as {result:?}");

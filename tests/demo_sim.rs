@@ -154,15 +154,7 @@ async fn cluster_watch_sees_both_tracks_running() {
 #[tokio::test]
 async fn sampler_reads_error_rate_and_latency_for_both_tracks() {
     let (sim, _conn) = start().await;
-    let plan = demo_plan();
-    let probes = sampler::probes(
-        &plan.metrics.queries,
-        "shop",
-        "checkout",
-        plan.metrics.rate.get(),
-        &TrackName::BOTH,
-    )
-    .expect("probes");
+    let probes = common::demo_probes();
     let prom =
         PromClient::new(PromConfig::new(&sim.prometheus, Duration::from_secs(5))).expect("client");
     let (tx, mut rx) = unbounded_channel();

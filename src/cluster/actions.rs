@@ -95,9 +95,7 @@ pub async fn set_image(
     // A strategic merge patch keyed by container name touches only that container's image.
     let patch =
         json!({"spec": {"template": {"spec": {field: [{"name": found.name, "image": image}]}}}});
-    api.patch(name, &PatchParams::default(), &Patch::Strategic(patch))
-        .await
-        .map_err(|e| deployment_op("patch", namespace, name).error(&e))?;
+    patch_deployment(&api, namespace, name, Patch::Strategic(patch)).await?;
     Ok(ImageChange {
         container: found.name.clone(),
         previous: found.image.clone(),
