@@ -1337,16 +1337,6 @@ enum Seen {
     Error,
 }
 
-async fn post_fault(http: &reqwest::Client, sim: &Simulator, body: serde_json::Value) {
-    let resp = http
-        .post(format!("{}/sim/faults", sim.kubernetes))
-        .json(&body)
-        .send()
-        .await
-        .expect("POST /sim/faults");
-    assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
-}
-
 async fn active_faults(http: &reqwest::Client, sim: &Simulator) -> Vec<serde_json::Value> {
     let v: serde_json::Value = http
         .get(format!("{}/sim/faults", sim.kubernetes))
@@ -1359,20 +1349,12 @@ async fn active_faults(http: &reqwest::Client, sim: &Simulator) -> Vec<serde_jso
     v["faults"].as_array().cloned().unwrap_or_default()
 }
 
-fn demo_plan() -> warroom::plan::Plan {
-    warroom::plan::parse(
-        std::path::Path::new("plans/demo.yaml"),
-        warroom::cli::DEMO_PLAN,
-    )
-    .expect("demo plan")
-}
-
 #[tokio::test]
 async fn kube_watcher_recovers_by_itself_from_api_outage_and_watch_expiry_faults() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Simulator::start(
-        &demo_plan(),
+        &common::demo_plan(),
         "127.0.0.1:0".parse().expect("addr"),
         Some(&dir.path().join("kubeconfig")),
         20.0,
@@ -1468,7 +1450,7 @@ async fn kube_watcher_recovers_by_itself_from_api_outage_and_watch_expiry_faults
     wait_for_view(want(&[("probe-a", "1")]), "the first change").await;
 
     // An outage: the API answers 503 and the open watch is cut, but /sim/faults still answers.
-    post_fault(&http, &sim, json!({"kind": "api_outage", "for": "1500ms"})).await;
+    common::post_fault(&sim, r#"{"kind":"api_outage","for":"1500ms"}"#).await;
     let during = http
         .get(format!(
             "{}/api/v1/namespaces/shop/configmaps",
@@ -1511,8 +1493,8 @@ async fn kube_watcher_recovers_by_itself_from_api_outage_and_watch_expiry_faults
         .iter()
         .filter(|s| matches!(s, Seen::Init))
         .count();
-    post_fault(&http, &sim, json!({"kind": "watch_expiry"})).await;
-    post_fault(&http, &sim, json!({"kind": "watch_expiry", "for": "2s"})).await;
+    common::post_fault(&sim, r#"{"kind":"watch_expiry"}"#).await;
+    common::post_fault(&sim, r#"{"kind":"watch_expiry","for":"2s"}"#).await;
     eventually("the expiry to end by itself", || {
         let (http, sim) = (&http, &sim);
         async move { active_faults(http, sim).await.is_empty().then_some(()) }
@@ -1573,7 +1555,7 @@ async fn fault_endpoint_lists_clears_and_rejects_bad_bodies_with_a_message() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Simulator::start(
-        &demo_plan(),
+        &common::demo_plan(),
         "127.0.0.1:0".parse().expect("addr"),
         Some(&dir.path().join("kubeconfig")),
         20.0,
@@ -1581,19 +1563,9 @@ async fn fault_endpoint_lists_clears_and_rejects_bad_bodies_with_a_message() {
     .await
     .expect("simulator starts");
     let http = reqwest::Client::new();
-    post_fault(
-        &http,
-        &sim,
-        json!({"kind":"error_spike","namespace":"shop","service":"checkout","track":"canary","ratio":0.2,"for":"60s"}),
-    )
-    .await;
-    post_fault(
-        &http,
-        &sim,
-        json!({"kind":"latency_spike","namespace":"shop","service":"checkout","track":"canary","factor":3}),
-    )
-    .await;
-    post_fault(&http, &sim, json!({"kind":"prometheus_outage","for":"60s"})).await;
+    common::post_fault(&sim, r#"{"kind":"error_spike","namespace":"shop","service":"checkout","track":"canary","ratio":0.2,"for":"60s"}"#).await;
+    common::post_fault(&sim, r#"{"kind":"latency_spike","namespace":"shop","service":"checkout","track":"canary","factor":3}"#).await;
+    common::post_fault(&sim, r#"{"kind":"prometheus_outage","for":"60s"}"#).await;
     let listed = active_faults(&http, &sim).await;
     let kinds: Vec<&str> = listed.iter().filter_map(|f| f["kind"].as_str()).collect();
     assert_eq!(kinds, ["error_spike", "latency_spike", "prometheus_outage"]);

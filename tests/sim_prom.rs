@@ -9,6 +9,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use warroom::sim::exposition::metrics_router;
+use warroom::sim::faults::{self, Faults};
+use warroom::sim::kube::KubeSim;
 use warroom::sim::model::{ServiceTraffic, TrackTraffic, TrafficSnapshot};
 use warroom::sim::prom_api::{PromFaults, router_with_faults};
 use warroom::sim::traffic::{self, TrafficConfig, TrafficControl};
@@ -560,8 +562,11 @@ async fn prometheus_outage_answers_503_in_prometheus_shape_then_recovers_with_da
 async fn timed_prometheus_outage_ends_by_itself() -> R {
     let sim = start().await?;
     let outage = Duration::from_secs(1);
+    // The `prometheus_outage` drill as /sim/faults starts it: the outage ends on its own timer.
+    let drills = Faults::new(KubeSim::new(), sim.faults.clone(), sim.traffic.clone());
+    let request = faults::parse(br#"{"kind":"prometheus_outage","for":"1s"}"#)?;
     let began = Instant::now();
-    sim.faults.set_outage_for(outage);
+    drills.start(request);
     let (status, body) = sim.get("/api/v1/query", &[("query", "1")]).await?;
     assert_eq!(
         (status, body["errorType"].as_str()),

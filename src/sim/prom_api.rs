@@ -2,8 +2,8 @@
 //! It only reads the Tsdb through the PromQL evaluator and must not write samples.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -17,12 +17,12 @@ use axum::routing::get;
 use crate::sim::promql::{self, QueryError, RangeSeries, Value, format_timestamp, format_value};
 use crate::sim::tsdb::{LabelMatcher, Labels, Tsdb};
 
-/// Fault switches for drills. Cloning shares the switches.
+/// Fault switches for drills. Cloning shares the switches. A timed outage (the
+/// `prometheus_outage` drill's `for`) is [`crate::sim::faults::Faults`] switching the outage
+/// on and, when its timer fires, off again.
 #[derive(Clone, Debug, Default)]
 pub struct PromFaults {
     outage: Arc<AtomicBool>,
-    /// End of a timed outage ([`PromFaults::set_outage_for`]); `None` when there is none.
-    outage_until: Arc<Mutex<Option<tokio::time::Instant>>>,
     delay_ms: Arc<AtomicU64>,
 }
 
@@ -32,29 +32,12 @@ impl PromFaults {
     }
 
     /// While set, every endpoint answers 503, like a Prometheus that is down behind a proxy.
-    /// Turning it off also ends a timed outage.
     pub fn set_outage(&self, on: bool) {
         self.outage.store(on, Ordering::SeqCst);
-        if !on {
-            *self.until() = None;
-        }
-    }
-
-    /// An outage that ends by itself after `duration` (the `prometheus_outage` drill's `for`).
-    pub fn set_outage_for(&self, duration: Duration) {
-        *self.until() = Some(tokio::time::Instant::now() + duration);
     }
 
     pub fn outage(&self) -> bool {
         self.outage.load(Ordering::SeqCst)
-            || self
-                .until()
-                .is_some_and(|until| tokio::time::Instant::now() < until)
-    }
-
-    // A single assignment or read under the lock: a poisoned lock still holds a valid value.
-    fn until(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
-        self.outage_until.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Every response is held back this long (zero turns it off): a slow or overloaded Prometheus.

@@ -42,12 +42,6 @@ pub enum TsdbError {
     MissingMetricName,
     #[error("out-of-order sample at {ts_ms} ms: series already has a sample at {last_ms} ms")]
     OutOfOrder { ts_ms: i64, last_ms: i64 },
-    #[error("invalid regex {pattern:?} for label {name:?}: {reason}")]
-    BadRegex {
-        name: String,
-        pattern: String,
-        reason: String,
-    },
 }
 
 /// How a [`LabelMatcher`] compares a label value.
@@ -75,28 +69,6 @@ impl LabelMatcher {
         }
     }
 
-    pub fn not_equal(name: &str, value: &str) -> Self {
-        Self {
-            name: name.to_string(),
-            kind: MatchKind::NotEqual(value.to_string()),
-        }
-    }
-
-    /// A regex matcher; the pattern is anchored at both ends like Prometheus does.
-    pub fn regex(name: &str, pattern: &str) -> Result<Self, TsdbError> {
-        Ok(Self {
-            name: name.to_string(),
-            kind: MatchKind::Regex(anchored(name, pattern)?),
-        })
-    }
-
-    pub fn not_regex(name: &str, pattern: &str) -> Result<Self, TsdbError> {
-        Ok(Self {
-            name: name.to_string(),
-            kind: MatchKind::NotRegex(anchored(name, pattern)?),
-        })
-    }
-
     pub fn matches_value(&self, value: &str) -> bool {
         match &self.kind {
             MatchKind::Equal(v) => v == value,
@@ -109,14 +81,6 @@ impl LabelMatcher {
     pub fn matches(&self, labels: &Labels) -> bool {
         self.matches_value(labels.get(&self.name).map(String::as_str).unwrap_or(""))
     }
-}
-
-fn anchored(name: &str, pattern: &str) -> Result<regex::Regex, TsdbError> {
-    regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| TsdbError::BadRegex {
-        name: name.to_string(),
-        pattern: pattern.to_string(),
-        reason: e.to_string(),
-    })
 }
 
 /// The samples of one series that fell inside a requested time range.
@@ -376,21 +340,32 @@ mod tests {
         Ok(())
     }
 
+    /// The matchers of a one-group series selector, built as the query API builds them.
+    fn selector(s: &str) -> Result<Vec<LabelMatcher>, Box<dyn std::error::Error>> {
+        let mut groups = crate::sim::promql::parse_selector(s)?;
+        match (groups.pop(), groups.is_empty()) {
+            (Some(group), true) => Ok(group),
+            _ => Err(format!("{s:?} is not a single matcher group").into()),
+        }
+    }
+
     #[test]
-    fn matchers_treat_missing_labels_as_empty_and_anchor_regexes() -> Result<(), TsdbError> {
+    fn matchers_treat_missing_labels_as_empty_and_anchor_regexes()
+    -> Result<(), Box<dyn std::error::Error>> {
         let db = db();
         db.append(labels([("__name__", "m"), ("code", "500")]), 1, 1.0)?;
         db.append(labels([("__name__", "m"), ("code", "200")]), 1, 1.0)?;
         db.append(labels([("__name__", "m")]), 1, 1.0)?;
-        let five = db.select(&[LabelMatcher::regex("code", "5..")?], 0, 10);
+        // Every series is named `m`, so the name matcher leaves the label matcher to decide.
+        let five = db.select(&selector(r#"m{code=~"5.."}"#)?, 0, 10);
         assert_eq!(five.len(), 1);
-        let partial = db.select(&[LabelMatcher::regex("code", "5")?], 0, 10);
+        let partial = db.select(&selector(r#"m{code=~"5"}"#)?, 0, 10);
         assert!(partial.is_empty(), "regex must be anchored");
-        let no_code = db.select(&[LabelMatcher::equal("code", "")], 0, 10);
+        let no_code = db.select(&selector(r#"m{code=""}"#)?, 0, 10);
         assert_eq!(no_code.len(), 1);
-        let not_200 = db.select(&[LabelMatcher::not_equal("code", "200")], 0, 10);
+        let not_200 = db.select(&selector(r#"m{code!="200"}"#)?, 0, 10);
         assert_eq!(not_200.len(), 2);
-        let not_re = db.select(&[LabelMatcher::not_regex("code", "[25]00")?], 0, 10);
+        let not_re = db.select(&selector(r#"m{code!~"[25]00"}"#)?, 0, 10);
         assert_eq!(not_re.len(), 1);
         Ok(())
     }

@@ -66,7 +66,8 @@ pub async fn post_fault(sim: &warroom::sim::server::Simulator, body: &str) {
         .send()
         .await
         .expect("fault posted");
-    assert!(resp.status().is_success(), "{body}: {}", resp.status());
+    // The simulator answers an accepted fault with 201 Created.
+    assert_eq!(resp.status(), 201, "{body}: {}", resp.status());
 }
 
 /// The demo plan's queries, expanded for both tracks in namespace `shop`.

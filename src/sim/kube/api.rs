@@ -38,40 +38,10 @@ fn ok(v: &Value) -> Response {
     json_response(StatusCode::OK, v)
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
+/// The query string as a map; a repeated key keeps its last value.
 fn parse_query(raw: Option<&str>) -> HashMap<String, String> {
-    raw.unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
         .collect()
 }
 
@@ -956,6 +926,9 @@ mod tests {
         );
         assert!(truthy(&q, "watch"));
         assert_eq!(q.get("x").map(String::as_str), Some("%zz"));
+        let repeated = parse_query(Some("limit=1&limit=2&flag"));
+        assert_eq!(repeated.get("limit").map(String::as_str), Some("2"));
+        assert_eq!(repeated.get("flag").map(String::as_str), Some(""));
     }
 
     #[test]

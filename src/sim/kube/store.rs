@@ -393,12 +393,14 @@ impl Store {
         if [&resources::PODS, &resources::SERVICES].contains(&def)
             || resources::TRAFFIC_OBJECTS.contains(&def)
         {
-            let pods = inner
+            // At most SNAPSHOT_EAGER_PODS pods, found without counting them all.
+            let few_pods = inner
                 .objects
                 .range((resources::PODS.plural, String::new(), String::new())..)
                 .take_while(|((plural, _, _), _)| *plural == resources::PODS.plural)
-                .count();
-            if pods <= SNAPSHOT_EAGER_PODS {
+                .nth(SNAPSHOT_EAGER_PODS)
+                .is_none();
+            if few_pods {
                 self.recompute_snapshot(inner);
             } else {
                 inner.snapshot_dirty = true;

@@ -308,17 +308,7 @@ fn columns(def: &ResourceDef) -> Vec<Column> {
                 ..NAME
             },
         ],
-        "httproutes" => vec![
-            NAME,
-            col("Hostnames", "string", 0, ""),
-            Column {
-                name: "Age",
-                ty: "date",
-                format: "",
-                priority: 0,
-                description: "",
-            },
-        ],
+        "httproutes" => vec![NAME, col("Hostnames", "string", 0, ""), CRD_AGE],
         "ingresses" => vec![
             NAME,
             col(
@@ -807,11 +797,7 @@ pub fn render(
             let mut row = json!({"cells": cells(def, o)});
             let object = match include {
                 IncludeObject::None => None,
-                IncludeObject::Metadata => Some(json!({
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
-                })),
+                IncludeObject::Metadata => Some(super::api::partial_metadata(o)),
                 IncludeObject::Object => Some(o.clone()),
             };
             if let (Some(obj), Some(r)) = (object, row.as_object_mut()) {

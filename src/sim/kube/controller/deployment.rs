@@ -1,7 +1,7 @@
 //! The deployment controller: one ReplicaSet per pod template, rolling updates within
 //! maxSurge/maxUnavailable, revisions, history cleanup and Deployment status. No pods.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
@@ -185,14 +185,17 @@ impl Controllers {
     pub(super) fn deployments(&mut self) {
         let (deploys, _) = self.sim.store().list(&resources::DEPLOYMENTS, None);
         let (all_rs, _) = self.sim.store().list(&resources::REPLICASETS, None);
+        let mut by_owner: HashMap<&str, Vec<&Value>> = HashMap::new();
+        for rs in &all_rs {
+            if let Some(uid) = owner_uid(rs) {
+                by_owner.entry(uid).or_default().push(rs);
+            }
+        }
         for d in &deploys {
             if is_terminating(d) {
                 continue;
             }
-            let owned: Vec<&Value> = all_rs
-                .iter()
-                .filter(|rs| owner_uid(rs) == Some(uid_of(d)))
-                .collect();
+            let owned = by_owner.get(uid_of(d)).cloned().unwrap_or_default();
             if let Err(e) = self.sync_deployment(d, &owned) {
                 tracing::debug!(deployment = name_of(d), error = %e, "deployment sync deferred");
             }
@@ -236,7 +239,7 @@ impl Controllers {
                 .map(|rs| name_of(rs))
                 .unwrap_or_default()
                 .to_string();
-            return self.deployment_status(d, &name, Progress::Paused, max_unavailable);
+            return self.deployment_status(d, owned, &name, Progress::Paused, max_unavailable);
         }
 
         let max_revision = owned.iter().map(|rs| revision(rs)).max().unwrap_or(0);
@@ -394,7 +397,7 @@ impl Controllers {
         } else {
             Progress::Rolling
         };
-        self.deployment_status(d, &new_name, progress, max_unavailable)
+        self.deployment_status(d, owned, &new_name, progress, max_unavailable)
     }
 
     fn create_replicaset(
@@ -518,17 +521,28 @@ impl Controllers {
         }
     }
 
+    /// `owned` are the ReplicaSets the Deployment owned when this sync began; they and the
+    /// new one (`new_name`, possibly created by this sync) are read back in their current state.
     fn deployment_status(
         &self,
         d: &Value,
+        owned: &[&Value],
         new_name: &str,
         progress: Progress,
         max_unavailable: i64,
     ) -> Result<(), ApiError> {
         let store = self.sim.store();
         let ns = namespace_of(d);
-        let (all_rs, _) = store.list(&resources::REPLICASETS, Some(ns));
-        let owned: Vec<&Value> = all_rs
+        let names: BTreeSet<&str> = owned
+            .iter()
+            .map(|rs| name_of(rs))
+            .chain((!new_name.is_empty()).then_some(new_name))
+            .collect();
+        let current: Vec<Value> = names
+            .into_iter()
+            .filter_map(|name| store.get(&resources::REPLICASETS, ns, name).ok())
+            .collect();
+        let owned: Vec<&Value> = current
             .iter()
             .filter(|rs| owner_uid(rs) == Some(uid_of(d)))
             .collect();

@@ -40,9 +40,13 @@ impl Controllers {
             .filter(|p| !is_terminating(p))
             .collect();
         let count = active.len() as i64;
+        // The pods this ReplicaSet may still own after this sync: the live ones it had and the
+        // ones it creates now. Their current state is read back below.
+        let mut candidates: Vec<String> = active.iter().map(|p| name_of(p).to_string()).collect();
         if !is_terminating(rs) && count < desired {
             for _ in 0..(desired - count) {
                 let pod = self.new_pod(rs)?;
+                candidates.push(name_of(&pod).to_string());
                 self.event(
                     rs,
                     &resources::REPLICASETS,
@@ -89,7 +93,10 @@ impl Controllers {
                 );
             }
         }
-        let (pods_now, _) = self.sim.store().list(&resources::PODS, Some(ns));
+        let pods_now: Vec<Value> = candidates
+            .iter()
+            .filter_map(|name| self.sim.store().get(&resources::PODS, ns, name).ok())
+            .collect();
         let mine: Vec<&Value> = pods_now
             .iter()
             .filter(|p| owner_uid(p) == Some(uid_of(rs)) && !is_terminating(p))
