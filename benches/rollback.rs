@@ -49,7 +49,14 @@ async fn main() -> Res<()> {
     let conn = connect(Some(&sim.kubeconfig), Some("sim-development")).await?;
     let router = router_for(&plan, &conn, "shop")?;
     let (tx, mut rx) = unbounded_channel();
-    let runner = EffectRunner::start(router.clone(), tx);
+    let env = warroom::app::console::env_clients(&plan, "development", "shop", &conn)?;
+    let runner = EffectRunner::start(
+        plan.clone(),
+        std::path::PathBuf::from("."),
+        vec![env],
+        Default::default(),
+        tx,
+    );
     let bang = Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE));
 
     let mut millis = Vec::with_capacity(rounds);
@@ -68,14 +75,20 @@ async fn main() -> Res<()> {
         );
         app.traffic.observed = Some(Weight::clamped(30));
         let started = Instant::now();
+        // The first effect of `!` is the weight-0 write; the clock stops when it is stored.
+        let mut weight_write = None;
         for effect in update(&mut app, bang.clone()) {
+            weight_write = weight_write.or(effect.id());
             runner.run(effect);
         }
-        while !app.in_flight.is_empty() {
+        let weight_write = weight_write.ok_or("`!` sent no write")?;
+        loop {
             let action = tokio::time::timeout(Duration::from_secs(10), rx.recv())
                 .await?
                 .ok_or("effect runner stopped")?;
-            update(&mut app, action);
+            if matches!(&action, Action::EffectDone { id, .. } if *id == weight_write) {
+                break;
+            }
         }
         millis.push(started.elapsed().as_secs_f64() * 1000.0);
         if router.weight().await? != Weight::ZERO {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::console::{self, ConsoleSetup};
+use crate::app::console::{self, Link, RunSetup};
+use crate::app::model::Mode;
+use crate::engine::AutoApprove;
 use crate::engine::RunStatus;
 use crate::plan::{self, Plan};
 use crate::sim::Simulator;
@@ -24,7 +26,7 @@ pub mod exit {
     pub const BAD_INPUT: u8 = 2;
     /// The deployment was rolled back.
     pub const ROLLED_BACK: u8 = 3;
-    /// Stopped before completion (quit, paused, interrupted).
+    /// Stopped before completion: quit, interrupted, or (headless) waiting for a person.
     pub const STOPPED: u8 = 4;
 }
 
@@ -44,12 +46,18 @@ pub enum Command {
     /// them (shown on screen, so kubectl in another pane sees the same cluster) and opens the
     /// console on the demo plan.
     Demo(DemoArgs),
-    /// Run the console for PLAN against a real cluster and Prometheus.
+    /// Carry out PLAN against real clusters: the console, or `--headless` without one.
     ///
-    /// The cluster is the kubeconfig's (`--kubeconfig`, else `$KUBECONFIG`, else
-    /// `~/.kube/config`) context named by `--context`, else by the plan environment's `context`,
-    /// else the current one. The API server is contacted before the console opens: a bad
-    /// context or an unreachable server is reported with both names, exit 2.
+    /// Every environment the plan's phases use is connected through the kubeconfig
+    /// (`--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`) with the environment's
+    /// `context` (else the current one), and checked before anything changes: the context, the
+    /// API server, the permissions every step and rollback action needs
+    /// (SelfSubjectAccessReview), the workload, canary, traffic object and ConfigMaps, and every
+    /// metric query. Any failure: exit 2, nothing changed.
+    ///
+    /// Exit codes: 0 plan complete; 1 runtime failure (including ROLLBACK FAILED); 2 bad input
+    /// or preflight failure; 3 rolled back (every action of the tier succeeded); 4 stopped
+    /// before completion (quit, interrupted, or headless and waiting for a person).
     Run(RunArgs),
     /// Run the simulator alone, for kubectl and for rehearsing plans; stops on Ctrl-C.
     Sim(SimArgs),
@@ -90,18 +98,33 @@ pub struct RunArgs {
     /// kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// kubeconfig context (default: the environment's `context`, then the current context).
+    /// kubeconfig context, for plans with one environment only (each environment of a larger
+    /// plan names its own `context`).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
-    /// Plan environment to watch (default: the first phase's).
-    #[arg(long, value_name = "NAME")]
-    pub env: Option<String>,
-    /// Prometheus base URL (default: the environment's `prometheus`).
+    /// Prometheus base URL for every environment (default: each environment's `prometheus`).
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
-    /// Name shown as the operator at the keys.
+    /// Name of the operator at the keys: approvals pass only for listed names.
     #[arg(long, value_name = "NAME", env = "USER", default_value = "operator")]
     pub operator: String,
+    /// No console: one line per event on stdout. Whatever would wait for a person ends the
+    /// run with exit 4; automatic rollbacks run (exit 3).
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless: JSON lines instead of text.
+    #[arg(long, requires = "headless")]
+    pub json: bool,
+    /// Pass `check`, `approve` and phase `approval` gates as the operator; `=all` passes
+    /// `pause` steps too. Each is logged.
+    #[arg(long, value_name = "WHAT", num_args = 0..=1, default_missing_value = "gates", value_parser = ["gates", "all"])]
+    pub auto_approve: Option<String>,
+    /// Run the preflight and print what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start phases outside their deployment `window`; the reason is logged with the operator.
+    #[arg(long, value_name = "REASON")]
+    pub override_window: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -181,7 +204,13 @@ pub async fn demo(args: DemoArgs) -> u8 {
 
 async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
     check_speed(args.speed)?;
-    let plan = Arc::new(load_plan(args.plan.as_deref())?);
+    let mut plan = load_plan(args.plan.as_deref())?;
+    // Every environment reaches the simulator through its own context, named as the
+    // simulator's kubeconfig names it.
+    for (name, env) in plan.environments.iter_mut() {
+        env.context = Some(crate::sim::kubeconfig::context_name(name, env));
+    }
+    let plan = Arc::new(plan);
     let sim = Simulator::start(
         &plan,
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -193,56 +222,45 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
         eprintln!("warroom: cannot start the simulator: {e}");
         exit::FAILURE
     })?;
-    let (first_env, env) = choose_environment(&plan, None).map_err(|why| {
-        eprintln!("warroom: {why}");
-        exit::BAD_INPUT
-    })?;
-    let context = crate::sim::kubeconfig::context_name(&first_env, env);
-    let connection = crate::cluster::client::connect(Some(&sim.kubeconfig), Some(&context))
-        .await
-        .map_err(|e| {
-            eprintln!("warroom: {e}");
-            exit::FAILURE
-        })?;
-    let setup = ConsoleSetup {
-        plan: plan.clone(),
-        environment: first_env,
-        connection,
-        prometheus: sim.prometheus.clone(),
-        operator: operator_name(args.operator),
-        kubeconfig_hint: Some(sim.kubeconfig.display().to_string()),
+    let plan_dir = match &args.plan {
+        Some(p) => plan_dir_of(p),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
-    let app = console::run(setup).await.map_err(|e| {
-        eprintln!("warroom: {e}");
-        exit::FAILURE
-    })?;
+    let options = crate::preflight::Options {
+        kubeconfig: Some(sim.kubeconfig.clone()),
+        context: None,
+        prometheus: Some(sim.prometheus.clone()),
+        timeout: REACH_TIMEOUT,
+    };
+    let code = start_run(
+        plan,
+        plan_dir,
+        options,
+        Mode::Console,
+        RunFlags {
+            operator: operator_name(args.operator),
+            auto_approve: AutoApprove::Nothing,
+            json: false,
+            dry_run: false,
+            kubeconfig_hint: Some(sim.kubeconfig.display().to_string()),
+            quiet_preflight: true,
+            override_window: None,
+        },
+    )
+    .await;
     sim.shutdown();
-    Ok(report_end(&app))
+    code
 }
 
-/// The environment to watch: `requested`, else the first phase's; with its definition.
-fn choose_environment(
-    plan: &Plan,
-    requested: Option<String>,
-) -> Result<(String, &plan::Environment), String> {
-    let name = match requested {
-        Some(e) => e,
-        None => plan
-            .phases
-            .first()
-            .map(|p| p.environment.clone())
-            .ok_or("the plan has no phases")?,
+/// The directory `run` steps start in: the plan file's.
+fn plan_dir_of(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
     };
-    match plan.environments.get(&name) {
-        Some(env) => Ok((name, env)),
-        None => {
-            let known: Vec<&str> = plan.environments.keys().map(String::as_str).collect();
-            Err(format!(
-                "environment `{name}` is not in the plan; it has: {}",
-                known.join(", ")
-            ))
-        }
-    }
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// `USER` can be set and empty (containers, some CI); a blank name would log as "by ".
@@ -254,7 +272,7 @@ fn operator_name(given: String) -> String {
     }
 }
 
-/// How long `run` waits for the API server before calling it unreachable.
+/// How long the preflight waits for an API server or Prometheus before calling it unreachable.
 const REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `warroom run`.
@@ -264,62 +282,250 @@ pub async fn run(args: RunArgs) -> u8 {
     }
 }
 
+/// How a run is presented and who is at the keys.
+struct RunFlags {
+    operator: String,
+    auto_approve: AutoApprove,
+    json: bool,
+    dry_run: bool,
+    kubeconfig_hint: Option<String>,
+    /// Print the preflight checklist only when something failed (the demo).
+    quiet_preflight: bool,
+    override_window: Option<String>,
+}
+
 async fn run_inner(args: RunArgs) -> Result<u8, u8> {
     let plan = Arc::new(load_plan(Some(&args.plan))?);
-    let bad_input = |message: String| {
-        eprintln!("warroom: {message}");
-        exit::BAD_INPUT
+    let used = crate::preflight::environments_used(&plan);
+    if args.context.is_some() && used.len() > 1 {
+        eprintln!(
+            "warroom: --context applies only to plans with one environment; this plan's phases use {}: set `context` under each of environments.{{{}}} in the plan instead",
+            used.len(),
+            used.join(",")
+        );
+        return Err(exit::BAD_INPUT);
+    }
+    let options = crate::preflight::Options {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        prometheus: args.prometheus.clone(),
+        timeout: REACH_TIMEOUT,
     };
-    let (env_name, env) = choose_environment(&plan, args.env).map_err(bad_input)?;
-    let context = args.context.clone().or_else(|| env.context.clone());
-    let connection =
-        crate::cluster::client::connect(args.kubeconfig.as_deref(), context.as_deref())
-            .await
-            .map_err(|e| bad_input(e.to_string()))?;
-    let context_label = if connection.context.is_empty() {
-        "(current)".to_string()
+    let mode = if args.headless {
+        Mode::Headless
     } else {
-        connection.context.clone()
+        Mode::Console
     };
-    match tokio::time::timeout(REACH_TIMEOUT, connection.client.apiserver_version()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            return Err(bad_input(format!(
-                "cannot reach the Kubernetes API server {} (context {context_label}): {}",
-                connection.server,
-                crate::cluster::client::explain(&e, "get", "/version")
-            )));
-        }
-        Err(_) => {
-            return Err(bad_input(format!(
-                "the Kubernetes API server {} (context {context_label}) did not answer within {} s",
-                connection.server,
-                REACH_TIMEOUT.as_secs()
-            )));
+    let auto_approve = match args.auto_approve.as_deref() {
+        None => AutoApprove::Nothing,
+        Some("all") => AutoApprove::All,
+        Some(_) => AutoApprove::Gates,
+    };
+    start_run(
+        plan,
+        plan_dir_of(&args.plan),
+        options,
+        mode,
+        RunFlags {
+            operator: operator_name(args.operator),
+            auto_approve,
+            json: args.json,
+            dry_run: args.dry_run,
+            kubeconfig_hint: None,
+            quiet_preflight: false,
+            override_window: args.override_window,
+        },
+    )
+    .await
+}
+
+/// Preflight, then (unless a dry run) the ConfigMap snapshots and the run itself.
+async fn start_run(
+    plan: Arc<Plan>,
+    plan_dir: PathBuf,
+    options: crate::preflight::Options,
+    mode: Mode,
+    flags: RunFlags,
+) -> Result<u8, u8> {
+    let checked = crate::preflight::run(&plan, &options).await;
+    if !flags.quiet_preflight || !checked.passed() {
+        eprintln!("preflight:");
+        for line in &checked.lines {
+            let mark = match line.status {
+                crate::preflight::CheckStatus::Pass => "✓",
+                crate::preflight::CheckStatus::Warn => "!",
+                crate::preflight::CheckStatus::Fail => "✗",
+            };
+            eprintln!("  {mark} {}: {}", line.environment, line.text);
         }
     }
-    let prometheus = args
-        .prometheus
-        .clone()
-        .or_else(|| env.prometheus.clone())
-        .ok_or_else(|| {
-            bad_input(format!(
-                "no Prometheus for environment `{env_name}`: set environments.{env_name}.prometheus in the plan or pass --prometheus URL"
-            ))
+    if !checked.passed() {
+        let failures: Vec<String> = checked
+            .failures()
+            .map(|l| format!("{}: {}", l.environment, l.text))
+            .collect();
+        eprintln!(
+            "warroom: preflight failed ({} problem(s)); nothing was changed:",
+            failures.len()
+        );
+        for f in failures {
+            eprintln!("  {f}");
+        }
+        return Err(exit::BAD_INPUT);
+    }
+    if flags.dry_run {
+        print!("{}", dry_run_listing(&plan, &checked));
+        eprintln!("warroom: dry run: preflight passed; nothing was changed");
+        return Ok(exit::OK);
+    }
+    let scratch = Scratch::new().map_err(|e| {
+        eprintln!("warroom: cannot create a directory for run steps' kubeconfigs: {e}");
+        exit::FAILURE
+    })?;
+    let mut links = Vec::new();
+    let mut envs = Vec::new();
+    for env in checked.envs {
+        let kubeconfig = crate::exec::write_phase_kubeconfig(
+            options.kubeconfig.as_deref(),
+            &env.context,
+            &env.namespace,
+            &scratch.0,
+        )
+        .map_err(|e| {
+            eprintln!(
+                "warroom: cannot write the kubeconfig for {}'s run steps: {e}",
+                env.name
+            );
+            exit::FAILURE
         })?;
-    let setup = ConsoleSetup {
+        envs.push(crate::app::effects::EnvClients {
+            name: env.name.clone(),
+            namespace: env.namespace.clone(),
+            context: env.context.clone(),
+            client: env.connection.client.clone(),
+            router: None,
+            kubeconfig: None,
+        });
+        links.push(Link {
+            name: env.name,
+            context: env.context,
+            namespace: env.namespace,
+            connection: env.connection,
+            prom: env.prom,
+            kubeconfig: Some(kubeconfig),
+        });
+    }
+    let snapshots = crate::app::carry::snapshot_all(&plan, &envs)
+        .await
+        .map_err(|e| {
+            eprintln!("warroom: {e}; nothing was changed");
+            exit::FAILURE
+        })?;
+    let setup = RunSetup {
         plan: plan.clone(),
-        environment: env_name,
-        connection,
-        prometheus,
-        operator: operator_name(args.operator),
-        kubeconfig_hint: None,
+        plan_dir,
+        links,
+        operator: flags.operator,
+        kubeconfig_hint: flags.kubeconfig_hint,
+        mode,
+        auto_approve: flags.auto_approve,
+        json: flags.json,
+        snapshots,
+        override_window: flags.override_window,
     };
     let app = console::run(setup).await.map_err(|e| {
         eprintln!("warroom: {e}");
         exit::FAILURE
     })?;
+    drop(scratch);
     Ok(report_end(&app))
+}
+
+/// A private directory for the run's own files, removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> std::io::Result<Scratch> {
+        use std::os::unix::fs::DirBuilderExt;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!("warroom-{}-{stamp}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What a run would do, phase by phase, and each rollback tier: `--dry-run`'s listing.
+fn dry_run_listing(plan: &Plan, checked: &crate::preflight::Preflight) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "plan {} ({}):", plan.name, plan.strategy.as_str());
+    let deployment = crate::engine::Deployment::new(Arc::new(plan.clone()));
+    for phase in &deployment.phases {
+        let at = checked
+            .env(&phase.environment)
+            .map(|e| format!("{} @ {}", e.namespace, e.context))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "phase {} — environment {} ({at})",
+            phase.name, phase.environment
+        );
+        for (i, slot) in phase.slots.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  {:>2}. {}",
+                i + 1,
+                describe_effect(&slot.label, &slot.work)
+            );
+        }
+    }
+    for tier in [
+        crate::plan::TierName::Immediate,
+        crate::plan::TierName::Gradual,
+        crate::plan::TierName::Full,
+    ] {
+        let Some(t) = plan.rollback.tier(tier) else {
+            continue;
+        };
+        let target = t
+            .target
+            .map(|d| format!(" (target {d})"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "rollback {}{target}:", tier.as_str());
+        if tier == crate::plan::TierName::Immediate {
+            let _ = writeln!(out, "   - weight → 0% (first, at once)");
+        }
+        for step in &t.actions {
+            let (label, work) = crate::engine::work::describe(step, &plan.workload);
+            let _ = writeln!(out, "   - {}", describe_effect(&label, &work));
+        }
+    }
+    out
+}
+
+/// A step's label with what carrying it out means, for the dry run.
+fn describe_effect(label: &str, work: &crate::engine::StepWork) -> String {
+    use crate::engine::{StepWork, Work};
+    match work {
+        StepWork::Effect(Work::Run { cmd, timeout }) => format!(
+            "run `sh -c {cmd:?}` in the plan's directory{}",
+            timeout
+                .map(|t| format!(", timeout {}", crate::plan::duration::format_duration(t)))
+                .unwrap_or_default()
+        ),
+        StepWork::Gate(_) => format!("{label} (waits for an operator)"),
+        StepWork::Hold(_) => format!("{label} (thresholds judged on every sample)"),
+        _ => label.to_string(),
+    }
 }
 
 /// Prints where the deployment ended, with the last log lines, and picks the exit code.
@@ -327,7 +533,11 @@ fn report_end(app: &crate::app::App) -> u8 {
     let status = app.deployment.status;
     let (code, what) = match status {
         RunStatus::Complete => (exit::OK, "plan complete".to_string()),
-        RunStatus::RolledBack => (exit::ROLLED_BACK, "rolled back".to_string()),
+        RunStatus::RolledBack => (
+            exit::ROLLED_BACK,
+            app.deployment.headline(app.now).to_lowercase(),
+        ),
+        RunStatus::RollbackFailed => (exit::FAILURE, app.deployment.headline(app.now)),
         _ => {
             let at = app
                 .deployment
@@ -335,26 +545,29 @@ fn report_end(app: &crate::app::App) -> u8 {
                 .and_then(|c| Some((app.deployment.phases.get(c.phase)?, app.deployment.slot(c)?)))
                 .map(|(phase, slot)| format!(" at {}: {}", phase.name, slot.label))
                 .unwrap_or_default();
+            let why = app
+                .stopped
+                .clone()
+                .unwrap_or_else(|| status.label().to_lowercase());
             (
                 exit::STOPPED,
-                format!(
-                    "stopped before completion ({}){at}",
-                    status.label().to_lowercase()
-                ),
+                format!("stopped before completion ({why}){at}"),
             )
         }
     };
     eprintln!("warroom: {} — {what} (exit {code})", app.plan.name);
     if !app.in_flight.is_empty() {
         eprintln!(
-            "warroom: {} change(s) sent to the cluster had not been confirmed at exit; check the traffic object",
+            "warroom: {} change(s) sent to the cluster had not been confirmed at exit; check the cluster",
             app.in_flight.len()
         );
     }
-    eprintln!("last log lines:");
-    let skip = app.log.len().saturating_sub(5);
-    for line in app.log.iter().skip(skip) {
-        eprintln!("  {}", line.text);
+    if app.mode == Mode::Console {
+        eprintln!("last log lines:");
+        let skip = app.log.len().saturating_sub(5);
+        for line in app.log.iter().skip(skip) {
+            eprintln!("  {}", line.text);
+        }
     }
     code
 }

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use warroom::app::console::router_for;
-use warroom::app::effects::EffectRunner;
 use warroom::app::model::Target;
 use warroom::app::{Action, App, update};
 use warroom::cluster::client::{Connection, connect};
@@ -314,7 +313,7 @@ async fn sampler_keeps_the_last_data_through_a_prometheus_outage_and_recovers() 
         match next().await {
             MetricsEvent::Health(Health::Degraded { error, .. }) => break error,
             MetricsEvent::Health(other) => panic!("unexpected health {other:?}"),
-            MetricsEvent::Samples(_) => {}
+            MetricsEvent::Samples(_) | MetricsEvent::Unanswered { .. } => {}
         }
     };
     assert!(error.contains("unavailable"), "{error}");
@@ -325,7 +324,7 @@ async fn sampler_keeps_the_last_data_through_a_prometheus_outage_and_recovers() 
                 "a batch without any number during or after the outage: {s:?}"
             ),
             MetricsEvent::Health(Health::Live) => break,
-            MetricsEvent::Health(_) => {}
+            MetricsEvent::Health(_) | MetricsEvent::Unanswered { .. } => {}
         }
     }
     // And numbers again.
@@ -348,7 +347,7 @@ async fn a_rollback_pressed_during_an_api_outage_lands_when_the_server_is_back()
         .await
         .expect("weight 30");
     let (tx, mut rx) = unbounded_channel();
-    let runner = EffectRunner::start(router.clone(), tx);
+    let runner = common::runner(&conn, tx);
     let mut screen = Screen::default();
     let app = &mut screen.app;
     app.traffic.observed = Some(Weight::clamped(30));
@@ -477,7 +476,7 @@ async fn a_forbidden_traffic_watch_shows_forbidden_and_a_refused_rollback_is_not
 
     // `!` while the write is forbidden: reported at once, not retried for minutes.
     let (tx, mut rx) = unbounded_channel();
-    let runner = EffectRunner::start(router, tx);
+    let runner = common::runner(&conn, tx);
     let mut screen = Screen::default();
     let app = &mut screen.app;
     app.traffic.observed = Some(Weight::clamped(10));

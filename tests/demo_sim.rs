@@ -10,7 +10,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
-use warroom::app::console::router_for;
+use warroom::app::console::{env_clients, router_for};
 use warroom::app::effects::EffectRunner;
 use warroom::app::model::Target;
 use warroom::app::{Action, App, update};
@@ -50,6 +50,22 @@ fn key(c: char) -> Action {
     Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
 }
 
+/// The effect runner with the development environment's clients.
+fn runner_for(
+    plan: &Arc<Plan>,
+    conn: &warroom::cluster::client::Connection,
+    tx: tokio::sync::mpsc::UnboundedSender<Action>,
+) -> EffectRunner {
+    let env = env_clients(plan, "development", "shop", conn).expect("clients");
+    EffectRunner::start(
+        plan.clone(),
+        std::path::PathBuf::from("."),
+        vec![env],
+        Default::default(),
+        tx,
+    )
+}
+
 /// Feeds effect results back into `app` until none is in flight.
 async fn settle(app: &mut App, runner: &EffectRunner, rx: &mut UnboundedReceiver<Action>) {
     common::settle(app, runner, rx, Instant::now() + DEADLINE).await;
@@ -61,7 +77,7 @@ async fn plus_key_effect_moves_the_httproute_weight_and_bang_zeroes_it() {
     let plan = demo_plan();
     let router = router_for(&plan, &conn, "shop").expect("router");
     let (tx, mut rx) = unbounded_channel();
-    let runner = EffectRunner::start(router.clone(), tx);
+    let runner = runner_for(&plan, &conn, tx);
     let mut app = app(plan);
     app.traffic.observed = Some(router.weight().await.expect("weight readable"));
     assert_eq!(app.traffic.observed, Some(Weight::ZERO));
@@ -196,13 +212,18 @@ async fn rollback_write_supersedes_weight_writes_still_queued() {
     let plan = demo_plan();
     let router = router_for(&plan, &conn, "shop").expect("router");
     let (tx, mut rx) = unbounded_channel();
-    let runner = EffectRunner::start(router.clone(), tx);
+    let runner = runner_for(&plan, &conn, tx);
     // Sent before the writer task first runs (current-thread runtime), so all four are queued.
     for (id, weight, emergency) in [(1, 10, false), (2, 20, false), (3, 30, false), (4, 0, true)] {
-        runner.run(Effect::SetWeight {
+        runner.run(Effect::Work {
             id: EffectId(id),
-            weight: Weight::clamped(weight),
-            emergency,
+            environment: "development".into(),
+            phase: "Development".into(),
+            step: false,
+            work: warroom::engine::Work::SetWeight {
+                weight: Weight::clamped(weight),
+                emergency,
+            },
         });
     }
     let mut results = std::collections::BTreeMap::new();

@@ -6,8 +6,8 @@ use std::time::SystemTime;
 use ratatui::crossterm::event::KeyEvent;
 
 use crate::cluster::model::ClusterEvent;
+use crate::engine::Work;
 use crate::metrics::MetricsEvent;
-use crate::plan::Weight;
 use crate::traffic::TrafficEvent;
 
 /// Identifies one effect so its result finds its way back.
@@ -35,27 +35,50 @@ pub enum Action {
         id: EffectId,
         note: String,
     },
+    /// A line of a `run` step's output.
+    EffectOutput {
+        id: EffectId,
+        line: String,
+    },
+    /// A headless run begins: the plan starts as if `n` had been pressed.
+    Begin,
+    /// SIGINT or SIGTERM: stop cleanly, after a rollback under way has finished.
+    Interrupted(String),
     /// The terminal went away (EOF, EIO, SIGHUP): leave cleanly.
     InputClosed(String),
-}
-
-/// Work for the effect runner. Each carries its id; the result comes back as
-/// [`Action::EffectDone`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// Set the canary weight. `emergency` writes jump the queue: weight changes still waiting
-    /// are dropped, so nothing queued before a rollback can undo it.
-    SetWeight {
-        id: EffectId,
-        weight: Weight,
-        emergency: bool,
+    /// An action from a source task of one environment; dropped if the console has moved on to
+    /// another environment since (`epoch` says which watch it came from).
+    Sourced {
+        epoch: u64,
+        action: Box<Action>,
     },
 }
 
+/// Work for the shell: the effect runner and the source tasks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Carry out `work` in `environment`; the result comes back as [`Action::EffectDone`].
+    Work {
+        id: EffectId,
+        environment: String,
+        /// The phase it belongs to (for a `run` step's `WARROOM_PHASE`).
+        phase: String,
+        /// Step work is stopped by [`Effect::CancelSteps`]; rollback work never is.
+        step: bool,
+        work: Work,
+    },
+    /// Stop step work still in flight: a rollback took over.
+    CancelSteps,
+    /// Show and watch `environment`: the source tasks restart there.
+    Watch { environment: String },
+}
+
 impl Effect {
-    pub fn id(&self) -> EffectId {
+    /// The id whose result will come back, if any.
+    pub fn id(&self) -> Option<EffectId> {
         match self {
-            Effect::SetWeight { id, .. } => *id,
+            Effect::Work { id, .. } => Some(*id),
+            Effect::CancelSteps | Effect::Watch { .. } => None,
         }
     }
 }

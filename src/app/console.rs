@@ -1,19 +1,24 @@
-//! Starting the console against a cluster: spawns the source tasks, takes the terminal, runs the
-//! loop, gives the terminal back. The one place that wires clients to the app.
+//! Starting a run against a cluster: one connection set per environment, the source tasks of
+//! the environment on screen, the effect runner, and the loop — with the terminal or, headless,
+//! a line printer. The one place that wires clients to the app.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc::unbounded_channel;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
 use super::action::Action;
-use super::effects::EffectRunner;
-use super::event_loop;
-use super::model::{App, Target};
+use super::carry::Snapshots;
+use super::effects::{EffectRunner, EnvClients};
+use super::event_loop::{self, LinePrinter, Shell};
+use super::model::{App, Level, Mode, Target};
 use crate::cluster::client::Connection;
 use crate::cluster::watch::{self, Workloads};
-use crate::metrics::prometheus::{PromClient, PromConfig};
+use crate::engine::AutoApprove;
+use crate::metrics::prometheus::PromClient;
 use crate::metrics::sampler;
 use crate::plan::{Plan, Router};
 use crate::traffic::TrafficRouter;
@@ -23,14 +28,34 @@ use crate::traffic::nginx::NginxRouter;
 use crate::traffic::replicas::ReplicasRouter;
 use crate::traffic::smi::SmiRouter;
 
-/// Everything the console needs to start.
-pub struct ConsoleSetup {
-    pub plan: Arc<Plan>,
-    pub environment: String,
+/// One environment, connected.
+pub struct Link {
+    pub name: String,
+    pub context: String,
+    pub namespace: String,
     pub connection: Connection,
-    pub prometheus: String,
+    pub prom: PromClient,
+    /// A kubeconfig reaching only this environment, for `run` steps.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Everything a run needs to start.
+pub struct RunSetup {
+    pub plan: Arc<Plan>,
+    /// `run` steps start here.
+    pub plan_dir: PathBuf,
+    /// Every environment the plan uses, connected and checked.
+    pub links: Vec<Link>,
     pub operator: String,
     pub kubeconfig_hint: Option<String>,
+    pub mode: Mode,
+    pub auto_approve: AutoApprove,
+    /// Headless: JSON lines instead of text lines.
+    pub json: bool,
+    /// ConfigMaps as they were when the run started.
+    pub snapshots: Snapshots,
+    /// `--override-window REASON`.
+    pub override_window: Option<String>,
 }
 
 /// Why the console could not start.
@@ -128,110 +153,242 @@ pub fn router_for(
     })
 }
 
-/// Runs the console in the terminal until the operator quits; returns the final state.
-pub async fn run(setup: ConsoleSetup) -> Result<App, SetupError> {
-    let plan = setup.plan.clone();
-    let env = plan
-        .environments
-        .get(&setup.environment)
-        .ok_or_else(|| SetupError::UnknownEnvironment(setup.environment.clone()))?;
-    let namespace = env.namespace.clone();
-    let router = router_for(&plan, &setup.connection, &namespace)?;
-    let probes = sampler::probes(
-        &plan.metrics.queries,
-        &namespace,
-        &plan.service,
-        plan.metrics.rate.get(),
-        plan.tracks(),
-    )
-    .map_err(SetupError::Metrics)?;
-    let prom_config = PromConfig::for_environment(&setup.prometheus, env, Duration::from_secs(10))
-        .map_err(|e| SetupError::Metrics(e.to_string()))?;
-    let prom = PromClient::new(prom_config).map_err(|e| SetupError::Metrics(e.to_string()))?;
+/// The traffic router of `link`'s environment, or `None` for plans without one.
+fn router_of(plan: &Plan, link: &Link) -> Result<Option<Arc<dyn TrafficRouter>>, SetupError> {
+    if plan.traffic.is_none() {
+        return Ok(None);
+    }
+    router_for(plan, &link.connection, &link.namespace).map(Some)
+}
 
-    let cancel = CancellationToken::new();
-    let (tx, rx) = unbounded_channel::<Action>();
+/// Runs the plan until it ends (headless) or the operator quits (console); returns the final
+/// state.
+pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
+    let plan = setup.plan.clone();
+    let first = plan
+        .phases
+        .first()
+        .map(|p| p.environment.clone())
+        .ok_or_else(|| SetupError::UnknownEnvironment("(the plan has no phases)".into()))?;
+    let mut targets = BTreeMap::new();
+    let mut envs = Vec::new();
+    let mut sources = BTreeMap::new();
+    for link in &setup.links {
+        let router = router_of(&plan, link)?;
+        let probes = sampler::probes(
+            &plan.metrics.queries,
+            &link.namespace,
+            &plan.service,
+            plan.metrics.rate.get(),
+            plan.tracks(),
+        )
+        .map_err(SetupError::Metrics)?;
+        targets.insert(
+            link.name.clone(),
+            Target {
+                environment: link.name.clone(),
+                namespace: link.namespace.clone(),
+                context: link.context.clone(),
+                kubeconfig_hint: setup.kubeconfig_hint.clone(),
+            },
+        );
+        envs.push(EnvClients {
+            name: link.name.clone(),
+            namespace: link.namespace.clone(),
+            context: link.context.clone(),
+            client: link.connection.client.clone(),
+            router: router.clone(),
+            kubeconfig: link.kubeconfig.clone(),
+        });
+        sources.insert(
+            link.name.clone(),
+            SourceSet {
+                client: link.connection.client.clone(),
+                namespace: link.namespace.clone(),
+                router,
+                prom: link.prom.clone(),
+                probes,
+            },
+        );
+    }
+    let target = targets
+        .get(&first)
+        .cloned()
+        .ok_or_else(|| SetupError::UnknownEnvironment(first.clone()))?;
     let mut app = App::new(
         plan.clone(),
-        Target {
-            environment: setup.environment.clone(),
-            namespace: namespace.clone(),
-            context: setup.connection.context.clone(),
-            kubeconfig_hint: setup.kubeconfig_hint.clone(),
-        },
+        target,
         setup.operator.clone(),
         SystemTime::now(),
     );
-    app.push_log(
-        crate::app::model::Level::Info,
-        format!(
-            "plan {} loaded: {} phases; press n to start, ? for keys",
-            plan.name,
-            plan.phases.len()
-        ),
-    );
-
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
-        return Err(SetupError::NoTerminal);
+    app.targets = targets;
+    app.mode = setup.mode;
+    app.deployment.auto_approve = setup.auto_approve;
+    if let Some(reason) = &setup.override_window {
+        let outcome = app.deployment.override_all_windows(&setup.operator, reason);
+        for note in outcome.notes {
+            app.push_log(note.level, note.text);
+        }
     }
-    // Taken before any task starts, so a failure leaves nothing running.
-    let mut terminal = ratatui::try_init()?;
-    let runner = EffectRunner::start(router.clone(), tx.clone());
-    spawn_sources(
-        &setup, &plan, &namespace, router, prom, probes, &tx, &cancel,
-    );
-    event_loop::spawn_input_sources(tx.clone(), cancel.clone());
+    if plan.traffic.is_none() {
+        app.push_log(
+            Level::Info,
+            format!(
+                "{} plan without a traffic router: the traffic panel shows the replica split",
+                plan.strategy.as_str()
+            ),
+        );
+    }
 
-    let result = event_loop::run(app, &mut terminal, rx, runner).await;
-    ratatui::restore();
+    let cancel = CancellationToken::new();
+    let (tx, rx) = unbounded_channel::<Action>();
+    let runner = EffectRunner::start(
+        plan.clone(),
+        setup.plan_dir.clone(),
+        envs,
+        setup.snapshots.clone(),
+        tx.clone(),
+    );
+    let mut sources = Sources {
+        sets: sources,
+        plan: plan.clone(),
+        tx: tx.clone(),
+        current: cancel.child_token(),
+        root: cancel.clone(),
+        epoch: 0,
+    };
+    sources.watch(&first);
+    event_loop::spawn_clock(tx.clone(), cancel.clone());
+
+    let result = match setup.mode {
+        Mode::Headless => {
+            event_loop::spawn_signals(tx.clone(), cancel.clone(), true);
+            let _ = tx.send(Action::Begin);
+            let mut printer = LinePrinter::new(setup.json);
+            let shell = Shell { runner, sources };
+            event_loop::run(app, &mut printer, rx, shell).await
+        }
+        Mode::Console => {
+            app.push_log(
+                Level::Info,
+                format!(
+                    "plan {} loaded: {} phases; press n to start, ? for keys",
+                    plan.name,
+                    plan.phases.len()
+                ),
+            );
+            use std::io::IsTerminal;
+            if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+                cancel.cancel();
+                return Err(SetupError::NoTerminal);
+            }
+            let mut terminal = ratatui::try_init()?;
+            event_loop::spawn_input(tx.clone(), cancel.clone());
+            event_loop::spawn_signals(tx.clone(), cancel.clone(), false);
+            let shell = Shell { runner, sources };
+            let result = event_loop::run(app, &mut terminal, rx, shell).await;
+            ratatui::restore();
+            result
+        }
+    };
     cancel.cancel();
     Ok(result?)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn spawn_sources(
-    setup: &ConsoleSetup,
-    plan: &Plan,
-    namespace: &str,
-    router: Arc<dyn TrafficRouter>,
+/// What the source tasks of one environment need.
+struct SourceSet {
+    client: kube::Client,
+    namespace: String,
+    router: Option<Arc<dyn TrafficRouter>>,
     prom: PromClient,
     probes: Vec<sampler::Probe>,
-    tx: &tokio::sync::mpsc::UnboundedSender<Action>,
-    cancel: &CancellationToken,
-) {
-    let workloads = Workloads {
-        namespace: namespace.to_string(),
-        stable: plan.workload.name.clone(),
-        canary: plan.workload.canary.clone(),
+}
+
+/// The source tasks of the environment on screen; replaced when the screen follows the engine
+/// to another environment.
+pub struct Sources {
+    sets: BTreeMap<String, SourceSet>,
+    plan: Arc<Plan>,
+    tx: UnboundedSender<Action>,
+    current: CancellationToken,
+    root: CancellationToken,
+    /// Which watch the current tasks belong to; actions of earlier ones are dropped.
+    pub epoch: u64,
+}
+
+impl Sources {
+    /// Stops the current environment's tasks and starts `environment`'s.
+    pub fn watch(&mut self, environment: &str) {
+        self.current.cancel();
+        self.current = self.root.child_token();
+        self.epoch += 1;
+        let Some(set) = self.sets.get(environment) else {
+            return;
+        };
+        let epoch = self.epoch;
+        let sender = |tx: &UnboundedSender<Action>| {
+            let tx = tx.clone();
+            move |action: Action| {
+                let _ = tx.send(Action::Sourced {
+                    epoch,
+                    action: Box::new(action),
+                });
+            }
+        };
+        let workloads = Workloads {
+            namespace: set.namespace.clone(),
+            stable: self.plan.workload.name.clone(),
+            canary: self.plan.workload.canary.clone(),
+        };
+        let send = sender(&self.tx);
+        tokio::spawn(watch::run(
+            set.client.clone(),
+            workloads,
+            move |event| send(Action::Cluster(event)),
+            self.current.clone(),
+        ));
+        if let Some(router) = &set.router {
+            let send = sender(&self.tx);
+            tokio::spawn(crate::traffic::follow::follow(
+                router.clone(),
+                move |event| send(Action::Traffic(event)),
+                self.current.clone(),
+            ));
+        }
+        let send = sender(&self.tx);
+        tokio::spawn(sampler::run(
+            set.prom.clone(),
+            set.probes.clone(),
+            self.plan
+                .metrics
+                .interval
+                .get()
+                .max(Duration::from_millis(100)),
+            move |event| send(Action::Metrics(event)),
+            self.current.clone(),
+        ));
+    }
+}
+
+/// One environment's clients for the effect runner, from a connection: what tests, benches and
+/// single-environment tools need without a preflight.
+pub fn env_clients(
+    plan: &Plan,
+    name: &str,
+    namespace: &str,
+    connection: &Connection,
+) -> Result<EnvClients, SetupError> {
+    let router = if plan.traffic.is_none() {
+        None
+    } else {
+        Some(router_for(plan, connection, namespace)?)
     };
-    let cluster_tx = tx.clone();
-    tokio::spawn(watch::run(
-        setup.connection.client.clone(),
-        workloads,
-        move |event| {
-            let _ = cluster_tx.send(Action::Cluster(event));
-        },
-        cancel.child_token(),
-    ));
-
-    let traffic_tx = tx.clone();
-    tokio::spawn(crate::traffic::follow::follow(
+    Ok(EnvClients {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        context: connection.context.clone(),
+        client: connection.client.clone(),
         router,
-        move |event| {
-            let _ = traffic_tx.send(Action::Traffic(event));
-        },
-        cancel.child_token(),
-    ));
-
-    let metrics_tx = tx.clone();
-    tokio::spawn(sampler::run(
-        prom,
-        probes,
-        plan.metrics.interval.get(),
-        move |event| {
-            let _ = metrics_tx.send(Action::Metrics(event));
-        },
-        cancel.child_token(),
-    ));
+        kubeconfig: None,
+    })
 }

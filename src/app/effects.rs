@@ -1,20 +1,40 @@
-//! The effect runner: carries out what `update` asked for, with the clients it owns, and
-//! reports every result back as an action. Decides nothing.
+//! The effect runner: carries out what `update` asked for, with the clients it owns (one set
+//! per environment), and reports every result back as an action. Decides nothing.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio_util::sync::CancellationToken;
 
 use super::action::{Action, Effect, EffectId};
-use crate::plan::Weight;
+use super::carry::{self, Carry};
+use crate::engine::Work;
+use crate::plan::{Plan, Weight};
 use crate::traffic::{RouterError, TrafficRouter};
+
+/// One environment's clients, as the effect runner uses them.
+#[derive(Clone)]
+pub struct EnvClients {
+    pub name: String,
+    pub namespace: String,
+    pub context: String,
+    pub client: kube::Client,
+    /// `None` for plans without a traffic router.
+    pub router: Option<Arc<dyn TrafficRouter>>,
+    /// A kubeconfig that reaches only this environment's context, for `run` steps.
+    pub kubeconfig: Option<std::path::PathBuf>,
+}
 
 /// Hands effects to the tasks that perform them.
 #[derive(Clone)]
 pub struct EffectRunner {
-    weights: UnboundedSender<WeightWrite>,
+    weights: BTreeMap<String, UnboundedSender<WeightWrite>>,
+    carry: Arc<Carry>,
+    actions: UnboundedSender<Action>,
+    /// Cancelled when a rollback takes over; step work in flight watches it.
+    steps: Arc<Mutex<CancellationToken>>,
 }
 
 #[derive(Debug)]
@@ -25,26 +45,93 @@ struct WeightWrite {
 }
 
 impl EffectRunner {
-    /// Starts the runner's tasks; results go to `actions`.
-    pub fn start(router: Arc<dyn TrafficRouter>, actions: UnboundedSender<Action>) -> EffectRunner {
-        let (weights, rx) = unbounded_channel();
-        tokio::spawn(weight_writer(router, rx, actions));
-        EffectRunner { weights }
+    /// Starts the runner's tasks; results go to `actions`. `snapshots` are the ConfigMaps as
+    /// they were when the run started, per environment.
+    pub fn start(
+        plan: Arc<Plan>,
+        plan_dir: std::path::PathBuf,
+        envs: Vec<EnvClients>,
+        snapshots: carry::Snapshots,
+        actions: UnboundedSender<Action>,
+    ) -> EffectRunner {
+        let mut weights = BTreeMap::new();
+        for env in &envs {
+            if let Some(router) = &env.router {
+                let (tx, rx) = unbounded_channel();
+                tokio::spawn(weight_writer(router.clone(), rx, actions.clone()));
+                weights.insert(env.name.clone(), tx);
+            }
+        }
+        let carry = Arc::new(Carry::new(plan, plan_dir, envs, snapshots));
+        EffectRunner {
+            weights,
+            carry,
+            actions,
+            steps: Arc::new(Mutex::new(CancellationToken::new())),
+        }
+    }
+
+    fn step_token(&self) -> CancellationToken {
+        self.steps
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     pub fn run(&self, effect: Effect) {
         match effect {
-            Effect::SetWeight {
+            Effect::CancelSteps => {
+                let mut guard = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+                guard.cancel();
+                *guard = CancellationToken::new();
+            }
+            // Sources are the event loop's; the runner has nothing to do.
+            Effect::Watch { .. } => {}
+            Effect::Work {
                 id,
-                weight,
-                emergency,
-            } => {
+                environment,
+                work: Work::SetWeight { weight, emergency },
+                ..
+            } => match self.weights.get(&environment) {
                 // The writer only stops when the runner is dropped, so a failed send means the
                 // console is shutting down and there is nobody to report to.
-                let _ = self.weights.send(WeightWrite {
-                    id,
-                    weight,
-                    emergency,
+                Some(tx) => {
+                    let _ = tx.send(WeightWrite {
+                        id,
+                        weight,
+                        emergency,
+                    });
+                }
+                None => {
+                    let _ = self.actions.send(Action::EffectDone {
+                        id,
+                        result: Err(format!(
+                            "environment {environment} has no traffic router to set the weight on"
+                        )),
+                    });
+                }
+            },
+            Effect::Work {
+                id,
+                environment,
+                phase,
+                step,
+                work,
+            } => {
+                let carry = self.carry.clone();
+                let actions = self.actions.clone();
+                let cancel = if step {
+                    self.step_token()
+                } else {
+                    CancellationToken::new()
+                };
+                tokio::spawn(async move {
+                    let work_fut = carry.run(id, &environment, &phase, work, &actions, &cancel);
+                    let result = tokio::select! {
+                        r = work_fut => r,
+                        () = cancel.cancelled() => Err("stopped: a rollback took over".to_string()),
+                    };
+                    let _ = actions.send(Action::EffectDone { id, result });
                 });
             }
         }

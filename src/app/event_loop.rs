@@ -1,6 +1,7 @@
-//! The event loop: one action channel in, `update`, effects out, a frame when something changed.
-//! Owns the terminal while it runs; decides nothing itself.
+//! The event loop: one action channel in, `update`, effects out, a frame (or, headless, the new
+//! log lines) when something changed. Decides nothing itself.
 
+use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
@@ -9,7 +10,8 @@ use ratatui::crossterm::event::{Event, EventStream, KeyEventKind};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
-use super::action::Action;
+use super::action::{Action, Effect};
+use super::console::Sources;
 use super::effects::EffectRunner;
 use super::model::App;
 use super::update::update;
@@ -17,16 +19,82 @@ use super::update::update;
 /// At most this many frames a second; bursts of actions are coalesced into one frame.
 const FRAME: Duration = Duration::from_millis(33);
 
-/// Sends terminal input, the 1 Hz clock and termination signals into the action channel.
-pub fn spawn_input_sources(tx: UnboundedSender<Action>, cancel: CancellationToken) {
-    let input_tx = tx.clone();
-    let input_cancel = cancel.clone();
+/// What the loop shows the app on.
+pub trait Screen {
+    fn show(&mut self, app: &App) -> std::io::Result<()>;
+}
+
+impl Screen for DefaultTerminal {
+    fn show(&mut self, app: &App) -> std::io::Result<()> {
+        self.draw(|frame| crate::ui::render(app, frame)).map(|_| ())
+    }
+}
+
+/// Headless: prints each new log line once, as text or JSON.
+pub struct LinePrinter {
+    json: bool,
+    printed: u64,
+}
+
+impl LinePrinter {
+    pub fn new(json: bool) -> LinePrinter {
+        LinePrinter { json, printed: 0 }
+    }
+}
+
+impl Screen for LinePrinter {
+    fn show(&mut self, app: &App) -> std::io::Result<()> {
+        let new = app.log_total.saturating_sub(self.printed);
+        let kept = app.log.len() as u64;
+        let skip = kept.saturating_sub(new);
+        let mut out = std::io::stdout().lock();
+        for line in app
+            .log
+            .iter()
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        {
+            let at = jiff::Timestamp::try_from(line.at)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            if self.json {
+                let record = serde_json::json!({
+                    "at": at,
+                    "level": line.level,
+                    "environment": app.target.environment,
+                    "status": app.deployment.status.label(),
+                    "text": line.text,
+                });
+                writeln!(out, "{record}")?;
+            } else {
+                let level = match line.level {
+                    super::model::Level::Info => "info ",
+                    super::model::Level::Operator => "op   ",
+                    super::model::Level::Warn => "warn ",
+                    super::model::Level::Error => "ERROR",
+                };
+                writeln!(out, "{at} {level} {}", line.text)?;
+            }
+        }
+        out.flush()?;
+        self.printed = app.log_total;
+        Ok(())
+    }
+}
+
+/// What carries effects out: the runner, and the source tasks that follow the environment.
+pub struct Shell {
+    pub runner: EffectRunner,
+    pub sources: Sources,
+}
+
+/// Sends terminal input into the action channel.
+pub fn spawn_input(tx: UnboundedSender<Action>, cancel: CancellationToken) {
     tokio::spawn(async move {
         let mut events = EventStream::new();
         loop {
             let next = tokio::select! {
                 n = events.next() => n,
-                () = input_cancel.cancelled() => return,
+                () = cancel.cancelled() => return,
             };
             let action = match next {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => Action::Key(key),
@@ -37,56 +105,73 @@ pub fn spawn_input_sources(tx: UnboundedSender<Action>, cancel: CancellationToke
                 None => Action::InputClosed("end of input".to_string()),
             };
             let closed = matches!(action, Action::InputClosed(_));
-            if input_tx.send(action).is_err() || closed {
+            if tx.send(action).is_err() || closed {
                 return;
             }
         }
     });
+}
 
-    let clock_tx = tx.clone();
-    let clock_cancel = cancel.clone();
+/// Sends the 1 Hz clock.
+pub fn spawn_clock(tx: UnboundedSender<Action>, cancel: CancellationToken) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
-                () = clock_cancel.cancelled() => return,
+                () = cancel.cancelled() => return,
             }
-            if clock_tx.send(Action::Tick(SystemTime::now())).is_err() {
+            if tx.send(Action::Tick(SystemTime::now())).is_err() {
                 return;
             }
         }
     });
+}
 
+/// Termination signals. The console leaves on SIGTERM/SIGHUP as on a closed terminal; a
+/// headless run is interrupted by SIGINT/SIGTERM, which lets a rollback under way finish.
+pub fn spawn_signals(tx: UnboundedSender<Action>, cancel: CancellationToken, headless: bool) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (
+        let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::hangup()),
+            signal(SignalKind::interrupt()),
         ) else {
             return;
         };
-        let why = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = hup.recv() => "SIGHUP",
-            () = cancel.cancelled() => return,
-        };
-        let _ = tx.send(Action::InputClosed(why.to_string()));
+        loop {
+            let why = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = hup.recv() => "SIGHUP",
+                _ = int.recv() => "SIGINT",
+                () = cancel.cancelled() => return,
+            };
+            let action = if headless {
+                Action::Interrupted(why.to_string())
+            } else {
+                Action::InputClosed(why.to_string())
+            };
+            if tx.send(action).is_err() {
+                return;
+            }
+        }
     });
 }
 
-/// Runs the console until the operator quits or the terminal goes away. Returns the final state.
+/// Runs until the operator quits, the terminal goes away or a headless run ends. Returns the
+/// final state.
 pub async fn run(
     mut app: App,
-    terminal: &mut DefaultTerminal,
+    screen: &mut impl Screen,
     mut actions: UnboundedReceiver<Action>,
-    runner: EffectRunner,
+    mut shell: Shell,
 ) -> std::io::Result<App> {
     let mut dirty = true;
     let mut last_frame: Option<Instant> = None;
     loop {
         if dirty && last_frame.is_none_or(|t| t.elapsed() >= FRAME) {
-            terminal.draw(|frame| crate::ui::render(&app, frame))?;
+            screen.show(&app)?;
             dirty = false;
             last_frame = Some(Instant::now());
         }
@@ -94,10 +179,10 @@ pub async fn run(
         tokio::select! {
             action = actions.recv() => {
                 let Some(action) = action else { break };
-                handle(&mut app, action, &runner);
+                handle(&mut app, action, &mut shell);
                 // Drain what is already queued: a burst of events costs one frame.
                 while let Ok(action) = actions.try_recv() {
-                    handle(&mut app, action, &runner);
+                    handle(&mut app, action, &mut shell);
                 }
                 dirty = true;
             }
@@ -108,6 +193,7 @@ pub async fn run(
         }
     }
     settle_in_flight(&mut app, &mut actions).await;
+    screen.show(&app)?;
     Ok(app)
 }
 
@@ -125,15 +211,26 @@ async fn settle_in_flight(app: &mut App, actions: &mut UnboundedReceiver<Action>
         };
         if matches!(action, Action::EffectDone { .. }) {
             for effect in update(app, action) {
-                app.in_flight.remove(&effect.id());
+                if let Some(id) = effect.id() {
+                    app.in_flight.remove(&id);
+                }
             }
         }
     }
 }
 
-fn handle(app: &mut App, action: Action, runner: &EffectRunner) {
+fn handle(app: &mut App, action: Action, shell: &mut Shell) {
+    let action = match action {
+        Action::Sourced { epoch, action } if epoch == shell.sources.epoch => *action,
+        // From the tasks of an environment no longer on screen.
+        Action::Sourced { .. } => return,
+        other => other,
+    };
     for effect in update(app, action) {
-        runner.run(effect);
+        match effect {
+            Effect::Watch { environment } => shell.sources.watch(&environment),
+            other => shell.runner.run(other),
+        }
     }
 }
 
@@ -174,7 +271,7 @@ mod tests {
             &mut app,
             Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE)),
         );
-        let id = effects[0].id();
+        let id = effects.iter().find_map(Effect::id).expect("a write");
         app.should_quit = true;
         let (tx, mut rx) = unbounded_channel();
         tokio::spawn(async move {
@@ -199,7 +296,7 @@ mod tests {
         );
         let plan = crate::plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
         let mut app = app();
-        app.deployment = crate::engine::Deployment::new(&plan);
+        app.deployment = crate::engine::Deployment::new(Arc::new(plan));
         let effects = update(
             &mut app,
             Action::Key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE)),
@@ -208,7 +305,7 @@ mod tests {
         app.should_quit = true;
         let (tx, mut rx) = unbounded_channel();
         let _ = tx.send(Action::EffectDone {
-            id: effects[0].id(),
+            id: effects[0].id().expect("a write"),
             result: Ok("stored".into()),
         });
         settle_in_flight(&mut app, &mut rx).await;

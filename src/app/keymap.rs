@@ -11,6 +11,7 @@ pub enum Command {
     WeightUp,
     WeightDown,
     EmergencyRollback,
+    CancelCountdown,
     ToggleHelp,
     CloseModal,
     Quit,
@@ -20,16 +21,23 @@ pub enum Command {
 pub const KEYS: &[(&str, &str)] = &[
     (
         "n",
-        "advance: start, pass a gate or approval, cut a hold short",
+        "advance: start, pass a gate or approval, retry a failed step or rollback action",
     ),
-    ("p", "pause / resume the plan"),
+    ("p", "pause / resume the plan (n never resumes)"),
     ("+ -", "canary weight up / down by the plan's step"),
     (
         "!",
-        "IMMEDIATE ROLLBACK: canary weight 0 at once, no dialog",
+        "IMMEDIATE ROLLBACK: canary weight 0 at once, then the rest of the immediate tier; no dialog",
+    ),
+    (
+        "x",
+        "cancel an automatic rollback countdown (the plan pauses)",
     ),
     ("?", "this help"),
-    ("q", "quit (the cluster keeps its state)"),
+    (
+        "q",
+        "quit (the cluster keeps its state; the plan's progress is not kept yet)",
+    ),
 ];
 
 /// The key bar's short form.
@@ -38,6 +46,7 @@ pub const KEY_BAR: &[(&str, &str)] = &[
     ("p", "pause"),
     ("+/-", "weight"),
     ("!", "ROLLBACK"),
+    ("x", "cancel countdown"),
     ("?", "help"),
     ("q", "quit"),
 ];
@@ -61,6 +70,7 @@ pub fn command_for(key: &KeyEvent, help_open: bool) -> Option<Command> {
         }
         KeyCode::Char('n') => Some(Command::Advance),
         KeyCode::Char('p') => Some(Command::TogglePause),
+        KeyCode::Char('x') => Some(Command::CancelCountdown),
         KeyCode::Char('+') | KeyCode::Char('=') => Some(Command::WeightUp),
         KeyCode::Char('-') | KeyCode::Char('_') => Some(Command::WeightDown),
         KeyCode::Char('?') => Some(Command::ToggleHelp),

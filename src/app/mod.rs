@@ -2,6 +2,7 @@
 //! `update` decides; the loop and effect runner do IO and report back as actions.
 
 pub mod action;
+pub mod carry;
 pub mod console;
 pub mod effects;
 pub mod event_loop;

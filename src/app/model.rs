@@ -68,15 +68,7 @@ pub struct MetricsView {
     pub health: Health,
 }
 
-/// How important a log line is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    /// Something an operator did.
-    Operator,
-    Warn,
-    Error,
-}
+pub use crate::engine::Level;
 
 /// One line of the event/audit log.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,16 +81,37 @@ pub struct LogLine {
 /// Why an effect was started, so its result updates the right thing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    Step(crate::engine::StepRef),
+    /// The engine asked for it (a step or a rollback action).
+    Engine(crate::engine::Origin),
+    /// `+`/`-`.
     ManualWeight,
-    Rollback,
+}
+
+/// How the run is presented: what ends it differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The full-screen console: the operator quits.
+    #[default]
+    Console,
+    /// One line per event: the run ends when the plan is finished or would wait for a person.
+    Headless,
 }
 
 /// The console's state.
 #[derive(Debug, Clone)]
 pub struct App {
     pub plan: Arc<Plan>,
+    /// The environment shown and acted on now.
     pub target: Target,
+    /// Every environment the plan uses, by name; the current phase's becomes `target`.
+    pub targets: BTreeMap<String, Target>,
+    pub mode: Mode,
+    /// Why a headless run stopped before its end, for the last line and the exit code.
+    pub stopped: Option<String>,
+    /// SIGINT/SIGTERM arrived: stop once a rollback under way has finished.
+    pub interrupted: Option<String>,
+    /// Log lines pushed since start (the log keeps the newest [`LOG_CAPACITY`]).
+    pub log_total: u64,
     pub operator: String,
     pub deployment: Deployment,
     pub cluster: ClusterView,
@@ -118,10 +131,17 @@ pub struct App {
 
 impl App {
     pub fn new(plan: Arc<Plan>, target: Target, operator: String, now: SystemTime) -> App {
-        let deployment = Deployment::new(&plan);
+        let deployment = Deployment::new(plan.clone());
+        let mut targets = BTreeMap::new();
+        targets.insert(target.environment.clone(), target.clone());
         App {
             plan,
             target,
+            targets,
+            mode: Mode::Console,
+            stopped: None,
+            interrupted: None,
+            log_total: 0,
             operator,
             deployment,
             cluster: ClusterView::default(),
@@ -147,6 +167,7 @@ impl App {
         if self.log.len() == LOG_CAPACITY {
             self.log.pop_front();
         }
+        self.log_total += 1;
         self.log.push_back(LogLine {
             at: self.now,
             level,

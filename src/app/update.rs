@@ -2,19 +2,19 @@
 //! Pure: no IO, no clock reads, no `.await`. Returns the effects to run.
 
 use crate::cluster::model::ClusterEvent;
-use crate::engine::{Command as EngineCommand, CommandKind, Outcome};
+use crate::engine::{Origin as EngineOrigin, Outcome, Round, RunStatus, Work};
 use crate::metrics::MetricsEvent;
 use crate::metrics::series::Series;
-use crate::plan::{Step, Weight, WeightStep};
+use crate::plan::TierName;
 use crate::traffic::TrafficEvent;
 
 use super::action::{Action, Effect, EffectId};
 use super::keymap::{self, Command};
-use super::model::{App, Level, Origin};
+use super::model::{App, ClusterView, Level, MetricsView, Mode, Origin, TrafficView};
 
 /// Applies one action to the app and returns the effects it calls for.
 pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
-    match action {
+    let mut effects = match action {
         Action::Key(key) => match keymap::command_for(&key, app.help_open) {
             Some(command) => on_command(app, command),
             None => Vec::new(),
@@ -33,10 +33,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             on_traffic(app, event);
             Vec::new()
         }
-        Action::Metrics(event) => {
-            on_metrics(app, event);
-            Vec::new()
-        }
+        Action::Metrics(event) => on_metrics(app, event),
         Action::EffectDone { id, result } => on_effect_done(app, id, result),
         Action::EffectProgress { id, note } => {
             if app.in_flight.contains_key(&id) {
@@ -44,27 +41,125 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Action::EffectOutput { id, line } => {
+            if app.in_flight.contains_key(&id) {
+                app.push_log(Level::Info, format!("  │ {line}"));
+            }
+            Vec::new()
+        }
+        Action::Begin => {
+            let outcome = app.deployment.advance(app.now, &app.operator.clone());
+            apply_outcome(app, outcome)
+        }
+        Action::Interrupted(why) => {
+            if app.deployment.status == RunStatus::RollingBack {
+                app.push_log(
+                    Level::Warn,
+                    format!("{why}: stopping once the rollback under way has finished"),
+                );
+            } else {
+                app.push_log(Level::Warn, format!("{why}: stopping"));
+            }
+            app.interrupted = Some(why);
+            Vec::new()
+        }
         Action::InputClosed(why) => {
             app.push_log(Level::Warn, format!("terminal closed ({why}); leaving"));
             app.should_quit = true;
             Vec::new()
         }
+        // The event loop unwraps current sources' actions; one that reaches here is stale.
+        Action::Sourced { .. } => Vec::new(),
+    };
+    effects.extend(follow_environment(app));
+    decide_end(app);
+    effects
+}
+
+/// When the engine moved to another environment (a new phase, a rollback), the screen follows:
+/// the previous environment's pods, weight and samples are dropped, never shown as current.
+fn follow_environment(app: &mut App) -> Vec<Effect> {
+    let wanted = app.deployment.environment().to_string();
+    if wanted.is_empty() || wanted == app.target.environment {
+        return Vec::new();
+    }
+    let Some(target) = app.targets.get(&wanted).cloned() else {
+        app.push_log(
+            Level::Error,
+            format!(
+                "environment {wanted} has no connection; the screen stays on {}",
+                app.target.environment
+            ),
+        );
+        return Vec::new();
+    };
+    app.push_log(
+        Level::Info,
+        format!(
+            "now showing environment {} ({} @ {})",
+            target.environment, target.namespace, target.context
+        ),
+    );
+    app.target = target;
+    app.cluster = ClusterView::default();
+    app.traffic = TrafficView::default();
+    app.metrics = MetricsView::default();
+    vec![Effect::Watch {
+        environment: wanted,
+    }]
+}
+
+/// Headless runs end when the plan is finished or would wait for a person; either run ends on
+/// an interrupt once no rollback is under way.
+fn decide_end(app: &mut App) {
+    if app.should_quit {
+        return;
+    }
+    let rolling_back = app.deployment.status == RunStatus::RollingBack;
+    if let Some(why) = &app.interrupted {
+        if !rolling_back {
+            app.stopped
+                .get_or_insert_with(|| format!("interrupted ({why})"));
+            app.should_quit = true;
+        }
+        return;
+    }
+    if app.mode != Mode::Headless {
+        return;
+    }
+    if app.deployment.is_finished() {
+        app.should_quit = true;
+    } else if let Some(waiting) = app.deployment.waiting_for_person() {
+        if app.deployment.status != RunStatus::Ready {
+            app.push_log(Level::Warn, format!("headless run stops: {waiting}"));
+            app.stopped = Some(waiting);
+            app.should_quit = true;
+        }
     }
 }
 
 fn on_command(app: &mut App, command: Command) -> Vec<Effect> {
+    let operator = app.operator.clone();
+    let now = app.now;
     match command {
         Command::Advance => {
-            let outcome = app.deployment.advance(app.now);
+            let outcome = app.deployment.advance(now, &operator);
             apply_outcome(app, outcome)
         }
         Command::TogglePause => {
-            let outcome = app.deployment.toggle_pause(app.now);
+            let outcome = app.deployment.toggle_pause(now, &operator);
+            apply_outcome(app, outcome)
+        }
+        Command::CancelCountdown => {
+            let outcome = app.deployment.cancel_countdown(now, &operator);
             apply_outcome(app, outcome)
         }
         Command::WeightUp => shift_weight(app, 1),
         Command::WeightDown => shift_weight(app, -1),
-        Command::EmergencyRollback => emergency_rollback(app),
+        Command::EmergencyRollback => {
+            let outcome = app.deployment.rollback(TierName::Immediate, now, &operator);
+            apply_outcome(app, outcome)
+        }
         Command::ToggleHelp => {
             app.help_open = !app.help_open;
             Vec::new()
@@ -74,7 +169,15 @@ fn on_command(app: &mut App, command: Command) -> Vec<Effect> {
             Vec::new()
         }
         Command::Quit => {
-            app.should_quit = true;
+            if app.deployment.status == RunStatus::RollingBack && app.interrupted.is_none() {
+                app.push_log(
+                    Level::Warn,
+                    "a rollback is under way: leaving once it has finished (q again leaves now, and the rest of the tier would not run)",
+                );
+                app.interrupted = Some(format!("quit by {operator}"));
+            } else {
+                app.should_quit = true;
+            }
             Vec::new()
         }
     }
@@ -86,6 +189,23 @@ fn shift_weight(app: &mut App, direction: i64) -> Vec<Effect> {
         .traffic
         .as_ref()
         .map_or(10, |t| i64::from(t.step.percent()));
+    if app.plan.traffic.is_none() {
+        app.push_log(
+            Level::Warn,
+            "the plan has no traffic router; + and - have nothing to shift",
+        );
+        return Vec::new();
+    }
+    if matches!(
+        app.deployment.status,
+        RunStatus::RollingBack | RunStatus::RolledBack
+    ) {
+        app.push_log(
+            Level::Warn,
+            "the deployment is rolled back (or rolling back); + and - would undo it, so they do nothing",
+        );
+        return Vec::new();
+    }
     let Some(base) = app.weight_base() else {
         app.push_log(
             Level::Warn,
@@ -102,69 +222,54 @@ fn shift_weight(app: &mut App, direction: i64) -> Vec<Effect> {
         Level::Operator,
         format!("{}: canary weight {base} → {target}", app.operator),
     );
-    vec![set_weight(app, target, Origin::ManualWeight)]
-}
-
-fn emergency_rollback(app: &mut App) -> Vec<Effect> {
-    app.push_log(
-        Level::Error,
-        format!(
-            "ROLLBACK (immediate) by {}: canary weight → 0%",
-            app.operator
-        ),
-    );
-    app.deployment.rolled_back();
-    let effects = vec![set_weight(app, Weight::ZERO, Origin::Rollback)];
-    let actions: Vec<Step> = app
-        .plan
-        .rollback
-        .immediate
-        .as_ref()
-        .map(|tier| tier.actions.clone())
-        .unwrap_or_default();
-    for action in actions {
-        match action {
-            // Already sent first, before anything else.
-            Step::Weight(WeightStep::To(w)) if w == Weight::ZERO => {}
-            other => {
-                let (label, _) = crate::engine::state::describe(&other);
-                app.push_log(
-                    Level::Warn,
-                    format!("rollback action not automated yet — do it by hand: {label}"),
-                );
-            }
-        }
-    }
-    effects
-}
-
-fn set_weight(app: &mut App, weight: Weight, origin: Origin) -> Effect {
     let id = app.next_effect_id();
-    app.in_flight.insert(id, origin);
-    app.traffic.requested = Some((id, weight));
-    Effect::SetWeight {
+    app.in_flight.insert(id, Origin::ManualWeight);
+    app.traffic.requested = Some((id, target));
+    vec![Effect::Work {
         id,
-        weight,
-        emergency: origin == Origin::Rollback,
-    }
+        environment: app.target.environment.clone(),
+        phase: current_phase(app),
+        step: false,
+        work: Work::SetWeight {
+            weight: target,
+            emergency: false,
+        },
+    }]
+}
+
+fn current_phase(app: &App) -> String {
+    app.deployment
+        .phases
+        .get(app.deployment.phase_index())
+        .map(|p| p.name.clone())
+        .unwrap_or_default()
 }
 
 fn apply_outcome(app: &mut App, outcome: Outcome) -> Vec<Effect> {
-    for line in outcome.log {
-        app.push_log(Level::Info, line);
+    for note in outcome.notes {
+        app.push_log(note.level, note.text);
     }
-    outcome
-        .commands
-        .into_iter()
-        .map(|command| run_engine_command(app, command))
-        .collect()
-}
-
-fn run_engine_command(app: &mut App, command: EngineCommand) -> Effect {
-    let origin = Origin::Step(command.origin);
-    match command.kind {
-        CommandKind::SetWeight(w) => set_weight(app, w, origin),
+    let mut effects = Vec::new();
+    if outcome.cancel_steps {
+        effects.push(Effect::CancelSteps);
     }
+    for command in outcome.commands {
+        let id = app.next_effect_id();
+        app.in_flight.insert(id, Origin::Engine(command.origin));
+        if let Work::SetWeight { weight, .. } = command.work {
+            if command.environment == app.target.environment {
+                app.traffic.requested = Some((id, weight));
+            }
+        }
+        effects.push(Effect::Work {
+            id,
+            environment: command.environment,
+            phase: current_phase(app),
+            step: matches!(command.origin, EngineOrigin::Step(_)),
+            work: command.work,
+        });
+    }
+    effects
 }
 
 fn on_effect_done(app: &mut App, id: EffectId, result: Result<String, String>) -> Vec<Effect> {
@@ -176,15 +281,16 @@ fn on_effect_done(app: &mut App, id: EffectId, result: Result<String, String>) -
             app.traffic.requested = None;
             if result.is_ok() {
                 app.traffic.observed = Some(weight);
+                app.deployment.observe_weight(weight);
             }
         }
     }
     match origin {
-        Origin::Step(at) => {
-            let outcome = app.deployment.command_done(at, result.map(|_| ()), app.now);
+        Origin::Engine(origin) => {
+            let outcome = app.deployment.command_done(origin, result, app.now);
             apply_outcome(app, outcome)
         }
-        Origin::ManualWeight | Origin::Rollback => {
+        Origin::ManualWeight => {
             match result {
                 Ok(note) => app.push_log(Level::Info, note),
                 Err(e) => app.push_log(Level::Error, e),
@@ -227,7 +333,10 @@ fn on_cluster(app: &mut App, event: ClusterEvent) {
 
 fn on_traffic(app: &mut App, event: TrafficEvent) {
     match event {
-        TrafficEvent::Weight(w) => app.traffic.observed = Some(w),
+        TrafficEvent::Weight(w) => {
+            app.traffic.observed = Some(w);
+            app.deployment.observe_weight(w);
+        }
         TrafficEvent::Health(health) => {
             let health = app.traffic.health.then(health);
             log_health_change(app, "traffic router", &app.traffic.health.clone(), &health);
@@ -236,22 +345,31 @@ fn on_traffic(app: &mut App, event: TrafficEvent) {
     }
 }
 
-fn on_metrics(app: &mut App, event: MetricsEvent) {
+fn on_metrics(app: &mut App, event: MetricsEvent) -> Vec<Effect> {
     match event {
         MetricsEvent::Samples(samples) => {
             let capacity = app.series_capacity();
-            for sample in samples {
+            for sample in &samples {
                 app.metrics
                     .series
-                    .entry((sample.metric, sample.track))
+                    .entry((sample.metric.clone(), sample.track))
                     .or_insert_with(|| Series::new(capacity))
                     .push(sample.point);
             }
+            let outcome = app.deployment.samples(Round::Samples(&samples), app.now);
+            apply_outcome(app, outcome)
+        }
+        MetricsEvent::Unanswered { error, .. } => {
+            let outcome = app
+                .deployment
+                .samples(Round::Unanswered { error: &error }, app.now);
+            apply_outcome(app, outcome)
         }
         MetricsEvent::Health(health) => {
             let health = app.metrics.health.then(health);
             log_health_change(app, "prometheus", &app.metrics.health.clone(), &health);
             app.metrics.health = health;
+            Vec::new()
         }
     }
 }
@@ -287,6 +405,7 @@ mod tests {
     use crate::app::model::Target;
     use crate::engine::{RunStatus, StepRef};
     use crate::health::Health;
+    use crate::plan::Weight;
 
     fn plan() -> Arc<crate::plan::Plan> {
         let text = crate::cli::DEMO_PLAN;
@@ -306,6 +425,18 @@ mod tests {
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         );
         app.traffic.observed = Some(Weight::ZERO);
+        app.deployment.observe_weight(Weight::ZERO);
+        for (env, context) in [("staging", "sim-staging"), ("production", "sim-production")] {
+            app.targets.insert(
+                env.into(),
+                Target {
+                    environment: env.into(),
+                    namespace: "shop".into(),
+                    context: context.into(),
+                    kubeconfig_hint: None,
+                },
+            );
+        }
         app
     }
 
@@ -316,21 +447,24 @@ mod tests {
     fn weights(effects: &[Effect]) -> Vec<(u8, bool)> {
         effects
             .iter()
-            .map(
-                |Effect::SetWeight {
-                     weight, emergency, ..
-                 }| (weight.percent(), *emergency),
-            )
+            .filter_map(|e| match e {
+                Effect::Work {
+                    work: Work::SetWeight { weight, emergency },
+                    ..
+                } => Some((weight.percent(), *emergency)),
+                _ => None,
+            })
             .collect()
     }
 
     fn done(app: &mut App, effects: &[Effect]) -> Vec<Effect> {
         let mut out = Vec::new();
         for e in effects {
+            let Some(id) = e.id() else { continue };
             out.extend(update(
                 app,
                 Action::EffectDone {
-                    id: e.id(),
+                    id,
                     result: Ok("stored".into()),
                 },
             ));
@@ -381,17 +515,31 @@ mod tests {
     }
 
     #[test]
-    fn bang_sets_weight_zero_at_once_as_emergency_and_logs_it() {
+    fn bang_sets_weight_zero_first_and_says_rolled_back_only_when_every_action_succeeded() {
         let mut app = app();
         app.traffic.observed = Some(Weight::clamped(50));
         let effects = update(&mut app, key('!'));
         assert_eq!(weights(&effects), vec![(0, true)]);
-        assert_eq!(app.deployment.status, RunStatus::RolledBack);
+        assert_eq!(app.deployment.status, RunStatus::RollingBack);
         assert!(
             app.log
                 .iter()
                 .any(|l| l.level == Level::Error && l.text.contains("ROLLBACK"))
         );
+        let effects = done(&mut app, &effects);
+        assert!(
+            matches!(
+                effects.as_slice(),
+                [Effect::Work {
+                    work: Work::SetFlag { .. },
+                    ..
+                }]
+            ),
+            "then the flag: {effects:?}"
+        );
+        assert_eq!(app.deployment.status, RunStatus::RollingBack);
+        done(&mut app, &effects);
+        assert_eq!(app.deployment.status, RunStatus::RolledBack);
     }
 
     #[test]
@@ -422,7 +570,7 @@ mod tests {
         update(
             &mut app,
             Action::EffectDone {
-                id: effects[0].id(),
+                id: effects[0].id().expect("a write"),
                 result: Err("forbidden".into()),
             },
         );
@@ -477,21 +625,133 @@ mod tests {
     }
 
     #[test]
-    fn tick_ends_a_hold() {
+    fn a_hold_ends_with_time_and_clean_data_and_the_next_phase_acts_in_its_environment() {
         let mut app = app();
         update(&mut app, key('n'));
         let effects = update(&mut app, key('n'));
         done(&mut app, &effects);
         let start = app.now;
-        update(&mut app, Action::Tick(start + Duration::from_secs(10)));
-        assert_eq!(app.deployment.cursor, Some(StepRef { phase: 0, slot: 2 }));
-        let effects = update(&mut app, Action::Tick(start + Duration::from_secs(21)));
-        assert_eq!(app.deployment.cursor, Some(StepRef { phase: 1, slot: 0 }));
+        update(&mut app, Action::Tick(start + Duration::from_secs(21)));
         assert_eq!(
-            weights(&effects),
-            vec![(25, false)],
-            "next phase's weight starts"
+            app.deployment.cursor,
+            Some(StepRef { phase: 0, slot: 2 }),
+            "no sample yet: the hold does not pass"
         );
+        app.cluster.pods.insert("stale".into(), pod("stale"));
+        let effects = update(&mut app, clean_round());
+        assert_eq!(app.deployment.cursor, Some(StepRef { phase: 1, slot: 0 }));
+        assert_eq!(app.target.environment, "staging");
+        assert!(
+            app.cluster.pods.is_empty(),
+            "development's pods are not shown as staging's"
+        );
+        assert!(effects.contains(&Effect::Watch {
+            environment: "staging".into()
+        }));
+        let writes: Vec<&str> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Work {
+                    environment,
+                    work: Work::SetWeight { .. },
+                    ..
+                } => Some(environment.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(writes, ["staging"], "staging's weight goes to staging");
+    }
+
+    #[test]
+    fn headless_stops_at_what_would_wait_for_a_person() {
+        let mut app = app();
+        app.mode = crate::app::model::Mode::Headless;
+        let effects = update(&mut app, Action::Begin);
+        assert!(effects.is_empty());
+        assert!(app.should_quit, "the checklist item waits for a person");
+        assert!(
+            app.stopped
+                .as_deref()
+                .is_some_and(|s| s.contains("Container image built")),
+            "{:?}",
+            app.stopped
+        );
+    }
+
+    #[test]
+    fn interrupt_waits_for_a_rollback_under_way() {
+        let mut app = app();
+        let effects = update(&mut app, key('!'));
+        update(&mut app, Action::Interrupted("SIGTERM".into()));
+        assert!(!app.should_quit, "the rollback finishes first");
+        let effects = done(&mut app, &effects);
+        done(&mut app, &effects);
+        assert_eq!(app.deployment.status, RunStatus::RolledBack);
+        assert!(app.should_quit);
+    }
+
+    #[test]
+    fn x_cancels_the_countdown_and_pauses() {
+        let mut app = app();
+        update(&mut app, key('n'));
+        let effects = update(&mut app, key('n'));
+        done(&mut app, &effects);
+        update(&mut app, breaching_round());
+        update(&mut app, breaching_round());
+        assert!(app.deployment.countdown.is_some());
+        update(&mut app, key('x'));
+        assert!(app.deployment.countdown.is_none());
+        assert_eq!(app.deployment.status, RunStatus::Paused);
+        assert!(
+            app.log
+                .iter()
+                .any(|l| l.level == Level::Operator && l.text.starts_with("alice cancelled"))
+        );
+    }
+
+    fn round(canary_error: f64) -> Action {
+        use crate::metrics::Sample;
+        use crate::metrics::series::Point;
+        let mut samples = Vec::new();
+        for metric in ["error_rate", "latency_p95", "cpu"] {
+            for track in crate::plan::TrackName::BOTH {
+                let value = if metric == "error_rate" && track == crate::plan::TrackName::Canary {
+                    canary_error
+                } else {
+                    0.01
+                };
+                samples.push(Sample {
+                    metric: metric.into(),
+                    track,
+                    point: Point {
+                        at: SystemTime::UNIX_EPOCH,
+                        value: Some(value),
+                    },
+                });
+            }
+        }
+        Action::Metrics(MetricsEvent::Samples(samples))
+    }
+
+    fn clean_round() -> Action {
+        round(0.01)
+    }
+
+    fn breaching_round() -> Action {
+        round(0.3)
+    }
+
+    fn pod(n: &str) -> crate::cluster::model::PodView {
+        crate::cluster::model::PodView {
+            name: n.into(),
+            track: None,
+            ready_containers: 1,
+            total_containers: 1,
+            status: "Running".into(),
+            restarts: 0,
+            created: None,
+            version: "1".into(),
+        }
     }
 
     #[test]

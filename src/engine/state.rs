@@ -1,9 +1,16 @@
-//! The plan's progress as a pure state machine: phases → slots (steps and approval gates).
-//! No IO and no clocks: time comes in as arguments, work goes out as [`Command`]s.
+//! The plan's progress as a pure state machine: phases → slots (steps and approval gates),
+//! analysis that acts on samples, and rollbacks as states of their own.
+//! No IO and no clocks: time and results come in as arguments, work goes out as [`Command`]s.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::plan::{self, Plan, Step, Weight};
+use super::analysis::{Analysis, Key, Round, Verdict, VerdictKind};
+use super::window;
+use super::work::{Gate, Level, Note, StepWork, Work, describe, next_weight};
+use crate::plan::duration::format_duration;
+use crate::plan::{BreachAction, Plan, Step, TierName, TrackName, Weight, WeightStep};
 
 /// Identifies one slot of the plan: phase index and slot index within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -12,30 +19,18 @@ pub struct StepRef {
     pub slot: usize,
 }
 
-/// What a slot asks for when it runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SlotKind {
-    /// Set the canary weight; done when the router has stored it.
-    SetWeight(Weight),
-    /// Wait this long; done by the clock. Thresholds are shown meanwhile, not enforced.
-    Hold(Duration),
-    /// A person must press `n` (checklist item, pause, approval).
-    Gate,
-    /// Tell people something; done at once.
-    Notify(String),
-    /// A step this version cannot carry out itself: an operator does it and presses `n`.
-    Manual,
-}
-
-/// Where a slot is.
+/// Where a slot (or a rollback action) is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepState {
     Pending,
+    /// Started at `since`: an effect in flight, a hold counting, weights being paced.
     Running {
         since: SystemTime,
     },
     /// Waiting for a person.
     Waiting,
+    /// Waiting for the phase's deployment window.
+    Blocked(String),
     Done,
     Failed(String),
 }
@@ -44,7 +39,7 @@ pub enum StepState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slot {
     pub label: String,
-    pub kind: SlotKind,
+    pub work: StepWork,
     pub state: StepState,
 }
 
@@ -72,11 +67,16 @@ pub enum RunStatus {
     /// Loaded, nothing run yet; `n` starts.
     Ready,
     Running,
-    /// Auto-advance and holds are stopped; `p` resumes.
+    /// Nothing advances until `p`.
     Paused,
     /// A step failed; `n` retries it.
     Failed,
+    /// A rollback tier's actions are being carried out.
+    RollingBack,
+    /// Every action of the rollback tier succeeded.
     RolledBack,
+    /// At least one action of the rollback tier failed; `n` retries those.
+    RollbackFailed,
     Complete,
 }
 
@@ -87,50 +87,156 @@ impl RunStatus {
             RunStatus::Running => "RUNNING",
             RunStatus::Paused => "PAUSED",
             RunStatus::Failed => "STEP FAILED",
+            RunStatus::RollingBack => "ROLLING BACK",
             RunStatus::RolledBack => "ROLLED BACK",
+            RunStatus::RollbackFailed => "ROLLBACK FAILED",
             RunStatus::Complete => "COMPLETE",
         }
     }
 }
 
-/// Work the engine asks for, tied to the slot that asked (none for rollbacks).
+/// Where a piece of work came from, so its result finds its way back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Step(StepRef),
+    /// Action `action` of rollback run `run` (runs are numbered so results of a pre-empted run
+    /// are recognised and ignored).
+    Rollback {
+        run: u32,
+        action: usize,
+    },
+}
+
+/// Work the engine asks for, in one environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
-    pub origin: StepRef,
-    pub kind: CommandKind,
+    pub origin: Origin,
+    pub environment: String,
+    pub work: Work,
 }
 
-/// The kinds of work the engine can ask for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CommandKind {
-    SetWeight(Weight),
-}
-
-/// What an engine call decided: work to start and lines for the log.
+/// What an engine call decided.
 #[derive(Debug, Default, PartialEq)]
 pub struct Outcome {
     pub commands: Vec<Command>,
-    pub log: Vec<String>,
+    pub notes: Vec<Note>,
+    /// Step work still in flight (a command, a rollout wait) should be stopped: a rollback took
+    /// over.
+    pub cancel_steps: bool,
 }
 
 impl Outcome {
-    fn log(&mut self, line: impl Into<String>) {
-        self.log.push(line.into());
+    fn note(&mut self, level: Level, text: impl Into<String>) {
+        self.notes.push(Note {
+            level,
+            text: text.into(),
+        });
     }
 }
 
-/// The deployment's progress through its plan.
+/// What a person at the keys (or `--auto-approve`) passes without being asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoApprove {
+    #[default]
+    Nothing,
+    /// `check`, `approve` and phase `approval` gates.
+    Gates,
+    /// Gates and `pause` steps.
+    All,
+}
+
+/// An automatic rollback waiting for its countdown, which `x` cancels.
 #[derive(Debug, Clone, PartialEq)]
+pub struct Countdown {
+    pub tier: TierName,
+    pub metric: String,
+    /// The verdict that started it.
+    pub reason: String,
+    pub ends: SystemTime,
+}
+
+/// One action of a rollback tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackAction {
+    pub label: String,
+    pub work: StepWork,
+    pub state: StepState,
+}
+
+/// A rollback tier being (or having been) carried out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackRun {
+    pub tier: TierName,
+    pub run: u32,
+    pub environment: String,
+    pub started: SystemTime,
+    /// When the last action finished.
+    pub finished: Option<SystemTime>,
+    pub target: Option<Duration>,
+    pub actions: Vec<RollbackAction>,
+    /// Who or what started it.
+    pub by: String,
+    overrun_logged: bool,
+}
+
+impl RollbackRun {
+    /// Actions finished (done or failed).
+    pub fn settled(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a.state, StepState::Done | StepState::Failed(_)))
+            .count()
+    }
+
+    /// The first failed action and why.
+    pub fn first_failure(&self) -> Option<(&str, &str)> {
+        self.actions.iter().find_map(|a| match &a.state {
+            StepState::Failed(why) => Some((a.label.as_str(), why.as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// Paced weight writes of the running step or rollback action.
+#[derive(Debug, Clone, PartialEq)]
+struct Pacing {
+    to: Weight,
+    step: Option<Weight>,
+    every: Duration,
+    /// A write is on its way.
+    writing: Option<Weight>,
+    /// When the next write may go.
+    next_at: SystemTime,
+}
+
+/// The deployment's progress through its plan.
+#[derive(Debug, Clone)]
 pub struct Deployment {
+    plan: Arc<Plan>,
     pub phases: Vec<PhaseState>,
     /// The current slot; `None` once past the last one.
     pub cursor: Option<StepRef>,
     pub status: RunStatus,
+    /// Why the plan is paused, and since when (a hold's clock stops there).
+    pub paused: Option<(String, SystemTime)>,
+    pub analysis: Analysis,
+    pub countdown: Option<Countdown>,
+    pub rollback: Option<RollbackRun>,
+    /// The canary weight as last read or written in the current environment.
+    pub weight: Option<Weight>,
+    /// The latest alert or breach verdict, for a banner; cleared when analysis is clean.
+    pub banner: Option<String>,
+    pub auto_approve: AutoApprove,
+    pacing: Option<Pacing>,
+    /// Verdicts already reported in their current streak, so each is logged once.
+    reported: BTreeSet<(Key, bool)>,
+    overridden_windows: BTreeSet<usize>,
+    runs: u32,
 }
 
 impl Deployment {
     /// Lays out the plan's phases; an approval list becomes a gate before the phase's steps.
-    pub fn new(plan: &Plan) -> Deployment {
+    pub fn new(plan: Arc<Plan>) -> Deployment {
         let phases: Vec<PhaseState> = plan
             .phases
             .iter()
@@ -139,11 +245,18 @@ impl Deployment {
                 if !phase.approval.is_empty() {
                     slots.push(Slot {
                         label: format!("approval: {}", phase.approval.join(", ")),
-                        kind: SlotKind::Gate,
+                        work: StepWork::Gate(Gate::Approval(phase.approval.clone())),
                         state: StepState::Pending,
                     });
                 }
-                slots.extend(phase.steps.iter().map(slot_for));
+                slots.extend(phase.steps.iter().map(|step| {
+                    let (label, work) = describe(step, &plan.workload);
+                    Slot {
+                        label,
+                        work,
+                        state: StepState::Pending,
+                    }
+                }));
                 PhaseState {
                     name: phase.name.clone(),
                     environment: phase.environment.clone(),
@@ -153,10 +266,27 @@ impl Deployment {
             .collect();
         let cursor = first_slot(&phases, 0);
         Deployment {
+            plan,
             phases,
             cursor,
             status: RunStatus::Ready,
+            paused: None,
+            analysis: Analysis::default(),
+            countdown: None,
+            rollback: None,
+            weight: None,
+            banner: None,
+            auto_approve: AutoApprove::Nothing,
+            pacing: None,
+            reported: BTreeSet::new(),
+            overridden_windows: BTreeSet::new(),
+            runs: 0,
         }
+    }
+
+    /// The plan being carried out.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
     }
 
     /// The slot at `at`, if it exists.
@@ -173,20 +303,163 @@ impl Deployment {
         self.cursor.and_then(|c| self.slot(c))
     }
 
-    /// True when the deployment can no longer move forward.
-    pub fn is_finished(&self) -> bool {
-        matches!(self.status, RunStatus::RolledBack | RunStatus::Complete)
+    /// The phase whose environment is current: the cursor's, else the last one.
+    pub fn phase_index(&self) -> usize {
+        self.cursor
+            .map(|c| c.phase)
+            .unwrap_or_else(|| self.phases.len().saturating_sub(1))
     }
 
-    /// The operator pressed `n`: start, pass a gate, cut a hold short, or retry a failed step.
-    pub fn advance(&mut self, now: SystemTime) -> Outcome {
+    /// The environment the engine acts on now: a rollback's, else the current phase's.
+    pub fn environment(&self) -> &str {
+        if let Some(r) = &self.rollback {
+            return &r.environment;
+        }
+        self.phases
+            .get(self.phase_index())
+            .map_or("", |p| p.environment.as_str())
+    }
+
+    /// True when the deployment can no longer move forward.
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.status,
+            RunStatus::RolledBack | RunStatus::Complete | RunStatus::RollbackFailed
+        )
+    }
+
+    /// The header's status: `ROLLING BACK (immediate, 2 of 3, 0:14 of 5m)`.
+    pub fn headline(&self, now: SystemTime) -> String {
+        match (self.status, &self.rollback) {
+            (RunStatus::RollingBack, Some(r)) => {
+                let elapsed = now.duration_since(r.started).unwrap_or_default();
+                let of = r
+                    .target
+                    .map(|t| format!(" of {}", format_duration(t)))
+                    .unwrap_or_default();
+                format!(
+                    "ROLLING BACK ({}, {} of {}, {}{of})",
+                    r.tier.as_str(),
+                    (r.settled() + 1).min(r.actions.len()),
+                    r.actions.len(),
+                    clock(elapsed)
+                )
+            }
+            (RunStatus::RollbackFailed, Some(r)) => match r.first_failure() {
+                Some((label, _)) => format!("ROLLBACK FAILED ({}: {label})", r.tier.as_str()),
+                None => "ROLLBACK FAILED".to_string(),
+            },
+            (RunStatus::RolledBack, Some(r)) => format!("ROLLED BACK ({})", r.tier.as_str()),
+            (status, _) => status.label().to_string(),
+        }
+    }
+
+    /// What a person must do before the run can go on, if anything; `None` while the engine is
+    /// working by itself (a step in flight, a hold counting, a countdown running).
+    pub fn waiting_for_person(&self) -> Option<String> {
+        match self.status {
+            RunStatus::Ready => return Some("the plan has not been started".into()),
+            RunStatus::Paused => {
+                let why = self.paused.as_ref().map_or("paused", |(w, _)| w.as_str());
+                return Some(format!("{why}; p resumes"));
+            }
+            RunStatus::Failed => {
+                let failed = self.current().and_then(|s| match &s.state {
+                    StepState::Failed(why) => Some(format!("{}: {why}", s.label)),
+                    _ => None,
+                });
+                return Some(format!(
+                    "step failed: {}; n retries",
+                    failed.unwrap_or_default()
+                ));
+            }
+            RunStatus::RollbackFailed => {
+                let (label, why) = self
+                    .rollback
+                    .as_ref()
+                    .and_then(|r| r.first_failure())
+                    .unwrap_or(("?", "?"));
+                return Some(format!("rollback action failed: {label}: {why}; n retries"));
+            }
+            RunStatus::Running => {}
+            RunStatus::RollingBack | RunStatus::RolledBack | RunStatus::Complete => return None,
+        }
+        let slot = self.current()?;
+        match (&slot.state, &slot.work) {
+            (StepState::Waiting, StepWork::Gate(Gate::Approval(who))) => {
+                Some(format!("waiting for {}", approvers(who)))
+            }
+            (StepState::Waiting, _) => Some(format!("{} — n to continue", slot.label)),
+            (StepState::Blocked(why), _) => Some(why.clone()),
+            _ => None,
+        }
+    }
+
+    /// Tracks serving traffic, the ones whose data analysis judges.
+    pub fn serving_tracks(&self) -> Vec<TrackName> {
+        let tracks = self.plan.tracks();
+        if tracks.len() < 2 {
+            return tracks.to_vec();
+        }
+        match self.weight.map(Weight::percent) {
+            Some(0) => vec![TrackName::Stable],
+            Some(100) => vec![TrackName::Canary],
+            _ => tracks.to_vec(),
+        }
+    }
+
+    /// The traffic router read the canary weight.
+    pub fn observe_weight(&mut self, weight: Weight) {
+        self.weight = Some(weight);
+    }
+
+    /// The console switched its view to the current environment: data of the previous one says
+    /// nothing about this one.
+    pub fn environment_switched(&mut self) {
+        self.weight = None;
+        self.analysis.reset_streaks();
+        self.reported.clear();
+        self.banner = None;
+    }
+
+    /// `n`: start, pass a gate, retry a failed step or failed rollback actions.
+    pub fn advance(&mut self, now: SystemTime, operator: &str) -> Outcome {
         let mut out = Outcome::default();
-        if self.is_finished() {
-            out.log(format!(
-                "deployment is {}; nothing to advance",
-                self.status.label().to_lowercase()
-            ));
-            return out;
+        match self.status {
+            RunStatus::Ready => {
+                out.note(
+                    Level::Operator,
+                    format!("{operator} started the plan {}", self.plan.name),
+                );
+                self.status = RunStatus::Running;
+                if let Some(at) = self.cursor {
+                    self.start(at, now, &mut out);
+                }
+                return out;
+            }
+            RunStatus::Paused => {
+                out.note(Level::Warn, "the plan is paused; p resumes it (n does not)");
+                return out;
+            }
+            RunStatus::RollbackFailed => {
+                self.retry_rollback(now, operator, &mut out);
+                return out;
+            }
+            RunStatus::RollingBack => {
+                out.note(Level::Warn, "a rollback is under way; n waits for it");
+                return out;
+            }
+            RunStatus::RolledBack | RunStatus::Complete => {
+                out.note(
+                    Level::Info,
+                    format!(
+                        "the deployment is {}; nothing to advance",
+                        self.status.label().to_lowercase()
+                    ),
+                );
+                return out;
+            }
+            RunStatus::Running | RunStatus::Failed => {}
         }
         let Some(at) = self.cursor else {
             return out;
@@ -194,133 +467,467 @@ impl Deployment {
         let Some(slot) = self.slot(at).cloned() else {
             return out;
         };
-        match (&slot.state, &slot.kind) {
-            (StepState::Pending, _) | (StepState::Failed(_), _) => {
+        match (&slot.state, &slot.work) {
+            (StepState::Failed(_), _) => {
+                out.note(
+                    Level::Operator,
+                    format!("{operator} retries {}", slot.label),
+                );
                 self.status = RunStatus::Running;
                 self.start(at, now, &mut out);
             }
+            (StepState::Pending, _) => self.start(at, now, &mut out),
+            (StepState::Waiting, StepWork::Gate(Gate::Approval(who))) => {
+                if who.iter().any(|w| w == operator) {
+                    out.note(
+                        Level::Operator,
+                        format!("✓ {} — approved by {operator}", slot.label),
+                    );
+                    self.finish(at, now, &mut out);
+                } else {
+                    out.note(
+                        Level::Warn,
+                        format!(
+                            "waiting for {}; {operator} cannot approve this gate",
+                            approvers(who)
+                        ),
+                    );
+                }
+            }
             (StepState::Waiting, _) => {
-                out.log(format!("✓ {} (by operator)", slot.label));
-                self.status = RunStatus::Running;
+                out.note(Level::Operator, format!("✓ {} — by {operator}", slot.label));
                 self.finish(at, now, &mut out);
             }
-            (StepState::Running { since }, SlotKind::Hold(d)) => {
+            (StepState::Running { since }, StepWork::Hold(d)) => {
                 let held = now.duration_since(*since).unwrap_or_default();
-                out.log(format!(
-                    "hold of {} cut short by operator after {}",
-                    plan::duration::format_duration(*d),
-                    plan::duration::format_duration(Duration::from_secs(held.as_secs()))
-                ));
-                self.status = RunStatus::Running;
-                self.finish(at, now, &mut out);
+                out.note(
+                    Level::Info,
+                    format!(
+                        "hold {} of {} — n does not cut a hold short; the skip command does, with a reason",
+                        clock(held),
+                        format_duration(*d)
+                    ),
+                );
+            }
+            (StepState::Blocked(why), _) => {
+                out.note(
+                    Level::Info,
+                    format!("{why}; the window override command starts it now, with a reason"),
+                );
             }
             (StepState::Running { .. }, _) => {
-                out.log(format!("{} is still running", slot.label));
+                out.note(Level::Info, format!("{} is still running", slot.label));
             }
             (StepState::Done, _) => {}
         }
         out
     }
 
-    /// `p`: stop or resume auto-advance. A hold paused and resumed starts over: the operator
-    /// asked for that much uninterrupted time.
-    pub fn toggle_pause(&mut self, now: SystemTime) -> Outcome {
+    /// `p`: stop or resume. Nothing advances while paused; a hold paused and resumed starts
+    /// over (the operator asked for that much uninterrupted time).
+    pub fn toggle_pause(&mut self, now: SystemTime, operator: &str) -> Outcome {
         let mut out = Outcome::default();
         match self.status {
             RunStatus::Running => {
-                self.status = RunStatus::Paused;
-                out.log("paused: no step will start until resumed (p)");
+                self.pause(now, format!("paused by {operator}"), &mut out);
             }
             RunStatus::Paused => {
                 self.status = RunStatus::Running;
-                out.log("resumed");
+                self.paused = None;
+                out.note(Level::Operator, format!("resumed by {operator}"));
+                if let Some(p) = &mut self.pacing {
+                    p.next_at = p.next_at.max(now);
+                }
                 if let Some(at) = self.cursor {
-                    match self.slot(at).map(|s| (&s.state, &s.kind)) {
-                        Some((StepState::Running { .. }, SlotKind::Hold(_))) => {
+                    match self.slot(at).map(|s| (&s.state, &s.work)) {
+                        Some((StepState::Running { .. }, StepWork::Hold(_))) => {
                             if let Some(slot) = self.slot_mut(at) {
                                 slot.state = StepState::Running { since: now };
                             }
-                            out.log("hold restarted");
+                            out.note(Level::Info, "hold restarted from the beginning");
                         }
                         Some((StepState::Pending, _)) => self.start(at, now, &mut out),
                         _ => {}
                     }
                 }
+                self.pace(now, &mut out);
             }
-            other => out.log(format!(
-                "cannot pause: deployment is {}",
-                other.label().to_lowercase()
-            )),
+            RunStatus::Ready => out.note(Level::Info, "not started yet; n starts the plan"),
+            other => out.note(
+                Level::Warn,
+                format!(
+                    "cannot pause: the deployment is {}",
+                    other.label().to_lowercase()
+                ),
+            ),
         }
         out
     }
 
-    /// The clock moved: finish holds whose time is up.
+    fn pause(&mut self, now: SystemTime, why: String, out: &mut Outcome) {
+        out.note(Level::Warn, format!("{why}: nothing advances until p"));
+        self.status = RunStatus::Paused;
+        self.paused = Some((why, now));
+    }
+
+    /// Cuts a running hold short: a named, logged command.
+    pub fn skip_hold(&mut self, now: SystemTime, operator: &str, reason: &str) -> Outcome {
+        let mut out = Outcome::default();
+        let running = self.cursor.and_then(|at| {
+            let slot = self.slot(at)?;
+            match (&slot.state, &slot.work) {
+                (StepState::Running { since }, StepWork::Hold(_)) => {
+                    Some((at, *since, slot.label.clone()))
+                }
+                _ => None,
+            }
+        });
+        let Some((at, since, label)) = running else {
+            out.note(Level::Warn, "no hold is running; nothing to skip");
+            return out;
+        };
+        if self.status != RunStatus::Running {
+            out.note(Level::Warn, "the plan is paused; p resumes it first");
+            return out;
+        }
+        let held = now.duration_since(since).unwrap_or_default();
+        out.note(
+            Level::Operator,
+            format!(
+                "{label} cut short by {operator} after {}: {reason}",
+                clock(held)
+            ),
+        );
+        self.finish(at, now, &mut out);
+        out
+    }
+
+    /// Starts a phase outside its window: a named, logged command.
+    pub fn override_window(&mut self, now: SystemTime, operator: &str, reason: &str) -> Outcome {
+        let mut out = Outcome::default();
+        let Some(at) = self.cursor else {
+            out.note(Level::Warn, "no phase is waiting for its window");
+            return out;
+        };
+        self.overridden_windows.insert(at.phase);
+        if matches!(self.slot(at).map(|s| &s.state), Some(StepState::Blocked(_))) {
+            out.note(
+                Level::Operator,
+                format!(
+                    "window of phase {} overridden by {operator}: {reason}",
+                    self.phase_name(at)
+                ),
+            );
+            self.start(at, now, &mut out);
+        } else {
+            out.note(
+                Level::Operator,
+                format!(
+                    "window of phase {} overridden in advance by {operator}: {reason}",
+                    self.phase_name(at)
+                ),
+            );
+        }
+        out
+    }
+
+    /// Lets every phase start outside its window (`--override-window REASON`): logged once,
+    /// with the operator and the reason.
+    pub fn override_all_windows(&mut self, operator: &str, reason: &str) -> Outcome {
+        let mut out = Outcome::default();
+        let windowed: Vec<usize> = (0..self.plan.phases.len())
+            .filter(|i| self.plan.phases.get(*i).is_some_and(|p| p.window.is_some()))
+            .collect();
+        if windowed.is_empty() {
+            return out;
+        }
+        self.overridden_windows.extend(windowed);
+        out.note(
+            Level::Operator,
+            format!("deployment windows overridden for this run by {operator}: {reason}"),
+        );
+        out
+    }
+
+    /// The clock moved: holds, paced weights, countdowns, windows, rollback targets.
     pub fn tick(&mut self, now: SystemTime) -> Outcome {
         let mut out = Outcome::default();
+        if let Some(c) = &self.countdown {
+            if now >= c.ends {
+                let (tier, reason) = (c.tier, c.reason.clone());
+                self.countdown = None;
+                self.start_rollback(tier, now, &format!("analysis ({reason})"), &mut out);
+                return out;
+            }
+        }
+        if self.status == RunStatus::RollingBack {
+            self.tick_rollback(now, &mut out);
+            return out;
+        }
         if self.status != RunStatus::Running {
             return out;
         }
-        let Some(at) = self.cursor else {
-            return out;
-        };
-        if let Some(Slot {
-            kind: SlotKind::Hold(d),
-            state: StepState::Running { since },
-            label,
-        }) = self.slot(at)
-        {
-            if now.duration_since(*since).unwrap_or_default() >= *d {
-                out.log(format!("✓ {label}"));
-                self.finish(at, now, &mut out);
+        if let Some(at) = self.cursor {
+            match self.slot(at).map(|s| (&s.state, &s.work)) {
+                Some((StepState::Running { .. }, StepWork::Hold(_))) => {
+                    self.try_pass_hold(at, now, &mut out)
+                }
+                Some((StepState::Blocked(_), _)) => self.start(at, now, &mut out),
+                _ => {}
+            }
+        }
+        self.pace(now, &mut out);
+        out
+    }
+
+    /// A round of samples came in (or Prometheus did not answer).
+    pub fn samples(&mut self, round: Round<'_>, now: SystemTime) -> Outcome {
+        let mut out = Outcome::default();
+        let tracks = self.serving_tracks();
+        let metrics = self.plan.metrics.clone();
+        let verdicts = self.analysis.judge(&metrics, round, &tracks, now);
+        // A streak that ended may be reported again when it comes back.
+        let latest = self.analysis.latest.clone();
+        self.reported
+            .retain(|(key, is_breach)| match latest.get(key) {
+                Some(super::analysis::Finding::Breach(_)) => *is_breach,
+                Some(super::analysis::Finding::NoData(_)) => !*is_breach,
+                _ => false,
+            });
+        if self.analysis.clean() {
+            self.banner = None;
+        }
+        let judging = self.is_judging();
+        for verdict in verdicts {
+            self.act_on(verdict, judging, now, &mut out);
+        }
+        if self.status == RunStatus::Running {
+            if let Some(at) = self.cursor {
+                if matches!(
+                    self.slot(at).map(|s| (&s.state, &s.work)),
+                    Some((StepState::Running { .. }, StepWork::Hold(_)))
+                ) {
+                    self.try_pass_hold(at, now, &mut out);
+                }
             }
         }
         out
     }
 
-    /// A command for `at` finished.
+    /// True while the current step is one analysis acts on: a hold or paced weights.
+    fn is_judging(&self) -> bool {
+        if !matches!(self.status, RunStatus::Running | RunStatus::Paused) {
+            return false;
+        }
+        let Some(slot) = self.current() else {
+            return false;
+        };
+        matches!(slot.state, StepState::Running { .. })
+            && matches!(
+                slot.work,
+                StepWork::Hold(_) | StepWork::Weight { every: Some(_), .. }
+            )
+    }
+
+    fn act_on(&mut self, v: Verdict, judging: bool, now: SystemTime, out: &mut Outcome) {
+        let key = ((v.metric.clone(), v.track), v.kind == VerdictKind::Breach);
+        let first = self.reported.insert(key);
+        let action = match v.kind {
+            VerdictKind::Breach => self.plan.metrics.on_breach.action,
+            VerdictKind::NoData => self.plan.metrics.no_data.action,
+        };
+        let counted = format!("{} ({} of {})", v.text, v.count.min(v.after), v.after);
+        self.banner = Some(counted.clone());
+        if !judging || action == BreachAction::Alert {
+            if first {
+                out.note(Level::Warn, format!("⚠ {counted} → alert"));
+            }
+            return;
+        }
+        match action {
+            BreachAction::Alert => {}
+            BreachAction::Pause => {
+                if self.status == RunStatus::Running {
+                    out.note(Level::Error, format!("{counted} → pause"));
+                    self.pause(now, format!("paused by analysis: {}", v.text), out);
+                }
+            }
+            BreachAction::Rollback => {
+                if self.countdown.is_some() {
+                    return;
+                }
+                if self.analysis.is_acknowledged(&v.metric) {
+                    if first {
+                        out.note(
+                            Level::Warn,
+                            format!("{counted} — acknowledged by an operator; no new countdown until it recovers"),
+                        );
+                    }
+                    return;
+                }
+                let tier = self.plan.metrics.on_breach.tier;
+                let wait = self.plan.metrics.on_breach.countdown.get();
+                if wait.is_zero() {
+                    out.note(
+                        Level::Error,
+                        format!("{counted} → rollback {} now", tier.as_str()),
+                    );
+                    self.start_rollback(tier, now, &format!("analysis ({})", v.text), out);
+                    return;
+                }
+                out.note(
+                    Level::Error,
+                    format!(
+                        "{counted} → rollback {} in {} (x to cancel)",
+                        tier.as_str(),
+                        format_duration(wait)
+                    ),
+                );
+                self.countdown = Some(Countdown {
+                    tier,
+                    metric: v.metric.clone(),
+                    reason: v.text.clone(),
+                    ends: now + wait,
+                });
+            }
+        }
+    }
+
+    /// `x`: the countdown stops, the plan pauses, the breach stays acknowledged by `operator`.
+    pub fn cancel_countdown(&mut self, now: SystemTime, operator: &str) -> Outcome {
+        let mut out = Outcome::default();
+        let Some(c) = self.countdown.take() else {
+            out.note(Level::Info, "no rollback countdown is running");
+            return out;
+        };
+        self.analysis.acknowledge(&c.metric);
+        out.note(
+            Level::Operator,
+            format!(
+                "{operator} cancelled the automatic rollback ({}: {}); breach acknowledged, no new countdown for {} until it recovers; ! still rolls back",
+                c.tier.as_str(),
+                c.reason,
+                c.metric
+            ),
+        );
+        if self.status == RunStatus::Running {
+            self.pause(
+                now,
+                format!("paused: {operator} cancelled the rollback countdown"),
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// A command finished.
     pub fn command_done(
         &mut self,
-        at: StepRef,
-        result: Result<(), String>,
+        origin: Origin,
+        result: Result<String, String>,
         now: SystemTime,
     ) -> Outcome {
         let mut out = Outcome::default();
-        let Some(slot) = self.slot(at) else {
-            return out;
-        };
-        if !matches!(slot.state, StepState::Running { .. }) {
-            return out;
-        }
-        let label = slot.label.clone();
-        match result {
-            Ok(()) => {
-                out.log(format!("✓ {label}"));
-                self.finish(at, now, &mut out);
-            }
-            Err(e) => {
-                out.log(format!("✗ {label}: {e} — n retries"));
-                if let Some(slot) = self.slot_mut(at) {
-                    slot.state = StepState::Failed(e);
-                }
-                if !self.is_finished() {
-                    self.status = RunStatus::Failed;
-                }
+        match origin {
+            Origin::Step(at) => self.step_done(at, result, now, &mut out),
+            Origin::Rollback { run, action } => {
+                self.rollback_action_done(run, action, result, now, &mut out)
             }
         }
         out
     }
 
-    /// Marks the deployment rolled back; the caller runs the tier's actions.
-    pub fn rolled_back(&mut self) {
-        self.status = RunStatus::RolledBack;
-        if let Some(at) = self.cursor {
-            if let Some(slot) = self.slot_mut(at) {
-                if matches!(slot.state, StepState::Running { .. } | StepState::Waiting) {
-                    slot.state = StepState::Failed("rolled back".to_string());
+    fn step_done(
+        &mut self,
+        at: StepRef,
+        result: Result<String, String>,
+        now: SystemTime,
+        out: &mut Outcome,
+    ) {
+        let Some(slot) = self.slot(at) else { return };
+        // A result for a step that no longer runs (a rollback took over) changes nothing.
+        if !matches!(slot.state, StepState::Running { .. }) || self.cursor != Some(at) {
+            if let Err(e) = result {
+                out.note(
+                    Level::Warn,
+                    format!("{} (after it was stopped): {e}", slot.label),
+                );
+            }
+            return;
+        }
+        let label = slot.label.clone();
+        let paced = matches!(slot.work, StepWork::Weight { .. });
+        match result {
+            Ok(note) => {
+                if paced {
+                    let written = self.pacing.as_mut().and_then(|p| p.writing.take());
+                    if let Some(w) = written {
+                        self.weight = Some(w);
+                    }
+                    if let Some(p) = &self.pacing {
+                        if written.is_some_and(|w| w != p.to) {
+                            if !note.is_empty() {
+                                out.note(Level::Info, note);
+                            }
+                            self.pacing = self.pacing.take().map(|mut p| {
+                                p.next_at = now + p.every;
+                                p
+                            });
+                            return;
+                        }
+                    }
+                    self.pacing = None;
+                }
+                if !note.is_empty() {
+                    out.note(Level::Info, note);
+                }
+                out.note(Level::Info, format!("✓ {label}"));
+                self.finish(at, now, out);
+            }
+            Err(e) => {
+                self.pacing = None;
+                out.note(Level::Error, format!("✗ {label}: {e} — n retries"));
+                if let Some(slot) = self.slot_mut(at) {
+                    slot.state = StepState::Failed(e);
+                }
+                if matches!(self.status, RunStatus::Running | RunStatus::Paused) {
+                    self.status = RunStatus::Failed;
+                    self.paused = None;
                 }
             }
         }
+    }
+
+    fn try_pass_hold(&mut self, at: StepRef, now: SystemTime, out: &mut Outcome) {
+        let Some(Slot {
+            work: StepWork::Hold(d),
+            state: StepState::Running { since },
+            label,
+        }) = self.slot(at).cloned()
+        else {
+            return;
+        };
+        if now.duration_since(since).unwrap_or_default() < d {
+            return;
+        }
+        let judged = self.plan.metrics.thresholds.is_empty()
+            || (self.analysis.judged_at.is_some_and(|t| t >= since) && self.analysis.clean());
+        if judged && self.countdown.is_none() {
+            out.note(Level::Info, format!("✓ {label} with data and no breach"));
+            self.finish(at, now, out);
+        }
+    }
+
+    /// Why a hold whose time is up has not passed, for the screen.
+    pub fn hold_waiting_for(&self) -> Option<String> {
+        let slot = self.current()?;
+        let (StepState::Running { since }, StepWork::Hold(_)) = (&slot.state, &slot.work) else {
+            return None;
+        };
+        if self.analysis.judged_at.is_none_or(|t| t < *since) {
+            return Some("waiting for a sample".into());
+        }
+        self.analysis.unclean_reason()
     }
 
     fn finish(&mut self, at: StepRef, now: SystemTime, out: &mut Outcome) {
@@ -331,12 +938,21 @@ impl Deployment {
         match self.cursor {
             None => {
                 self.status = RunStatus::Complete;
-                out.log("plan complete");
+                out.note(Level::Info, "plan complete");
             }
             Some(next) => {
                 if next.phase != at.phase {
+                    let before = self.phases.get(at.phase).map(|p| p.environment.clone());
+                    if before.as_deref()
+                        != self.phases.get(next.phase).map(|p| p.environment.as_str())
+                    {
+                        self.environment_switched();
+                    }
                     if let Some(p) = self.phases.get(next.phase) {
-                        out.log(format!("phase {} ({})", p.name, p.environment));
+                        out.note(
+                            Level::Info,
+                            format!("phase {} (environment {})", p.name, p.environment),
+                        );
                     }
                 }
                 if self.status == RunStatus::Running {
@@ -346,40 +962,545 @@ impl Deployment {
         }
     }
 
+    fn phase_name(&self, at: StepRef) -> String {
+        self.phases
+            .get(at.phase)
+            .map(|p| p.name.clone())
+            .unwrap_or_default()
+    }
+
     fn start(&mut self, at: StepRef, now: SystemTime, out: &mut Outcome) {
+        // A phase's first step waits for its window.
+        if at.slot == 0 && !self.overridden_windows.contains(&at.phase) {
+            if let Some(w) = self
+                .plan
+                .phases
+                .get(at.phase)
+                .and_then(|p| p.window.as_ref())
+            {
+                if let Err(closed) = window::check(w, now) {
+                    let was_blocked =
+                        matches!(self.slot(at).map(|s| &s.state), Some(StepState::Blocked(_)));
+                    if !was_blocked {
+                        out.note(
+                            Level::Warn,
+                            format!("phase {}: {}", self.phase_name(at), closed.text),
+                        );
+                    }
+                    if let Some(slot) = self.slot_mut(at) {
+                        slot.state = StepState::Blocked(closed.text);
+                    }
+                    return;
+                }
+            }
+        }
+        let environment = self
+            .phases
+            .get(at.phase)
+            .map(|p| p.environment.clone())
+            .unwrap_or_default();
+        let auto = self.auto_approve;
         let Some(slot) = self.slot_mut(at) else {
             return;
         };
-        match slot.kind.clone() {
-            SlotKind::SetWeight(w) => {
+        let label = slot.label.clone();
+        match slot.work.clone() {
+            StepWork::Weight { to, step, every } => {
                 slot.state = StepState::Running { since: now };
-                out.log(format!("▶ {}", slot.label));
+                out.note(Level::Info, format!("▶ {label}"));
+                match every {
+                    Some(every) => {
+                        // Paced from the weight read in this environment; until the router
+                        // has answered, `pace` waits.
+                        self.pacing = Some(Pacing {
+                            to,
+                            step,
+                            every,
+                            writing: None,
+                            next_at: now,
+                        });
+                        self.pace(now, out);
+                    }
+                    None => {
+                        self.pacing = Some(Pacing {
+                            to,
+                            step: None,
+                            every: Duration::ZERO,
+                            writing: Some(to),
+                            next_at: now,
+                        });
+                        out.commands.push(Command {
+                            origin: Origin::Step(at),
+                            environment,
+                            work: Work::SetWeight {
+                                weight: to,
+                                emergency: false,
+                            },
+                        });
+                    }
+                }
+            }
+            StepWork::Hold(_) => {
+                slot.state = StepState::Running { since: now };
+                out.note(Level::Info, format!("▶ {label}"));
+            }
+            StepWork::Gate(gate) => {
+                let by_auto = match (&gate, auto) {
+                    (_, AutoApprove::Nothing) => false,
+                    (Gate::Pause, AutoApprove::Gates) => false,
+                    _ => true,
+                };
+                if by_auto {
+                    slot.state = StepState::Waiting;
+                    out.note(
+                        Level::Operator,
+                        format!("✓ {label} — passed through --auto-approve"),
+                    );
+                    self.finish(at, now, out);
+                } else {
+                    slot.state = StepState::Waiting;
+                    let what = match &gate {
+                        Gate::Approval(who) => format!("waiting for {}", approvers(who)),
+                        _ => "n to continue".to_string(),
+                    };
+                    out.note(Level::Info, format!("⏸ {label} — {what}"));
+                }
+            }
+            StepWork::Effect(work) => {
+                slot.state = StepState::Running { since: now };
+                out.note(Level::Info, format!("▶ {label}"));
                 out.commands.push(Command {
-                    origin: at,
-                    kind: CommandKind::SetWeight(w),
+                    origin: Origin::Step(at),
+                    environment,
+                    work,
                 });
-            }
-            SlotKind::Hold(_) => {
-                slot.state = StepState::Running { since: now };
-                out.log(format!("▶ {}", slot.label));
-            }
-            SlotKind::Gate => {
-                slot.state = StepState::Waiting;
-                out.log(format!("⏸ {} — n to continue", slot.label));
-            }
-            SlotKind::Manual => {
-                slot.state = StepState::Waiting;
-                out.log(format!(
-                    "⏸ {} — not automated yet: do it by hand, then n",
-                    slot.label
-                ));
-            }
-            SlotKind::Notify(text) => {
-                out.log(format!("notify: {text}"));
-                self.finish(at, now, out);
             }
         }
     }
+
+    /// Sends the next paced weight write when it is due.
+    fn pace(&mut self, now: SystemTime, out: &mut Outcome) {
+        if self.status != RunStatus::Running {
+            return;
+        }
+        let Some(at) = self.cursor else { return };
+        let environment = self.environment().to_string();
+        let Some(p) = &mut self.pacing else { return };
+        if p.writing.is_some() || now < p.next_at {
+            return;
+        }
+        let Some(from) = self.weight else { return };
+        let next = next_weight(from, p.to, p.step);
+        p.writing = Some(next);
+        out.note(
+            Level::Info,
+            format!("canary weight {from} → {next} (paced, to {})", p.to),
+        );
+        out.commands.push(Command {
+            origin: Origin::Step(at),
+            environment,
+            work: Work::SetWeight {
+                weight: next,
+                emergency: false,
+            },
+        });
+    }
+
+    /// `!` (immediate) or a chosen tier: carries out the plan's rollback tier. An immediate
+    /// rollback pre-empts a gradual or full one under way; asking for the tier already under
+    /// way is refused.
+    pub fn rollback(&mut self, tier: TierName, now: SystemTime, operator: &str) -> Outcome {
+        let mut out = Outcome::default();
+        if let (RunStatus::RollingBack, Some(r)) = (self.status, &self.rollback) {
+            if r.tier == tier {
+                out.note(
+                    Level::Warn,
+                    format!("the {} rollback is already under way", tier.as_str()),
+                );
+                return out;
+            }
+            if tier != TierName::Immediate {
+                out.note(
+                    Level::Warn,
+                    format!(
+                        "the {} rollback is under way; only an immediate rollback (!) pre-empts it",
+                        r.tier.as_str()
+                    ),
+                );
+                return out;
+            }
+        }
+        if tier != TierName::Immediate && self.plan.rollback.tier(tier).is_none() {
+            out.note(
+                Level::Warn,
+                format!("the plan has no rollback.{}", tier.as_str()),
+            );
+            return out;
+        }
+        self.start_rollback(tier, now, operator, &mut out);
+        out
+    }
+
+    fn start_rollback(&mut self, tier: TierName, now: SystemTime, by: &str, out: &mut Outcome) {
+        self.runs += 1;
+        let run = self.runs;
+        let environment = match (&self.rollback, self.status) {
+            // A rollback after a rollback acts where the first one did.
+            (
+                Some(r),
+                RunStatus::RollingBack | RunStatus::RolledBack | RunStatus::RollbackFailed,
+            ) => r.environment.clone(),
+            _ => self
+                .phases
+                .get(self.phase_index())
+                .map(|p| p.environment.clone())
+                .unwrap_or_default(),
+        };
+        let plan = self.plan.clone();
+        let plan_tier = plan.rollback.tier(tier);
+        let mut actions = Vec::new();
+        if tier == TierName::Immediate {
+            // Weight 0 goes first, before anything else, whatever the tier lists.
+            actions.push(RollbackAction {
+                label: "weight → 0%".into(),
+                work: StepWork::Weight {
+                    to: Weight::ZERO,
+                    step: None,
+                    every: None,
+                },
+                state: StepState::Pending,
+            });
+        }
+        for step in plan_tier.map(|t| t.actions.as_slice()).unwrap_or_default() {
+            if tier == TierName::Immediate
+                && matches!(step, Step::Weight(WeightStep::To(w)) if *w == Weight::ZERO)
+            {
+                continue;
+            }
+            let (label, work) = describe(step, &self.plan.workload);
+            actions.push(RollbackAction {
+                label,
+                work,
+                state: StepState::Pending,
+            });
+        }
+        if self.plan.traffic.is_none() {
+            actions.retain(|a| !matches!(a.work, StepWork::Weight { .. }));
+        }
+        // What was running stops: its results no longer count.
+        if let Some(at) = self.cursor {
+            if let Some(slot) = self.slot_mut(at) {
+                if matches!(
+                    slot.state,
+                    StepState::Running { .. } | StepState::Waiting | StepState::Blocked(_)
+                ) {
+                    slot.state =
+                        StepState::Failed(format!("stopped by the {} rollback", tier.as_str()));
+                }
+            }
+        }
+        self.pacing = None;
+        self.countdown = None;
+        self.paused = None;
+        out.cancel_steps = true;
+        let target = plan_tier.and_then(|t| t.target).map(|t| t.get());
+        out.note(
+            Level::Error,
+            format!(
+                "ROLLBACK ({}) by {by} in {environment}: {}",
+                tier.as_str(),
+                actions
+                    .iter()
+                    .map(|a| a.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            ),
+        );
+        self.rollback = Some(RollbackRun {
+            tier,
+            run,
+            environment,
+            started: now,
+            finished: None,
+            target,
+            actions,
+            by: by.to_string(),
+            overrun_logged: false,
+        });
+        self.status = RunStatus::RollingBack;
+        self.next_rollback_action(now, out);
+    }
+
+    fn retry_rollback(&mut self, now: SystemTime, operator: &str, out: &mut Outcome) {
+        self.runs += 1;
+        let run = self.runs;
+        let Some(r) = &mut self.rollback else { return };
+        let mut retried = Vec::new();
+        for a in &mut r.actions {
+            if matches!(a.state, StepState::Failed(_)) {
+                a.state = StepState::Pending;
+                retried.push(a.label.clone());
+            }
+        }
+        r.run = run;
+        r.finished = None;
+        out.note(
+            Level::Operator,
+            format!(
+                "{operator} retries the failed rollback actions: {}",
+                retried.join(" · ")
+            ),
+        );
+        self.status = RunStatus::RollingBack;
+        self.next_rollback_action(now, out);
+    }
+
+    /// Starts the next pending rollback action, or settles the rollback when none is left.
+    fn next_rollback_action(&mut self, now: SystemTime, out: &mut Outcome) {
+        loop {
+            let weight_now = self.weight;
+            let Some(r) = &mut self.rollback else { return };
+            if r.actions
+                .iter()
+                .any(|a| matches!(a.state, StepState::Running { .. }))
+            {
+                return;
+            }
+            let Some(index) = r.actions.iter().position(|a| a.state == StepState::Pending) else {
+                self.settle_rollback(now, out);
+                return;
+            };
+            let origin = Origin::Rollback {
+                run: r.run,
+                action: index,
+            };
+            let environment = r.environment.clone();
+            let action = &mut r.actions[index];
+            let label = action.label.clone();
+            match action.work.clone() {
+                StepWork::Weight { to, step, every } => {
+                    action.state = StepState::Running { since: now };
+                    let paced = every.filter(|_| weight_now.is_some_and(|w| w != to));
+                    let first = match paced {
+                        Some(_) => next_weight(weight_now.unwrap_or(to), to, step),
+                        None => to,
+                    };
+                    self.pacing = Some(Pacing {
+                        to,
+                        step,
+                        every: paced.unwrap_or(Duration::ZERO),
+                        writing: Some(first),
+                        next_at: now,
+                    });
+                    out.commands.push(Command {
+                        origin,
+                        environment,
+                        work: Work::SetWeight {
+                            weight: first,
+                            emergency: true,
+                        },
+                    });
+                    return;
+                }
+                StepWork::Effect(work) => {
+                    action.state = StepState::Running { since: now };
+                    out.commands.push(Command {
+                        origin,
+                        environment,
+                        work,
+                    });
+                    return;
+                }
+                StepWork::Hold(_) => {
+                    action.state = StepState::Running { since: now };
+                    out.note(Level::Info, format!("rollback: {label}"));
+                    return;
+                }
+                StepWork::Gate(_) => {
+                    // A rollback never waits for a person; the item is said, not ticked.
+                    action.state = StepState::Done;
+                    out.note(
+                        Level::Warn,
+                        format!("rollback reminder, not waited for: {label}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn rollback_action_done(
+        &mut self,
+        run: u32,
+        index: usize,
+        result: Result<String, String>,
+        now: SystemTime,
+        out: &mut Outcome,
+    ) {
+        let Some(r) = &mut self.rollback else { return };
+        if r.run != run {
+            return;
+        }
+        let Some(action) = r.actions.get_mut(index) else {
+            return;
+        };
+        if !matches!(action.state, StepState::Running { .. }) {
+            return;
+        }
+        let label = action.label.clone();
+        match result {
+            Ok(note) => {
+                if let StepWork::Weight { .. } = action.work {
+                    let written = self.pacing.as_mut().and_then(|p| p.writing.take());
+                    if let Some(w) = written {
+                        self.weight = Some(w);
+                    }
+                    if let (Some(p), Some(w)) = (&mut self.pacing, written) {
+                        if w != p.to {
+                            p.next_at = now + p.every;
+                            out.note(Level::Info, note);
+                            return;
+                        }
+                    }
+                    self.pacing = None;
+                }
+                let Some(r) = &mut self.rollback else { return };
+                if let Some(a) = r.actions.get_mut(index) {
+                    a.state = StepState::Done;
+                }
+                if !note.is_empty() {
+                    out.note(Level::Info, note);
+                }
+                out.note(Level::Info, format!("✓ rollback: {label}"));
+            }
+            Err(e) => {
+                self.pacing = None;
+                let Some(r) = &mut self.rollback else { return };
+                if let Some(a) = r.actions.get_mut(index) {
+                    a.state = StepState::Failed(e.clone());
+                }
+                out.note(Level::Error, format!("✗ rollback: {label}: {e}"));
+            }
+        }
+        self.next_rollback_action(now, out);
+    }
+
+    fn tick_rollback(&mut self, now: SystemTime, out: &mut Outcome) {
+        let Some(r) = &mut self.rollback else { return };
+        if let Some(target) = r.target {
+            if !r.overrun_logged && now.duration_since(r.started).unwrap_or_default() > target {
+                r.overrun_logged = true;
+                out.note(
+                    Level::Error,
+                    format!(
+                        "the {} rollback has overrun its target of {}",
+                        r.tier.as_str(),
+                        format_duration(target)
+                    ),
+                );
+            }
+        }
+        // A timed wait in a tier.
+        let mut finished_wait = None;
+        for (i, a) in r.actions.iter_mut().enumerate() {
+            if let (StepState::Running { since }, StepWork::Hold(d)) = (&a.state, &a.work) {
+                if now.duration_since(*since).unwrap_or_default() >= *d {
+                    a.state = StepState::Done;
+                    finished_wait = Some(i);
+                }
+            }
+        }
+        if finished_wait.is_some() {
+            self.next_rollback_action(now, out);
+            return;
+        }
+        // The next paced write of a gradual rollback.
+        let run = r.run;
+        let environment = r.environment.clone();
+        let running = r
+            .actions
+            .iter()
+            .position(|a| matches!(a.state, StepState::Running { .. }));
+        let (Some(index), Some(p), Some(from)) = (running, &mut self.pacing, self.weight) else {
+            return;
+        };
+        if p.writing.is_some() || now < p.next_at {
+            return;
+        }
+        let next = next_weight(from, p.to, p.step);
+        p.writing = Some(next);
+        out.note(
+            Level::Info,
+            format!(
+                "rollback: canary weight {from} → {next} (paced, to {})",
+                p.to
+            ),
+        );
+        out.commands.push(Command {
+            origin: Origin::Rollback { run, action: index },
+            environment,
+            work: Work::SetWeight {
+                weight: next,
+                emergency: true,
+            },
+        });
+    }
+
+    fn settle_rollback(&mut self, now: SystemTime, out: &mut Outcome) {
+        let Some(r) = &mut self.rollback else { return };
+        r.finished = Some(now);
+        let took = now.duration_since(r.started).unwrap_or_default();
+        let target = r
+            .target
+            .map(|t| format!(" (target {})", format_duration(t)))
+            .unwrap_or_default();
+        let failed: Vec<String> = r
+            .actions
+            .iter()
+            .filter_map(|a| match &a.state {
+                StepState::Failed(why) => Some(format!("{}: {why}", a.label)),
+                _ => None,
+            })
+            .collect();
+        if failed.is_empty() {
+            self.status = RunStatus::RolledBack;
+            out.note(
+                Level::Error,
+                format!(
+                    "ROLLED BACK ({}): every action succeeded in {}{target}",
+                    r.tier.as_str(),
+                    seconds(took)
+                ),
+            );
+        } else {
+            self.status = RunStatus::RollbackFailed;
+            out.note(
+                Level::Error,
+                format!(
+                    "ROLLBACK FAILED ({}) after {}: {} — n retries the failed actions, ! runs the immediate tier again",
+                    r.tier.as_str(),
+                    seconds(took),
+                    failed.join("; ")
+                ),
+            );
+        }
+    }
+}
+
+fn approvers(who: &[String]) -> String {
+    match who {
+        [one] => format!("{one}'s approval"),
+        many => format!("approval by one of {}", many.join(", ")),
+    }
+}
+
+/// `m:ss`.
+pub fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
 }
 
 fn first_slot(phases: &[PhaseState], from_phase: usize) -> Option<StepRef> {
@@ -400,231 +1521,5 @@ fn next_slot(phases: &[PhaseState], at: StepRef) -> Option<StepRef> {
         })
     } else {
         first_slot(phases, at.phase + 1)
-    }
-}
-
-fn slot_for(step: &Step) -> Slot {
-    let (label, kind) = describe(step);
-    Slot {
-        label,
-        kind,
-        state: StepState::Pending,
-    }
-}
-
-/// A step's label as the console shows it, and what running it takes.
-pub fn describe(step: &Step) -> (String, SlotKind) {
-    match step {
-        Step::Weight(w) => (
-            format!("weight → {}", w.target()),
-            SlotKind::SetWeight(w.target()),
-        ),
-        Step::Hold(d) => (format!("hold {d}"), SlotKind::Hold(d.get())),
-        Step::Check(text) => (format!("check: {text}"), SlotKind::Gate),
-        Step::Pause(text) => (format!("pause: {text}"), SlotKind::Gate),
-        Step::Approve(who) => {
-            let names = match who {
-                plan::ApproveStep::One(n) => n.clone(),
-                plan::ApproveStep::Many(ns) => ns.join(", "),
-            };
-            (format!("approval: {names}"), SlotKind::Gate)
-        }
-        Step::Notify(text) => (format!("notify: {text}"), SlotKind::Notify(text.clone())),
-        Step::Run(run) => {
-            let cmd = match run {
-                plan::RunStep::Short(c) => c,
-                plan::RunStep::Long { cmd, .. } => cmd,
-            };
-            (format!("run: {cmd}"), SlotKind::Manual)
-        }
-        Step::Image(track) => (format!("image: {}", track.as_str()), SlotKind::Manual),
-        Step::Wait(what) => (
-            format!("wait: {}", what.condition().as_str()),
-            SlotKind::Manual,
-        ),
-        Step::Promote(_) => ("promote".to_string(), SlotKind::Manual),
-        Step::Flag(f) => (
-            format!("flag: {}/{} = {}", f.configmap, f.key, f.value),
-            SlotKind::Manual,
-        ),
-        Step::Scale(s) => (
-            format!("scale: {} → {}", s.track.as_str(), s.replicas),
-            SlotKind::Manual,
-        ),
-        Step::Undo(track) => (format!("undo: {}", track.as_str()), SlotKind::Manual),
-        Step::Config(op) => (
-            format!(
-                "config: {}",
-                match op {
-                    plan::ConfigOp::Snapshot => "snapshot",
-                    plan::ConfigOp::Restore => "restore",
-                }
-            ),
-            SlotKind::Manual,
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    const PLAN: &str = r#"version: 1
-name: t
-service: checkout
-strategy: canary
-environments: { dev: { namespace: shop }, prod: { namespace: shop } }
-workload: { name: checkout, canary: checkout-canary }
-traffic: { router: gateway-api, route: checkout }
-phases:
-  - name: Dev
-    environment: dev
-    steps:
-      - weight: 10
-      - hold: 1m
-      - pause: look
-  - name: Prod
-    environment: prod
-    approval: [carol]
-    steps:
-      - weight: 100
-      - notify: live
-"#;
-
-    fn deployment() -> Deployment {
-        let plan = plan::parse(Path::new("t.yaml"), PLAN).expect("test plan parses");
-        Deployment::new(&plan)
-    }
-
-    fn t(secs: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
-    }
-
-    fn at(phase: usize, slot: usize) -> StepRef {
-        StepRef { phase, slot }
-    }
-
-    #[test]
-    fn approval_becomes_a_gate_before_the_phase() {
-        let d = deployment();
-        assert_eq!(d.phases[1].slots[0].label, "approval: carol");
-        assert_eq!(d.phases[1].slots[0].kind, SlotKind::Gate);
-        assert_eq!(d.status, RunStatus::Ready);
-        assert_eq!(d.cursor, Some(at(0, 0)));
-    }
-
-    #[test]
-    fn first_advance_starts_the_weight_step() {
-        let mut d = deployment();
-        let out = d.advance(t(0));
-        assert_eq!(
-            out.commands,
-            vec![Command {
-                origin: at(0, 0),
-                kind: CommandKind::SetWeight(Weight::clamped(10))
-            }]
-        );
-        assert_eq!(d.status, RunStatus::Running);
-    }
-
-    #[test]
-    fn weight_done_chains_into_hold_which_ends_by_the_clock() {
-        let mut d = deployment();
-        d.advance(t(0));
-        d.command_done(at(0, 0), Ok(()), t(1));
-        assert_eq!(d.cursor, Some(at(0, 1)));
-        assert!(matches!(
-            d.current().map(|s| &s.state),
-            Some(StepState::Running { .. })
-        ));
-        assert!(d.tick(t(30)).log.is_empty());
-        assert_eq!(d.cursor, Some(at(0, 1)));
-        d.tick(t(61));
-        assert_eq!(d.cursor, Some(at(0, 2)));
-        assert_eq!(d.current().map(|s| &s.state), Some(&StepState::Waiting));
-    }
-
-    #[test]
-    fn gate_waits_for_operator_then_next_phase_waits_for_approval() {
-        let mut d = deployment();
-        d.advance(t(0));
-        d.command_done(at(0, 0), Ok(()), t(1));
-        d.tick(t(100));
-        let out = d.advance(t(101));
-        assert!(out.log.iter().any(|l| l.contains("phase Prod")), "{out:?}");
-        assert_eq!(d.cursor, Some(at(1, 0)));
-        assert_eq!(d.current().map(|s| &s.state), Some(&StepState::Waiting));
-        let out = d.advance(t(102));
-        assert_eq!(out.commands.len(), 1);
-    }
-
-    #[test]
-    fn failed_step_stops_and_n_retries_it() {
-        let mut d = deployment();
-        d.advance(t(0));
-        d.command_done(at(0, 0), Err("forbidden".into()), t(1));
-        assert_eq!(d.status, RunStatus::Failed);
-        assert_eq!(d.cursor, Some(at(0, 0)));
-        let out = d.advance(t(2));
-        assert_eq!(out.commands.len(), 1, "retry sends the weight again");
-    }
-
-    #[test]
-    fn pause_stops_auto_advance_and_resume_restarts_the_hold() {
-        let mut d = deployment();
-        d.advance(t(0));
-        d.toggle_pause(t(0));
-        assert_eq!(d.status, RunStatus::Paused);
-        d.command_done(at(0, 0), Ok(()), t(1));
-        assert_eq!(d.cursor, Some(at(0, 1)));
-        assert_eq!(
-            d.current().map(|s| &s.state),
-            Some(&StepState::Pending),
-            "paused: the hold does not start"
-        );
-        d.toggle_pause(t(10));
-        assert!(matches!(
-            d.current().map(|s| &s.state),
-            Some(StepState::Running { since }) if *since == t(10)
-        ));
-        assert!(d.tick(t(69)).log.is_empty(), "hold counts from resume");
-        d.tick(t(70));
-        assert_eq!(d.cursor, Some(at(0, 2)));
-    }
-
-    #[test]
-    fn n_cuts_a_hold_short_and_says_so() {
-        let mut d = deployment();
-        d.advance(t(0));
-        d.command_done(at(0, 0), Ok(()), t(1));
-        let out = d.advance(t(21));
-        assert!(out.log[0].contains("cut short"), "{out:?}");
-        assert_eq!(d.cursor, Some(at(0, 2)));
-    }
-
-    #[test]
-    fn plan_completes_after_the_last_slot() {
-        let mut d = deployment();
-        d.advance(t(0));
-        d.command_done(at(0, 0), Ok(()), t(1));
-        d.tick(t(70));
-        d.advance(t(71)); // pause
-        d.advance(t(72)); // approval
-        let out = d.command_done(at(1, 1), Ok(()), t(73));
-        assert_eq!(d.status, RunStatus::Complete);
-        assert!(out.log.iter().any(|l| l == "notify: live"));
-        assert!(d.advance(t(74)).commands.is_empty());
-    }
-
-    #[test]
-    fn rolled_back_deployment_does_not_advance() {
-        let mut d = deployment();
-        d.advance(t(0));
-        d.rolled_back();
-        assert_eq!(d.status, RunStatus::RolledBack);
-        let out = d.advance(t(1));
-        assert!(out.commands.is_empty());
-        assert!(d.command_done(at(0, 0), Ok(()), t(2)).log.is_empty());
     }
 }

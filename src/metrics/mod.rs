@@ -4,6 +4,7 @@
 pub mod prometheus;
 pub mod sampler;
 pub mod series;
+pub mod units;
 
 use crate::health::Health;
 use crate::plan::TrackName;
@@ -19,6 +20,13 @@ pub struct Sample {
 /// What the sampler reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetricsEvent {
+    /// One round: every query for every track (a failed query has a `None` point).
     Samples(Vec<Sample>),
+    /// A round for which Prometheus could not be reached: no points, so the last good data
+    /// stays on screen, but analysis counts it as missing data.
+    Unanswered {
+        at: std::time::SystemTime,
+        error: String,
+    },
     Health(Health),
 }

@@ -95,7 +95,14 @@ pub async fn run(
             .as_ref()
             .is_some_and(|(_, e)| e.is_unreachable());
         // An unreachable server gives no points at all: the last good data stays on screen.
-        if !unreachable {
+        if unreachable {
+            if let Some((_, e)) = &first_error {
+                sink(MetricsEvent::Unanswered {
+                    at,
+                    error: e.to_string(),
+                });
+            }
+        } else {
             sink(MetricsEvent::Samples(samples));
         }
         let next = match first_error {

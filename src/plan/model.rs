@@ -349,6 +349,33 @@ pub struct Threshold {
     /// Breached below this value.
     #[serde(default)]
     pub min: Option<f64>,
+    /// The canary judged against the stable track.
+    #[serde(default)]
+    pub vs_stable: Option<VsStable>,
+}
+
+/// The canary judged against the stable track: it breaches when it is worse than stable by more
+/// than every bound given.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VsStable {
+    /// Canary above stable × ratio.
+    #[serde(default)]
+    pub ratio: Option<f64>,
+    /// Canary above stable + delta.
+    #[serde(default)]
+    pub delta: Option<f64>,
+}
+
+impl VsStable {
+    /// True when `canary` is worse (higher) than `stable` by more than every bound given.
+    pub fn breached_by(&self, canary: f64, stable: f64) -> bool {
+        if self.ratio.is_none() && self.delta.is_none() {
+            return false;
+        }
+        self.ratio.is_none_or(|r| canary > stable * r)
+            && self.delta.is_none_or(|d| canary - stable > d)
+    }
 }
 
 impl Threshold {

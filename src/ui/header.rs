@@ -19,7 +19,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         RunStatus::Running => Style::new().fg(Color::Black).bg(Color::Green),
         RunStatus::Complete => Style::new().fg(Color::Black).bg(Color::Cyan),
         RunStatus::Paused | RunStatus::Ready => Style::new().fg(Color::Black).bg(Color::Yellow),
-        RunStatus::Failed | RunStatus::RolledBack => Style::new()
+        RunStatus::Failed
+        | RunStatus::RollingBack
+        | RunStatus::RolledBack
+        | RunStatus::RollbackFailed => Style::new()
             .fg(Color::White)
             .bg(Color::Red)
             .add_modifier(Modifier::BOLD),
@@ -33,7 +36,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 .add_modifier(Modifier::BOLD),
         ),
         // Status and clock first: they must survive the narrowest terminal.
-        Span::styled(format!(" {} ", status.label()), status_style),
+        Span::styled(
+            format!(" {} ", app.deployment.headline(app.now)),
+            status_style,
+        ),
         Span::raw(format!(" {} ", format::clock(app.now, &app.tz))),
         Span::styled(plan.name.clone(), Style::new().add_modifier(Modifier::BOLD)),
         Span::raw(format!(
@@ -47,6 +53,32 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         )),
     ]);
     let mut line2 = vec![Span::raw(" ")];
+    // The countdown first: it is the one thing on screen with a deadline.
+    if let Some(c) = &app.deployment.countdown {
+        let left = c.ends.duration_since(app.now).unwrap_or_default();
+        line2.push(Span::styled(
+            format!(
+                " ROLLBACK {} IN {}s — x cancels · {} ",
+                c.tier.as_str().to_uppercase(),
+                left.as_secs(),
+                c.reason
+            ),
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        ));
+        line2.push(Span::raw("  "));
+    } else if let Some(banner) = &app.deployment.banner {
+        line2.push(Span::styled(
+            format!(" ⚠ {banner} "),
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        ));
+        line2.push(Span::raw("  "));
+    }
     for (name, health) in [
         ("kube", &app.cluster.health),
         ("traffic", &app.traffic.health),

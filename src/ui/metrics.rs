@@ -76,11 +76,11 @@ fn compact_line<'a>(app: &App, metric: &str, tracks: &[TrackName], stale: bool) 
     )];
     for track in tracks {
         let value = latest(app, metric, *track);
-        let mut style = match (threshold, value) {
-            (Some(t), Some(v)) if t.breached_by(v) => {
+        let mut style = match value {
+            Some(_) if is_breach(app, metric, *track) => {
                 Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
             }
-            (_, None) => Style::new().fg(Color::DarkGray),
+            None => Style::new().fg(Color::DarkGray),
             _ => Style::new(),
         };
         if stale {
@@ -101,6 +101,17 @@ fn compact_line<'a>(app: &App, metric: &str, tracks: &[TrackName], stale: bool) 
     Line::from(spans)
 }
 
+/// The engine's verdict, not the panel's own reading of the threshold.
+fn is_breach(app: &App, metric: &str, track: TrackName) -> bool {
+    matches!(
+        app.deployment
+            .analysis
+            .latest
+            .get(&(metric.to_string(), track)),
+        Some(crate::engine::Finding::Breach(_))
+    )
+}
+
 fn latest(app: &App, metric: &str, track: TrackName) -> Option<f64> {
     app.metrics
         .series
@@ -119,11 +130,7 @@ fn render_metric(
 ) {
     let threshold = app.plan.metrics.thresholds.get(metric).copied();
     let latest = |track: TrackName| latest(app, metric, track);
-    let breached = threshold.is_some_and(|t| {
-        tracks
-            .iter()
-            .any(|track| latest(*track).is_some_and(|v| t.breached_by(v)))
-    });
+    let breached = tracks.iter().any(|track| is_breach(app, metric, *track));
     let mut title = vec![Span::styled(
         metric.to_string(),
         Style::new().add_modifier(Modifier::BOLD),
@@ -207,11 +214,11 @@ fn render_metric(
                 .absent_value_symbol("·"),
             spark_area,
         );
-        let value_style = match (threshold, value) {
-            (Some(t), Some(v)) if t.breached_by(v) => {
+        let value_style = match value {
+            Some(_) if is_breach(app, metric, *track) => {
                 Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
             }
-            (_, None) => Style::new().fg(Color::DarkGray),
+            None => Style::new().fg(Color::DarkGray),
             _ => Style::new(),
         };
         frame.render_widget(

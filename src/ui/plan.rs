@@ -48,7 +48,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                         "▶",
                         Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
                     ),
-                    StepState::Waiting => (
+                    StepState::Waiting | StepState::Blocked(_) => (
                         "⏸",
                         Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
                     ),
@@ -59,12 +59,24 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                     StepState::Pending => ("·", Style::new().fg(Color::Gray)),
                 };
                 let mut text = slot.label.clone();
-                if let (StepState::Running { since }, crate::engine::SlotKind::Hold(total)) =
-                    (&slot.state, &slot.kind)
+                if let (StepState::Running { since }, crate::engine::StepWork::Hold(total)) =
+                    (&slot.state, &slot.work)
                 {
-                    let held = app.now.duration_since(*since).unwrap_or_default();
-                    let left = total.saturating_sub(held);
-                    text.push_str(&format!(" ({}s left)", left.as_secs()));
+                    // A paused hold's clock stops where it was paused.
+                    let upto = d.paused.as_ref().map_or(app.now, |(_, at)| *at);
+                    let held = upto.duration_since(*since).unwrap_or_default();
+                    match total.checked_sub(held) {
+                        Some(left) if !left.is_zero() => {
+                            text.push_str(&format!(" ({}s left)", left.as_secs()))
+                        }
+                        _ => {
+                            let why = d.hold_waiting_for().unwrap_or_default();
+                            text.push_str(&format!(" (time up; {why})"));
+                        }
+                    }
+                }
+                if let StepState::Blocked(why) = &slot.state {
+                    text.push_str(&format!(" — {why}"));
                 }
                 let cursor = d.cursor.is_some_and(|c| c.slot == j);
                 let room = usize::from(area.width.saturating_sub(8));
@@ -73,6 +85,31 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                     Span::styled(format!("{icon} {}", truncate(&text, room)), style),
                 ]));
             }
+        }
+    }
+    if let Some(r) = &d.rollback {
+        lines.push(Line::from(Span::styled(
+            format!("Rollback ({})", r.tier.as_str()),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        )));
+        let room = usize::from(area.width.saturating_sub(6));
+        for a in &r.actions {
+            let (icon, style) = match &a.state {
+                StepState::Done => ("✓", Style::new().fg(Color::Green)),
+                StepState::Failed(_) => (
+                    "✗",
+                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                ),
+                StepState::Running { .. } => (
+                    "▶",
+                    Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+                ),
+                _ => ("·", Style::new().fg(Color::Gray)),
+            };
+            lines.push(Line::from(vec![
+                Span::raw("  "),
+                Span::styled(format!("{icon} {}", truncate(&a.label, room)), style),
+            ]));
         }
     }
     let block = Block::default().borders(Borders::ALL).title(" Plan ");

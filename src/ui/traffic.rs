@@ -18,7 +18,9 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
 
     let stale = !app.traffic.health.is_live();
+    let split = replica_split(app);
     let (ratio, label) = match app.traffic.observed {
+        _ if app.plan.traffic.is_none() => split,
         Some(w) => {
             let mut label = format!("canary {w} · stable {}%", 100 - w.percent());
             if let Some((_, target)) = app.traffic.requested {
@@ -84,6 +86,25 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         lines.push(Line::from(spans));
     }
     frame.render_widget(Paragraph::new(lines), rest);
+}
+
+/// Plans without a traffic router: the share of ready replicas per track stands in for weight.
+fn replica_split(app: &App) -> (f64, String) {
+    let ready = |t| app.cluster.workloads.get(&t).map_or(0, |w| w.ready);
+    let (stable, canary) = (ready(TrackName::Stable), ready(TrackName::Canary));
+    let total = stable + canary;
+    let ratio = if total == 0 {
+        0.0
+    } else {
+        f64::from(canary) / f64::from(total)
+    };
+    (
+        ratio,
+        format!(
+            "no traffic router ({}): ready replicas stable {stable} · canary {canary}",
+            app.plan.strategy.as_str()
+        ),
+    )
 }
 
 /// The colour a track is drawn in everywhere.

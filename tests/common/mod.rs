@@ -112,3 +112,21 @@ pub async fn settle(
         }
     }
 }
+
+/// The effect runner with the demo plan's development environment (namespace `shop`) through
+/// `conn`.
+pub fn runner(
+    conn: &warroom::cluster::client::Connection,
+    tx: tokio::sync::mpsc::UnboundedSender<warroom::app::Action>,
+) -> warroom::app::effects::EffectRunner {
+    let plan = demo_plan();
+    let env = warroom::app::console::env_clients(&plan, "development", "shop", conn)
+        .expect("clients for the development environment");
+    warroom::app::effects::EffectRunner::start(
+        plan,
+        std::path::PathBuf::from("."),
+        vec![env],
+        Default::default(),
+        tx,
+    )
+}

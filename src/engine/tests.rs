@@ -1,0 +1,449 @@
+//! The engine's rules, driven by calls alone: no terminal, no cluster, time as arguments.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::analysis::Round;
+use super::state::*;
+use super::work::{Level, Work};
+use crate::metrics::Sample;
+use crate::metrics::series::Point;
+use crate::plan::{self, TierName, TrackName, Weight};
+
+const PLAN: &str = r#"version: 1
+name: t
+service: checkout
+strategy: canary
+environments: { dev: { namespace: dev }, prod: { namespace: prod } }
+workload: { name: checkout, canary: checkout-canary, container: app, image: "r/checkout:2" }
+traffic: { router: gateway-api, route: checkout }
+metrics:
+  interval: 5s
+  queries: { error_rate: "up" }
+  thresholds: { error_rate: { max: 0.05 } }
+  on_breach: { action: rollback, tier: immediate, after: 2, countdown: 10s }
+  no_data: { after: 2, action: pause }
+phases:
+  - name: Dev
+    environment: dev
+    steps:
+      - image: canary
+      - weight: 10
+      - hold: 1m
+      - pause: look
+  - name: Prod
+    environment: prod
+    approval: [carol]
+    steps:
+      - weight: { to: 50, step: 20, every: 1m }
+      - run: ./smoke.sh
+      - notify: live
+rollback:
+  immediate:
+    target: 5m
+    actions:
+      - weight: 0
+      - flag: { configmap: flags, key: new, value: "false" }
+      - config: restore
+  full:
+    actions:
+      - undo: stable
+"#;
+
+fn deployment() -> Deployment {
+    let plan = plan::parse(Path::new("t.yaml"), PLAN).expect("test plan parses");
+    Deployment::new(Arc::new(plan))
+}
+
+fn t(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+fn at(phase: usize, slot: usize) -> StepRef {
+    StepRef { phase, slot }
+}
+
+fn ok() -> Result<String, String> {
+    Ok(String::new())
+}
+
+fn samples(canary: Option<f64>) -> Vec<Sample> {
+    [
+        (TrackName::Stable, Some(0.001)),
+        (TrackName::Canary, canary),
+    ]
+    .into_iter()
+    .map(|(track, value)| Sample {
+        metric: "error_rate".into(),
+        track,
+        point: Point { at: t(0), value },
+    })
+    .collect()
+}
+
+fn texts(out: &Outcome) -> Vec<&str> {
+    out.notes.iter().map(|n| n.text.as_str()).collect()
+}
+
+/// Runs Dev up to its hold: image done, weight 10 stored.
+fn into_the_hold(d: &mut Deployment) {
+    let out = d.advance(t(0), "alice");
+    assert_eq!(
+        out.commands[0].work,
+        Work::SetImage {
+            track: TrackName::Canary,
+            timeout: Duration::from_secs(600)
+        }
+    );
+    assert_eq!(out.commands[0].environment, "dev");
+    let out = d.command_done(Origin::Step(at(0, 0)), ok(), t(1));
+    assert_eq!(
+        out.commands[0].work,
+        Work::SetWeight {
+            weight: Weight::clamped(10),
+            emergency: false
+        }
+    );
+    d.command_done(Origin::Step(at(0, 1)), ok(), t(2));
+    assert_eq!(d.cursor, Some(at(0, 2)));
+    assert_eq!(d.weight, Some(Weight::clamped(10)));
+}
+
+#[test]
+fn every_effect_step_sends_its_work_to_its_phases_environment() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    assert_eq!(d.environment(), "dev");
+}
+
+#[test]
+fn a_hold_passes_only_with_data_and_no_breach() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.tick(t(70));
+    assert_eq!(
+        d.cursor,
+        Some(at(0, 2)),
+        "a minute without a sample does not pass"
+    );
+    assert_eq!(
+        d.hold_waiting_for().as_deref(),
+        Some("waiting for a sample")
+    );
+    d.samples(Round::Samples(&samples(Some(0.01))), t(71));
+    assert_eq!(
+        d.cursor,
+        Some(at(0, 3)),
+        "time up and a clean sample: passed"
+    );
+}
+
+#[test]
+fn missing_data_never_passes_a_hold_and_pauses_after_its_count() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.samples(Round::Unanswered { error: "refused" }, t(61));
+    d.tick(t(62));
+    assert_eq!(d.cursor, Some(at(0, 2)));
+    let out = d.samples(Round::Unanswered { error: "refused" }, t(66));
+    assert_eq!(d.status, RunStatus::Paused);
+    assert!(texts(&out).iter().any(|l| l.contains("→ pause")), "{out:?}");
+    assert!(
+        d.waiting_for_person()
+            .is_some_and(|w| w.contains("paused by analysis"))
+    );
+}
+
+#[test]
+fn breach_twice_starts_a_countdown_that_rolls_back_when_it_ends() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.samples(Round::Samples(&samples(Some(0.072))), t(5));
+    assert!(d.countdown.is_none(), "1 of 2");
+    let out = d.samples(Round::Samples(&samples(Some(0.072))), t(10));
+    let line = texts(&out).join("\n");
+    assert!(
+        line.contains(
+            "error_rate canary 7.20% > 5.00% (2 of 2) → rollback immediate in 10s (x to cancel)"
+        ),
+        "{line}"
+    );
+    assert!(d.tick(t(19)).commands.is_empty());
+    let out = d.tick(t(20));
+    assert_eq!(d.status, RunStatus::RollingBack);
+    assert_eq!(
+        out.commands[0].work,
+        Work::SetWeight {
+            weight: Weight::ZERO,
+            emergency: true
+        },
+        "weight 0 first"
+    );
+    assert!(out.cancel_steps);
+}
+
+#[test]
+fn x_cancels_the_countdown_pauses_and_no_new_one_starts_until_recovery() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.samples(Round::Samples(&samples(Some(0.2))), t(5));
+    d.samples(Round::Samples(&samples(Some(0.2))), t(10));
+    let out = d.cancel_countdown(t(12), "bob");
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.level == Level::Operator && n.text.starts_with("bob cancelled"))
+    );
+    assert_eq!(d.status, RunStatus::Paused);
+    d.samples(Round::Samples(&samples(Some(0.2))), t(15));
+    assert!(d.countdown.is_none(), "acknowledged: no new countdown");
+    d.samples(Round::Samples(&samples(Some(0.01))), t(20));
+    d.samples(Round::Samples(&samples(Some(0.2))), t(25));
+    d.samples(Round::Samples(&samples(Some(0.2))), t(30));
+    assert!(d.countdown.is_some(), "recovered, then breached again");
+}
+
+#[test]
+fn immediate_rollback_writes_weight_zero_first_then_the_rest_and_finishes_only_when_all_succeeded()
+{
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    let out = d.rollback(TierName::Immediate, t(30), "alice");
+    assert_eq!(out.commands.len(), 1);
+    assert_eq!(
+        out.commands[0].work,
+        Work::SetWeight {
+            weight: Weight::ZERO,
+            emergency: true
+        }
+    );
+    assert_eq!(
+        d.headline(t(44)),
+        "ROLLING BACK (immediate, 1 of 3, 0:14 of 5m)"
+    );
+    let run = match out.commands[0].origin {
+        Origin::Rollback { run, .. } => run,
+        other => panic!("{other:?}"),
+    };
+    let out = d.command_done(Origin::Rollback { run, action: 0 }, ok(), t(31));
+    assert!(matches!(out.commands[0].work, Work::SetFlag { .. }));
+    let out = d.command_done(Origin::Rollback { run, action: 1 }, ok(), t(32));
+    assert_eq!(out.commands[0].work, Work::RestoreConfig);
+    assert_eq!(
+        d.status,
+        RunStatus::RollingBack,
+        "not rolled back before the last action"
+    );
+    d.command_done(Origin::Rollback { run, action: 2 }, ok(), t(33));
+    assert_eq!(d.status, RunStatus::RolledBack);
+    assert_eq!(d.headline(t(34)), "ROLLED BACK (immediate)");
+}
+
+#[test]
+fn a_failed_rollback_action_does_not_stop_the_others_and_n_retries_it() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.rollback(TierName::Immediate, t(30), "alice");
+    d.command_done(Origin::Rollback { run: 1, action: 0 }, ok(), t(31));
+    let out = d.command_done(
+        Origin::Rollback { run: 1, action: 1 },
+        Err("forbidden".into()),
+        t(32),
+    );
+    assert_eq!(
+        out.commands[0].work,
+        Work::RestoreConfig,
+        "the next still runs"
+    );
+    let out = d.command_done(Origin::Rollback { run: 1, action: 2 }, ok(), t(33));
+    assert_eq!(d.status, RunStatus::RollbackFailed);
+    assert!(
+        texts(&out)
+            .iter()
+            .any(|l| l.contains("flag: flags/new = false: forbidden"))
+    );
+    assert_eq!(
+        d.headline(t(34)),
+        "ROLLBACK FAILED (immediate: flag: flags/new = false)"
+    );
+    let out = d.advance(t(40), "alice");
+    assert_eq!(out.commands.len(), 1, "only the failed action again");
+    assert!(matches!(out.commands[0].work, Work::SetFlag { .. }));
+    d.command_done(Origin::Rollback { run: 2, action: 1 }, ok(), t(41));
+    assert_eq!(d.status, RunStatus::RolledBack);
+}
+
+#[test]
+fn immediate_pre_empts_a_full_rollback_and_the_same_tier_is_refused() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.rollback(TierName::Full, t(30), "alice");
+    let out = d.rollback(TierName::Full, t(31), "alice");
+    assert!(out.commands.is_empty());
+    assert!(texts(&out)[0].contains("already under way"));
+    let out = d.rollback(TierName::Immediate, t(32), "alice");
+    assert_eq!(out.commands.len(), 1);
+    // The undo's late result belongs to a run that no longer counts.
+    d.command_done(Origin::Rollback { run: 1, action: 0 }, ok(), t(33));
+    assert_eq!(
+        d.rollback.as_ref().map(|r| r.tier),
+        Some(TierName::Immediate)
+    );
+}
+
+#[test]
+fn approval_passes_only_for_a_listed_operator() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.samples(Round::Samples(&samples(Some(0.01))), t(61));
+    d.tick(t(62));
+    d.advance(t(63), "alice"); // the pause step
+    assert_eq!(d.cursor, Some(at(1, 0)));
+    assert_eq!(d.environment(), "prod");
+    let out = d.advance(t(64), "alice");
+    assert!(texts(&out)[0].contains("waiting for carol's approval"));
+    assert_eq!(d.cursor, Some(at(1, 0)));
+    let out = d.advance(t(65), "carol");
+    assert!(texts(&out)[0].contains("approved by carol"));
+    assert_eq!(d.cursor, Some(at(1, 1)));
+}
+
+#[test]
+fn n_never_resumes_a_pause_and_does_not_cut_a_hold_short() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    let out = d.advance(t(10), "alice");
+    assert!(texts(&out)[0].contains("does not cut a hold short"));
+    assert_eq!(d.cursor, Some(at(0, 2)));
+    d.toggle_pause(t(11), "alice");
+    d.advance(t(12), "alice");
+    assert_eq!(d.status, RunStatus::Paused);
+    let out = d.skip_hold(t(13), "alice", "seen enough");
+    assert!(texts(&out)[0].contains("paused"));
+    d.toggle_pause(t(14), "alice");
+    let out = d.skip_hold(t(15), "alice", "seen enough");
+    assert!(
+        texts(&out)[0].contains("cut short by alice after 0:01: seen enough"),
+        "{out:?}"
+    );
+    assert_eq!(d.cursor, Some(at(0, 3)));
+}
+
+#[test]
+fn paced_weights_write_one_step_per_interval_and_pausing_stops_them() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.samples(Round::Samples(&samples(Some(0.01))), t(61));
+    d.tick(t(62));
+    d.advance(t(63), "alice");
+    assert_eq!(d.weight, None, "dev's weight says nothing about prod");
+    let out = d.advance(t(64), "carol");
+    assert!(
+        out.commands.is_empty(),
+        "paced from a weight not read yet: waits"
+    );
+    d.observe_weight(Weight::ZERO);
+    let out = d.tick(t(64));
+    assert_eq!(
+        out.commands[0].work,
+        Work::SetWeight {
+            weight: Weight::clamped(20),
+            emergency: false
+        }
+    );
+    assert_eq!(out.commands[0].environment, "prod");
+    d.command_done(Origin::Step(at(1, 1)), ok(), t(65));
+    assert!(d.tick(t(100)).commands.is_empty(), "not before a minute");
+    d.toggle_pause(t(120), "alice");
+    assert!(d.tick(t(130)).commands.is_empty(), "paused: no write");
+    d.toggle_pause(t(140), "alice");
+    let out = d.tick(t(141));
+    assert!(out.commands.is_empty(), "the resume already sent it");
+    d.command_done(Origin::Step(at(1, 1)), ok(), t(142));
+    let out = d.tick(t(202));
+    assert_eq!(
+        out.commands[0].work,
+        Work::SetWeight {
+            weight: Weight::clamped(50),
+            emergency: false
+        }
+    );
+    let out = d.command_done(Origin::Step(at(1, 1)), ok(), t(203));
+    assert!(
+        matches!(out.commands[0].work, Work::Run { .. }),
+        "then the run step"
+    );
+}
+
+#[test]
+fn a_failed_step_stops_the_plan_and_n_retries_it() {
+    let mut d = deployment();
+    d.advance(t(0), "alice");
+    d.command_done(Origin::Step(at(0, 0)), Err("image pull".into()), t(1));
+    assert_eq!(d.status, RunStatus::Failed);
+    assert!(
+        d.waiting_for_person()
+            .is_some_and(|w| w.contains("image pull"))
+    );
+    let out = d.advance(t(2), "alice");
+    assert!(matches!(out.commands[0].work, Work::SetImage { .. }));
+}
+
+#[test]
+fn auto_approve_passes_gates_but_not_pauses_unless_all() {
+    let mut d = deployment();
+    d.auto_approve = AutoApprove::Gates;
+    into_the_hold(&mut d);
+    d.samples(Round::Samples(&samples(Some(0.01))), t(61));
+    d.tick(t(62));
+    assert!(
+        d.waiting_for_person()
+            .is_some_and(|w| w.contains("pause: look"))
+    );
+    let mut d = deployment();
+    d.auto_approve = AutoApprove::All;
+    into_the_hold(&mut d);
+    d.samples(Round::Samples(&samples(Some(0.01))), t(61));
+    let out = d.tick(t(62));
+    assert_eq!(d.cursor, Some(at(1, 1)), "pause and approval passed");
+    assert!(texts(&out).iter().any(|l| l.contains("--auto-approve")));
+}
+
+#[test]
+fn breaches_outside_a_judged_step_only_alert() {
+    let mut d = deployment();
+    d.advance(t(0), "alice");
+    d.samples(Round::Samples(&samples(Some(0.3))), t(5));
+    let out = d.samples(Round::Samples(&samples(Some(0.3))), t(10));
+    assert!(d.countdown.is_none());
+    assert!(
+        texts(&out).iter().any(|l| l.ends_with("→ alert")),
+        "{out:?}"
+    );
+    let out = d.samples(Round::Samples(&samples(Some(0.3))), t(15));
+    assert!(out.notes.is_empty(), "reported once per streak");
+}
+
+#[test]
+fn the_plan_completes_after_the_last_slot() {
+    let mut d = deployment();
+    d.auto_approve = AutoApprove::All;
+    into_the_hold(&mut d);
+    d.samples(Round::Samples(&samples(Some(0.01))), t(61));
+    d.tick(t(62));
+    d.observe_weight(Weight::clamped(40));
+    let out = d.tick(t(63));
+    assert_eq!(
+        out.commands[0].work,
+        Work::SetWeight {
+            weight: Weight::clamped(50),
+            emergency: false
+        }
+    );
+    d.command_done(Origin::Step(at(1, 1)), ok(), t(63));
+    d.command_done(Origin::Step(at(1, 2)), ok(), t(64));
+    d.command_done(Origin::Step(at(1, 3)), ok(), t(65));
+    assert_eq!(d.status, RunStatus::Complete);
+    assert!(d.is_finished());
+}
