@@ -42,12 +42,27 @@ fn unknown_context_names_it_and_the_known_ones_exit_2() {
     assert!(err.contains("known contexts: staging-eu1"), "{err}");
 }
 
+/// The demo plan cut down to one environment, so `--context` applies.
+fn one_environment_plan(dir: &Path) -> std::path::PathBuf {
+    let text = warroom::cli::DEMO_PLAN
+        .replace(
+            "  staging:     { context: sim-staging, namespace: shop }\n  production:  { context: sim-production, namespace: shop }\n",
+            "",
+        )
+        .replace("environment: staging", "environment: development")
+        .replace("environment: production", "environment: development");
+    let path = dir.join("one-env.yaml");
+    std::fs::write(&path, text).expect("plan written");
+    path
+}
+
 #[test]
 fn unreachable_server_names_server_and_context_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kc = dead_kubeconfig(dir.path());
+    let plan = one_environment_plan(dir.path());
     let out = run(&[
-        "plans/demo.yaml",
+        plan.to_str().expect("utf-8"),
         "--kubeconfig",
         kc.to_str().expect("utf-8"),
         "--context",
@@ -56,19 +71,23 @@ fn unreachable_server_names_server_and_context_exit_2() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("http://127.0.0.1:9"), "{err}");
-    assert!(err.contains("(context staging-eu1)"), "{err}");
+    assert!(err.contains("staging-eu1"), "{err}");
     assert!(err.contains("refused"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
 }
 
 #[test]
-fn unknown_environment_lists_the_plans_environments_exit_2() {
-    let out = run(&["plans/demo.yaml", "--env", "prod-typo"]);
+fn context_flag_on_a_plan_with_several_environments_is_refused_exit_2() {
+    let out = run(&["plans/demo.yaml", "--context", "staging-eu1"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("`prod-typo` is not in the plan; it has: development, production, staging"),
+        err.contains(
+            "--context applies only to plans with one environment; this plan's phases use 3"
+        ),
         "{err}"
     );
+    assert!(err.contains("development,staging,production"), "{err}");
 }
 
 #[tokio::test]

@@ -488,8 +488,13 @@ async fn a_forbidden_traffic_watch_shows_forbidden_and_a_refused_rollback_is_not
     let log: Vec<&str> = app.log.iter().map(|l| l.text.as_str()).collect();
     assert!(
         log.iter()
-            .any(|l| l.starts_with("canary weight 0% NOT set") && l.contains("forbidden")),
+            .any(|l| l.contains("canary weight 0% NOT set") && l.contains("forbidden")),
         "{log:#?}"
+    );
+    assert_eq!(
+        app.deployment.status,
+        warroom::engine::RunStatus::RollbackFailed,
+        "the header must not say ROLLED BACK: {log:#?}"
     );
     assert!(
         !log.iter().any(|l| l.starts_with("rollback write attempt")),

@@ -194,8 +194,12 @@ fn rollback_shows_on_screen() {
         Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE)),
     );
     let screen = draw(&app, 120, 40);
-    assert!(screen.contains("ROLLED BACK"), "{screen}");
+    assert!(
+        screen.contains("ROLLING BACK (immediate, 1 of 2, 0:00 of 5m)"),
+        "not ROLLED BACK before every action succeeded: {screen}"
+    );
     assert!(screen.contains("ROLLBACK (immediate) by alice"), "{screen}");
+    assert!(screen.contains("Rollback (immediate)"), "{screen}");
 }
 
 #[test]
@@ -292,4 +296,64 @@ fn a_rollout_under_way_shows_revision_and_old_pods() {
         Action::Cluster(ClusterEvent::ReplicaSetDeleted("checkout-7d9f8b6c5".into())),
     );
     assert_eq!(app.cluster.old_pods(TrackName::Stable), 0);
+}
+
+/// Samples of one round: everything healthy but the canary's error rate.
+fn round(canary_error: f64, secs: u64) -> Action {
+    let samples = [
+        ("error_rate", TrackName::Stable, 0.002),
+        ("error_rate", TrackName::Canary, canary_error),
+        ("latency_p95", TrackName::Stable, 0.14),
+        ("latency_p95", TrackName::Canary, 0.15),
+        ("cpu", TrackName::Stable, 0.3),
+        ("cpu", TrackName::Canary, 0.3),
+    ]
+    .into_iter()
+    .map(|(metric, track, v)| Sample {
+        metric: metric.into(),
+        track,
+        point: Point {
+            at: at(secs),
+            value: Some(v),
+        },
+    })
+    .collect();
+    Action::Metrics(MetricsEvent::Samples(samples))
+}
+
+#[test]
+fn a_breach_during_a_hold_shows_the_countdown_and_the_key_that_cancels_it() {
+    let mut app = healthy_app();
+    // The checklist item, then the weight step's write reported stored: the hold runs.
+    let effects = update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE)),
+    );
+    for effect in effects {
+        if let Some(id) = effect.id() {
+            update(
+                &mut app,
+                Action::EffectDone {
+                    id,
+                    result: Ok("canary weight 10% stored".into()),
+                },
+            );
+        }
+    }
+    update(&mut app, round(0.072, 122));
+    update(&mut app, round(0.072, 124));
+    update(&mut app, Action::Tick(at(125)));
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("ROLLBACK IMMEDIATE IN 9s — x cancels"),
+        "{screen}"
+    );
+    assert!(screen.contains("x  CANCEL AUTO-ROLLBACK"), "{screen}");
+    assert!(screen.contains("BREACH"), "{screen}");
+    assert!(
+        screen.contains(
+            "error_rate canary 7.20% > 5.00% (2 of 2) → rollback immediate in 10s (x to cancel)"
+        ),
+        "{screen}"
+    );
 }

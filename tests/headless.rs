@@ -638,3 +638,77 @@ phases:
     assert!(stderr.contains("preflight:"), "{stderr}");
     assert_eq!(bench.weight("sim-dev", "shop").await, Weight::ZERO);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_plan_runs_to_the_end_with_its_weights_in_order_and_promote_done() {
+    // The demo plan as shipped, its holds shortened so the test takes seconds, not minutes.
+    let text = warroom::cli::DEMO_PLAN
+        .replace("hold: 20s", "hold: 4s")
+        .replace("hold: 30s", "hold: 4s")
+        .replace("hold: 45s", "hold: 4s");
+    let bench = Bench::new(&text).await;
+    let conn = connect(Some(&bench.sim.kubeconfig), Some("sim-development"))
+        .await
+        .expect("connects");
+    let router = router_for(&bench.plan, &conn, "shop").expect("router");
+    let mut changes = router.watch();
+    let seen = tokio::spawn(async move {
+        let mut seen: Vec<u8> = Vec::new();
+        while let Some(Ok(w)) = changes.next().await {
+            if seen.last() != Some(&w.percent()) {
+                seen.push(w.percent());
+            }
+            if seen.len() >= 6 {
+                break;
+            }
+        }
+        seen
+    });
+    let run = bench.run(&["--auto-approve=all"]);
+    let (code, out, err) = blocking(move || run.finish()).await;
+    assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    for phase in ["Development", "Staging", "Production"] {
+        assert!(
+            out.contains(&format!("phase {phase}")) || phase == "Development",
+            "{out}"
+        );
+    }
+    assert!(out.contains("✓ promote"), "{out}");
+    let seen = tokio::time::timeout(DEADLINE, seen)
+        .await
+        .expect("the watch saw every weight")
+        .expect("joined");
+    assert_eq!(seen, [0, 10, 25, 50, 100, 0], "promote ends at weight 0");
+    let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), "shop");
+    let canary = deployments.get("checkout-canary").await.expect("canary");
+    assert_eq!(canary.spec.and_then(|s| s.replicas), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_headless_run_cleanly_with_4() {
+    let bench = Bench::new(&plan_text(&format!("{ONE_ENV}{HOLD_PLAN}{ROLLBACK}"))).await;
+    let mut run = bench.run(&[]);
+    run = blocking(move || {
+        run.wait_for("▶ hold 1m");
+        run
+    })
+    .await;
+    let pid = run.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let (code, out, err) = blocking(move || run.finish()).await;
+    assert_eq!(code, Some(4), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("SIGTERM: stopping"), "{out}");
+    assert!(
+        err.contains("stopped before completion (interrupted (SIGTERM)) at Dev: hold 1m"),
+        "{err}"
+    );
+    assert_eq!(
+        bench.weight("sim-dev", "shop").await,
+        Weight::clamped(20),
+        "left as it was: nothing rolled back, nothing advanced"
+    );
+}

@@ -291,6 +291,16 @@ async fn a_refused_connection_is_unreachable_and_sends_no_points() {
         },
         cancel.clone(),
     ));
+    // The round is reported as unanswered (analysis counts it as missing data) with no points,
+    // so the last good data stays on screen; then the source is marked unreachable.
+    let event = tokio::time::timeout(DEADLINE, rx.recv())
+        .await
+        .expect("an event before the deadline")
+        .expect("sampler running");
+    match event {
+        MetricsEvent::Unanswered { error, .. } => assert!(error.contains(&base), "{error}"),
+        other => panic!("expected an unanswered round first, got {other:?}"),
+    }
     let event = tokio::time::timeout(DEADLINE, rx.recv())
         .await
         .expect("an event before the deadline")
@@ -299,9 +309,7 @@ async fn a_refused_connection_is_unreachable_and_sends_no_points() {
         MetricsEvent::Health(Health::Degraded { error, .. }) => {
             assert!(error.contains("unreachable"), "{error}")
         }
-        // The sampler sends a round's points before its health: a first event that is not
-        // points means the round sent none, so the last good data stays on screen.
-        other => panic!("expected the source marked unreachable first, got {other:?}"),
+        other => panic!("expected the source marked unreachable, got {other:?}"),
     }
     cancel.cancel();
 }

@@ -46,7 +46,7 @@ pub const KEY_BAR: &[(&str, &str)] = &[
     ("p", "pause"),
     ("+/-", "weight"),
     ("!", "ROLLBACK"),
-    ("x", "cancel countdown"),
+    ("x", "CANCEL AUTO-ROLLBACK"),
     ("?", "help"),
     ("q", "quit"),
 ];

@@ -348,6 +348,10 @@ fn on_traffic(app: &mut App, event: TrafficEvent) {
 fn on_metrics(app: &mut App, event: MetricsEvent) -> Vec<Effect> {
     match event {
         MetricsEvent::Samples(samples) => {
+            // The round's own time, so a countdown it starts is not up to a tick late.
+            if let Some(at) = samples.iter().map(|s| s.point.at).max() {
+                app.now = app.now.max(at);
+            }
             let capacity = app.series_capacity();
             for sample in &samples {
                 app.metrics
@@ -359,7 +363,8 @@ fn on_metrics(app: &mut App, event: MetricsEvent) -> Vec<Effect> {
             let outcome = app.deployment.samples(Round::Samples(&samples), app.now);
             apply_outcome(app, outcome)
         }
-        MetricsEvent::Unanswered { error, .. } => {
+        MetricsEvent::Unanswered { error, at } => {
+            app.now = app.now.max(at);
             let outcome = app
                 .deployment
                 .samples(Round::Unanswered { error: &error }, app.now);

@@ -9,10 +9,12 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use crate::app::keymap::{KEY_BAR, KEYS};
 
-pub fn render_key_bar(frame: &mut Frame, area: Rect) {
+/// The key bar; `x` is shown only while a rollback countdown runs, when it is the key that
+/// matters most after `!`.
+pub fn render_key_bar(frame: &mut Frame, area: Rect, countdown: bool) {
     let mut spans = Vec::new();
-    for (key, what) in KEY_BAR {
-        let key_style = if *key == "!" {
+    for (key, what) in KEY_BAR.iter().filter(|(k, _)| countdown || *k != "x") {
+        let key_style = if *key == "!" || *key == "x" {
             Style::new()
                 .fg(Color::White)
                 .bg(Color::Red)
