@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod cluster;
 pub mod engine;
+pub mod exec;
 pub mod health;
 pub mod metrics;
 pub mod plan;
