@@ -1,7 +1,6 @@
 //! Carrying out a plan's `run` steps (`sh -c`, streamed output, timeout and cancel kill the whole
 //! process group) and writing the one-context kubeconfig such a step gets. Never touches the cluster.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -431,7 +430,7 @@ fn read_source_kubeconfig(kubeconfig: Option<&Path>) -> Result<Kubeconfig, Strin
     if let Some(path) = kubeconfig {
         return read(path);
     }
-    let from_env = std::env::var_os("KUBECONFIG").unwrap_or_else(OsString::new);
+    let from_env = std::env::var_os("KUBECONFIG").unwrap_or_default();
     let paths: Vec<PathBuf> = std::env::split_paths(&from_env)
         .filter(|p| !p.as_os_str().is_empty())
         .collect();
@@ -603,10 +602,7 @@ mod tests {
     fn a_newline_right_at_the_limit_ends_a_whole_line() {
         let mut input = vec![b'x'; MAX_LINE_BYTES];
         input.push(b'\n');
-        assert_eq!(
-            lines(&input),
-            [String::from_utf8(vec![b'x'; MAX_LINE_BYTES]).unwrap()]
-        );
+        assert_eq!(lines(&input), ["x".repeat(MAX_LINE_BYTES)]);
     }
 
     #[test]
@@ -644,13 +640,14 @@ mod tests {
             }],
             ..Kubeconfig::default()
         };
-        let err = reduce_kubeconfig(source, "prod", "shop").unwrap_err();
+        let err = reduce_kubeconfig(source, "prod", "shop").expect_err("prod is not there");
         assert!(err.contains("`prod`") && err.contains("dev"), "{err}");
     }
 
     #[test]
     fn no_current_context_and_none_named_is_refused() {
-        let err = reduce_kubeconfig(Kubeconfig::default(), "", "shop").unwrap_err();
+        let err =
+            reduce_kubeconfig(Kubeconfig::default(), "", "shop").expect_err("nothing is current");
         assert!(err.contains("no current context"), "{err}");
     }
 }
