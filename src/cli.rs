@@ -501,12 +501,8 @@ fn dry_run_listing(plan: &Plan, checked: &crate::preflight::Preflight) -> String
             .map(|d| format!(" (target {d})"))
             .unwrap_or_default();
         let _ = writeln!(out, "rollback {}{target}:", tier.as_str());
-        if tier == crate::plan::TierName::Immediate {
-            let _ = writeln!(out, "   - weight → 0% (first, at once)");
-        }
-        for step in &t.actions {
-            let (label, work) = crate::engine::work::describe(step, &plan.workload);
-            let _ = writeln!(out, "   - {}", describe_effect(&label, &work));
+        for action in crate::engine::state::rollback_actions(plan, tier) {
+            let _ = writeln!(out, "   - {}", describe_effect(&action.label, &action.work));
         }
     }
     out

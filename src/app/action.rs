@@ -20,6 +20,9 @@ pub enum Action {
     Key(KeyEvent),
     /// The wall clock, about once a second.
     Tick(SystemTime),
+    /// The wall clock as an effect's result arrives: moves `now` on and nothing else, so a
+    /// rollback's duration is measured to the result, not to the last tick.
+    Clock(SystemTime),
     /// The terminal changed size; only a redraw is needed.
     Resize,
     Cluster(ClusterEvent),

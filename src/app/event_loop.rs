@@ -226,6 +226,9 @@ fn handle(app: &mut App, action: Action, shell: &mut Shell) {
         Action::Sourced { .. } => return,
         other => other,
     };
+    if matches!(action, Action::EffectDone { .. }) {
+        update(app, Action::Clock(SystemTime::now()));
+    }
     for effect in update(app, action) {
         match effect {
             Effect::Watch { environment } => shell.sources.watch(&environment),

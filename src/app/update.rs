@@ -24,6 +24,10 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             let outcome = app.deployment.tick(now);
             apply_outcome(app, outcome)
         }
+        Action::Clock(now) => {
+            app.now = app.now.max(now);
+            Vec::new()
+        }
         Action::Resize => Vec::new(),
         Action::Cluster(event) => {
             on_cluster(app, event);

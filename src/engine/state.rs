@@ -1045,11 +1045,10 @@ impl Deployment {
                 out.note(Level::Info, format!("▶ {label}"));
             }
             StepWork::Gate(gate) => {
-                let by_auto = match (&gate, auto) {
-                    (_, AutoApprove::Nothing) => false,
-                    (Gate::Pause, AutoApprove::Gates) => false,
-                    _ => true,
-                };
+                let by_auto = !matches!(
+                    (&gate, auto),
+                    (_, AutoApprove::Nothing) | (Gate::Pause, AutoApprove::Gates)
+                );
                 if by_auto {
                     slot.state = StepState::Waiting;
                     out.note(
@@ -1158,35 +1157,7 @@ impl Deployment {
         };
         let plan = self.plan.clone();
         let plan_tier = plan.rollback.tier(tier);
-        let mut actions = Vec::new();
-        if tier == TierName::Immediate {
-            // Weight 0 goes first, before anything else, whatever the tier lists.
-            actions.push(RollbackAction {
-                label: "weight → 0%".into(),
-                work: StepWork::Weight {
-                    to: Weight::ZERO,
-                    step: None,
-                    every: None,
-                },
-                state: StepState::Pending,
-            });
-        }
-        for step in plan_tier.map(|t| t.actions.as_slice()).unwrap_or_default() {
-            if tier == TierName::Immediate
-                && matches!(step, Step::Weight(WeightStep::To(w)) if *w == Weight::ZERO)
-            {
-                continue;
-            }
-            let (label, work) = describe(step, &self.plan.workload);
-            actions.push(RollbackAction {
-                label,
-                work,
-                state: StepState::Pending,
-            });
-        }
-        if self.plan.traffic.is_none() {
-            actions.retain(|a| !matches!(a.work, StepWork::Weight { .. }));
-        }
+        let actions = rollback_actions(&plan, tier);
         // What was running stops: its results no longer count.
         if let Some(at) = self.cursor {
             if let Some(slot) = self.slot_mut(at) {
@@ -1484,6 +1455,46 @@ impl Deployment {
             );
         }
     }
+}
+
+/// The actions a rollback of `tier` carries out, in order. The immediate tier always starts
+/// with weight 0, whatever it lists (its own `weight: 0` is not repeated); plans without a
+/// traffic router have no weight to write.
+pub fn rollback_actions(plan: &Plan, tier: TierName) -> Vec<RollbackAction> {
+    let mut actions = Vec::new();
+    if tier == TierName::Immediate {
+        actions.push(RollbackAction {
+            label: "weight → 0%".into(),
+            work: StepWork::Weight {
+                to: Weight::ZERO,
+                step: None,
+                every: None,
+            },
+            state: StepState::Pending,
+        });
+    }
+    let listed = plan
+        .rollback
+        .tier(tier)
+        .map(|t| t.actions.as_slice())
+        .unwrap_or_default();
+    for step in listed {
+        if tier == TierName::Immediate
+            && matches!(step, Step::Weight(WeightStep::To(w)) if *w == Weight::ZERO)
+        {
+            continue;
+        }
+        let (label, work) = describe(step, &plan.workload);
+        actions.push(RollbackAction {
+            label,
+            work,
+            state: StepState::Pending,
+        });
+    }
+    if plan.traffic.is_none() {
+        actions.retain(|a| !matches!(a.work, StepWork::Weight { .. }));
+    }
+    actions
 }
 
 fn approvers(who: &[String]) -> String {
