@@ -8,6 +8,7 @@ pub mod engine;
 pub mod health;
 pub mod metrics;
 pub mod plan;
+pub mod preflight;
 pub mod sim;
 pub mod traffic;
 pub mod ui;
