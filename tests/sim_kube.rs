@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
@@ -1740,4 +1743,167 @@ async fn watch_from_now(
         .await
         .expect("watch")
         .boxed()
+}
+
+/// A SelfSubjectAccessReview for `verb` on `resource` (`plural` or `plural/sub`) in `group`
+/// and namespace `shop`.
+fn review_of(verb: &str, group: &str, resource: &str) -> SelfSubjectAccessReview {
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_string())),
+        None => (resource, None),
+    };
+    SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some("shop".into()),
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                subresource,
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    }
+}
+
+/// `status.allowed` and `status.reason` of the review as the simulator answers it.
+async fn ask(client: &Client, review: &SelfSubjectAccessReview) -> (bool, Option<String>) {
+    let answer = Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), review)
+        .await
+        .expect("review answered");
+    let status = answer.status.expect("status");
+    (status.allowed, status.reason)
+}
+
+#[tokio::test]
+async fn self_subject_access_reviews_agree_with_the_forbidden_fault_and_are_never_denied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sim, conn) = common::start_demo_sim(dir.path()).await;
+    let client = conn.client.clone();
+    let patch_routes = review_of("patch", "gateway.networking.k8s.io", "httproutes");
+    assert_eq!(ask(&client, &patch_routes).await, (true, None));
+
+    // Discovery names the API, as `kubectl auth can-i` needs.
+    let resources = client
+        .list_api_group_resources("authorization.k8s.io/v1")
+        .await
+        .expect("discovery");
+    let ssar = resources
+        .resources
+        .iter()
+        .find(|r| r.name == "selfsubjectaccessreviews")
+        .expect("selfsubjectaccessreviews listed");
+    assert_eq!(ssar.verbs, ["create"]);
+    assert!(!ssar.namespaced);
+    let groups = client.list_api_groups().await.expect("groups");
+    assert!(
+        groups
+            .groups
+            .iter()
+            .any(|g| g.name == "authorization.k8s.io")
+    );
+
+    common::post_fault(
+        &sim,
+        r#"{"kind":"forbidden","verb":"patch","resource":"httproutes","namespace":"shop"}"#,
+    )
+    .await;
+    let (allowed, reason) = ask(&client, &patch_routes).await;
+    assert!(!allowed);
+    assert_eq!(
+        reason.as_deref(),
+        Some(
+            "User \"warroom-sim\" cannot patch resource \"httproutes\" in API group \"gateway.networking.k8s.io\" in the namespace \"shop\""
+        )
+    );
+    // The review and the request it asks about get the same answer.
+    let patched = route_api(&client)
+        .patch(
+            "checkout",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await;
+    assert!(
+        matches!(&patched, Err(kube::Error::Api(s)) if s.code == 403),
+        "{patched:?}"
+    );
+    // Other verbs and namespaces stay allowed.
+    let get_routes = review_of("get", "gateway.networking.k8s.io", "httproutes");
+    assert!(ask(&client, &get_routes).await.0);
+    let mut elsewhere = patch_routes.clone();
+    if let Some(attrs) = elsewhere.spec.resource_attributes.as_mut() {
+        attrs.namespace = Some("default".into());
+    }
+    assert!(ask(&client, &elsewhere).await.0);
+
+    // A rule on a resource covers its subresources, as for requests.
+    common::post_fault(
+        &sim,
+        r#"{"kind":"forbidden","verb":"patch","resource":"deployments"}"#,
+    )
+    .await;
+    assert!(
+        !ask(&client, &review_of("patch", "apps", "deployments/scale"))
+            .await
+            .0
+    );
+
+    // Even when everything is denied, asking is not.
+    common::post_fault(&sim, r#"{"kind":"forbidden"}"#).await;
+    assert!(!ask(&client, &get_routes).await.0);
+}
+
+#[tokio::test]
+async fn kubectl_auth_can_i_answers_from_the_forbidden_fault() {
+    if !kubectl_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sim, _conn) = common::start_demo_sim(dir.path()).await;
+    let can_i = || {
+        let config = sim.kubeconfig.clone();
+        let home = dir.path().to_path_buf();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new("kubectl")
+                    .args([
+                        "auth",
+                        "can-i",
+                        "patch",
+                        "httproutes.gateway.networking.k8s.io",
+                        "-n",
+                        "shop",
+                    ])
+                    .env("KUBECONFIG", &config)
+                    .env("HOME", &home)
+                    .output()
+                    .expect("run kubectl")
+            })
+            .await
+            .expect("join")
+        }
+    };
+    let yes = can_i().await;
+    assert!(
+        yes.status.success(),
+        "{}",
+        String::from_utf8_lossy(&yes.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&yes.stdout).trim(), "yes");
+    common::post_fault(
+        &sim,
+        r#"{"kind":"forbidden","verb":"patch","resource":"httproutes","namespace":"shop"}"#,
+    )
+    .await;
+    let no = can_i().await;
+    assert_eq!(no.status.code(), Some(1), "kubectl exits 1 for no");
+    assert!(
+        String::from_utf8_lossy(&no.stdout).trim().starts_with("no"),
+        "{}",
+        String::from_utf8_lossy(&no.stdout)
+    );
 }

@@ -15,6 +15,7 @@ use super::defaults;
 use super::error::ApiError;
 use super::patch::{self, PatchKind};
 use super::resources::{self, ResourceDef};
+use super::review;
 use super::selector::{FieldSelector, LabelSelector};
 use super::table::{self, IncludeObject};
 use super::util::{self, obj_at, str_at};
@@ -192,6 +193,15 @@ fn route(
             get_only(resources::api_resource_list("", version).ok_or(ApiError::NoRoute)?)
         }
         ["apis", group] => get_only(resources::api_group(group).ok_or(ApiError::NoRoute)?),
+        // Reviews are answered, never stored, and never denied: a real cluster lets everyone
+        // ask what they may do.
+        ["apis", review::GROUP, review::VERSION, review::PLURAL] => match *method {
+            Method::POST => Ok(json_response(
+                StatusCode::CREATED,
+                &review::create(sim, body)?,
+            )),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
         ["apis", group, version] => {
             get_only(resources::api_resource_list(group, version).ok_or(ApiError::NoRoute)?)
         }

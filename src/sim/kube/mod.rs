@@ -10,6 +10,7 @@ mod patch;
 mod proto;
 mod rbac;
 mod resources;
+mod review;
 mod seed;
 mod selector;
 mod snapshot;

@@ -1,5 +1,5 @@
-//! Decoding the Kubernetes protobuf bodies `kubectl create <generator>` sends (Namespace,
-//! ConfigMap, Deployment, Service) into JSON. Decoding only; it must not touch the store.
+//! Decoding the protobuf bodies kubectl sends (Namespace, ConfigMap, Deployment, Service, and
+//! `auth can-i`'s SelfSubjectAccessReview) into JSON. Decoding only; it must not touch the store.
 
 use serde_json::{Map, Value, json};
 
@@ -122,6 +122,25 @@ const SERVICE_SPEC: &[Field] = &[
     Field(10, "externalName", Kind::Str),
 ];
 const NAMESPACE_SPEC: &[Field] = &[Field(1, "finalizers", Kind::RepStr)];
+const RESOURCE_ATTRIBUTES: &[Field] = &[
+    Field(1, "namespace", Kind::Str),
+    Field(2, "verb", Kind::Str),
+    Field(3, "group", Kind::Str),
+    Field(4, "version", Kind::Str),
+    Field(5, "resource", Kind::Str),
+    Field(6, "subresource", Kind::Str),
+    Field(7, "name", Kind::Str),
+];
+const NON_RESOURCE_ATTRIBUTES: &[Field] =
+    &[Field(1, "path", Kind::Str), Field(2, "verb", Kind::Str)];
+const SELF_SUBJECT_ACCESS_REVIEW_SPEC: &[Field] = &[
+    Field(1, "resourceAttributes", Kind::Msg(RESOURCE_ATTRIBUTES)),
+    Field(
+        2,
+        "nonResourceAttributes",
+        Kind::Msg(NON_RESOURCE_ATTRIBUTES),
+    ),
+];
 
 fn top_level(kind: &str) -> Option<&'static [Field]> {
     const NAMESPACE: &[Field] = &[
@@ -142,8 +161,13 @@ fn top_level(kind: &str) -> Option<&'static [Field]> {
         Field(1, "metadata", Kind::Msg(OBJECT_META)),
         Field(2, "spec", Kind::Msg(SERVICE_SPEC)),
     ];
+    const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+        Field(1, "metadata", Kind::Msg(OBJECT_META)),
+        Field(2, "spec", Kind::Msg(SELF_SUBJECT_ACCESS_REVIEW_SPEC)),
+    ];
     match kind {
         "Namespace" => Some(NAMESPACE),
+        "SelfSubjectAccessReview" => Some(SELF_SUBJECT_ACCESS_REVIEW),
         "ConfigMap" => Some(CONFIG_MAP),
         "Deployment" => Some(DEPLOYMENT),
         "Service" => Some(SERVICE),
@@ -354,7 +378,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     }
     let schema = top_level(&kind).ok_or_else(|| {
         ApiError::UnsupportedMediaType(format!(
-            "the simulated API server decodes protobuf only for Namespace, ConfigMap, Deployment and Service, not {kind:?}; send JSON or YAML"
+            "the simulated API server decodes protobuf only for Namespace, ConfigMap, Deployment, Service and SelfSubjectAccessReview, not {kind:?}; send JSON or YAML"
         ))
     })?;
     let mut obj = decode_message(raw, schema)?;
@@ -412,6 +436,26 @@ mod tests {
         assert_eq!(
             v["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
             json!("25%")
+        );
+    }
+
+    #[test]
+    fn a_self_subject_access_review_decodes_with_its_resource_attributes() {
+        let mut attrs = bytes_field(1, b"shop");
+        attrs.extend(bytes_field(2, b"patch"));
+        attrs.extend(bytes_field(5, b"deployments"));
+        attrs.extend(bytes_field(6, b"scale"));
+        let spec = bytes_field(1, &attrs);
+        let raw = bytes_field(2, &spec);
+        let v = decode(&envelope(
+            "SelfSubjectAccessReview",
+            "authorization.k8s.io/v1",
+            &raw,
+        ))
+        .unwrap_or_default();
+        assert_eq!(
+            v["spec"]["resourceAttributes"],
+            json!({"namespace": "shop", "verb": "patch", "resource": "deployments", "subresource": "scale"})
         );
     }
 

@@ -1,6 +1,6 @@
 //! Simulated RBAC denials: rules that make the API server refuse requests with `403 Forbidden`
 //! and the message a real API server sends. Switched on and off by the `forbidden` fault; it
-//! decides only whether a request is denied.
+//! decides only whether a request (or a review asking about one) is denied, and stores nothing.
 
 use std::sync::Mutex;
 
@@ -55,10 +55,39 @@ impl Request<'_> {
         }
     }
 
-    fn resource(&self) -> String {
-        match self.sub {
-            Some(sub) => format!("{}/{sub}", self.def.plural),
-            None => self.def.plural.to_string(),
+    /// What RBAC decides on for this request.
+    pub fn attributes(&self) -> Attributes<'_> {
+        Attributes {
+            verb: self.verb(),
+            group: self.def.group,
+            resource: self.def.plural,
+            subresource: self.sub,
+            namespace: self.namespace,
+        }
+    }
+}
+
+/// What an authorization decision is about: a verb on a resource (and subresource) in a
+/// namespace. Requests and SelfSubjectAccessReviews both come down to it, so a review can
+/// never disagree with the request it asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attributes<'a> {
+    pub verb: &'a str,
+    /// Empty for the core group.
+    pub group: &'a str,
+    /// Resource plural.
+    pub resource: &'a str,
+    pub subresource: Option<&'a str>,
+    /// `None`: cluster scope (or all namespaces).
+    pub namespace: Option<&'a str>,
+}
+
+impl Attributes<'_> {
+    /// `deployments/scale`, as RBAC rules and denial messages name a subresource.
+    fn resource_path(&self) -> String {
+        match self.subresource {
+            Some(sub) => format!("{}/{sub}", self.resource),
+            None => self.resource.to_string(),
         }
     }
 }
@@ -79,37 +108,51 @@ impl Denials {
         self.rules.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `Err(403)` worded as the real API server words it when a rule covers the request.
-    pub fn check(&self, req: &Request<'_>) -> Result<(), ApiError> {
-        let verb = req.verb();
-        let resource = req.resource();
-        let denied = self.lock().iter().any(|(_, rule)| {
-            rule.verb.as_deref().is_none_or(|v| v == verb)
+    /// Whether an active rule covers `attrs`. A rule on a resource covers its subresources
+    /// too; a rule on `deployments/scale` covers only the subresource. Rules name no API
+    /// group, so they match the plural in any group.
+    pub fn denies(&self, attrs: &Attributes<'_>) -> bool {
+        let path = attrs.resource_path();
+        self.lock().iter().any(|(_, rule)| {
+            rule.verb.as_deref().is_none_or(|v| v == attrs.verb)
                 && rule
                     .resource
                     .as_deref()
-                    .is_none_or(|r| r == resource || r == req.def.plural)
+                    .is_none_or(|r| r == path || r == attrs.resource)
                 && rule
                     .namespace
                     .as_deref()
-                    .is_none_or(|n| Some(n) == req.namespace)
-        });
-        if !denied {
+                    .is_none_or(|n| Some(n) == attrs.namespace)
+        })
+    }
+
+    /// The reason RBAC gives for refusing `attrs`, worded as the real API server words it
+    /// (the part after `… is forbidden: `).
+    pub fn denial_reason(attrs: &Attributes<'_>) -> String {
+        let scope = match attrs.namespace {
+            Some(ns) => format!("in the namespace \"{ns}\""),
+            None => "at the cluster scope".to_string(),
+        };
+        format!(
+            "User \"{SIM_USER}\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
+            attrs.verb,
+            attrs.resource_path(),
+            attrs.group
+        )
+    }
+
+    /// `Err(403)` worded as the real API server words it when a rule covers the request.
+    pub fn check(&self, req: &Request<'_>) -> Result<(), ApiError> {
+        let attrs = req.attributes();
+        if !self.denies(&attrs) {
             return Ok(());
         }
         let subject = match req.name {
             Some(name) => format!("{} \"{name}\"", req.def.qualified()),
             None => req.def.qualified(),
         };
-        let scope = match req.namespace {
-            Some(ns) => format!("in the namespace \"{ns}\""),
-            None => "at the cluster scope".to_string(),
-        };
         Err(ApiError::Forbidden {
-            message: format!(
-                "{subject} is forbidden: User \"{SIM_USER}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
-                req.def.group
-            ),
+            message: format!("{subject} is forbidden: {}", Self::denial_reason(&attrs)),
             group: req.def.group.to_string(),
             kind: req.def.plural.to_string(),
             name: req.name.unwrap_or_default().to_string(),
@@ -168,6 +211,37 @@ mod tests {
                 "pods \"web-1\" is forbidden: User \"warroom-sim\" cannot patch resource \"pods\""
             ),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_rule_on_a_resource_covers_its_subresources_but_not_the_reverse() {
+        let d = Denials::default();
+        let attrs = |resource, subresource| Attributes {
+            verb: "patch",
+            group: "apps",
+            resource,
+            subresource,
+            namespace: Some("shop"),
+        };
+        let scale = d.deny(DenyRule {
+            verb: Some("patch".into()),
+            resource: Some("deployments/scale".into()),
+            namespace: None,
+        });
+        assert!(d.denies(&attrs("deployments", Some("scale"))));
+        assert!(!d.denies(&attrs("deployments", None)));
+        d.allow(scale);
+        d.deny(DenyRule {
+            verb: None,
+            resource: Some("deployments".into()),
+            namespace: Some("shop".into()),
+        });
+        assert!(d.denies(&attrs("deployments", Some("scale"))));
+        assert!(d.denies(&attrs("deployments", None)));
+        assert_eq!(
+            Denials::denial_reason(&attrs("deployments", Some("scale"))),
+            "User \"warroom-sim\" cannot patch resource \"deployments/scale\" in API group \"apps\" in the namespace \"shop\""
         );
     }
 }

@@ -259,6 +259,7 @@ pub static ALL: &[&ResourceDef] = &[
 /// does); the core group is served under `/api`.
 const GROUPS: &[&str] = &[
     "apps",
+    super::review::GROUP,
     "networking.k8s.io",
     "gateway.networking.k8s.io",
     "networking.istio.io",
@@ -314,6 +315,9 @@ pub fn api_group(group: &str) -> Option<Value> {
 }
 
 pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
+    if group == super::review::GROUP && version == super::review::VERSION {
+        return Some(super::review::api_resource_list());
+    }
     if !group_version_served(group, version) {
         return None;
     }
