@@ -85,3 +85,25 @@ fn schema_prints_the_committed_schema() {
         "warroom schema differs from plans/plan.schema.json"
     );
 }
+
+#[test]
+fn validate_reports_a_tab_in_indentation_at_the_tab_not_the_line_above() {
+    let tab = "tests/fixtures/bad-plans/45-tab-indentation.yaml";
+    let out = warroom()
+        .args(["validate", tab])
+        .output()
+        .expect("run warroom");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "{tab}:12:1: error: tab used for indentation; YAML indents with spaces\n  \tcanary: checkout-canary\n  ^\n"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("plain scalar"), "{stderr}");
+    assert!(
+        stderr.contains("1 plan(s) checked: 1 error(s), 0 warning(s)"),
+        "{stderr}"
+    );
+}
