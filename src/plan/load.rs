@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use super::locate::{self, Doc};
 use super::model::Plan;
-use super::{schema, shape, validate};
+use super::{recover, schema, shape, validate};
 
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,10 +217,17 @@ pub fn check(path: &Path, text: &str) -> Checked {
     let doc = Doc::parse(text);
     // When tabs broke the YAML they replace the parser's error, which points elsewhere.
     let mut syntax = Vec::new();
+    let mut shape_errors = Vec::new();
     match &doc {
         Ok(doc) => {
-            for e in shape::check(doc, plan_schema()) {
-                diagnostics.push(at(e.pos.line, e.pos.column, Severity::Error, e.message));
+            shape_errors = shape::check(doc, plan_schema());
+            for e in &shape_errors {
+                diagnostics.push(at(
+                    e.pos.line,
+                    e.pos.column,
+                    Severity::Error,
+                    e.message.clone(),
+                ));
             }
         }
         Err(e) => {
@@ -260,6 +267,14 @@ pub fn check(path: &Path, text: &str) -> Checked {
                 || (!diagnostics.is_empty() && is_shape_message(&d.message));
             if !covered {
                 diagnostics.push(d);
+            }
+            // The cross-field checks run on what did parse, so one run shows every finding.
+            if let Ok(doc) = &doc
+                && let Some((plan, skipped)) = recover::recover(doc, &shape_errors)
+            {
+                for f in validate::validate_recovered(&plan, doc, &skipped) {
+                    diagnostics.push(at(f.pos.line, f.pos.column, f.severity, f.message));
+                }
             }
             None
         }
@@ -387,5 +402,66 @@ rollback:
                 "{d:?}"
             );
         }
+    }
+
+    fn findings(text: &str) -> Vec<(usize, usize, String)> {
+        check(Path::new("p.yaml"), text)
+            .diagnostics
+            .into_iter()
+            .map(|d| (d.line, d.column, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn cross_field_checks_run_past_a_step_that_does_not_parse() {
+        let text = MINIMAL
+            .replace("- hold: 2m", "- hold: 2 minutes")
+            .replace("environment: dev", "environment: nowhere");
+        let found = findings(&text);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!((found[0].0, found[0].1), (11, 18), "{found:?}");
+        assert!(
+            found[0].2.contains("unknown environment `nowhere`"),
+            "{found:?}"
+        );
+        assert_eq!((found[1].0, found[1].1), (15, 15), "{found:?}");
+    }
+
+    #[test]
+    fn cross_field_checks_run_past_unknown_keys_that_misspell_nothing() {
+        let text = MINIMAL
+            .replace("service: checkout", "service: checkout\ncolour: blue")
+            .replace("environment: dev", "environment: nowhere");
+        let found = findings(&text);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].2.starts_with("unknown key `colour`"), "{found:?}");
+        assert!(found[1].2.contains("unknown environment"), "{found:?}");
+    }
+
+    #[test]
+    fn a_misspelt_key_stops_the_cross_field_checks_it_would_mislead() {
+        // `imgae` is probably `image`: checking without it would blame the image step.
+        let text = MINIMAL
+            .replace(
+                "canary: checkout-canary }",
+                "canary: checkout-canary, imgae: reg/checkout:2 }",
+            )
+            .replace("- check: Terraform plan reviewed", "- image: canary");
+        let found = findings(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].2.starts_with("unknown key `imgae`"), "{found:?}");
+    }
+
+    #[test]
+    fn a_step_that_does_not_parse_may_have_been_the_approval_gate() {
+        let text = MINIMAL
+            .replace("environment: dev", "environment: dev\n    risk: high")
+            .replace(
+                "- pause: Look at the dashboards",
+                "- approve: { who: carol }",
+            );
+        let found = findings(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, 18, "{found:?}");
     }
 }

@@ -348,9 +348,9 @@ impl LineScan {
             let next = chars.get(i + 1).copied();
             let blank_next = next.is_none_or(|n| n == ' ' || n == '\t');
             if let Some(q) = self.quote {
-                if q == '"' && c == '\\' {
-                    i += 1;
-                } else if q == '\'' && c == '\'' && next == Some('\'') {
+                // `\"` in double quotes and `''` in single quotes do not close the scalar.
+                let escaped = (q == '"' && c == '\\') || (q == '\'' && c == q && next == Some(q));
+                if escaped {
                     i += 1;
                 } else if c == q {
                     self.quote = None;

@@ -10,6 +10,7 @@ use super::locate::{Doc, Pos, Seg};
 use super::model::{
     BreachAction, Plan, RollbackTier, RunStep, Step, VsStable, WaitStep, WeightStep,
 };
+use super::recover::Skipped;
 use super::suggest;
 use super::template;
 use crate::path;
@@ -29,6 +30,7 @@ pub struct Finding {
 
 struct Checker<'a> {
     doc: &'a Doc,
+    skipped: &'a Skipped,
     out: Vec<Finding>,
 }
 
@@ -62,8 +64,15 @@ impl Checker<'_> {
 
 /// All findings for a plan that parsed into types; `doc` locates them.
 pub fn validate(plan: &Plan, doc: &Doc) -> Vec<Finding> {
+    validate_recovered(plan, doc, &Skipped::default())
+}
+
+/// All findings for a plan recovered from a file that did not parse into types: the `skipped`
+/// steps stand as placeholders, and nothing is concluded from what they might have been.
+pub fn validate_recovered(plan: &Plan, doc: &Doc, skipped: &Skipped) -> Vec<Finding> {
     let mut c = Checker {
         doc,
+        skipped,
         out: Vec::new(),
     };
     if plan.version != 1 {
@@ -289,10 +298,11 @@ fn parse_promql(query: &str) -> Result<(), String> {
 fn check_phases(plan: &Plan, c: &mut Checker<'_>) {
     let mut seen: HashSet<&str> = HashSet::new();
     let two_samples = plan.metrics.interval.get() * 2;
-    // Weight is per environment: each phase's environment is its own cluster and route.
-    let mut weights: HashMap<&str, u8> = HashMap::new();
+    // Weight is per environment: each phase's environment is its own cluster and route. `None`
+    // after a step that did not parse: it may have set any weight.
+    let mut weights: HashMap<&str, Option<u8>> = HashMap::new();
     for (i, phase) in plan.phases.iter().enumerate() {
-        let weight = weights.entry(phase.environment.as_str()).or_insert(0);
+        let weight = weights.entry(phase.environment.as_str()).or_insert(Some(0));
         if !seen.insert(phase.name.as_str()) {
             let pos = c.doc.value(&path!["phases", i, "name"]);
             c.error(
@@ -343,7 +353,11 @@ fn check_phases(plan: &Plan, c: &mut Checker<'_>) {
                 "rollback_window",
             );
         }
-        if phase.effective_risk(plan.risk).wants_approval() && !phase.has_approval_gate() {
+        // A step that did not parse may have been the approval gate.
+        if phase.effective_risk(plan.risk).wants_approval()
+            && !phase.has_approval_gate()
+            && !c.skipped.any_in_phase(i)
+        {
             let pos = c.doc.value(&path!["phases", i, "name"]);
             c.warning(
                 pos,
@@ -355,6 +369,10 @@ fn check_phases(plan: &Plan, c: &mut Checker<'_>) {
             );
         }
         for (j, step) in phase.steps.iter().enumerate() {
+            if c.skipped.step(i, j) {
+                *weight = None;
+                continue;
+            }
             let at = path!["phases", i, "steps", j];
             check_step(plan, step, &at, c);
             match step {
@@ -377,18 +395,21 @@ fn check_phases(plan: &Plan, c: &mut Checker<'_>) {
                             ..
                         }
                     ) || c.doc.has_comment_on(c.doc.value(&at).line);
-                    if target < *weight && !explained {
+                    if let Some(before) = *weight
+                        && target < before
+                        && !explained
+                    {
                         let pos = c.doc.value(&path!["phases", i, "steps", j, "weight"]);
                         c.warning(
                             pos,
                             format!(
-                                "weight goes down from {weight}% to {target}% without a comment; say why (a `# comment` on the line or `comment:`)"
+                                "weight goes down from {before}% to {target}% without a comment; say why (a `# comment` on the line or `comment:`)"
                             ),
                         );
                     }
-                    *weight = target;
+                    *weight = Some(target);
                 }
-                Step::Promote(_) => *weight = 0,
+                Step::Promote(_) => *weight = Some(0),
                 _ => {}
             }
         }
