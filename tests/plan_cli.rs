@@ -85,3 +85,53 @@ fn schema_prints_the_committed_schema() {
         "warroom schema differs from plans/plan.schema.json"
     );
 }
+
+#[test]
+fn validate_reports_a_tab_in_indentation_at_the_tab_not_the_line_above() {
+    let tab = "tests/fixtures/bad-plans/45-tab-indentation.yaml";
+    let out = warroom()
+        .args(["validate", tab])
+        .output()
+        .expect("run warroom");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "{tab}:12:1: error: tab used for indentation; YAML indents with spaces\n  \tcanary: checkout-canary\n  ^\n"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("plain scalar"), "{stderr}");
+    assert!(
+        stderr.contains("1 plan(s) checked: 1 error(s), 0 warning(s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_reports_a_step_type_error_and_a_cross_field_error_in_one_run() {
+    let bad = "tests/fixtures/bad-plans/46-bad-step-and-unknown-environment.yaml";
+    let out = warroom()
+        .args(["validate", bad])
+        .output()
+        .expect("run warroom");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{bad}:28:18: error: phase `Staging` runs in unknown environment `nowhere`; defined: staging\n"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{bad}:34:17: error: weight 150 is outside 0–100\n"
+        )),
+        "{stderr}"
+    );
+    // The weight going from 50 to 5 past the unparsed step is no finding: that step may have set any weight.
+    assert!(
+        stderr.contains("1 plan(s) checked: 2 error(s), 0 warning(s)"),
+        "{stderr}"
+    );
+}

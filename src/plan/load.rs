@@ -5,9 +5,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::locate::Doc;
+use super::locate::{self, Doc};
 use super::model::Plan;
-use super::{schema, shape, validate};
+use super::{recover, schema, shape, validate};
 
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,10 +110,38 @@ pub fn load_file(path: &Path) -> Result<Plan, LoadError> {
 
 /// Parses plan text into types (no validation); `path` only names the source in diagnostics.
 pub fn parse(path: &Path, text: &str) -> Result<Plan, LoadError> {
-    serde_saphyr::from_str::<Plan>(text).map_err(|e| LoadError {
-        diagnostics: vec![type_error(path, &e)],
-        source_text: text.to_string(),
+    serde_saphyr::from_str::<Plan>(text).map_err(|e| {
+        let d = type_error(path, &e);
+        let tabs = tabs_behind(path, text, d.line, &d.message);
+        LoadError {
+            diagnostics: if tabs.is_empty() { vec![d] } else { tabs },
+            source_text: text.to_string(),
+        }
     })
+}
+
+/// Tabs in indentation that explain a YAML syntax error at `line`, one diagnostic per tab from
+/// the first at or after that line; empty when the error is not about a tab. The parser blames
+/// the start of the scalar it was reading (often the line above) or the column after the tab,
+/// so the tab is found by scanning the text.
+fn tabs_behind(path: &Path, text: &str, line: usize, message: &str) -> Vec<Diagnostic> {
+    let tabs: Vec<_> = locate::indentation_tabs(text)
+        .into_iter()
+        .filter(|t| t.line >= line)
+        .collect();
+    let about_tabs = message.to_lowercase().contains("tab");
+    if !tabs.first().is_some_and(|t| about_tabs || t.line == line) {
+        return Vec::new();
+    }
+    tabs.into_iter()
+        .map(|t| Diagnostic {
+            path: path.to_path_buf(),
+            line: t.line,
+            column: t.column,
+            severity: Severity::Error,
+            message: "tab used for indentation; YAML indents with spaces".to_string(),
+        })
+        .collect()
 }
 
 fn type_error(path: &Path, e: &serde_saphyr::Error) -> Diagnostic {
@@ -187,11 +215,34 @@ pub fn check(path: &Path, text: &str) -> Checked {
     };
     let mut diagnostics = Vec::new();
     let doc = Doc::parse(text);
-    if let Ok(doc) = &doc {
-        for e in shape::check(doc, plan_schema()) {
-            diagnostics.push(at(e.pos.line, e.pos.column, Severity::Error, e.message));
+    // When tabs broke the YAML they replace the parser's error, which points elsewhere.
+    let mut syntax = Vec::new();
+    let mut shape_errors = Vec::new();
+    match &doc {
+        Ok(doc) => {
+            shape_errors = shape::check(doc, plan_schema());
+            for e in &shape_errors {
+                diagnostics.push(at(
+                    e.pos.line,
+                    e.pos.column,
+                    Severity::Error,
+                    e.message.clone(),
+                ));
+            }
+        }
+        Err(e) => {
+            syntax = tabs_behind(path, text, e.pos.line, &e.message);
+            if syntax.is_empty() {
+                syntax.push(at(
+                    e.pos.line,
+                    e.pos.column,
+                    Severity::Error,
+                    e.message.clone(),
+                ));
+            }
         }
     }
+    let tabs_broke_it = syntax.iter().any(|d| d.message.starts_with("tab used"));
     let plan = match serde_saphyr::from_str::<Plan>(text) {
         Ok(plan) => {
             match &doc {
@@ -200,12 +251,7 @@ pub fn check(path: &Path, text: &str) -> Checked {
                         diagnostics.push(at(f.pos.line, f.pos.column, f.severity, f.message));
                     }
                 }
-                Err(e) => diagnostics.push(at(
-                    e.pos.line,
-                    e.pos.column,
-                    Severity::Error,
-                    e.message.clone(),
-                )),
+                Err(_) => diagnostics.append(&mut syntax),
             }
             Some(plan)
         }
@@ -213,10 +259,22 @@ pub fn check(path: &Path, text: &str) -> Checked {
             // The typed parse stops at its first error, which is often an unknown key or value
             // already reported above with a better hint.
             let d = type_error(path, &e);
-            let covered = diagnostics.iter().any(|x| x.line == d.line)
+            if tabs_broke_it {
+                diagnostics.append(&mut syntax);
+            }
+            let covered = tabs_broke_it
+                || diagnostics.iter().any(|x| x.line == d.line)
                 || (!diagnostics.is_empty() && is_shape_message(&d.message));
             if !covered {
                 diagnostics.push(d);
+            }
+            // The cross-field checks run on what did parse, so one run shows every finding.
+            if let Ok(doc) = &doc
+                && let Some((plan, skipped)) = recover::recover(doc, &shape_errors)
+            {
+                for f in validate::validate_recovered(&plan, doc, &skipped) {
+                    diagnostics.push(at(f.pos.line, f.pos.column, f.severity, f.message));
+                }
             }
             None
         }
@@ -326,5 +384,84 @@ rollback:
         let text = MINIMAL.replace("- weight: 10", "- weight: 110");
         let err = parse(Path::new("p.yaml"), &text).expect_err("weight 110 refused");
         assert_eq!(err.diagnostics[0].line, 14, "{}", err.diagnostics[0]);
+    }
+
+    #[test]
+    fn a_tab_in_indentation_is_reported_at_the_tab_by_parse_and_check() {
+        let text = MINIMAL.replace("  dev: { namespace: shop }", "\tdev: { namespace: shop }");
+        let err = parse(Path::new("p.yaml"), &text).expect_err("tab refused");
+        let checked = check(Path::new("p.yaml"), &text);
+        for d in [&err.diagnostics[..], &checked.diagnostics[..]] {
+            let found: Vec<_> = d
+                .iter()
+                .map(|d| (d.line, d.column, d.message.as_str()))
+                .collect();
+            assert_eq!(
+                found,
+                vec![(6, 1, "tab used for indentation; YAML indents with spaces")],
+                "{d:?}"
+            );
+        }
+    }
+
+    fn findings(text: &str) -> Vec<(usize, usize, String)> {
+        check(Path::new("p.yaml"), text)
+            .diagnostics
+            .into_iter()
+            .map(|d| (d.line, d.column, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn cross_field_checks_run_past_a_step_that_does_not_parse() {
+        let text = MINIMAL
+            .replace("- hold: 2m", "- hold: 2 minutes")
+            .replace("environment: dev", "environment: nowhere");
+        let found = findings(&text);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!((found[0].0, found[0].1), (11, 18), "{found:?}");
+        assert!(
+            found[0].2.contains("unknown environment `nowhere`"),
+            "{found:?}"
+        );
+        assert_eq!((found[1].0, found[1].1), (15, 15), "{found:?}");
+    }
+
+    #[test]
+    fn cross_field_checks_run_past_unknown_keys_that_misspell_nothing() {
+        let text = MINIMAL
+            .replace("service: checkout", "service: checkout\ncolour: blue")
+            .replace("environment: dev", "environment: nowhere");
+        let found = findings(&text);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].2.starts_with("unknown key `colour`"), "{found:?}");
+        assert!(found[1].2.contains("unknown environment"), "{found:?}");
+    }
+
+    #[test]
+    fn a_misspelt_key_stops_the_cross_field_checks_it_would_mislead() {
+        // `imgae` is probably `image`: checking without it would blame the image step.
+        let text = MINIMAL
+            .replace(
+                "canary: checkout-canary }",
+                "canary: checkout-canary, imgae: reg/checkout:2 }",
+            )
+            .replace("- check: Terraform plan reviewed", "- image: canary");
+        let found = findings(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].2.starts_with("unknown key `imgae`"), "{found:?}");
+    }
+
+    #[test]
+    fn a_step_that_does_not_parse_may_have_been_the_approval_gate() {
+        let text = MINIMAL
+            .replace("environment: dev", "environment: dev\n    risk: high")
+            .replace(
+                "- pause: Look at the dashboards",
+                "- approve: { who: carol }",
+            );
+        let found = findings(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, 18, "{found:?}");
     }
 }

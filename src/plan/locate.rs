@@ -285,6 +285,130 @@ impl Doc {
     }
 }
 
+/// Where a tab stands in the indentation of a line: the first tab in the leading whitespace of
+/// every line YAML reads as structure. Lines inside block scalars, multi-line quoted scalars and
+/// flow collections are skipped (tabs there can be content or separation), as are blank and
+/// comment-only lines. A heuristic line scanner, not a YAML parser: callers use it to explain a
+/// syntax error, because the parser itself blames the line above ("while scanning a plain
+/// scalar") or the column after the tab.
+pub fn indentation_tabs(text: &str) -> Vec<Pos> {
+    let mut found = Vec::new();
+    let mut scan = LineScan::default();
+    let mut byte = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let start = byte;
+        byte += line.len();
+        let line = line.trim_end_matches(['\n', '\r']);
+        let spaces = line.chars().take_while(|&c| c == ' ').count();
+        if let Some(parent) = scan.block {
+            if line.trim().is_empty() || spaces > parent {
+                continue;
+            }
+            scan.block = None;
+        }
+        let rest = line.trim_start_matches([' ', '\t']);
+        let leading = &line[..line.len() - rest.len()];
+        let structural = scan.quote.is_none() && scan.flow == 0;
+        if structural
+            && !rest.is_empty()
+            && !rest.starts_with('#')
+            && let Some(at) = leading.find('\t')
+        {
+            found.push(Pos {
+                line: i + 1,
+                column: leading[..at].chars().count() + 1,
+                byte: Some(start + at),
+            });
+        }
+        scan.line(line, spaces);
+    }
+    found
+}
+
+/// What a line leaves open for the next: a quoted scalar, flow brackets, a block scalar.
+#[derive(Default)]
+struct LineScan {
+    quote: Option<char>,
+    flow: usize,
+    /// Inside a block scalar: lines indented more than this column belong to it.
+    block: Option<usize>,
+}
+
+impl LineScan {
+    fn line(&mut self, line: &str, spaces: usize) {
+        let chars: Vec<char> = line.chars().collect();
+        // A quote or bracket opens a scalar or collection only where a value may start; in
+        // `it's` or `a[0]` it is just a character of a plain scalar.
+        let mut value_start = true;
+        let mut token_col = spaces;
+        let mut parent = spaces;
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let next = chars.get(i + 1).copied();
+            let blank_next = next.is_none_or(|n| n == ' ' || n == '\t');
+            if let Some(q) = self.quote {
+                // `\"` in double quotes and `''` in single quotes do not close the scalar.
+                let escaped = (q == '"' && c == '\\') || (q == '\'' && c == q && next == Some(q));
+                if escaped {
+                    i += 1;
+                } else if c == q {
+                    self.quote = None;
+                    value_start = false;
+                }
+                i += 1;
+                continue;
+            }
+            match c {
+                ' ' | '\t' => {}
+                '#' if i == 0 || matches!(chars[i - 1], ' ' | '\t') => return,
+                '"' | '\'' if value_start => {
+                    self.quote = Some(c);
+                    token_col = i;
+                }
+                '[' | '{' if value_start || self.flow > 0 => {
+                    self.flow += 1;
+                    value_start = true;
+                }
+                ']' | '}' if self.flow > 0 => {
+                    self.flow -= 1;
+                    value_start = false;
+                }
+                ',' if self.flow > 0 => value_start = true,
+                ':' if self.flow > 0 || blank_next => {
+                    if self.flow == 0 {
+                        parent = token_col;
+                    }
+                    value_start = true;
+                }
+                '-' | '?' if value_start && blank_next => {
+                    parent = i;
+                    value_start = true;
+                }
+                '|' | '>' if value_start && self.flow == 0 => {
+                    let tail: String = chars[i + 1..].iter().collect();
+                    let tail = tail.split(" #").next().unwrap_or_default().trim_end();
+                    if tail
+                        .chars()
+                        .all(|t| t == '-' || t == '+' || t.is_ascii_digit())
+                    {
+                        self.block = Some(parent);
+                        return;
+                    }
+                    value_start = false;
+                }
+                _ => {
+                    if value_start {
+                        token_col = i;
+                    }
+                    value_start = false;
+                }
+            }
+            i += 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +439,42 @@ mod tests {
     fn broken_yaml_is_a_located_syntax_error() {
         let err = Doc::parse("a: [1, 2\nb: 3\n").expect_err("unclosed flow sequence");
         assert!(err.pos.line >= 1, "{err:?}");
+    }
+
+    fn tab_lines(text: &str) -> Vec<(usize, usize)> {
+        indentation_tabs(text)
+            .iter()
+            .map(|p| (p.line, p.column))
+            .collect()
+    }
+
+    #[test]
+    fn a_tab_in_indentation_is_found_at_its_own_column() {
+        assert_eq!(tab_lines("a: 1\n\tb: 2\n"), vec![(2, 1)]);
+        assert_eq!(tab_lines("a:\n  b: 1\n  \tc: 2\n"), vec![(3, 3)]);
+        assert_eq!(tab_lines("a:\n  - x\n\t- y\n"), vec![(3, 1)]);
+    }
+
+    #[test]
+    fn tabs_inside_scalars_flows_and_comments_are_not_indentation() {
+        assert_eq!(
+            tab_lines("a: |\n  line\n  \tindented content\nb: 1\n"),
+            vec![]
+        );
+        assert_eq!(tab_lines("- run: >-\n    x\n    \ty\n"), vec![]);
+        assert_eq!(tab_lines("a: \"x\n\ty\"\nb: 'it''s\n\tz'\n"), vec![]);
+        assert_eq!(tab_lines("a: {x: 1,\n\ty: 2}\nb: [1,\n\t2]\n"), vec![]);
+        assert_eq!(tab_lines("a: 1\n\t# note\n\t\nb: 2\n"), vec![]);
+        assert_eq!(tab_lines("a: it's [x] {y}\n\tb: 1\n"), vec![(2, 1)]);
+    }
+
+    #[test]
+    fn a_block_scalar_ends_where_its_indentation_does() {
+        assert_eq!(tab_lines("a: |\n  foo\n\tbar: 1\n"), vec![(3, 1)]);
+        assert_eq!(
+            tab_lines("- key: |  # c\n    x\n  \tother: 1\n"),
+            vec![(3, 3)]
+        );
     }
 
     #[test]

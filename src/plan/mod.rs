@@ -8,6 +8,7 @@ pub mod duration;
 pub mod load;
 pub mod locate;
 pub mod model;
+pub mod recover;
 pub mod schema;
 pub mod shape;
 pub mod suggest;

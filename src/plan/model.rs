@@ -349,39 +349,42 @@ pub struct Threshold {
     /// Breached below this value.
     #[serde(default)]
     pub min: Option<f64>,
-    /// The canary judged against the stable track.
+    /// Breached when the canary is worse than the stable track by more than every bound given;
+    /// needs `workload.canary`.
     #[serde(default)]
     pub vs_stable: Option<VsStable>,
-}
-
-/// The canary judged against the stable track: it breaches when it is worse than stable by more
-/// than every bound given.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct VsStable {
-    /// Canary above stable × ratio.
-    #[serde(default)]
-    pub ratio: Option<f64>,
-    /// Canary above stable + delta.
-    #[serde(default)]
-    pub delta: Option<f64>,
-}
-
-impl VsStable {
-    /// True when `canary` is worse (higher) than `stable` by more than every bound given.
-    pub fn breached_by(&self, canary: f64, stable: f64) -> bool {
-        if self.ratio.is_none() && self.delta.is_none() {
-            return false;
-        }
-        self.ratio.is_none_or(|r| canary > stable * r)
-            && self.delta.is_none_or(|d| canary - stable > d)
-    }
 }
 
 impl Threshold {
     /// True when `value` is outside the bounds.
     pub fn breached_by(&self, value: f64) -> bool {
         self.max.is_some_and(|m| value > m) || self.min.is_some_and(|m| value < m)
+    }
+}
+
+/// The canary judged against the stable track: it breaches when it is worse than stable by more
+/// than every bound given. Worse means higher, as for error rates, latencies and CPU; a metric
+/// where lower is worse cannot use it.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VsStable {
+    /// Breached only when canary > stable × ratio (finite, ≥ 1).
+    #[serde(default)]
+    pub ratio: Option<f64>,
+    /// Breached only when canary − stable > delta, in the metric's unit (finite, ≥ 0).
+    #[serde(default)]
+    pub delta: Option<f64>,
+}
+
+impl VsStable {
+    /// True when `canary` is worse (higher) than `stable` by more than both the ratio and the
+    /// delta, where given; never with neither (validation refuses that).
+    pub fn breached_by(&self, canary: f64, stable: f64) -> bool {
+        if self.ratio.is_none() && self.delta.is_none() {
+            return false;
+        }
+        self.ratio.is_none_or(|r| canary > stable * r)
+            && self.delta.is_none_or(|d| canary - stable > d)
     }
 }
 
@@ -999,4 +1002,51 @@ pub enum NotifyEvent {
     Rollback,
     /// The plan completes.
     Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOTH: VsStable = VsStable {
+        ratio: Some(2.0),
+        delta: Some(0.005),
+    };
+
+    #[test]
+    fn vs_stable_breaches_only_when_worse_by_more_than_both_bounds() {
+        assert!(BOTH.breached_by(0.03, 0.01)); // 3× and +0.02
+        assert!(!BOTH.breached_by(0.003, 0.001)); // 3×, but only +0.002
+        assert!(!BOTH.breached_by(0.015, 0.01)); // +0.005 is not more than 0.005, and 1.5×
+        assert!(!BOTH.breached_by(0.02, 0.01)); // exactly 2× is not more
+        assert!(!BOTH.breached_by(0.001, 0.03)); // better than stable
+    }
+
+    #[test]
+    fn vs_stable_with_one_bound_uses_that_bound_alone() {
+        let ratio = VsStable {
+            ratio: Some(1.5),
+            delta: None,
+        };
+        assert!(ratio.breached_by(0.16, 0.1));
+        assert!(!ratio.breached_by(0.15, 0.1));
+        let delta = VsStable {
+            ratio: None,
+            delta: Some(0.1),
+        };
+        assert!(delta.breached_by(0.35, 0.2));
+        assert!(!delta.breached_by(0.3, 0.2));
+    }
+
+    #[test]
+    fn vs_stable_without_bounds_never_breaches() {
+        assert!(!VsStable::default().breached_by(100.0, 0.0));
+    }
+
+    #[test]
+    fn vs_stable_with_a_quiet_stable_track_breaches_on_the_delta() {
+        // Stable at 0 makes every ratio true; the delta keeps a single error from breaching.
+        assert!(!BOTH.breached_by(0.004, 0.0));
+        assert!(BOTH.breached_by(0.006, 0.0));
+    }
 }

@@ -13,6 +13,21 @@ pub struct ShapeError {
     pub pos: Pos,
     /// What is wrong, with a hint.
     pub message: String,
+    /// What kind of problem, for callers that set the offending part aside.
+    pub kind: ShapeKind,
+}
+
+/// The kinds of shape problem.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShapeKind {
+    /// A key the schema does not know.
+    UnknownKey {
+        /// Known keys of that mapping it might misspell: looser than the "did you mean" hint,
+        /// so that a caller dropping the key can tell when it may stand for one of them.
+        near: Vec<String>,
+    },
+    /// A missing key, an unknown value, a scalar where a mapping belongs.
+    Other,
 }
 
 /// All unknown keys and values of `doc` measured against `schema`.
@@ -105,6 +120,7 @@ fn walk(node: &Node, root: &Value, schema: &Value, label: &str, out: &mut Vec<Sh
                         out.push(ShapeError {
                             pos: node.pos,
                             message: format!("missing key `{name}` in {}", where_(label)),
+                            kind: ShapeKind::Other,
                         });
                     }
                 }
@@ -138,6 +154,12 @@ fn walk(node: &Node, root: &Value, schema: &Value, label: &str, out: &mut Vec<Sh
                             .flat_map(|p| p.keys().map(String::as_str))
                             .collect();
                         let hint = suggest::hint(&entry.key, names.iter().copied());
+                        let loose = (entry.key.chars().count() / 2).max(2);
+                        let near = names
+                            .iter()
+                            .filter(|n| suggest::distance(&entry.key, n) <= loose)
+                            .map(|n| n.to_string())
+                            .collect();
                         let message = if step_like {
                             format!("unknown step `{}` in {}{hint}", entry.key, where_(label))
                         } else {
@@ -146,6 +168,7 @@ fn walk(node: &Node, root: &Value, schema: &Value, label: &str, out: &mut Vec<Sh
                         out.push(ShapeError {
                             pos: entry.key_pos,
                             message,
+                            kind: ShapeKind::UnknownKey { near },
                         });
                     }
                 }
@@ -181,6 +204,7 @@ fn walk(node: &Node, root: &Value, schema: &Value, label: &str, out: &mut Vec<Sh
                             "a step is a one-key mapping, got `{text}` in {}; write `- {text}: …` (`- promote: {{}}` takes no options)",
                             where_(label)
                         ),
+                        kind: ShapeKind::Other,
                     });
                 } else if !objects.is_empty() {
                     out.push(ShapeError {
@@ -189,6 +213,7 @@ fn walk(node: &Node, root: &Value, schema: &Value, label: &str, out: &mut Vec<Sh
                             "{} must be a mapping (`key: value` lines or `{{ … }}`), got `{text}`",
                             where_(label)
                         ),
+                        kind: ShapeKind::Other,
                     });
                 }
                 return;
@@ -217,6 +242,7 @@ fn walk(node: &Node, root: &Value, schema: &Value, label: &str, out: &mut Vec<Sh
                     where_(label),
                     allowed.join(", ")
                 ),
+                kind: ShapeKind::Other,
             });
         }
         NodeKind::Alias => {}

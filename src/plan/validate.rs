@@ -7,7 +7,10 @@ use std::time::Duration;
 use super::duration::format_duration;
 use super::load::Severity;
 use super::locate::{Doc, Pos, Seg};
-use super::model::{BreachAction, Plan, RollbackTier, RunStep, Step, WaitStep, WeightStep};
+use super::model::{
+    BreachAction, Plan, RollbackTier, RunStep, Step, VsStable, WaitStep, WeightStep,
+};
+use super::recover::Skipped;
 use super::suggest;
 use super::template;
 use crate::path;
@@ -27,6 +30,7 @@ pub struct Finding {
 
 struct Checker<'a> {
     doc: &'a Doc,
+    skipped: &'a Skipped,
     out: Vec<Finding>,
 }
 
@@ -60,8 +64,15 @@ impl Checker<'_> {
 
 /// All findings for a plan that parsed into types; `doc` locates them.
 pub fn validate(plan: &Plan, doc: &Doc) -> Vec<Finding> {
+    validate_recovered(plan, doc, &Skipped::default())
+}
+
+/// All findings for a plan recovered from a file that did not parse into types: the `skipped`
+/// steps stand as placeholders, and nothing is concluded from what they might have been.
+pub fn validate_recovered(plan: &Plan, doc: &Doc, skipped: &Skipped) -> Vec<Finding> {
     let mut c = Checker {
         doc,
+        skipped,
         out: Vec::new(),
     };
     if plan.version != 1 {
@@ -204,9 +215,15 @@ fn check_metrics(plan: &Plan, c: &mut Checker<'_>) {
                 format!("threshold for `{name}`, which is not a metric in metrics.queries{hint}"),
             );
         }
-        if threshold.max.is_none() && threshold.min.is_none() {
+        if threshold.max.is_none() && threshold.min.is_none() && threshold.vs_stable.is_none() {
             let pos = c.doc.value(&path!["metrics", "thresholds", name]);
-            c.error(pos, format!("threshold `{name}` has neither max nor min"));
+            c.error(
+                pos,
+                format!("threshold `{name}` has neither max nor min (nor vs_stable)"),
+            );
+        }
+        if let Some(vs) = &threshold.vs_stable {
+            check_vs_stable(plan, name, vs, c);
         }
     }
     if m.on_breach.action == BreachAction::Rollback
@@ -226,6 +243,46 @@ fn check_metrics(plan: &Plan, c: &mut Checker<'_>) {
     );
 }
 
+fn check_vs_stable(plan: &Plan, name: &str, vs: &VsStable, c: &mut Checker<'_>) {
+    let at = path!["metrics", "thresholds", name, "vs_stable"];
+    if plan.workload.canary.is_none() {
+        let pos = c.doc.key(&at);
+        c.error(
+            pos,
+            format!("threshold `{name}` compares with the stable track, but the plan has no `workload.canary` to compare; remove vs_stable or add a canary"),
+        );
+    }
+    if vs.ratio.is_none() && vs.delta.is_none() {
+        let pos = c.doc.value(&at);
+        c.error(
+            pos,
+            format!("vs_stable of `{name}` has neither ratio nor delta; give one or both (`{{ ratio: 2, delta: 0.005 }}`)"),
+        );
+    }
+    if let Some(ratio) = vs.ratio
+        && !(ratio.is_finite() && ratio >= 1.0)
+    {
+        let pos = c
+            .doc
+            .value(&path!["metrics", "thresholds", name, "vs_stable", "ratio"]);
+        c.error(
+            pos,
+            format!("vs_stable.ratio of `{name}` is {ratio}; it must be a finite number ≥ 1 (2 means twice stable)"),
+        );
+    }
+    if let Some(delta) = vs.delta
+        && !(delta.is_finite() && delta >= 0.0)
+    {
+        let pos = c
+            .doc
+            .value(&path!["metrics", "thresholds", name, "vs_stable", "delta"]);
+        c.error(
+            pos,
+            format!("vs_stable.delta of `{name}` is {delta}; it must be a finite number ≥ 0, in the metric's unit"),
+        );
+    }
+}
+
 /// promql-parser on one query, with its rare panics turned into errors.
 fn parse_promql(query: &str) -> Result<(), String> {
     if query.len() > 8192 {
@@ -241,10 +298,11 @@ fn parse_promql(query: &str) -> Result<(), String> {
 fn check_phases(plan: &Plan, c: &mut Checker<'_>) {
     let mut seen: HashSet<&str> = HashSet::new();
     let two_samples = plan.metrics.interval.get() * 2;
-    // Weight is per environment: each phase's environment is its own cluster and route.
-    let mut weights: HashMap<&str, u8> = HashMap::new();
+    // Weight is per environment: each phase's environment is its own cluster and route. `None`
+    // after a step that did not parse: it may have set any weight.
+    let mut weights: HashMap<&str, Option<u8>> = HashMap::new();
     for (i, phase) in plan.phases.iter().enumerate() {
-        let weight = weights.entry(phase.environment.as_str()).or_insert(0);
+        let weight = weights.entry(phase.environment.as_str()).or_insert(Some(0));
         if !seen.insert(phase.name.as_str()) {
             let pos = c.doc.value(&path!["phases", i, "name"]);
             c.error(
@@ -295,7 +353,11 @@ fn check_phases(plan: &Plan, c: &mut Checker<'_>) {
                 "rollback_window",
             );
         }
-        if phase.effective_risk(plan.risk).wants_approval() && !phase.has_approval_gate() {
+        // A step that did not parse may have been the approval gate.
+        if phase.effective_risk(plan.risk).wants_approval()
+            && !phase.has_approval_gate()
+            && !c.skipped.any_in_phase(i)
+        {
             let pos = c.doc.value(&path!["phases", i, "name"]);
             c.warning(
                 pos,
@@ -307,6 +369,10 @@ fn check_phases(plan: &Plan, c: &mut Checker<'_>) {
             );
         }
         for (j, step) in phase.steps.iter().enumerate() {
+            if c.skipped.step(i, j) {
+                *weight = None;
+                continue;
+            }
             let at = path!["phases", i, "steps", j];
             check_step(plan, step, &at, c);
             match step {
@@ -329,18 +395,21 @@ fn check_phases(plan: &Plan, c: &mut Checker<'_>) {
                             ..
                         }
                     ) || c.doc.has_comment_on(c.doc.value(&at).line);
-                    if target < *weight && !explained {
+                    if let Some(before) = *weight
+                        && target < before
+                        && !explained
+                    {
                         let pos = c.doc.value(&path!["phases", i, "steps", j, "weight"]);
                         c.warning(
                             pos,
                             format!(
-                                "weight goes down from {weight}% to {target}% without a comment; say why (a `# comment` on the line or `comment:`)"
+                                "weight goes down from {before}% to {target}% without a comment; say why (a `# comment` on the line or `comment:`)"
                             ),
                         );
                     }
-                    *weight = target;
+                    *weight = Some(target);
                 }
-                Step::Promote(_) => *weight = 0,
+                Step::Promote(_) => *weight = Some(0),
                 _ => {}
             }
         }
@@ -481,5 +550,120 @@ mod tests {
         assert!(webhook_ok("http://localhost@evil.example/").is_err());
         assert!(webhook_ok("ftp://x").is_err());
         assert!(webhook_ok("https://").is_err());
+    }
+
+    /// A canary plan with one error_rate threshold; `THRESHOLD` is replaced, line 13.
+    const PLAN: &str = r#"version: 1
+name: checkout 2.4.0
+service: checkout
+strategy: canary
+environments:
+  dev: { namespace: shop }
+workload: { name: checkout, canary: checkout-canary }
+traffic: { router: gateway-api, route: checkout }
+metrics:
+  queries:
+    error_rate: sum(rate(errors_total{track="{{track}}"}[{{rate}}]))
+  thresholds:
+    error_rate: THRESHOLD
+phases:
+  - name: Dev
+    environment: dev
+    steps:
+      - weight: 10
+"#;
+
+    fn errors(threshold: &str, plan: &str) -> Vec<(usize, usize, String)> {
+        let text = plan.replace("THRESHOLD", threshold);
+        crate::plan::check(std::path::Path::new("p.yaml"), &text)
+            .diagnostics
+            .into_iter()
+            .map(|d| (d.line, d.column, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn vs_stable_with_ratio_and_delta_checks_clean() {
+        assert_eq!(
+            errors("{ max: 0.05, vs_stable: { ratio: 2, delta: 0.005 } }", PLAN),
+            vec![]
+        );
+        assert_eq!(errors("{ vs_stable: { delta: 0 } }", PLAN), vec![]);
+        assert_eq!(errors("{ vs_stable: { ratio: 1 } }", PLAN), vec![]);
+    }
+
+    #[test]
+    fn vs_stable_needs_a_ratio_or_a_delta() {
+        assert_eq!(
+            errors("{ max: 0.05, vs_stable: {} }", PLAN),
+            vec![(
+                13,
+                41,
+                "vs_stable of `error_rate` has neither ratio nor delta; give one or both (`{ ratio: 2, delta: 0.005 }`)".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn vs_stable_ratio_below_one_or_not_finite_is_an_error() {
+        for (ratio, shown) in [("0.5", "0.5"), (".inf", "inf"), (".nan", "NaN")] {
+            let found = errors(&format!("{{ vs_stable: {{ ratio: {ratio} }} }}",), PLAN);
+            assert_eq!(
+                found,
+                vec![(
+                    13,
+                    39,
+                    format!(
+                        "vs_stable.ratio of `error_rate` is {shown}; it must be a finite number ≥ 1 (2 means twice stable)"
+                    )
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn vs_stable_negative_or_infinite_delta_is_an_error() {
+        for (delta, shown) in [("-0.1", "-0.1"), ("-.inf", "-inf")] {
+            let found = errors(&format!("{{ vs_stable: {{ delta: {delta} }} }}"), PLAN);
+            assert_eq!(
+                found,
+                vec![(
+                    13,
+                    39,
+                    format!(
+                        "vs_stable.delta of `error_rate` is {shown}; it must be a finite number ≥ 0, in the metric's unit"
+                    )
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn vs_stable_without_a_canary_is_an_error() {
+        let plan = PLAN
+            .replace("strategy: canary", "strategy: rolling")
+            .replace(", canary: checkout-canary", "")
+            .replace("traffic: { router: gateway-api, route: checkout }\n", "");
+        assert_eq!(
+            errors("{ max: 0.05, vs_stable: { ratio: 2 } }", &plan),
+            vec![(
+                12,
+                30,
+                "threshold `error_rate` compares with the stable track, but the plan has no `workload.canary` to compare; remove vs_stable or add a canary".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_threshold_with_only_vs_stable_has_bounds() {
+        let found = errors("{}", PLAN);
+        assert_eq!(
+            found,
+            vec![(
+                13,
+                17,
+                "threshold `error_rate` has neither max nor min (nor vs_stable)".into()
+            )]
+        );
     }
 }
