@@ -117,7 +117,7 @@ pub struct RunArgs {
     pub json: bool,
     /// Pass `check`, `approve` and phase `approval` gates as the operator; `=all` passes
     /// `pause` steps too. Each is logged.
-    #[arg(long, value_name = "WHAT", num_args = 0..=1, default_missing_value = "gates", value_parser = ["gates", "all"])]
+    #[arg(long, value_name = "WHAT", num_args = 0..=1, require_equals = true, default_missing_value = "gates", value_parser = ["gates", "all"])]
     pub auto_approve: Option<String>,
     /// Run the preflight and print what would be done; change nothing.
     #[arg(long)]

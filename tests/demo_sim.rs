@@ -219,7 +219,7 @@ async fn rollback_write_supersedes_weight_writes_still_queued() {
             id: EffectId(id),
             environment: "development".into(),
             phase: "Development".into(),
-            step: false,
+            purpose: warroom::app::action::Purpose::Operator,
             work: warroom::engine::Work::SetWeight {
                 weight: Weight::clamped(weight),
                 emergency,

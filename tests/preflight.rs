@@ -205,8 +205,13 @@ fn required_access_of_the_demo_plan_covers_the_route_patch_and_the_flag_configma
     assert!(has("patch", "", "configmaps"), "the rollback tier's flag");
     assert!(has("watch", "", "pods"), "the cluster watch");
     assert!(has("list", "apps", "replicasets"), "the cluster watch");
-    // The demo plan neither scales nor restores.
-    assert!(!access.iter().any(|a| a.subresource.is_some()));
+    // Its promote scales the canary to 0 through the scale subresource; it restores nothing.
+    assert!(
+        access.iter().any(|a| a.verb == "patch"
+            && a.resource == "deployments"
+            && a.subresource == Some("scale")),
+        "{access:?}"
+    );
     assert!(!has("create", "", "configmaps"));
     let mut sorted: Vec<Access> = access.clone();
     sorted.sort();

@@ -57,6 +57,17 @@ pub enum Action {
     },
 }
 
+/// What a piece of work is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A plan step: stopped when a rollback takes over.
+    Step,
+    /// A rollback action: stopped only when another rollback pre-empts it.
+    Rollback,
+    /// An operator's own change (`+`/`-`): never stopped.
+    Operator,
+}
+
 /// Work for the shell: the effect runner and the source tasks.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -66,12 +77,14 @@ pub enum Effect {
         environment: String,
         /// The phase it belongs to (for a `run` step's `WARROOM_PHASE`).
         phase: String,
-        /// Step work is stopped by [`Effect::CancelSteps`]; rollback work never is.
-        step: bool,
+        /// What it is for, which decides what may stop it.
+        purpose: Purpose,
         work: Work,
     },
     /// Stop step work still in flight: a rollback took over.
     CancelSteps,
+    /// Stop the work of a rollback that another (immediate) one pre-empted.
+    CancelRollback,
     /// Show and watch `environment`: the source tasks restart there.
     Watch { environment: String },
 }
@@ -81,7 +94,7 @@ impl Effect {
     pub fn id(&self) -> Option<EffectId> {
         match self {
             Effect::Work { id, .. } => Some(*id),
-            Effect::CancelSteps | Effect::Watch { .. } => None,
+            Effect::CancelSteps | Effect::CancelRollback | Effect::Watch { .. } => None,
         }
     }
 }

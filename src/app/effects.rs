@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
-use super::action::{Action, Effect, EffectId};
+use super::action::{Action, Effect, EffectId, Purpose};
 use super::carry::{self, Carry};
 use crate::engine::Work;
 use crate::plan::{Plan, Weight};
@@ -35,6 +35,8 @@ pub struct EffectRunner {
     actions: UnboundedSender<Action>,
     /// Cancelled when a rollback takes over; step work in flight watches it.
     steps: Arc<Mutex<CancellationToken>>,
+    /// Cancelled when an immediate rollback pre-empts another; that rollback's work watches it.
+    rollbacks: Arc<Mutex<CancellationToken>>,
 }
 
 #[derive(Debug)]
@@ -68,23 +70,28 @@ impl EffectRunner {
             carry,
             actions,
             steps: Arc::new(Mutex::new(CancellationToken::new())),
+            rollbacks: Arc::new(Mutex::new(CancellationToken::new())),
         }
     }
 
-    fn step_token(&self) -> CancellationToken {
-        self.steps
+    fn current(token: &Mutex<CancellationToken>) -> CancellationToken {
+        token
             .lock()
             .map(|t| t.clone())
             .unwrap_or_else(|e| e.into_inner().clone())
     }
 
+    /// Cancels what watches `token` and puts a fresh one in its place for work to come.
+    fn renew(token: &Mutex<CancellationToken>) {
+        let mut guard = token.lock().unwrap_or_else(|e| e.into_inner());
+        guard.cancel();
+        *guard = CancellationToken::new();
+    }
+
     pub fn run(&self, effect: Effect) {
         match effect {
-            Effect::CancelSteps => {
-                let mut guard = self.steps.lock().unwrap_or_else(|e| e.into_inner());
-                guard.cancel();
-                *guard = CancellationToken::new();
-            }
+            Effect::CancelSteps => Self::renew(&self.steps),
+            Effect::CancelRollback => Self::renew(&self.rollbacks),
             // Sources are the event loop's; the runner has nothing to do.
             Effect::Watch { .. } => {}
             Effect::Work {
@@ -115,21 +122,24 @@ impl EffectRunner {
                 id,
                 environment,
                 phase,
-                step,
+                purpose,
                 work,
             } => {
                 let carry = self.carry.clone();
                 let actions = self.actions.clone();
-                let cancel = if step {
-                    self.step_token()
-                } else {
-                    CancellationToken::new()
+                let cancel = match purpose {
+                    Purpose::Step => Self::current(&self.steps),
+                    Purpose::Rollback => Self::current(&self.rollbacks),
+                    Purpose::Operator => CancellationToken::new(),
                 };
                 tokio::spawn(async move {
                     let work_fut = carry.run(id, &environment, &phase, work, &actions, &cancel);
                     let result = tokio::select! {
                         r = work_fut => r,
-                        () = cancel.cancelled() => Err("stopped: a rollback took over".to_string()),
+                        () = cancel.cancelled() => Err(match purpose {
+                            Purpose::Rollback => "stopped: an immediate rollback took over",
+                            _ => "stopped: a rollback took over",
+                        }.to_string()),
                     };
                     let _ = actions.send(Action::EffectDone { id, result });
                 });

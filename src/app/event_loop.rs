@@ -60,8 +60,7 @@ impl Screen for LinePrinter {
                 let record = serde_json::json!({
                     "at": at,
                     "level": line.level,
-                    "environment": app.target.environment,
-                    "status": app.deployment.status.label(),
+                    "environment": line.environment,
                     "text": line.text,
                 });
                 writeln!(out, "{record}")?;

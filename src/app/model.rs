@@ -76,6 +76,8 @@ pub struct LogLine {
     pub at: SystemTime,
     pub level: Level,
     pub text: String,
+    /// The environment on screen when it was written.
+    pub environment: String,
 }
 
 /// Why an effect was started, so its result updates the right thing.
@@ -168,7 +170,9 @@ impl App {
             self.log.pop_front();
         }
         self.log_total += 1;
+        let environment = self.target.environment.clone();
         self.log.push_back(LogLine {
+            environment,
             at: self.now,
             level,
             text: text.into(),

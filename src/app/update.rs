@@ -8,7 +8,7 @@ use crate::metrics::series::Series;
 use crate::plan::TierName;
 use crate::traffic::TrafficEvent;
 
-use super::action::{Action, Effect, EffectId};
+use super::action::{Action, Effect, EffectId, Purpose};
 use super::keymap::{self, Command};
 use super::model::{App, ClusterView, Level, MetricsView, Mode, Origin, TrafficView};
 
@@ -54,6 +54,15 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Begin => {
             let outcome = app.deployment.advance(app.now, &app.operator.clone());
             apply_outcome(app, outcome)
+        }
+        Action::Interrupted(why) if app.interrupted.is_some() => {
+            app.push_log(
+                Level::Error,
+                format!("{why} again: leaving now; the rollback under way was not finished"),
+            );
+            app.stopped = Some(format!("interrupted twice ({why})"));
+            app.should_quit = true;
+            Vec::new()
         }
         Action::Interrupted(why) => {
             if app.deployment.status == RunStatus::RollingBack {
@@ -202,11 +211,11 @@ fn shift_weight(app: &mut App, direction: i64) -> Vec<Effect> {
     }
     if matches!(
         app.deployment.status,
-        RunStatus::RollingBack | RunStatus::RolledBack
+        RunStatus::RollingBack | RunStatus::RolledBack | RunStatus::RollbackFailed
     ) {
         app.push_log(
             Level::Warn,
-            "the deployment is rolled back (or rolling back); + and - would undo it, so they do nothing",
+            "a rollback is under way or has run; + and - would undo it, so they do nothing",
         );
         return Vec::new();
     }
@@ -233,7 +242,7 @@ fn shift_weight(app: &mut App, direction: i64) -> Vec<Effect> {
         id,
         environment: app.target.environment.clone(),
         phase: current_phase(app),
-        step: false,
+        purpose: Purpose::Operator,
         work: Work::SetWeight {
             weight: target,
             emergency: false,
@@ -257,6 +266,12 @@ fn apply_outcome(app: &mut App, outcome: Outcome) -> Vec<Effect> {
     if outcome.cancel_steps {
         effects.push(Effect::CancelSteps);
     }
+    if outcome.cancel_rollback {
+        effects.push(Effect::CancelRollback);
+    }
+    // The screen follows the engine before the work starts, so a first write in a new
+    // environment shows as requested there.
+    effects.extend(follow_environment(app));
     for command in outcome.commands {
         let id = app.next_effect_id();
         app.in_flight.insert(id, Origin::Engine(command.origin));
@@ -269,7 +284,10 @@ fn apply_outcome(app: &mut App, outcome: Outcome) -> Vec<Effect> {
             id,
             environment: command.environment,
             phase: current_phase(app),
-            step: matches!(command.origin, EngineOrigin::Step(_)),
+            purpose: match command.origin {
+                EngineOrigin::Step(_) => Purpose::Step,
+                EngineOrigin::Rollback { .. } => Purpose::Rollback,
+            },
             work: command.work,
         });
     }

@@ -60,6 +60,8 @@ pub struct Analysis {
     pub latest: BTreeMap<Key, Finding>,
     /// When the latest round was judged.
     pub judged_at: Option<SystemTime>,
+    /// When a round last had a breach or missing data: a hold counts clean time from there.
+    pub unclean_at: Option<SystemTime>,
 }
 
 impl Analysis {
@@ -74,6 +76,9 @@ impl Analysis {
     ) -> Vec<Verdict> {
         self.judged_at = Some(at);
         self.latest.clear();
+        // Streaks of a track that no longer serves traffic end: its silence is expected.
+        self.breaches.retain(|(_, t), _| tracks.contains(t));
+        self.missing.retain(|(_, t), _| tracks.contains(t));
         let value_of = |metric: &str, track: TrackName| -> Result<f64, String> {
             match round {
                 Round::Unanswered { error } => Err(format!("no answer from Prometheus: {error}")),
@@ -142,6 +147,9 @@ impl Analysis {
             }
         }
         verdicts.extend(no_data);
+        if !self.clean() {
+            self.unclean_at = Some(at);
+        }
         verdicts
     }
 
@@ -174,13 +182,10 @@ impl Analysis {
         self.acknowledged.contains(metric)
     }
 
-    /// Forgets streaks and findings (a new environment, a new judged step): data of before
-    /// says nothing about now. Acknowledgements stay until the metric recovers.
+    /// Forgets everything (a new environment): data of another environment says nothing about
+    /// this one, and an acknowledgement given there does not hold here.
     pub fn reset_streaks(&mut self) {
-        self.breaches.clear();
-        self.missing.clear();
-        self.latest.clear();
-        self.judged_at = None;
+        *self = Analysis::default();
     }
 }
 

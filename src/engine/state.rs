@@ -123,6 +123,8 @@ pub struct Outcome {
     /// Step work still in flight (a command, a rollout wait) should be stopped: a rollback took
     /// over.
     pub cancel_steps: bool,
+    /// Work of a rollback that another one pre-empted should be stopped.
+    pub cancel_rollback: bool,
 }
 
 impl Outcome {
@@ -153,6 +155,8 @@ pub struct Countdown {
     /// The verdict that started it.
     pub reason: String,
     pub ends: SystemTime,
+    /// Where the breach was seen: the rollback acts there.
+    pub environment: String,
 }
 
 /// One action of a rollback tier.
@@ -197,6 +201,9 @@ impl RollbackRun {
     }
 }
 
+/// How long a paced weight step waits for the traffic router to read the weight it paces from.
+const WEIGHT_READ_WAIT: Duration = Duration::from_secs(30);
+
 /// Paced weight writes of the running step or rollback action.
 #[derive(Debug, Clone, PartialEq)]
 struct Pacing {
@@ -232,6 +239,9 @@ pub struct Deployment {
     reported: BTreeSet<(Key, bool)>,
     overridden_windows: BTreeSet<usize>,
     runs: u32,
+    /// The environment of the last step that did something there (a write, a hold, a command):
+    /// where a rollback acts even when the cursor already waits at the next phase's gate.
+    active_environment: Option<String>,
 }
 
 impl Deployment {
@@ -264,6 +274,10 @@ impl Deployment {
                 }
             })
             .collect();
+        let mut phases = phases;
+        for phase in &mut phases {
+            retarget_waits(&mut phase.slots, plan.workload.canary.is_some());
+        }
         let cursor = first_slot(&phases, 0);
         Deployment {
             plan,
@@ -281,6 +295,7 @@ impl Deployment {
             reported: BTreeSet::new(),
             overridden_windows: BTreeSet::new(),
             runs: 0,
+            active_environment: None,
         }
     }
 
@@ -320,6 +335,18 @@ impl Deployment {
             .map_or("", |p| p.environment.as_str())
     }
 
+    /// Where the canary is live: the environment of the last step that acted, else the
+    /// current phase's.
+    pub fn active_environment(&self) -> &str {
+        match &self.active_environment {
+            Some(e) => e,
+            None => self
+                .phases
+                .get(self.phase_index())
+                .map_or("", |p| p.environment.as_str()),
+        }
+    }
+
     /// True when the deployment can no longer move forward.
     pub fn is_finished(&self) -> bool {
         matches!(
@@ -357,6 +384,10 @@ impl Deployment {
     /// What a person must do before the run can go on, if anything; `None` while the engine is
     /// working by itself (a step in flight, a hold counting, a countdown running).
     pub fn waiting_for_person(&self) -> Option<String> {
+        // An automatic rollback is counting down: the engine acts by itself.
+        if self.countdown.is_some() {
+            return None;
+        }
         match self.status {
             RunStatus::Ready => return Some("the plan has not been started".into()),
             RunStatus::Paused => {
@@ -390,7 +421,7 @@ impl Deployment {
                 Some(format!("waiting for {}", approvers(who)))
             }
             (StepState::Waiting, _) => Some(format!("{} — n to continue", slot.label)),
-            (StepState::Blocked(why), _) => Some(why.clone()),
+            // A closed window opens by itself; the engine waits for the clock, not a person.
             _ => None,
         }
     }
@@ -788,6 +819,7 @@ impl Deployment {
                     metric: v.metric.clone(),
                     reason: v.text.clone(),
                     ends: now + wait,
+                    environment: self.active_environment().to_string(),
                 });
             }
         }
@@ -865,7 +897,8 @@ impl Deployment {
                         self.weight = Some(w);
                     }
                     if let Some(p) = &self.pacing {
-                        if written.is_some_and(|w| w != p.to) {
+                        // Not finished while a rollback counts down: the step stays judged.
+                        if written.is_some_and(|w| w != p.to) || self.countdown.is_some() {
                             if !note.is_empty() {
                                 out.note(Level::Info, note);
                             }
@@ -886,15 +919,20 @@ impl Deployment {
             }
             Err(e) => {
                 self.pacing = None;
-                out.note(Level::Error, format!("✗ {label}: {e} — n retries"));
-                if let Some(slot) = self.slot_mut(at) {
-                    slot.state = StepState::Failed(e);
-                }
-                if matches!(self.status, RunStatus::Running | RunStatus::Paused) {
-                    self.status = RunStatus::Failed;
-                    self.paused = None;
-                }
+                self.fail_step(at, e, out);
             }
+        }
+    }
+
+    fn fail_step(&mut self, at: StepRef, why: String, out: &mut Outcome) {
+        let label = self.slot(at).map(|s| s.label.clone()).unwrap_or_default();
+        out.note(Level::Error, format!("✗ {label}: {why} — n retries"));
+        if let Some(slot) = self.slot_mut(at) {
+            slot.state = StepState::Failed(why);
+        }
+        if matches!(self.status, RunStatus::Running | RunStatus::Paused) {
+            self.status = RunStatus::Failed;
+            self.paused = None;
         }
     }
 
@@ -908,6 +946,12 @@ impl Deployment {
             return;
         };
         if now.duration_since(since).unwrap_or_default() < d {
+            return;
+        }
+        // The whole duration clean: a breaching or missing sample during the hold starts its
+        // time again from the next clean one.
+        let clean_since = self.analysis.unclean_at.map_or(since, |u| u.max(since));
+        if now.duration_since(clean_since).unwrap_or_default() < d {
             return;
         }
         let judged = self.plan.metrics.thresholds.is_empty()
@@ -926,6 +970,9 @@ impl Deployment {
         };
         if self.analysis.judged_at.is_none_or(|t| t < *since) {
             return Some("waiting for a sample".into());
+        }
+        if let Some(c) = &self.countdown {
+            return Some(format!("rollback countdown: {}", c.reason));
         }
         self.analysis.unclean_reason()
     }
@@ -1000,11 +1047,24 @@ impl Deployment {
             .map(|p| p.environment.clone())
             .unwrap_or_default();
         let auto = self.auto_approve;
+        let no_router = self.plan.traffic.is_none();
+        if self
+            .slot(at)
+            .is_some_and(|s| !matches!(s.work, StepWork::Gate(_)))
+        {
+            self.active_environment = Some(environment.clone());
+        }
         let Some(slot) = self.slot_mut(at) else {
             return;
         };
         let label = slot.label.clone();
         match slot.work.clone() {
+            StepWork::Weight { .. } if no_router => {
+                let why = "the plan has no traffic router to set a weight on".to_string();
+                out.note(Level::Error, format!("✗ {label}: {why} — n retries"));
+                slot.state = StepState::Failed(why);
+                self.status = RunStatus::Failed;
+            }
             StepWork::Weight { to, step, every } => {
                 slot.state = StepState::Running { since: now };
                 out.note(Level::Info, format!("▶ {label}"));
@@ -1079,7 +1139,8 @@ impl Deployment {
 
     /// Sends the next paced weight write when it is due.
     fn pace(&mut self, now: SystemTime, out: &mut Outcome) {
-        if self.status != RunStatus::Running {
+        // A rollback countdown holds every write: nothing moves toward more traffic meanwhile.
+        if self.status != RunStatus::Running || self.countdown.is_some() {
             return;
         }
         let Some(at) = self.cursor else { return };
@@ -1088,7 +1149,24 @@ impl Deployment {
         if p.writing.is_some() || now < p.next_at {
             return;
         }
-        let Some(from) = self.weight else { return };
+        let Some(from) = self.weight else {
+            let since = self.slot(at).and_then(|s| match s.state {
+                StepState::Running { since } => Some(since),
+                _ => None,
+            });
+            let waited = since
+                .and_then(|s| now.duration_since(s).ok())
+                .unwrap_or_default();
+            if waited >= WEIGHT_READ_WAIT {
+                self.pacing = None;
+                let why = format!(
+                    "the canary weight could not be read for {}; check the traffic router's health",
+                    format_duration(WEIGHT_READ_WAIT)
+                );
+                self.fail_step(at, why, out);
+            }
+            return;
+        };
         let next = next_weight(from, p.to, p.step);
         p.writing = Some(next);
         out.note(
@@ -1129,6 +1207,21 @@ impl Deployment {
                 return out;
             }
         }
+        if rollback_actions(&self.plan, tier).is_empty() {
+            out.note(
+                Level::Warn,
+                format!(
+                    "nothing to roll back: the plan has no rollback.{} actions{}",
+                    tier.as_str(),
+                    if self.plan.traffic.is_none() {
+                        " and no traffic router to set to 0"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            return out;
+        }
         if tier != TierName::Immediate && self.plan.rollback.tier(tier).is_none() {
             out.note(
                 Level::Warn,
@@ -1143,17 +1236,15 @@ impl Deployment {
     fn start_rollback(&mut self, tier: TierName, now: SystemTime, by: &str, out: &mut Outcome) {
         self.runs += 1;
         let run = self.runs;
-        let environment = match (&self.rollback, self.status) {
+        let environment = match (&self.rollback, self.status, &self.countdown) {
             // A rollback after a rollback acts where the first one did.
             (
                 Some(r),
                 RunStatus::RollingBack | RunStatus::RolledBack | RunStatus::RollbackFailed,
+                _,
             ) => r.environment.clone(),
-            _ => self
-                .phases
-                .get(self.phase_index())
-                .map(|p| p.environment.clone())
-                .unwrap_or_default(),
+            (_, _, Some(c)) => c.environment.clone(),
+            _ => self.active_environment().to_string(),
         };
         let plan = self.plan.clone();
         let plan_tier = plan.rollback.tier(tier);
@@ -1174,6 +1265,8 @@ impl Deployment {
         self.countdown = None;
         self.paused = None;
         out.cancel_steps = true;
+        // A pre-empted tier's work still in flight (a command, an undo) stops too.
+        out.cancel_rollback = self.status == RunStatus::RollingBack;
         let target = plan_tier.and_then(|t| t.target).map(|t| t.get());
         out.note(
             Level::Error,
@@ -1495,6 +1588,25 @@ pub fn rollback_actions(plan: &Plan, tier: TierName) -> Vec<RollbackAction> {
         actions.retain(|a| !matches!(a.work, StepWork::Weight { .. }));
     }
     actions
+}
+
+/// A `wait` follows the Deployment its phase last changed (`image`, `scale`, `undo`); with none
+/// before it, the canary's (the stable's when there is no canary).
+fn retarget_waits(slots: &mut [Slot], has_canary: bool) {
+    let mut last = if has_canary {
+        TrackName::Canary
+    } else {
+        TrackName::Stable
+    };
+    for slot in slots {
+        match &mut slot.work {
+            StepWork::Effect(
+                Work::SetImage { track, .. } | Work::Scale { track, .. } | Work::Undo { track },
+            ) => last = *track,
+            StepWork::Effect(Work::WaitRollout { track, .. }) => *track = last,
+            _ => {}
+        }
+    }
 }
 
 fn approvers(who: &[String]) -> String {

@@ -447,3 +447,150 @@ fn the_plan_completes_after_the_last_slot() {
     assert_eq!(d.status, RunStatus::Complete);
     assert!(d.is_finished());
 }
+
+#[test]
+fn a_countdown_holds_paced_writes_and_keeps_the_step_from_finishing() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.samples(Round::Samples(&samples(Some(0.01))), t(61));
+    d.tick(t(62));
+    d.advance(t(63), "alice");
+    d.advance(t(64), "carol");
+    d.observe_weight(Weight::clamped(10));
+    let out = d.tick(t(65));
+    assert_eq!(out.commands.len(), 1, "30% first");
+    d.command_done(Origin::Step(at(1, 1)), ok(), t(66));
+    d.samples(Round::Samples(&samples(Some(0.3))), t(120));
+    d.samples(Round::Samples(&samples(Some(0.3))), t(121));
+    assert!(d.countdown.is_some());
+    assert!(
+        d.tick(t(127)).commands.is_empty(),
+        "the next write was due at 2:06; none toward more traffic during the countdown"
+    );
+    assert_eq!(d.cursor, Some(at(1, 1)), "the step is still judged");
+    assert_eq!(d.waiting_for_person(), None, "the engine acts by itself");
+    let out = d.tick(t(200));
+    assert_eq!(out.commands[0].environment, "prod");
+    assert_eq!(d.status, RunStatus::RollingBack);
+}
+
+#[test]
+fn a_track_that_stops_serving_leaves_no_streak_behind_to_block_a_hold() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.weight = None; // as after an environment switch: both tracks judged
+    d.samples(Round::Samples(&samples(None)), t(30));
+    d.observe_weight(Weight::ZERO);
+    d.samples(Round::Samples(&samples(None)), t(31));
+    assert!(
+        d.analysis.clean(),
+        "the canary serves nothing: its silence is expected"
+    );
+}
+
+#[test]
+fn an_acknowledgement_does_not_follow_the_plan_into_the_next_environment() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.samples(Round::Samples(&samples(Some(0.3))), t(5));
+    d.samples(Round::Samples(&samples(Some(0.3))), t(10));
+    d.cancel_countdown(t(11), "bob");
+    assert!(d.analysis.is_acknowledged("error_rate"));
+    d.environment_switched();
+    assert!(!d.analysis.is_acknowledged("error_rate"));
+}
+
+#[test]
+fn a_hold_needs_its_whole_duration_clean() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.samples(Round::Unanswered { error: "refused" }, t(50));
+    d.samples(Round::Samples(&samples(Some(0.01))), t(61));
+    d.tick(t(62));
+    assert_eq!(
+        d.cursor,
+        Some(at(0, 2)),
+        "missing data at 0:50 restarts the clean time"
+    );
+    d.samples(Round::Samples(&samples(Some(0.01))), t(111));
+    assert_eq!(d.cursor, Some(at(0, 3)), "a minute clean since then");
+}
+
+#[test]
+fn a_closed_window_waits_for_the_clock_not_a_person() {
+    let text = PLAN.replace(
+        "  - name: Dev\n    environment: dev\n",
+        "  - name: Dev\n    environment: dev\n    window: { days: [mon], from: \"10:00\", to: \"10:01\", tz: UTC }\n",
+    );
+    let plan = plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
+    let mut d = Deployment::new(Arc::new(plan));
+    // 2027-01-12 is a Tuesday.
+    let tuesday = SystemTime::from(
+        "2027-01-12T12:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .expect("timestamp"),
+    );
+    let out = d.advance(tuesday, "alice");
+    assert!(out.commands.is_empty());
+    assert!(
+        texts(&out)
+            .iter()
+            .any(|l| l.contains("window opens Mon 10:00 UTC, in 5d22h")),
+        "{out:?}"
+    );
+    assert_eq!(d.waiting_for_person(), None);
+    let out = d.override_window(tuesday, "alice", "hotfix approved by carol");
+    assert!(texts(&out)[0].contains("overridden by alice: hotfix approved by carol"));
+    assert!(matches!(out.commands[0].work, Work::SetImage { .. }));
+}
+
+#[test]
+fn bang_at_the_next_phases_gate_rolls_back_where_the_canary_is_live() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.samples(Round::Samples(&samples(Some(0.01))), t(61));
+    d.tick(t(62));
+    d.advance(t(63), "alice"); // the pause: now at prod's approval gate
+    assert_eq!(d.cursor, Some(at(1, 0)));
+    let out = d.rollback(TierName::Immediate, t(64), "alice");
+    assert_eq!(out.commands[0].environment, "dev");
+}
+
+#[test]
+fn wait_follows_the_deployment_its_phase_last_changed() {
+    let text = PLAN.replace(
+        "      - image: canary\n",
+        "      - scale: { track: stable, replicas: 5 }\n      - wait: ready\n      - image: canary\n      - wait: ready\n",
+    );
+    let plan = plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
+    let d = Deployment::new(Arc::new(plan));
+    let waits: Vec<TrackName> = d.phases[0]
+        .slots
+        .iter()
+        .filter_map(|s| match &s.work {
+            super::work::StepWork::Effect(Work::WaitRollout { track, .. }) => Some(*track),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits, [TrackName::Stable, TrackName::Canary]);
+}
+
+#[test]
+fn a_plan_with_nothing_to_roll_back_says_so_instead_of_rolled_back() {
+    let text = PLAN
+        .replace("traffic: { router: gateway-api, route: checkout }\n", "")
+        .replace("strategy: canary", "strategy: rolling")
+        .replace("      - weight: 10\n", "")
+        .replace("      - weight: { to: 50, step: 20, every: 1m }\n", "");
+    let text = text[..text.find("rollback:").expect("rollback")].to_string();
+    let plan = plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
+    let mut d = Deployment::new(Arc::new(plan));
+    d.advance(t(0), "alice");
+    let out = d.rollback(TierName::Immediate, t(1), "alice");
+    assert!(out.commands.is_empty());
+    assert!(
+        texts(&out)[0].starts_with("nothing to roll back"),
+        "{out:?}"
+    );
+    assert_eq!(d.status, RunStatus::Running);
+}
