@@ -13,6 +13,7 @@ pub enum Command {
     EmergencyRollback,
     CancelCountdown,
     ToggleHelp,
+    OpenCommandLine,
     CloseModal,
     Quit,
 }
@@ -32,6 +33,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "x",
         "cancel an automatic rollback countdown (the plan pauses)",
+    ),
+    (
+        ":",
+        "command line: skip REASON cuts a running hold short; window override REASON starts a phase outside its window",
     ),
     ("?", "this help"),
     (
@@ -74,6 +79,7 @@ pub fn command_for(key: &KeyEvent, help_open: bool) -> Option<Command> {
         KeyCode::Char('+') | KeyCode::Char('=') => Some(Command::WeightUp),
         KeyCode::Char('-') | KeyCode::Char('_') => Some(Command::WeightDown),
         KeyCode::Char('?') => Some(Command::ToggleHelp),
+        KeyCode::Char(':') => Some(Command::OpenCommandLine),
         KeyCode::Char('q') => Some(Command::Quit),
         _ => None,
     }

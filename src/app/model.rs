@@ -123,6 +123,8 @@ pub struct App {
     /// Wall clock as of the last tick.
     pub now: SystemTime,
     pub help_open: bool,
+    /// The `:` command line while it is open: it takes every key but `!`.
+    pub command_line: Option<String>,
     pub should_quit: bool,
     /// Effects started and not yet reported back.
     pub in_flight: BTreeMap<EffectId, Origin>,
@@ -152,6 +154,7 @@ impl App {
             log: VecDeque::new(),
             now,
             help_open: false,
+            command_line: None,
             should_quit: false,
             in_flight: BTreeMap::new(),
             tz: jiff::tz::TimeZone::system(),

@@ -15,6 +15,7 @@ use super::model::{App, ClusterView, Level, MetricsView, Mode, Origin, TrafficVi
 /// Applies one action to the app and returns the effects it calls for.
 pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     let mut effects = match action {
+        Action::Key(key) if app.command_line.is_some() => on_command_line_key(app, key),
         Action::Key(key) => match keymap::command_for(&key, app.help_open) {
             Some(command) => on_command(app, command),
             None => Vec::new(),
@@ -173,6 +174,11 @@ fn on_command(app: &mut App, command: Command) -> Vec<Effect> {
             let outcome = app.deployment.rollback(TierName::Immediate, now, &operator);
             apply_outcome(app, outcome)
         }
+        Command::OpenCommandLine => {
+            app.help_open = false;
+            app.command_line = Some(String::new());
+            Vec::new()
+        }
         Command::ToggleHelp => {
             app.help_open = !app.help_open;
             Vec::new()
@@ -194,6 +200,80 @@ fn on_command(app: &mut App, command: Command) -> Vec<Effect> {
             Vec::new()
         }
     }
+}
+
+/// The command line takes every key first; only `!` passes through, as from every modal.
+fn on_command_line_key(app: &mut App, key: ratatui::crossterm::event::KeyEvent) -> Vec<Effect> {
+    use ratatui::crossterm::event::{KeyCode, KeyEventKind, KeyModifiers};
+    if key.kind == KeyEventKind::Release {
+        return Vec::new();
+    }
+    let Some(line) = app.command_line.as_mut() else {
+        return Vec::new();
+    };
+    match key.code {
+        KeyCode::Char('!') => on_command(app, Command::EmergencyRollback),
+        KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+            app.command_line = None;
+            Vec::new()
+        }
+        KeyCode::Char(c) => {
+            line.push(c);
+            Vec::new()
+        }
+        KeyCode::Backspace => {
+            if line.pop().is_none() {
+                app.command_line = None;
+            }
+            Vec::new()
+        }
+        KeyCode::Esc => {
+            app.command_line = None;
+            Vec::new()
+        }
+        KeyCode::Enter => {
+            let text = line.trim().to_string();
+            app.command_line = None;
+            run_command_line(app, &text)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `:skip REASON` and `:window override REASON`: engine commands that want a reason.
+fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
+    let operator = app.operator.clone();
+    let now = app.now;
+    let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
+    let rest = rest.trim();
+    let outcome = match word {
+        "" => return Vec::new(),
+        "skip" if !rest.is_empty() => app.deployment.skip_hold(now, &operator, rest),
+        "window" => match rest.split_once(' ') {
+            Some(("override", reason)) if !reason.trim().is_empty() => app
+                .deployment
+                .override_window(now, &operator, reason.trim()),
+            _ => {
+                app.push_log(
+                    Level::Warn,
+                    ":window override REASON — the reason is logged",
+                );
+                return Vec::new();
+            }
+        },
+        "skip" => {
+            app.push_log(Level::Warn, ":skip REASON — the reason is logged");
+            return Vec::new();
+        }
+        other => {
+            app.push_log(
+                Level::Warn,
+                format!("unknown command :{other}; known: skip REASON, window override REASON"),
+            );
+            return Vec::new();
+        }
+    };
+    apply_outcome(app, outcome)
 }
 
 fn shift_weight(app: &mut App, direction: i64) -> Vec<Effect> {
@@ -734,6 +814,52 @@ mod tests {
                 .iter()
                 .any(|l| l.level == Level::Operator && l.text.starts_with("alice cancelled"))
         );
+    }
+
+    fn type_line(app: &mut App, text: &str) -> Vec<Effect> {
+        let mut effects = update(app, key(':'));
+        for c in text.chars() {
+            effects.extend(update(app, key(c)));
+        }
+        effects.extend(update(
+            app,
+            Action::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+        ));
+        effects
+    }
+
+    #[test]
+    fn colon_skip_cuts_a_running_hold_short_with_the_reason_logged() {
+        let mut app = app();
+        update(&mut app, key('n'));
+        let effects = update(&mut app, key('n'));
+        done(&mut app, &effects);
+        update(&mut app, key('n'));
+        assert_eq!(
+            app.deployment.cursor,
+            Some(StepRef { phase: 0, slot: 2 }),
+            "n does not skip the hold"
+        );
+        type_line(&mut app, "skip canary looked fine for long enough");
+        assert_eq!(app.deployment.cursor, Some(StepRef { phase: 1, slot: 0 }));
+        assert!(app.log.iter().any(|l| l.level == Level::Operator
+            && l.text.contains("cut short by alice")
+            && l.text.ends_with("canary looked fine for long enough")));
+    }
+
+    #[test]
+    fn the_command_line_takes_keys_first_but_not_bang() {
+        let mut app = app();
+        update(&mut app, key(':'));
+        assert!(update(&mut app, key('n')).is_empty(), "n is typed, not run");
+        assert_eq!(app.deployment.status, RunStatus::Ready);
+        let effects = update(&mut app, key('!'));
+        assert_eq!(weights(&effects), vec![(0, true)]);
+        update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+        );
+        assert!(app.command_line.is_none());
     }
 
     fn round(canary_error: f64) -> Action {

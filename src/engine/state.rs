@@ -534,7 +534,7 @@ impl Deployment {
                 out.note(
                     Level::Info,
                     format!(
-                        "hold {} of {} — n does not cut a hold short; the skip command does, with a reason",
+                        "hold {} of {} — n does not cut a hold short; :skip REASON does",
                         clock(held),
                         format_duration(*d)
                     ),
@@ -543,7 +543,7 @@ impl Deployment {
             (StepState::Blocked(why), _) => {
                 out.note(
                     Level::Info,
-                    format!("{why}; the window override command starts it now, with a reason"),
+                    format!("{why}; :window override REASON starts it now"),
                 );
             }
             (StepState::Running { .. }, _) => {

@@ -28,6 +28,21 @@ pub fn render_key_bar(frame: &mut Frame, area: Rect, countdown: bool) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
+/// The open `:` command line, in place of the key bar.
+pub fn render_command_line(frame: &mut Frame, area: Rect, line: &str) {
+    let spans = vec![
+        Span::styled(
+            format!(":{line}█"),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(
+            "   Enter runs · Esc closes · skip REASON · window override REASON · ! still rolls back",
+            Style::new().fg(Color::Gray),
+        ),
+    ];
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
 pub fn render_help(frame: &mut Frame, area: Rect) {
     let width = 72.min(area.width);
     let height = (KEYS.len() as u16 + 4).min(area.height);

@@ -53,7 +53,10 @@ pub fn render(app: &App, frame: &mut Frame) {
     metrics::render(app, frame, metrics_area);
     pods::render(app, frame, pods_area);
     log::render(app, frame, log_area);
-    help::render_key_bar(frame, keys, app.deployment.countdown.is_some());
+    match &app.command_line {
+        Some(line) => help::render_command_line(frame, keys, line),
+        None => help::render_key_bar(frame, keys, app.deployment.countdown.is_some()),
+    }
     if app.help_open {
         help::render_help(frame, area);
     }
