@@ -107,6 +107,16 @@ impl Bench {
             .expect("weight")
     }
 
+    /// Starts a headless run and waits until its hold has begun.
+    async fn run_into_the_hold(&self) -> Headless {
+        let mut run = self.run(&[]);
+        blocking(move || {
+            run.wait_for("▶ hold 1m");
+            run
+        })
+        .await
+    }
+
     /// Starts `warroom run PLAN --headless` with the simulator's kubeconfig and Prometheus.
     fn run(&self, extra: &[&str]) -> Headless {
         let mut child = Command::new(BIN)
@@ -388,6 +398,8 @@ phases:
     );
 }
 
+const CANARY_ERROR_SPIKE: &str = r#"{"kind":"error_spike","namespace":"shop","service":"checkout","track":"canary","ratio":0.5,"for":"120s"}"#;
+
 const HOLD_PLAN: &str = r#"
 phases:
   - name: Dev
@@ -401,17 +413,8 @@ phases:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_spike_during_a_hold_rolls_back_automatically_and_exits_3() {
     let bench = Bench::new(&plan_text(&format!("{ONE_ENV}{HOLD_PLAN}{ROLLBACK}"))).await;
-    let mut run = bench.run(&[]);
-    run = blocking(move || {
-        run.wait_for("▶ hold 1m");
-        run
-    })
-    .await;
-    common::post_fault(
-        &bench.sim,
-        r#"{"kind":"error_spike","namespace":"shop","service":"checkout","track":"canary","ratio":0.5,"for":"120s"}"#,
-    )
-    .await;
+    let run = bench.run_into_the_hold().await;
+    common::post_fault(&bench.sim, CANARY_ERROR_SPIKE).await;
     let (code, out, err) = blocking(move || run.finish()).await;
     assert_eq!(code, Some(3), "stdout:\n{out}\nstderr:\n{err}");
     assert!(
@@ -437,12 +440,7 @@ async fn error_spike_during_a_hold_rolls_back_automatically_and_exits_3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_outage_during_a_hold_never_passes_it_and_stops_with_4() {
     let bench = Bench::new(&plan_text(&format!("{ONE_ENV}{HOLD_PLAN}{ROLLBACK}"))).await;
-    let mut run = bench.run(&[]);
-    run = blocking(move || {
-        run.wait_for("▶ hold 1m");
-        run
-    })
-    .await;
+    let run = bench.run_into_the_hold().await;
     common::post_fault(&bench.sim, r#"{"kind":"prometheus_outage","for":"120s"}"#).await;
     let (code, out, err) = blocking(move || run.finish()).await;
     assert_eq!(code, Some(4), "stdout:\n{out}\nstderr:\n{err}");
@@ -455,22 +453,13 @@ async fn prometheus_outage_during_a_hold_never_passes_it_and_stops_with_4() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_rollback_action_is_rollback_failed_naming_it_and_exits_1() {
     let bench = Bench::new(&plan_text(&format!("{ONE_ENV}{HOLD_PLAN}{ROLLBACK}"))).await;
-    let mut run = bench.run(&[]);
-    run = blocking(move || {
-        run.wait_for("▶ hold 1m");
-        run
-    })
-    .await;
+    let run = bench.run_into_the_hold().await;
     common::post_fault(
         &bench.sim,
         r#"{"kind":"forbidden","verb":"patch","resource":"configmaps","namespace":"shop"}"#,
     )
     .await;
-    common::post_fault(
-        &bench.sim,
-        r#"{"kind":"error_spike","namespace":"shop","service":"checkout","track":"canary","ratio":0.5,"for":"120s"}"#,
-    )
-    .await;
+    common::post_fault(&bench.sim, CANARY_ERROR_SPIKE).await;
     let (code, out, err) = blocking(move || run.finish()).await;
     assert_eq!(code, Some(1), "stdout:\n{out}\nstderr:\n{err}");
     assert!(
@@ -687,12 +676,7 @@ async fn the_demo_plan_runs_to_the_end_with_its_weights_in_order_and_promote_don
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_headless_run_cleanly_with_4() {
     let bench = Bench::new(&plan_text(&format!("{ONE_ENV}{HOLD_PLAN}{ROLLBACK}"))).await;
-    let mut run = bench.run(&[]);
-    run = blocking(move || {
-        run.wait_for("▶ hold 1m");
-        run
-    })
-    .await;
+    let run = bench.run_into_the_hold().await;
     let pid = run.child.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])

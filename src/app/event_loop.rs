@@ -225,7 +225,9 @@ fn handle(app: &mut App, action: Action, shell: &mut Shell) {
         Action::Sourced { .. } => return,
         other => other,
     };
-    if matches!(action, Action::EffectDone { .. }) {
+    // Keys and results carry the moment they arrive: a rollback's start and end are measured
+    // to them, not to the last 1 Hz tick.
+    if matches!(action, Action::EffectDone { .. } | Action::Key(_)) {
         update(app, Action::Clock(SystemTime::now()));
     }
     for effect in update(app, action) {

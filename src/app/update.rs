@@ -734,9 +734,7 @@ mod tests {
     #[test]
     fn a_hold_ends_with_time_and_clean_data_and_the_next_phase_acts_in_its_environment() {
         let mut app = app();
-        update(&mut app, key('n'));
-        let effects = update(&mut app, key('n'));
-        done(&mut app, &effects);
+        into_the_hold(&mut app);
         let start = app.now;
         update(&mut app, Action::Tick(start + Duration::from_secs(21)));
         assert_eq!(
@@ -800,9 +798,7 @@ mod tests {
     #[test]
     fn x_cancels_the_countdown_and_pauses() {
         let mut app = app();
-        update(&mut app, key('n'));
-        let effects = update(&mut app, key('n'));
-        done(&mut app, &effects);
+        into_the_hold(&mut app);
         update(&mut app, breaching_round());
         update(&mut app, breaching_round());
         assert!(app.deployment.countdown.is_some());
@@ -814,6 +810,13 @@ mod tests {
                 .iter()
                 .any(|l| l.level == Level::Operator && l.text.starts_with("alice cancelled"))
         );
+    }
+
+    /// The checklist item passed and the weight step's write stored: the hold runs.
+    fn into_the_hold(app: &mut App) {
+        update(app, key('n'));
+        let effects = update(app, key('n'));
+        done(app, &effects);
     }
 
     fn type_line(app: &mut App, text: &str) -> Vec<Effect> {
@@ -831,9 +834,7 @@ mod tests {
     #[test]
     fn colon_skip_cuts_a_running_hold_short_with_the_reason_logged() {
         let mut app = app();
-        update(&mut app, key('n'));
-        let effects = update(&mut app, key('n'));
-        done(&mut app, &effects);
+        into_the_hold(&mut app);
         update(&mut app, key('n'));
         assert_eq!(
             app.deployment.cursor,
