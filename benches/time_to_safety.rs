@@ -156,10 +156,21 @@ async fn round() -> Result<Times, Error> {
         });
         match t0 {
             None => {
-                if holding && samples && d.analysis.clean() {
-                    clean_rounds += 1;
+                if holding && samples {
+                    clean_rounds = if d.analysis.clean() && d.countdown.is_none() {
+                        clean_rounds + 1
+                    } else {
+                        0
+                    };
                 }
-                // A few clean rounds first, so the spike is judged against live data.
+                if d.status != RunStatus::Running {
+                    return Err(format!(
+                        "the plan left its hold before the spike: {}",
+                        d.headline(SystemTime::now())
+                    )
+                    .into());
+                }
+                // Three clean rounds in a row first, so the spike is judged against live data.
                 if clean_rounds >= 3 {
                     let client = reqwest::Client::new();
                     let resp = client
@@ -228,15 +239,23 @@ fn main() -> Result<(), Error> {
         .max(1);
     let rt = tokio::runtime::Runtime::new()?;
     let mut all = Vec::new();
-    for i in 0..rounds {
-        let t = rt.block_on(round())?;
+    let mut i = 0;
+    let mut failed = 0;
+    while all.len() < rounds {
+        i += 1;
+        let t = match rt.block_on(round()) {
+            Ok(t) => t,
+            // Reported, and not counted: a round that never got to inject its spike.
+            Err(e) if failed < rounds => {
+                failed += 1;
+                eprintln!("round {i} discarded: {e}");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         eprintln!(
-            "round {}: breach {:.2} s, countdown {:.2} s, weight 0 {:.2} s, tier done {:.2} s",
-            i + 1,
-            t.breach,
-            t.countdown,
-            t.weight_zero,
-            t.done
+            "round {i}: breach {:.2} s, countdown {:.2} s, weight 0 {:.2} s, tier done {:.2} s",
+            t.breach, t.countdown, t.weight_zero, t.done
         );
         all.push(t);
     }

@@ -676,14 +676,19 @@ async fn check_prometheus(
         ));
         return (list.lines, None);
     };
-    let prom =
-        match PromConfig::for_environment(&url, env, options.timeout).and_then(PromClient::new) {
-            Ok(p) => p,
-            Err(e) => {
-                list.fail(format!("prometheus {url}: {e}"));
-                return (list.lines, None);
-            }
-        };
+    // The environment's headers, token and CA belong to its own Prometheus: `--prometheus`
+    // names another server, which gets none of them (a token must not leak to it).
+    let config = match &options.prometheus {
+        Some(_) => Ok(PromConfig::new(&url, options.timeout)),
+        None => PromConfig::for_environment(&url, env, options.timeout),
+    };
+    let prom = match config.and_then(PromClient::new) {
+        Ok(p) => p,
+        Err(e) => {
+            list.fail(format!("prometheus {url}: {e}"));
+            return (list.lines, None);
+        }
+    };
     let probes = match sampler::probes(
         &plan.metrics.queries,
         &env.namespace,

@@ -468,8 +468,14 @@ async fn an_unreadable_prometheus_token_file_fails_naming_the_file() {
     let token = dir.path().join("no-such-token");
     if let Some(env) = plan.environments.get_mut("development") {
         env.bearer_token_file = Some(token.display().to_string());
+        env.prometheus = Some(sim.prometheus.clone());
     }
-    let result = preflight::run(&plan, &options(&sim)).await;
+    // The environment's own Prometheus, with its token; `--prometheus` would use none.
+    let own = Options {
+        prometheus: None,
+        ..options(&sim)
+    };
+    let result = preflight::run(&plan, &own).await;
     let failures: Vec<_> = result.failures().collect();
     assert_eq!(failures.len(), 1, "{}", show(&result.lines));
     assert!(
@@ -481,4 +487,7 @@ async fn an_unreadable_prometheus_token_file_fails_naming_the_file() {
     );
     // Without a Prometheus client the environment cannot be used.
     assert!(result.env("development").is_none());
+    // Another server named by --prometheus gets no token, so the file is not read at all.
+    let result = preflight::run(&plan, &options(&sim)).await;
+    assert!(result.passed(), "{}", show(&result.lines));
 }

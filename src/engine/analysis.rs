@@ -66,16 +66,24 @@ pub struct Analysis {
 
 impl Analysis {
     /// Judges one round for `tracks` (the tracks serving traffic). Returns the streaks that have
-    /// reached their rule's `after`, breaches first.
+    /// reached their rule's `after`, breaches first. Missing data of a track in `starting` (it
+    /// began to serve less than a rate window ago, so its rates cannot exist yet) is shown and
+    /// keeps the round from being clean, but does not count toward `no_data.after`.
     pub fn judge(
         &mut self,
         metrics: &Metrics,
         round: Round<'_>,
         tracks: &[TrackName],
+        starting: &[TrackName],
         at: SystemTime,
     ) -> Vec<Verdict> {
         self.judged_at = Some(at);
         self.latest.clear();
+        // An unreachable Prometheus is missing data whoever is starting.
+        let starting = match round {
+            Round::Unanswered { .. } => &[][..],
+            Round::Samples(_) => starting,
+        };
         // Streaks of a track that no longer serves traffic end: its silence is expected.
         self.breaches.retain(|(_, t), _| tracks.contains(t));
         self.missing.retain(|(_, t), _| tracks.contains(t));
@@ -125,6 +133,7 @@ impl Analysis {
                             });
                         }
                     }
+                    Finding::NoData(_) if starting.contains(&track) => {}
                     Finding::NoData(why) => {
                         // Missing data neither continues nor ends a breach streak.
                         let count = bump(&mut self.missing, &key);
@@ -283,10 +292,10 @@ mod tests {
         let m = metrics();
         let mut a = Analysis::default();
         let bad = healthy_except("error_rate", TrackName::Canary, Some(0.072));
-        let v = a.judge(&m, Round::Samples(&bad), &TrackName::BOTH, at(1));
+        let v = a.judge(&m, Round::Samples(&bad), &TrackName::BOTH, &[], at(1));
         assert!(v.is_empty(), "1 of 2");
         assert!(!a.clean());
-        let v = a.judge(&m, Round::Samples(&bad), &TrackName::BOTH, at(2));
+        let v = a.judge(&m, Round::Samples(&bad), &TrackName::BOTH, &[], at(2));
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].text, "error_rate canary 7.20% > 5.00%");
         assert_eq!((v[0].count, v[0].after), (2, 2));
@@ -298,10 +307,10 @@ mod tests {
         let mut a = Analysis::default();
         let bad = healthy_except("error_rate", TrackName::Canary, Some(0.2));
         let good = healthy_except("error_rate", TrackName::Canary, Some(0.01));
-        a.judge(&m, Round::Samples(&bad), &TrackName::BOTH, at(1));
-        a.judge(&m, Round::Samples(&good), &TrackName::BOTH, at(2));
+        a.judge(&m, Round::Samples(&bad), &TrackName::BOTH, &[], at(1));
+        a.judge(&m, Round::Samples(&good), &TrackName::BOTH, &[], at(2));
         assert!(a.clean());
-        let v = a.judge(&m, Round::Samples(&bad), &TrackName::BOTH, at(3));
+        let v = a.judge(&m, Round::Samples(&bad), &TrackName::BOTH, &[], at(3));
         assert!(v.is_empty(), "the streak started over");
     }
 
@@ -316,6 +325,7 @@ mod tests {
                     error: "connection refused",
                 },
                 &TrackName::BOTH,
+                &[],
                 at(i),
             );
             assert!(v.is_empty());
@@ -327,6 +337,7 @@ mod tests {
                 error: "connection refused",
             },
             &TrackName::BOTH,
+            &[],
             at(3),
         );
         assert!(v.iter().all(|v| v.kind == VerdictKind::NoData));
@@ -339,7 +350,7 @@ mod tests {
         let m = metrics();
         let mut a = Analysis::default();
         let s = healthy_except("cpu", TrackName::Canary, None);
-        a.judge(&m, Round::Samples(&s), &TrackName::BOTH, at(1));
+        a.judge(&m, Round::Samples(&s), &TrackName::BOTH, &[], at(1));
         let missing: Vec<&Key> = a
             .latest
             .iter()
@@ -354,7 +365,7 @@ mod tests {
         let m = metrics();
         let mut a = Analysis::default();
         let s = healthy_except("error_rate", TrackName::Canary, None);
-        a.judge(&m, Round::Samples(&s), &[TrackName::Stable], at(1));
+        a.judge(&m, Round::Samples(&s), &[TrackName::Stable], &[], at(1));
         assert!(
             a.clean(),
             "the canary serves nothing: its NaN is not missing data"
@@ -384,6 +395,7 @@ mod tests {
             &m,
             Round::Samples(&with(0.012, 0.004)),
             &TrackName::BOTH,
+            &[],
             at(1),
         );
         assert!(!a.clean(), "3× and +0.8 pp: breach");
@@ -394,6 +406,7 @@ mod tests {
             &m,
             Round::Samples(&with(0.003, 0.001)),
             &TrackName::BOTH,
+            &[],
             at(1),
         );
         assert!(a.clean(), "3× but only +0.2 pp: no breach");
@@ -405,10 +418,10 @@ mod tests {
         let mut a = Analysis::default();
         a.acknowledge("error_rate");
         let bad = healthy_except("error_rate", TrackName::Canary, Some(0.2));
-        a.judge(&m, Round::Samples(&bad), &TrackName::BOTH, at(1));
+        a.judge(&m, Round::Samples(&bad), &TrackName::BOTH, &[], at(1));
         assert!(a.is_acknowledged("error_rate"));
         let good = healthy_except("error_rate", TrackName::Canary, Some(0.01));
-        a.judge(&m, Round::Samples(&good), &TrackName::BOTH, at(2));
+        a.judge(&m, Round::Samples(&good), &TrackName::BOTH, &[], at(2));
         assert!(!a.is_acknowledged("error_rate"));
     }
 }

@@ -242,6 +242,8 @@ pub struct Deployment {
     /// The environment of the last step that did something there (a write, a hold, a command):
     /// where a rollback acts even when the cursor already waits at the next phase's gate.
     active_environment: Option<String>,
+    /// When each track serving traffic began to, as first seen by a round of samples.
+    serving_since: std::collections::BTreeMap<TrackName, SystemTime>,
 }
 
 impl Deployment {
@@ -296,6 +298,7 @@ impl Deployment {
             overridden_windows: BTreeSet::new(),
             runs: 0,
             active_environment: None,
+            serving_since: std::collections::BTreeMap::new(),
         }
     }
 
@@ -448,6 +451,7 @@ impl Deployment {
     /// nothing about this one.
     pub fn environment_switched(&mut self) {
         self.weight = None;
+        self.serving_since.clear();
         self.analysis.reset_streaks();
         self.reported.clear();
         self.banner = None;
@@ -715,8 +719,21 @@ impl Deployment {
     pub fn samples(&mut self, round: Round<'_>, now: SystemTime) -> Outcome {
         let mut out = Outcome::default();
         let tracks = self.serving_tracks();
+        for t in &tracks {
+            self.serving_since.entry(*t).or_insert(now);
+        }
+        self.serving_since.retain(|t, _| tracks.contains(t));
+        let window = self.plan.metrics.rate.get();
+        let starting: Vec<TrackName> = self
+            .serving_since
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since).unwrap_or_default() < window)
+            .map(|(t, _)| *t)
+            .collect();
         let metrics = self.plan.metrics.clone();
-        let verdicts = self.analysis.judge(&metrics, round, &tracks, now);
+        let verdicts = self
+            .analysis
+            .judge(&metrics, round, &tracks, &starting, now);
         // A streak that ended may be reported again when it comes back.
         let latest = self.analysis.latest.clone();
         self.reported

@@ -594,3 +594,21 @@ fn a_plan_with_nothing_to_roll_back_says_so_instead_of_rolled_back() {
     );
     assert_eq!(d.status, RunStatus::Running);
 }
+
+#[test]
+fn a_track_that_begins_to_serve_gets_one_rate_window_before_its_missing_data_counts() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    for s in [5, 10, 15] {
+        d.samples(Round::Samples(&samples(None)), t(s));
+    }
+    assert_eq!(d.status, RunStatus::Running, "its rates cannot exist yet");
+    assert!(!d.analysis.clean(), "and the hold cannot pass on them");
+    d.samples(Round::Samples(&samples(None)), t(70));
+    d.samples(Round::Samples(&samples(None)), t(75));
+    assert_eq!(
+        d.status,
+        RunStatus::Paused,
+        "a rate window (1m) later it counts"
+    );
+}
