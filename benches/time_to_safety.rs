@@ -142,10 +142,20 @@ async fn round() -> Result<Times, Error> {
     let mut seen = (false, false, false);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let action = tokio::time::timeout(left, rx.recv())
-            .await
-            .map_err(|_| "no rollback within 120 s")?
-            .ok_or("channel closed")?;
+        // As the console's event loop does: a countdown wakes the loop when it ends.
+        let countdown = app
+            .deployment
+            .countdown
+            .as_ref()
+            .map(|c| c.ends.duration_since(SystemTime::now()).unwrap_or_default());
+        let action = tokio::select! {
+            a = tokio::time::timeout(left, rx.recv()) => a
+                .map_err(|_| "no rollback within 120 s")?
+                .ok_or("channel closed")?,
+            () = tokio::time::sleep(countdown.unwrap_or(left)), if countdown.is_some() => {
+                Action::Tick(SystemTime::now())
+            }
+        };
         let samples = matches!(action, Action::Metrics(_));
         for effect in update(&mut app, action) {
             runner.run(effect);

@@ -175,7 +175,16 @@ pub async fn run(
             last_frame = Some(Instant::now());
         }
         let next_frame = last_frame.map_or_else(Instant::now, |t| t + FRAME);
+        // A rollback countdown ends when it says, not at the next 1 Hz tick.
+        let countdown_end = app.deployment.countdown.as_ref().map(|c| {
+            let left = c.ends.duration_since(SystemTime::now()).unwrap_or_default();
+            Instant::now() + left
+        });
         tokio::select! {
+            () = sleep_until_some(countdown_end) => {
+                handle(&mut app, Action::Tick(SystemTime::now()), &mut shell);
+                dirty = true;
+            }
             action = actions.recv() => {
                 let Some(action) = action else { break };
                 handle(&mut app, action, &mut shell);
@@ -194,6 +203,14 @@ pub async fn run(
     settle_in_flight(&mut app, &mut actions).await;
     screen.show(&app)?;
     Ok(app)
+}
+
+/// Sleeps until `at`, or for ever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How long quitting waits for writes already sent (a rollback pressed just before `q`).
