@@ -523,7 +523,7 @@ impl Deployment {
                     out.note(
                         Level::Warn,
                         format!(
-                            "waiting for {}; {operator} cannot approve this gate",
+                            "waiting for {}; {operator} cannot approve this gate (the operator at the keys is named with --operator)",
                             approvers(who)
                         ),
                     );
