@@ -696,3 +696,37 @@ async fn sigterm_stops_a_headless_run_cleanly_with_4() {
         "left as it was: nothing rolled back, nothing advanced"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_carry_time_level_environment_and_text() {
+    let body = format!(
+        r#"{ONE_ENV}
+phases:
+  - name: Dev
+    environment: dev
+    steps:
+      - weight: 20
+{ROLLBACK}"#
+    );
+    let bench = Bench::new(&plan_text(&body)).await;
+    let run = bench.run(&["--json"]);
+    let (code, out, err) = blocking(move || run.finish()).await;
+    assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(records.iter().all(|r| {
+        r["at"].is_string()
+            && r["level"].is_string()
+            && r["environment"] == "dev"
+            && r["text"].is_string()
+    }));
+    assert!(records.iter().any(|r| {
+        r["level"] == "operator"
+            && r["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("tester started the plan"))
+    }));
+    assert!(records.iter().any(|r| r["text"] == "plan complete"));
+}
