@@ -121,32 +121,26 @@ impl Analysis {
                     }
                     Finding::Breach(text) => {
                         self.missing.remove(&key);
-                        let count = bump(&mut self.breaches, &key);
-                        if count >= metrics.on_breach.after {
-                            verdicts.push(Verdict {
-                                metric: metric.clone(),
-                                track,
-                                kind: VerdictKind::Breach,
-                                text: format!("{metric} {} {text}", track.as_str()),
-                                count,
-                                after: metrics.on_breach.after,
-                            });
-                        }
+                        let text = format!("{metric} {} {text}", track.as_str());
+                        verdicts.extend(streak(
+                            &mut self.breaches,
+                            &key,
+                            VerdictKind::Breach,
+                            text,
+                            metrics.on_breach.after,
+                        ));
                     }
                     Finding::NoData(_) if starting.contains(&track) => {}
                     Finding::NoData(why) => {
                         // Missing data neither continues nor ends a breach streak.
-                        let count = bump(&mut self.missing, &key);
-                        if count >= metrics.no_data.after {
-                            no_data.push(Verdict {
-                                metric: metric.clone(),
-                                track,
-                                kind: VerdictKind::NoData,
-                                text: format!("{metric} {}: {why}", track.as_str()),
-                                count,
-                                after: metrics.no_data.after,
-                            });
-                        }
+                        let text = format!("{metric} {}: {why}", track.as_str());
+                        no_data.extend(streak(
+                            &mut self.missing,
+                            &key,
+                            VerdictKind::NoData,
+                            text,
+                            metrics.no_data.after,
+                        ));
                     }
                 }
                 self.latest.insert(key, finding);
@@ -198,10 +192,24 @@ impl Analysis {
     }
 }
 
-fn bump(map: &mut BTreeMap<Key, u32>, key: &Key) -> u32 {
+/// One more sample in `key`'s streak; a verdict once the streak has reached `after`.
+fn streak(
+    map: &mut BTreeMap<Key, u32>,
+    key: &Key,
+    kind: VerdictKind,
+    text: String,
+    after: u32,
+) -> Option<Verdict> {
     let n = map.entry(key.clone()).or_insert(0);
     *n = n.saturating_add(1);
-    *n
+    (*n >= after).then(|| Verdict {
+        metric: key.0.clone(),
+        track: key.1,
+        kind,
+        text,
+        count: *n,
+        after,
+    })
 }
 
 /// The breach of `v` against `threshold`, worded with its numbers; `None` when healthy.
