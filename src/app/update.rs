@@ -21,7 +21,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             None => Vec::new(),
         },
         Action::Tick(now) => {
-            app.now = now;
+            app.now = app.now.max(now);
             let outcome = app.deployment.tick(now);
             apply_outcome(app, outcome)
         }
@@ -143,7 +143,11 @@ fn decide_end(app: &mut App) {
     }
     if app.deployment.is_finished() {
         app.should_quit = true;
-    } else if let Some(waiting) = app.deployment.waiting_for_person() {
+    } else if let Some(waiting) = app
+        .deployment
+        .waiting_for_person()
+        .or_else(|| app.deployment.hold_overdue(app.now))
+    {
         if app.deployment.status != RunStatus::Ready {
             app.push_log(Level::Warn, format!("headless run stops: {waiting}"));
             app.stopped = Some(waiting);

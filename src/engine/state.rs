@@ -214,6 +214,8 @@ struct Pacing {
     writing: Option<Weight>,
     /// When the next write may go.
     next_at: SystemTime,
+    /// Since when it has waited for a weight reading (from the start or the last resume).
+    waiting_since: SystemTime,
 }
 
 /// The deployment's progress through its plan.
@@ -278,7 +280,10 @@ impl Deployment {
             .collect();
         let mut phases = phases;
         for phase in &mut phases {
-            retarget_waits(&mut phase.slots, plan.workload.canary.is_some());
+            retarget_waits(
+                phase.slots.iter_mut().map(|s| &mut s.work),
+                plan.workload.canary.is_some(),
+            );
         }
         let cursor = first_slot(&phases, 0);
         Deployment {
@@ -572,6 +577,7 @@ impl Deployment {
                 out.note(Level::Operator, format!("resumed by {operator}"));
                 if let Some(p) = &mut self.pacing {
                     p.next_at = p.next_at.max(now);
+                    p.waiting_since = now;
                 }
                 if let Some(at) = self.cursor {
                     match self.slot(at).map(|s| (&s.state, &s.work)) {
@@ -581,7 +587,9 @@ impl Deployment {
                             }
                             out.note(Level::Info, "hold restarted from the beginning");
                         }
-                        Some((StepState::Pending, _)) => self.start(at, now, &mut out),
+                        Some((StepState::Pending | StepState::Blocked(_), _)) => {
+                            self.start(at, now, &mut out)
+                        }
                         _ => {}
                     }
                 }
@@ -625,6 +633,13 @@ impl Deployment {
             out.note(Level::Warn, "the plan is paused; p resumes it first");
             return out;
         }
+        if self.countdown.is_some() {
+            out.note(
+                Level::Warn,
+                "a rollback countdown is running: the hold cannot be skipped (x cancels the countdown, ! rolls back now)",
+            );
+            return out;
+        }
         let held = now.duration_since(since).unwrap_or_default();
         out.note(
             Level::Operator,
@@ -640,28 +655,31 @@ impl Deployment {
     /// Starts a phase outside its window: a named, logged command.
     pub fn override_window(&mut self, now: SystemTime, operator: &str, reason: &str) -> Outcome {
         let mut out = Outcome::default();
-        let Some(at) = self.cursor else {
-            out.note(Level::Warn, "no phase is waiting for its window");
+        let blocked = self.cursor.filter(|at| {
+            matches!(
+                self.slot(*at).map(|s| &s.state),
+                Some(StepState::Blocked(_))
+            )
+        });
+        let Some(at) = blocked else {
+            out.note(
+                Level::Warn,
+                "no phase is waiting for its window; nothing to override",
+            );
             return out;
         };
         self.overridden_windows.insert(at.phase);
-        if matches!(self.slot(at).map(|s| &s.state), Some(StepState::Blocked(_))) {
-            out.note(
-                Level::Operator,
-                format!(
-                    "window of phase {} overridden by {operator}: {reason}",
-                    self.phase_name(at)
-                ),
-            );
+        out.note(
+            Level::Operator,
+            format!(
+                "window of phase {} overridden by {operator}: {reason}",
+                self.phase_name(at)
+            ),
+        );
+        if self.status == RunStatus::Running {
             self.start(at, now, &mut out);
         } else {
-            out.note(
-                Level::Operator,
-                format!(
-                    "window of phase {} overridden in advance by {operator}: {reason}",
-                    self.phase_name(at)
-                ),
-            );
+            out.note(Level::Info, "the phase starts when the plan is resumed (p)");
         }
         out
     }
@@ -690,7 +708,7 @@ impl Deployment {
         if let Some(c) = &self.countdown {
             if now >= c.ends {
                 let (tier, reason) = (c.tier, c.reason.clone());
-                self.countdown = None;
+                // start_rollback reads where the breach was, then clears the countdown.
                 self.start_rollback(tier, now, &format!("analysis ({reason})"), &mut out);
                 return out;
             }
@@ -966,8 +984,8 @@ impl Deployment {
             return;
         }
         // The whole duration clean: a breaching or missing sample during the hold starts its
-        // time again from the next clean one.
-        let clean_since = self.analysis.unclean_at.map_or(since, |u| u.max(since));
+        // time again from that sample.
+        let clean_since = self.hold_clean_since().unwrap_or(since);
         if now.duration_since(clean_since).unwrap_or_default() < d {
             return;
         }
@@ -977,6 +995,38 @@ impl Deployment {
             out.note(Level::Info, format!("✓ {label} with data and no breach"));
             self.finish(at, now, out);
         }
+    }
+
+    /// Since when the running hold has been clean (its start, or the last breaching or missing
+    /// sample after it): the hold passes its duration after this.
+    pub fn hold_clean_since(&self) -> Option<SystemTime> {
+        let slot = self.current()?;
+        let (StepState::Running { since }, StepWork::Hold(_)) = (&slot.state, &slot.work) else {
+            return None;
+        };
+        Some(self.analysis.unclean_at.map_or(*since, |u| u.max(*since)))
+    }
+
+    /// A hold that has run twice its duration without a clean stretch long enough: a person
+    /// must decide (`:skip`, `!`). Headless runs stop on it rather than wait for ever.
+    pub fn hold_overdue(&self, now: SystemTime) -> Option<String> {
+        let slot = self.current()?;
+        let (StepState::Running { since }, StepWork::Hold(d)) = (&slot.state, &slot.work) else {
+            return None;
+        };
+        if self.status != RunStatus::Running || self.countdown.is_some() {
+            return None;
+        }
+        let ran = now.duration_since(*since).unwrap_or_default();
+        (ran >= *d * 2).then(|| {
+            format!(
+                "{} has not had a clean {} in {}: {}",
+                slot.label,
+                format_duration(*d),
+                format_duration(Duration::from_secs(ran.as_secs())),
+                self.hold_waiting_for().unwrap_or_default()
+            )
+        })
     }
 
     /// Why a hold whose time is up has not passed, for the screen.
@@ -991,7 +1041,14 @@ impl Deployment {
         if let Some(c) = &self.countdown {
             return Some(format!("rollback countdown: {}", c.reason));
         }
-        self.analysis.unclean_reason()
+        if let Some(reason) = self.analysis.unclean_reason() {
+            return Some(reason);
+        }
+        let clean_since = self.hold_clean_since()?;
+        let at = jiff::Timestamp::try_from(clean_since)
+            .map(|t| t.strftime("%H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        Some(format!("clean since {at}; its time counts from there"))
     }
 
     fn finish(&mut self, at: StepRef, now: SystemTime, out: &mut Outcome) {
@@ -1095,6 +1152,7 @@ impl Deployment {
                             every,
                             writing: None,
                             next_at: now,
+                            waiting_since: now,
                         });
                         self.pace(now, out);
                     }
@@ -1105,6 +1163,7 @@ impl Deployment {
                             every: Duration::ZERO,
                             writing: Some(to),
                             next_at: now,
+                            waiting_since: now,
                         });
                         out.commands.push(Command {
                             origin: Origin::Step(at),
@@ -1167,13 +1226,7 @@ impl Deployment {
             return;
         }
         let Some(from) = self.weight else {
-            let since = self.slot(at).and_then(|s| match s.state {
-                StepState::Running { since } => Some(since),
-                _ => None,
-            });
-            let waited = since
-                .and_then(|s| now.duration_since(s).ok())
-                .unwrap_or_default();
+            let waited = now.duration_since(p.waiting_since).unwrap_or_default();
             if waited >= WEIGHT_READ_WAIT {
                 self.pacing = None;
                 let why = format!(
@@ -1372,6 +1425,7 @@ impl Deployment {
                         every: paced.unwrap_or(Duration::ZERO),
                         writing: Some(first),
                         next_at: now,
+                        waiting_since: now,
                     });
                     out.commands.push(Command {
                         origin,
@@ -1604,19 +1658,23 @@ pub fn rollback_actions(plan: &Plan, tier: TierName) -> Vec<RollbackAction> {
     if plan.traffic.is_none() {
         actions.retain(|a| !matches!(a.work, StepWork::Weight { .. }));
     }
+    retarget_waits(
+        actions.iter_mut().map(|a| &mut a.work),
+        plan.workload.canary.is_some(),
+    );
     actions
 }
 
 /// A `wait` follows the Deployment its phase last changed (`image`, `scale`, `undo`); with none
 /// before it, the canary's (the stable's when there is no canary).
-fn retarget_waits(slots: &mut [Slot], has_canary: bool) {
+fn retarget_waits<'a>(works: impl Iterator<Item = &'a mut StepWork>, has_canary: bool) {
     let mut last = if has_canary {
         TrackName::Canary
     } else {
         TrackName::Stable
     };
-    for slot in slots {
-        match &mut slot.work {
+    for work in works {
+        match work {
             StepWork::Effect(
                 Work::SetImage { track, .. } | Work::Scale { track, .. } | Work::Undo { track },
             ) => last = *track,

@@ -612,3 +612,72 @@ fn a_track_that_begins_to_serve_gets_one_rate_window_before_its_missing_data_cou
         "a rate window (1m) later it counts"
     );
 }
+
+#[test]
+fn a_hold_cannot_be_skipped_while_a_rollback_counts_down() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.samples(Round::Samples(&samples(Some(0.3))), t(5));
+    d.samples(Round::Samples(&samples(Some(0.3))), t(10));
+    let out = d.skip_hold(t(11), "alice", "looks fine");
+    assert!(texts(&out)[0].contains("cannot be skipped"), "{out:?}");
+    assert_eq!(d.cursor, Some(at(0, 2)));
+}
+
+#[test]
+fn a_hold_long_past_its_duration_without_passing_is_left_to_a_person() {
+    let mut d = deployment();
+    into_the_hold(&mut d);
+    d.samples(Round::Unanswered { error: "refused" }, t(50));
+    assert_eq!(d.hold_overdue(t(100)), None);
+    assert_eq!(
+        d.hold_clean_since(),
+        Some(t(50)),
+        "the clean time counts from the missing sample"
+    );
+    let overdue = d
+        .hold_overdue(t(125))
+        .expect("two minutes for a one-minute hold");
+    assert!(
+        overdue.starts_with("hold 1m has not had a clean 1m in 2m"),
+        "{overdue}"
+    );
+}
+
+#[test]
+fn wait_in_a_rollback_tier_follows_the_deployment_the_tier_changed() {
+    let text = PLAN.replace(
+        "  full:\n    actions:\n      - undo: stable\n",
+        "  full:\n    actions:\n      - undo: stable\n      - wait: ready\n",
+    );
+    let plan = plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
+    let actions = rollback_actions(&plan, TierName::Full);
+    assert!(matches!(
+        actions[1].work,
+        super::work::StepWork::Effect(Work::WaitRollout {
+            track: TrackName::Stable,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_window_override_while_paused_waits_for_resume() {
+    let text = PLAN.replace(
+        "  - name: Dev\n    environment: dev\n",
+        "  - name: Dev\n    environment: dev\n    window: { days: [mon], from: \"10:00\", to: \"10:01\", tz: UTC }\n",
+    );
+    let plan = plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
+    let mut d = Deployment::new(Arc::new(plan));
+    let tuesday = SystemTime::from(
+        "2027-01-12T12:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .expect("timestamp"),
+    );
+    d.advance(tuesday, "alice");
+    d.toggle_pause(tuesday, "alice");
+    let out = d.override_window(tuesday, "alice", "hotfix");
+    assert!(out.commands.is_empty(), "paused: nothing starts");
+    let out = d.toggle_pause(tuesday, "alice");
+    assert_eq!(out.commands.len(), 1, "resumed: the phase starts");
+}

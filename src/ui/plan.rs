@@ -62,9 +62,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 if let (StepState::Running { since }, crate::engine::StepWork::Hold(total)) =
                     (&slot.state, &slot.work)
                 {
-                    // A paused hold's clock stops where it was paused.
+                    // A paused hold's clock stops where it was paused; a breaching or missing
+                    // sample starts its clean time again.
                     let upto = d.paused.as_ref().map_or(app.now, |(_, at)| *at);
-                    let held = upto.duration_since(*since).unwrap_or_default();
+                    let from = d.hold_clean_since().unwrap_or(*since);
+                    let held = upto.duration_since(from).unwrap_or_default();
                     match total.checked_sub(held) {
                         Some(left) if !left.is_zero() => {
                             text.push_str(&format!(" ({}s left)", left.as_secs()))
