@@ -16,7 +16,7 @@ use crate::cluster::client::{self, ConnectError, Connection, explain};
 use crate::metrics::prometheus::{PromClient, PromConfig};
 use crate::metrics::sampler;
 use crate::plan::duration::format_duration;
-use crate::plan::{ConfigOp, Environment, Plan, Router, Step};
+use crate::plan::{ConfigOp, Environment, Plan, Step};
 
 /// One environment of the plan, connected and checked.
 pub struct EnvLink {
@@ -137,52 +137,6 @@ impl Access {
 const APPS: &str = "apps";
 const CORE: &str = "";
 
-/// The object a router keeps its weight in, addressed as the routers in `crate::traffic`
-/// address it. `None` for the replicas router, whose "object" is the two Deployments.
-struct TrafficKind {
-    group: &'static str,
-    version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-    /// What messages call it: `httproute`.
-    noun: &'static str,
-}
-
-fn traffic_kind(router: Router) -> Option<TrafficKind> {
-    let (group, version, kind, plural, noun) = match router {
-        Router::Replicas => return None,
-        Router::GatewayApi => (
-            "gateway.networking.k8s.io",
-            "v1",
-            "HTTPRoute",
-            "httproutes",
-            "httproute",
-        ),
-        Router::Istio => (
-            "networking.istio.io",
-            "v1",
-            "VirtualService",
-            "virtualservices",
-            "virtualservice",
-        ),
-        Router::Nginx => ("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress"),
-        Router::Smi => (
-            "split.smi-spec.io",
-            "v1alpha2",
-            "TrafficSplit",
-            "trafficsplits",
-            "trafficsplit",
-        ),
-    };
-    Some(TrafficKind {
-        group,
-        version,
-        kind,
-        plural,
-        noun,
-    })
-}
-
 /// What `watcher` needs on a resource: it lists first, then watches.
 fn watched(out: &mut Vec<Access>, group: &'static str, resource: &'static str) {
     out.push(Access::new("list", group, resource));
@@ -194,7 +148,7 @@ fn router_access(plan: &Plan, out: &mut Vec<Access>) {
     let Some(traffic) = &plan.traffic else {
         return;
     };
-    let (group, resource) = match traffic_kind(traffic.router) {
+    let (group, resource) = match crate::traffic::object_kind(traffic.router) {
         Some(k) => (k.group, k.plural),
         None => (APPS, "deployments"),
     };
@@ -581,7 +535,10 @@ fn objects_wanted(plan: &Plan, environment: &str, list: &mut Checklist) -> Vec<W
         });
     }
     if let Some(traffic) = &plan.traffic {
-        match (traffic_kind(traffic.router), traffic.route.as_deref()) {
+        match (
+            crate::traffic::object_kind(traffic.router),
+            traffic.route.as_deref(),
+        ) {
             // The replicas router splits by the two Deployments, already listed.
             (None, _) => {
                 if plan.workload.canary.is_none() {

@@ -929,17 +929,6 @@ mod tests {
 
     #[test]
     fn relist_replaces_pods_without_duplicates() {
-        use crate::cluster::model::PodView;
-        let pod = |n: &str| PodView {
-            name: n.into(),
-            track: None,
-            ready_containers: 1,
-            total_containers: 1,
-            status: "Running".into(),
-            restarts: 0,
-            created: None,
-            version: "1".into(),
-        };
         let mut app = app();
         update(
             &mut app,

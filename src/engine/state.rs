@@ -159,13 +159,8 @@ pub struct Countdown {
     pub environment: String,
 }
 
-/// One action of a rollback tier.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RollbackAction {
-    pub label: String,
-    pub work: StepWork,
-    pub state: StepState,
-}
+/// One action of a rollback tier: shown and tracked like a step.
+pub type RollbackAction = Slot;
 
 /// A rollback tier being (or having been) carried out.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +211,18 @@ struct Pacing {
     next_at: SystemTime,
     /// Since when it has waited for a weight reading (from the start or the last resume).
     waiting_since: SystemTime,
+}
+
+impl Pacing {
+    /// The next write when one is due, going from `from`; marked as on its way.
+    fn due(&mut self, from: Weight, now: SystemTime) -> Option<Weight> {
+        if self.writing.is_some() || now < self.next_at {
+            return None;
+        }
+        let next = next_weight(from, self.to, self.step);
+        self.writing = Some(next);
+        Some(next)
+    }
 }
 
 /// The deployment's progress through its plan.
@@ -748,10 +755,11 @@ impl Deployment {
             .filter(|(_, since)| now.duration_since(**since).unwrap_or_default() < window)
             .map(|(t, _)| *t)
             .collect();
-        let metrics = self.plan.metrics.clone();
+        // An Arc, not a copy of the metrics section, on every round.
+        let plan = self.plan.clone();
         let verdicts = self
             .analysis
-            .judge(&metrics, round, &tracks, &starting, now);
+            .judge(&plan.metrics, round, &tracks, &starting, now);
         // A streak that ended may be reported again when it comes back.
         let latest = self.analysis.latest.clone();
         self.reported
@@ -927,22 +935,12 @@ impl Deployment {
         match result {
             Ok(note) => {
                 if paced {
-                    let written = self.pacing.as_mut().and_then(|p| p.writing.take());
-                    if let Some(w) = written {
-                        self.weight = Some(w);
-                    }
-                    if let Some(p) = &self.pacing {
-                        // Not finished while a rollback counts down: the step stays judged.
-                        if written.is_some_and(|w| w != p.to) || self.countdown.is_some() {
-                            if !note.is_empty() {
-                                out.note(Level::Info, note);
-                            }
-                            self.pacing = self.pacing.take().map(|mut p| {
-                                p.next_at = now + p.every;
-                                p
-                            });
-                            return;
+                    // Not finished while a rollback counts down: the step stays judged.
+                    if !self.weight_landed(now) || self.countdown.is_some() {
+                        if !note.is_empty() {
+                            out.note(Level::Info, note);
                         }
+                        return;
                     }
                     self.pacing = None;
                 }
@@ -957,6 +955,21 @@ impl Deployment {
                 self.fail_step(at, e, out);
             }
         }
+    }
+
+    /// A paced (or single) weight write came back stored: the weight is known now, and the
+    /// next write is due an `every` from now. True when the pacing's target is reached (or no
+    /// write was on its way).
+    fn weight_landed(&mut self, now: SystemTime) -> bool {
+        let written = self.pacing.as_mut().and_then(|p| p.writing.take());
+        if let Some(w) = written {
+            self.weight = Some(w);
+        }
+        let Some(p) = &mut self.pacing else {
+            return true;
+        };
+        p.next_at = now + p.every;
+        written.is_none_or(|w| w == p.to)
     }
 
     fn fail_step(&mut self, at: StepRef, why: String, out: &mut Outcome) {
@@ -1222,10 +1235,10 @@ impl Deployment {
         let Some(at) = self.cursor else { return };
         let environment = self.environment().to_string();
         let Some(p) = &mut self.pacing else { return };
-        if p.writing.is_some() || now < p.next_at {
-            return;
-        }
         let Some(from) = self.weight else {
+            if p.writing.is_some() || now < p.next_at {
+                return;
+            }
             let waited = now.duration_since(p.waiting_since).unwrap_or_default();
             if waited >= WEIGHT_READ_WAIT {
                 self.pacing = None;
@@ -1237,8 +1250,9 @@ impl Deployment {
             }
             return;
         };
-        let next = next_weight(from, p.to, p.step);
-        p.writing = Some(next);
+        let Some(next) = p.due(from, now) else {
+            return;
+        };
         out.note(
             Level::Info,
             format!("canary weight {from} → {next} (paced, to {})", p.to),
@@ -1485,16 +1499,9 @@ impl Deployment {
         match result {
             Ok(note) => {
                 if let StepWork::Weight { .. } = action.work {
-                    let written = self.pacing.as_mut().and_then(|p| p.writing.take());
-                    if let Some(w) = written {
-                        self.weight = Some(w);
-                    }
-                    if let (Some(p), Some(w)) = (&mut self.pacing, written) {
-                        if w != p.to {
-                            p.next_at = now + p.every;
-                            out.note(Level::Info, note);
-                            return;
-                        }
+                    if !self.weight_landed(now) {
+                        out.note(Level::Info, note);
+                        return;
                     }
                     self.pacing = None;
                 }
@@ -1558,11 +1565,9 @@ impl Deployment {
         let (Some(index), Some(p), Some(from)) = (running, &mut self.pacing, self.weight) else {
             return;
         };
-        if p.writing.is_some() || now < p.next_at {
+        let Some(next) = p.due(from, now) else {
             return;
-        }
-        let next = next_weight(from, p.to, p.step);
-        p.writing = Some(next);
+        };
         out.note(
             Level::Info,
             format!(

@@ -52,8 +52,27 @@ rollback:
 "#;
 
 fn deployment() -> Deployment {
-    let plan = plan::parse(Path::new("t.yaml"), PLAN).expect("test plan parses");
-    Deployment::new(Arc::new(plan))
+    Deployment::new(Arc::new(parse(PLAN)))
+}
+
+fn parse(text: &str) -> plan::Plan {
+    plan::parse(Path::new("t.yaml"), text).expect("test plan parses")
+}
+
+/// The test plan with Dev's window open on Mondays 10:00–10:01 UTC only, and a Tuesday noon
+/// (2027-01-12) when it is closed.
+fn windowed() -> (Deployment, SystemTime) {
+    let text = PLAN.replace(
+        "  - name: Dev\n    environment: dev\n",
+        "  - name: Dev\n    environment: dev\n    window: { days: [mon], from: \"10:00\", to: \"10:01\", tz: UTC }\n",
+    );
+    let tuesday = "2027-01-12T12:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .expect("timestamp");
+    (
+        Deployment::new(Arc::new(parse(&text))),
+        SystemTime::from(tuesday),
+    )
 }
 
 fn t(secs: u64) -> SystemTime {
@@ -518,18 +537,7 @@ fn a_hold_needs_its_whole_duration_clean() {
 
 #[test]
 fn a_closed_window_waits_for_the_clock_not_a_person() {
-    let text = PLAN.replace(
-        "  - name: Dev\n    environment: dev\n",
-        "  - name: Dev\n    environment: dev\n    window: { days: [mon], from: \"10:00\", to: \"10:01\", tz: UTC }\n",
-    );
-    let plan = plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
-    let mut d = Deployment::new(Arc::new(plan));
-    // 2027-01-12 is a Tuesday.
-    let tuesday = SystemTime::from(
-        "2027-01-12T12:00:00Z"
-            .parse::<jiff::Timestamp>()
-            .expect("timestamp"),
-    );
+    let (mut d, tuesday) = windowed();
     let out = d.advance(tuesday, "alice");
     assert!(out.commands.is_empty());
     assert!(
@@ -562,8 +570,7 @@ fn wait_follows_the_deployment_its_phase_last_changed() {
         "      - image: canary\n",
         "      - scale: { track: stable, replicas: 5 }\n      - wait: ready\n      - image: canary\n      - wait: ready\n",
     );
-    let plan = plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
-    let d = Deployment::new(Arc::new(plan));
+    let d = Deployment::new(Arc::new(parse(&text)));
     let waits: Vec<TrackName> = d.phases[0]
         .slots
         .iter()
@@ -583,8 +590,7 @@ fn a_plan_with_nothing_to_roll_back_says_so_instead_of_rolled_back() {
         .replace("      - weight: 10\n", "")
         .replace("      - weight: { to: 50, step: 20, every: 1m }\n", "");
     let text = text[..text.find("rollback:").expect("rollback")].to_string();
-    let plan = plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
-    let mut d = Deployment::new(Arc::new(plan));
+    let mut d = Deployment::new(Arc::new(parse(&text)));
     d.advance(t(0), "alice");
     let out = d.rollback(TierName::Immediate, t(1), "alice");
     assert!(out.commands.is_empty());
@@ -650,8 +656,7 @@ fn wait_in_a_rollback_tier_follows_the_deployment_the_tier_changed() {
         "  full:\n    actions:\n      - undo: stable\n",
         "  full:\n    actions:\n      - undo: stable\n      - wait: ready\n",
     );
-    let plan = plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
-    let actions = rollback_actions(&plan, TierName::Full);
+    let actions = rollback_actions(&parse(&text), TierName::Full);
     assert!(matches!(
         actions[1].work,
         super::work::StepWork::Effect(Work::WaitRollout {
@@ -663,17 +668,7 @@ fn wait_in_a_rollback_tier_follows_the_deployment_the_tier_changed() {
 
 #[test]
 fn a_window_override_while_paused_waits_for_resume() {
-    let text = PLAN.replace(
-        "  - name: Dev\n    environment: dev\n",
-        "  - name: Dev\n    environment: dev\n    window: { days: [mon], from: \"10:00\", to: \"10:01\", tz: UTC }\n",
-    );
-    let plan = plan::parse(Path::new("t.yaml"), &text).expect("plan parses");
-    let mut d = Deployment::new(Arc::new(plan));
-    let tuesday = SystemTime::from(
-        "2027-01-12T12:00:00Z"
-            .parse::<jiff::Timestamp>()
-            .expect("timestamp"),
-    );
+    let (mut d, tuesday) = windowed();
     d.advance(tuesday, "alice");
     d.toggle_pause(tuesday, "alice");
     let out = d.override_window(tuesday, "alice", "hotfix");

@@ -18,7 +18,7 @@ pub struct Closed {
     pub text: String,
 }
 
-/// `None` when `window` is open at `now`; else when it opens next. A time zone that cannot be
+/// `Ok` when `window` is open at `now`; else when it opens next. A time zone that cannot be
 /// loaded counts as closed forever, with the reason, rather than guessed.
 pub fn check(window: &Window, now: SystemTime) -> Result<(), Closed> {
     let (tz, tz_name) = match &window.tz {

@@ -259,27 +259,20 @@ fn check_vs_stable(plan: &Plan, name: &str, vs: &VsStable, c: &mut Checker<'_>) 
             format!("vs_stable of `{name}` has neither ratio nor delta; give one or both (`{{ ratio: 2, delta: 0.005 }}`)"),
         );
     }
-    if let Some(ratio) = vs.ratio
-        && !(ratio.is_finite() && ratio >= 1.0)
-    {
-        let pos = c
-            .doc
-            .value(&path!["metrics", "thresholds", name, "vs_stable", "ratio"]);
-        c.error(
-            pos,
-            format!("vs_stable.ratio of `{name}` is {ratio}; it must be a finite number ≥ 1 (2 means twice stable)"),
-        );
-    }
-    if let Some(delta) = vs.delta
-        && !(delta.is_finite() && delta >= 0.0)
-    {
-        let pos = c
-            .doc
-            .value(&path!["metrics", "thresholds", name, "vs_stable", "delta"]);
-        c.error(
-            pos,
-            format!("vs_stable.delta of `{name}` is {delta}; it must be a finite number ≥ 0, in the metric's unit"),
-        );
+    let bounds = [
+        ("ratio", vs.ratio, 1.0, "≥ 1 (2 means twice stable)"),
+        ("delta", vs.delta, 0.0, "≥ 0, in the metric's unit"),
+    ];
+    for (key, value, least, rule) in bounds {
+        if let Some(v) = value.filter(|v| !(v.is_finite() && *v >= least)) {
+            let pos = c
+                .doc
+                .value(&path!["metrics", "thresholds", name, "vs_stable", key]);
+            c.error(
+                pos,
+                format!("vs_stable.{key} of `{name}` is {v}; it must be a finite number {rule}"),
+            );
+        }
     }
 }
 

@@ -5,12 +5,22 @@ use kube::Client;
 use serde_json::Value;
 
 use super::object::{
-    ObjectRef, ObjectRouter, WeightCodec, WeightEntry, only_stable_and_canary, share, weight_ops,
+    ObjectKind, ObjectRef, ObjectRouter, WeightCodec, WeightEntry, only_stable_and_canary, share,
+    weight_ops,
 };
 use crate::plan::Weight;
 
 /// An HTTPRoute whose rules send traffic to a stable and a canary Service.
 pub type GatewayApiRouter = ObjectRouter<HttpRouteWeights>;
+
+/// The HTTPRoute the weight is kept in.
+pub const OBJECT: ObjectKind = ObjectKind {
+    group: "gateway.networking.k8s.io",
+    version: "v1",
+    kind: "HTTPRoute",
+    plural: "httproutes",
+    noun: "httproute",
+};
 
 /// The stable and canary backendRef names of an HTTPRoute.
 pub struct HttpRouteWeights {
@@ -27,12 +37,7 @@ impl GatewayApiRouter {
         canary_backend: &str,
     ) -> GatewayApiRouter {
         ObjectRouter::with_codec(
-            ObjectRef::new(
-                client,
-                ("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"),
-                namespace,
-                route,
-            ),
+            ObjectRef::new(client, OBJECT.gvk(), namespace, route),
             "HTTPRoute",
             HttpRouteWeights {
                 stable_backend: stable_backend.to_string(),

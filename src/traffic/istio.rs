@@ -12,12 +12,22 @@ use kube::Client;
 use serde_json::Value;
 
 use super::object::{
-    ObjectRef, ObjectRouter, WeightCodec, WeightEntry, only_stable_and_canary, share, weight_ops,
+    ObjectKind, ObjectRef, ObjectRouter, WeightCodec, WeightEntry, only_stable_and_canary, share,
+    weight_ops,
 };
 use crate::plan::Weight;
 
 /// A VirtualService whose http routes split traffic between a stable and a canary Service.
 pub type IstioRouter = ObjectRouter<VirtualServiceWeights>;
+
+/// The VirtualService the weight is kept in.
+pub const OBJECT: ObjectKind = ObjectKind {
+    group: "networking.istio.io",
+    version: "v1",
+    kind: "VirtualService",
+    plural: "virtualservices",
+    noun: "virtualservice",
+};
 
 /// The stable and canary Services, and the namespace that qualifies their host names.
 pub struct VirtualServiceWeights {
@@ -35,17 +45,7 @@ impl IstioRouter {
         canary_backend: &str,
     ) -> IstioRouter {
         ObjectRouter::with_codec(
-            ObjectRef::new(
-                client,
-                (
-                    "networking.istio.io",
-                    "v1",
-                    "VirtualService",
-                    "virtualservices",
-                ),
-                namespace,
-                virtual_service,
-            ),
+            ObjectRef::new(client, OBJECT.gvk(), namespace, virtual_service),
             "VirtualService",
             VirtualServiceWeights {
                 namespace: namespace.to_string(),

@@ -51,3 +51,16 @@ pub trait TrafficRouter: Send + Sync {
     /// Weight changes as they happen, from a watch; errors are reported, the stream goes on.
     fn watch(&self) -> BoxStream<'static, Result<Weight, RouterError>>;
 }
+
+/// The API type `router` keeps the weight in; `None` for the replicas router, whose "object"
+/// is the two Deployments.
+pub fn object_kind(router: crate::plan::Router) -> Option<object::ObjectKind> {
+    use crate::plan::Router;
+    match router {
+        Router::Replicas => None,
+        Router::GatewayApi => Some(gateway_api::OBJECT),
+        Router::Istio => Some(istio::OBJECT),
+        Router::Nginx => Some(nginx::OBJECT),
+        Router::Smi => Some(smi::OBJECT),
+    }
+}

@@ -10,7 +10,7 @@
 use kube::Client;
 use serde_json::{Value, json};
 
-use super::object::{ObjectRef, ObjectRouter, WeightCodec, pointer_key};
+use super::object::{ObjectKind, ObjectRef, ObjectRouter, WeightCodec, pointer_key};
 use crate::plan::Weight;
 
 pub const CANARY: &str = "nginx.ingress.kubernetes.io/canary";
@@ -19,6 +19,15 @@ pub const CANARY_WEIGHT_TOTAL: &str = "nginx.ingress.kubernetes.io/canary-weight
 
 /// The canary Ingress of an ingress-nginx canary pair.
 pub type NginxRouter = ObjectRouter<CanaryIngressWeight>;
+
+/// The canary Ingress the weight is kept in.
+pub const OBJECT: ObjectKind = ObjectKind {
+    group: "networking.k8s.io",
+    version: "v1",
+    kind: "Ingress",
+    plural: "ingresses",
+    noun: "ingress",
+};
 
 /// The Service the canary Ingress must send to.
 pub struct CanaryIngressWeight {
@@ -33,12 +42,7 @@ impl NginxRouter {
         canary_backend: &str,
     ) -> NginxRouter {
         ObjectRouter::with_codec(
-            ObjectRef::new(
-                client,
-                ("networking.k8s.io", "v1", "Ingress", "ingresses"),
-                namespace,
-                canary_ingress,
-            ),
+            ObjectRef::new(client, OBJECT.gvk(), namespace, canary_ingress),
             "canary Ingress",
             CanaryIngressWeight {
                 canary_backend: canary_backend.to_string(),

@@ -27,6 +27,25 @@ pub struct ObjectRef {
     resource: String,
 }
 
+/// The API type a router keeps its weight in; the one table the routers and the preflight
+/// read it from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectKind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    /// What messages call it: `httproute`.
+    pub noun: &'static str,
+}
+
+impl ObjectKind {
+    /// Group, version, kind and plural, as [`ObjectRef::new`] takes them.
+    pub fn gvk(&self) -> (&'static str, &'static str, &'static str, &'static str) {
+        (self.group, self.version, self.kind, self.plural)
+    }
+}
+
 impl ObjectRef {
     pub fn new(
         client: Client,

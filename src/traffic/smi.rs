@@ -6,12 +6,22 @@ use kube::Client;
 use serde_json::Value;
 
 use super::object::{
-    ObjectRef, ObjectRouter, WeightCodec, WeightEntry, only_stable_and_canary, share, weight_ops,
+    ObjectKind, ObjectRef, ObjectRouter, WeightCodec, WeightEntry, only_stable_and_canary, share,
+    weight_ops,
 };
 use crate::plan::Weight;
 
 /// A TrafficSplit whose backends are the stable and the canary Service.
 pub type SmiRouter = ObjectRouter<TrafficSplitWeights>;
+
+/// The TrafficSplit the weight is kept in.
+pub const OBJECT: ObjectKind = ObjectKind {
+    group: "split.smi-spec.io",
+    version: "v1alpha2",
+    kind: "TrafficSplit",
+    plural: "trafficsplits",
+    noun: "trafficsplit",
+};
 
 /// The stable and canary backend Services of a TrafficSplit.
 pub struct TrafficSplitWeights {
@@ -28,17 +38,7 @@ impl SmiRouter {
         canary_backend: &str,
     ) -> SmiRouter {
         ObjectRouter::with_codec(
-            ObjectRef::new(
-                client,
-                (
-                    "split.smi-spec.io",
-                    "v1alpha2",
-                    "TrafficSplit",
-                    "trafficsplits",
-                ),
-                namespace,
-                split,
-            ),
+            ObjectRef::new(client, OBJECT.gvk(), namespace, split),
             "TrafficSplit",
             TrafficSplitWeights {
                 stable_backend: stable_backend.to_string(),
