@@ -383,7 +383,6 @@ async fn start_run(
         exit::FAILURE
     })?;
     let mut links = Vec::new();
-    let mut envs = Vec::new();
     for env in checked.envs {
         let kubeconfig = crate::exec::write_phase_kubeconfig(
             options.kubeconfig.as_deref(),
@@ -398,14 +397,6 @@ async fn start_run(
             );
             exit::FAILURE
         })?;
-        envs.push(crate::app::effects::EnvClients {
-            name: env.name.clone(),
-            namespace: env.namespace.clone(),
-            context: env.context.clone(),
-            client: env.connection.client.clone(),
-            router: None,
-            kubeconfig: None,
-        });
         links.push(Link {
             name: env.name,
             context: env.context,
@@ -415,7 +406,7 @@ async fn start_run(
             kubeconfig: Some(kubeconfig),
         });
     }
-    let snapshots = crate::app::carry::snapshot_all(&plan, &envs)
+    let snapshots = crate::app::carry::snapshot_all(&plan, &links)
         .await
         .map_err(|e| {
             eprintln!("warroom: {e}; nothing was changed");

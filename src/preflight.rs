@@ -252,8 +252,9 @@ pub fn required_access(plan: &Plan, environment: &str) -> Vec<Access> {
     out
 }
 
-/// The ConfigMaps flag steps in `environment` and rollback actions name, in plan order.
-fn configmaps_named(plan: &Plan, environment: &str) -> Vec<String> {
+/// The ConfigMaps flag steps in `environment` and rollback actions name, in plan order: what
+/// the preflight checks, the run snapshots, and `config: restore` puts back there.
+pub fn configmaps_named(plan: &Plan, environment: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for step in steps_in(plan, environment) {
         if let Step::Flag(flag) = step

@@ -491,3 +491,25 @@ async fn an_unreadable_prometheus_token_file_fails_naming_the_file() {
     let result = preflight::run(&plan, &options(&sim)).await;
     assert!(result.passed(), "{}", show(&result.lines));
 }
+
+#[test]
+fn each_environment_names_the_configmaps_of_its_own_steps_and_the_rollback_tiers() {
+    let mut plan = (*common::demo_plan()).clone();
+    // Staging sets a flag in a ConfigMap of its own; the rollback tier names checkout-flags.
+    plan.phases[1]
+        .steps
+        .push(warroom::plan::Step::Flag(warroom::plan::FlagStep {
+            configmap: "staging-only".into(),
+            key: "k".into(),
+            value: "v".into(),
+        }));
+    assert_eq!(
+        preflight::configmaps_named(&plan, "development"),
+        ["checkout-flags"],
+        "development never touches staging-only, so the run neither checks nor snapshots it there"
+    );
+    assert_eq!(
+        preflight::configmaps_named(&plan, "staging"),
+        ["staging-only", "checkout-flags"]
+    );
+}

@@ -10,11 +10,13 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::action::{Action, EffectId};
+use super::console::Link;
 use super::effects::EnvClients;
 use crate::cluster::actions::{self, ConfigMapSnapshot, RestoreChange, RolloutStatus};
 use crate::engine::Work;
 use crate::exec::{self, CommandSpec, Stream};
-use crate::plan::{Plan, Step, TrackName, Weight};
+use crate::plan::{Plan, TrackName, Weight};
+use crate::preflight::configmaps_named;
 
 /// The ConfigMaps as last snapshotted, per environment.
 pub type Snapshots = Arc<Mutex<BTreeMap<String, ConfigMapSnapshot>>>;
@@ -22,41 +24,21 @@ pub type Snapshots = Arc<Mutex<BTreeMap<String, ConfigMapSnapshot>>>;
 /// Longest one weight write inside `promote` may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The ConfigMaps a plan names (flag steps and rollback actions), sorted, each once.
-pub fn configmaps(plan: &Plan) -> Vec<String> {
-    let tiers = [
-        &plan.rollback.immediate,
-        &plan.rollback.gradual,
-        &plan.rollback.full,
-    ];
-    let mut names: Vec<String> = plan
-        .phases
-        .iter()
-        .flat_map(|p| p.steps.iter())
-        .chain(tiers.into_iter().flatten().flat_map(|t| t.actions.iter()))
-        .filter_map(|s| match s {
-            Step::Flag(f) => Some(f.configmap.clone()),
-            _ => None,
-        })
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
-/// Snapshots the plan's ConfigMaps in every environment, so a `config: restore` always has
-/// something to restore. A ConfigMap that cannot be read stops the run before it starts.
-pub async fn snapshot_all(plan: &Plan, envs: &[EnvClients]) -> Result<Snapshots, String> {
-    let names = configmaps(plan);
+/// Snapshots, in every environment, the ConfigMaps the plan names there, so a `config: restore`
+/// always has something to restore. A ConfigMap that cannot be read stops the run before it
+/// starts.
+pub async fn snapshot_all(plan: &Plan, links: &[Link]) -> Result<Snapshots, String> {
     let mut out = BTreeMap::new();
-    if !names.is_empty() {
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        for env in envs {
-            let snap = actions::configmap::snapshot(&env.client, &env.namespace, &refs)
-                .await
-                .map_err(|e| format!("cannot snapshot ConfigMaps in {}: {e}", env.name))?;
-            out.insert(env.name.clone(), snap);
+    for link in links {
+        let names = configmaps_named(plan, &link.name);
+        if names.is_empty() {
+            continue;
         }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let snap = actions::configmap::snapshot(&link.connection.client, &link.namespace, &refs)
+            .await
+            .map_err(|e| format!("cannot snapshot ConfigMaps in {}: {e}", link.name))?;
+        out.insert(link.name.clone(), snap);
     }
     Ok(Arc::new(Mutex::new(out)))
 }
@@ -179,7 +161,7 @@ impl Carry {
                 ))
             }
             Work::SnapshotConfig => {
-                let names = configmaps(&self.plan);
+                let names = configmaps_named(&self.plan, environment);
                 if names.is_empty() {
                     return Ok("no ConfigMaps named in the plan; nothing to snapshot".into());
                 }
