@@ -867,6 +867,66 @@ mod tests {
         assert!(app.command_line.is_none());
     }
 
+    #[test]
+    fn a_second_interrupt_leaves_at_once_even_during_a_rollback() {
+        let mut app = app();
+        update(&mut app, key('!'));
+        update(&mut app, Action::Interrupted("SIGINT".into()));
+        assert!(!app.should_quit);
+        update(&mut app, Action::Interrupted("SIGINT".into()));
+        assert!(app.should_quit);
+        assert_eq!(app.stopped.as_deref(), Some("interrupted twice (SIGINT)"));
+    }
+
+    #[test]
+    fn weight_keys_do_nothing_once_a_rollback_has_run_even_a_failed_one() {
+        let mut app = app();
+        let effects = update(&mut app, key('!'));
+        let id = effects.iter().find_map(Effect::id).expect("a write");
+        let effects = update(
+            &mut app,
+            Action::EffectDone {
+                id,
+                result: Err("forbidden".into()),
+            },
+        );
+        done(&mut app, &effects);
+        assert_eq!(app.deployment.status, RunStatus::RollbackFailed);
+        assert!(update(&mut app, key('+')).is_empty());
+        assert!(
+            app.log
+                .back()
+                .is_some_and(|l| l.text.contains("+ and - would undo it"))
+        );
+    }
+
+    #[test]
+    fn headless_stops_at_a_hold_twice_overdue() {
+        let mut app = app();
+        into_the_hold(&mut app);
+        app.mode = crate::app::model::Mode::Headless;
+        let start = app.now;
+        // The demo's hold is 20s; missing data at 0:35 restarts its clean time.
+        update(
+            &mut app,
+            Action::Metrics(MetricsEvent::Unanswered {
+                at: start + Duration::from_secs(35),
+                error: "refused".into(),
+            }),
+        );
+        update(&mut app, Action::Tick(start + Duration::from_secs(39)));
+        assert!(!app.should_quit, "not yet twice its duration");
+        update(&mut app, Action::Tick(start + Duration::from_secs(41)));
+        assert!(app.should_quit);
+        assert!(
+            app.stopped
+                .as_deref()
+                .is_some_and(|s| s.starts_with("hold 20s has not had a clean 20s in 41s")),
+            "{:?}",
+            app.stopped
+        );
+    }
+
     fn round(canary_error: f64) -> Action {
         use crate::metrics::Sample;
         use crate::metrics::series::Point;

@@ -303,6 +303,10 @@ fn immediate_pre_empts_a_full_rollback_and_the_same_tier_is_refused() {
     assert!(texts(&out)[0].contains("already under way"));
     let out = d.rollback(TierName::Immediate, t(32), "alice");
     assert_eq!(out.commands.len(), 1);
+    assert!(
+        out.cancel_rollback,
+        "the full tier's undo still in flight is stopped"
+    );
     // The undo's late result belongs to a run that no longer counts.
     d.command_done(Origin::Rollback { run: 1, action: 0 }, ok(), t(33));
     assert_eq!(
@@ -675,4 +679,23 @@ fn a_window_override_while_paused_waits_for_resume() {
     assert!(out.commands.is_empty(), "paused: nothing starts");
     let out = d.toggle_pause(tuesday, "alice");
     assert_eq!(out.commands.len(), 1, "resumed: the phase starts");
+}
+
+#[test]
+fn override_window_flag_lets_every_windowed_phase_start_and_is_logged_once() {
+    let (mut d, tuesday) = windowed();
+    let out = d.override_all_windows("alice", "rehearsal");
+    assert_eq!(
+        texts(&out),
+        ["deployment windows overridden for this run by alice: rehearsal"]
+    );
+    let out = d.advance(tuesday, "alice");
+    assert!(matches!(out.commands[0].work, Work::SetImage { .. }));
+    assert!(
+        deployment()
+            .override_all_windows("alice", "x")
+            .notes
+            .is_empty(),
+        "no windows: nothing to log"
+    );
 }
