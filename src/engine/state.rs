@@ -169,12 +169,8 @@ pub struct RollbackRun {
     pub run: u32,
     pub environment: String,
     pub started: SystemTime,
-    /// When the last action finished.
-    pub finished: Option<SystemTime>,
     pub target: Option<Duration>,
     pub actions: Vec<RollbackAction>,
-    /// Who or what started it.
-    pub by: String,
     overrun_logged: bool,
 }
 
@@ -1369,10 +1365,8 @@ impl Deployment {
             run,
             environment,
             started: now,
-            finished: None,
             target,
             actions,
-            by: by.to_string(),
             overrun_logged: false,
         });
         self.status = RunStatus::RollingBack;
@@ -1391,7 +1385,6 @@ impl Deployment {
             }
         }
         r.run = run;
-        r.finished = None;
         out.note(
             Level::Operator,
             format!(
@@ -1587,7 +1580,6 @@ impl Deployment {
 
     fn settle_rollback(&mut self, now: SystemTime, out: &mut Outcome) {
         let Some(r) = &mut self.rollback else { return };
-        r.finished = Some(now);
         let took = now.duration_since(r.started).unwrap_or_default();
         let target = r
             .target

@@ -44,13 +44,6 @@ pub enum Work {
     Notify { text: String },
 }
 
-impl Work {
-    /// True for work that only reads or talks (nothing in the cluster changes).
-    pub fn is_write(&self) -> bool {
-        !matches!(self, Work::WaitRollout { .. } | Work::Notify { .. })
-    }
-}
-
 /// How important a log line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
