@@ -13,7 +13,9 @@ use crate::plan::duration::format_duration;
 use crate::plan::{BreachAction, Plan, Step, TierName, TrackName, Weight, WeightStep};
 
 /// Identifies one slot of the plan: phase index and slot index within it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct StepRef {
     pub phase: usize,
     pub slot: usize,
@@ -96,7 +98,8 @@ impl RunStatus {
 }
 
 /// Where a piece of work came from, so its result finds its way back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Origin {
     Step(StepRef),
     /// Action `action` of rollback run `run` (runs are numbered so results of a pre-empted run

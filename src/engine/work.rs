@@ -9,15 +9,24 @@ use crate::plan::{self, Step, TrackName, Weight, WeightStep};
 /// `timeout`: the Deployment controller's own default progress deadline.
 pub const DEFAULT_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// One piece of work against one environment.
-#[derive(Debug, Clone, PartialEq)]
+/// One piece of work against one environment. Journaled as the `work` of an `intent` line.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Work {
     /// Set the canary weight. `emergency` writes jump the queue (a rollback's weight 0).
     SetWeight { weight: Weight, emergency: bool },
     /// Set `workload.image` on the track's container, then follow its rollout to completion.
-    SetImage { track: TrackName, timeout: Duration },
+    SetImage {
+        track: TrackName,
+        #[serde(with = "crate::journal::record::millis", rename = "timeout_ms")]
+        timeout: Duration,
+    },
     /// `kubectl rollout status` until complete; a timeout or ProgressDeadlineExceeded fails.
-    WaitRollout { track: TrackName, timeout: Duration },
+    WaitRollout {
+        track: TrackName,
+        #[serde(with = "crate::journal::record::millis", rename = "timeout_ms")]
+        timeout: Duration,
+    },
     /// `kubectl scale`.
     Scale { track: TrackName, replicas: u32 },
     /// `kubectl rollout undo`.
@@ -34,10 +43,18 @@ pub enum Work {
     RestoreConfig,
     /// Stable gets the new image and becomes ready, then the canary's weight goes to 0, then the
     /// canary is scaled to 0.
-    Promote { timeout: Duration },
+    Promote {
+        #[serde(with = "crate::journal::record::millis", rename = "timeout_ms")]
+        timeout: Duration,
+    },
     /// `sh -c` in the plan's directory, output to the log.
     Run {
         cmd: String,
+        #[serde(
+            default,
+            with = "crate::journal::record::opt_millis",
+            rename = "timeout_ms"
+        )]
         timeout: Option<Duration>,
     },
     /// Tell people.
@@ -45,7 +62,7 @@ pub enum Work {
 }
 
 /// How important a log line is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Info,

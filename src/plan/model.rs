@@ -641,7 +641,19 @@ impl WaitFor {
 }
 
 /// `stable` or `canary`.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Deserialize,
+    serde::Serialize,
+    JsonSchema,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TrackName {
     /// The stable (or blue) Deployment.
@@ -946,7 +958,7 @@ impl Rollback {
 }
 
 /// Names of the rollback tiers.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum TierName {
     /// 0–5 minutes.

@@ -50,8 +50,9 @@ pub async fn set_key(
     })
 }
 
-/// One ConfigMap as it was.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One ConfigMap as it was. Journaled in `snapshot` lines, so a resumed run restores what the
+/// first one saw.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConfigMapState {
     pub name: String,
     pub data: BTreeMap<String, String>,
