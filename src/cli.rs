@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::console::{self, Link, RunSetup};
+use crate::app::console::{self, Link, ResumeFrom, RunSetup};
 use crate::app::model::Mode;
 use crate::engine::AutoApprove;
 use crate::engine::RunStatus;
+use crate::journal::record::EnvironmentRecord;
+use crate::journal::session::{self, PlanSource};
+use crate::journal::{Journal, Record};
 use crate::plan::{self, Plan};
 use crate::sim::Simulator;
 
@@ -125,6 +128,19 @@ pub struct RunArgs {
     /// Start phases outside their deployment `window`; the reason is logged with the operator.
     #[arg(long, value_name = "REASON")]
     pub override_window: Option<String>,
+    /// The run's journal (default: $XDG_STATE_HOME/warroom/<plan>-<UTC start>.jsonl). With
+    /// --resume: the journal to continue (default: the plan's newest).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Continue a run that was quit, killed or crashed, from its journal: steps done are not
+    /// repeated, approvals stand, work without a recorded result is checked against the
+    /// cluster first, and a rollback under way is finished first.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub resume: bool,
+    /// With --resume: continue even though the plan changed since the journal began (the
+    /// changes are journaled).
+    #[arg(long, requires = "resume")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +162,11 @@ pub struct SimArgs {
 /// Loads and checks `path`, or the built-in demo plan; diagnostics go to stderr, and any error
 /// refuses the plan.
 fn load_plan(path: Option<&Path>) -> Result<Plan, u8> {
+    load_plan_source(path).map(|(plan, _)| plan)
+}
+
+/// The plan and its text as read (the journal keeps the text and its SHA-256).
+fn load_plan_source(path: Option<&Path>) -> Result<(Plan, String), u8> {
     let checked = match path {
         Some(p) => plan::check_file(p),
         None => plan::check(Path::new("plans/demo.yaml"), DEMO_PLAN),
@@ -153,7 +174,11 @@ fn load_plan(path: Option<&Path>) -> Result<Plan, u8> {
     if !checked.diagnostics.is_empty() {
         eprintln!("{}", checked.render());
     }
-    checked.into_result().map_err(|_| exit::BAD_INPUT)
+    let text = checked.source_text.clone();
+    checked
+        .into_result()
+        .map(|plan| (plan, text))
+        .map_err(|_| exit::BAD_INPUT)
 }
 
 /// `warroom validate`: all diagnostics of all files, then a one-line summary.
@@ -204,7 +229,11 @@ pub async fn demo(args: DemoArgs) -> u8 {
 
 async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
     check_speed(args.speed)?;
-    let mut plan = load_plan(args.plan.as_deref())?;
+    let (mut plan, text) = load_plan_source(args.plan.as_deref())?;
+    let source_path = args
+        .plan
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("plans/demo.yaml"));
     // Every environment reaches the simulator through its own context, named as the
     // simulator's kubeconfig names it.
     for (name, env) in plan.environments.iter_mut() {
@@ -234,6 +263,7 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
     };
     let code = start_run(
         plan,
+        (source_path, text),
         plan_dir,
         options,
         Mode::Console,
@@ -245,6 +275,9 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
             kubeconfig_hint: Some(sim.kubeconfig.display().to_string()),
             quiet_preflight: true,
             override_window: None,
+            journal: None,
+            resume: false,
+            force: false,
         },
     )
     .await;
@@ -292,10 +325,15 @@ struct RunFlags {
     /// Print the preflight checklist only when something failed (the demo).
     quiet_preflight: bool,
     override_window: Option<String>,
+    /// `--journal`.
+    journal: Option<PathBuf>,
+    resume: bool,
+    force: bool,
 }
 
 async fn run_inner(args: RunArgs) -> Result<u8, u8> {
-    let plan = Arc::new(load_plan(Some(&args.plan))?);
+    let (plan, text) = load_plan_source(Some(&args.plan))?;
+    let plan = Arc::new(plan);
     let used = crate::preflight::environments_used(&plan);
     if args.context.is_some() && used.len() > 1 {
         eprintln!(
@@ -323,6 +361,7 @@ async fn run_inner(args: RunArgs) -> Result<u8, u8> {
     };
     start_run(
         plan,
+        (args.plan.clone(), text),
         plan_dir_of(&args.plan),
         options,
         mode,
@@ -334,6 +373,9 @@ async fn run_inner(args: RunArgs) -> Result<u8, u8> {
             kubeconfig_hint: None,
             quiet_preflight: false,
             override_window: args.override_window,
+            journal: args.journal,
+            resume: args.resume,
+            force: args.force,
         },
     )
     .await
@@ -342,11 +384,45 @@ async fn run_inner(args: RunArgs) -> Result<u8, u8> {
 /// Preflight, then (unless a dry run) the ConfigMap snapshots and the run itself.
 async fn start_run(
     plan: Arc<Plan>,
+    (plan_path, plan_text): (PathBuf, String),
     plan_dir: PathBuf,
     options: crate::preflight::Options,
     mode: Mode,
     flags: RunFlags,
 ) -> Result<u8, u8> {
+    let source = PlanSource {
+        plan: &plan,
+        path: &plan_path,
+        text: &plan_text,
+    };
+    let resuming = if flags.resume {
+        let path = session::resume_path(flags.journal.as_deref(), &plan.name).map_err(|e| {
+            eprintln!("warroom: {e}");
+            exit::BAD_INPUT
+        })?;
+        let (read, resume) = session::check_resume(
+            &path,
+            &source,
+            flags.force,
+            &flags.operator,
+            flags.auto_approve.as_str(),
+        )
+        .map_err(|e| {
+            eprintln!("warroom: {e}");
+            exit::BAD_INPUT
+        })?;
+        if let Some(torn) = &read.torn {
+            eprintln!("warroom: warning: {torn}");
+        }
+        if resume.forced {
+            eprintln!(
+                "warroom: warning: the plan changed since the journal began; resuming anyway (--force), and the journal says so"
+            );
+        }
+        Some((path, read, resume))
+    } else {
+        None
+    };
     let checked = crate::preflight::run(&plan, &options).await;
     if !flags.quiet_preflight || !checked.passed() {
         eprintln!("preflight:");
@@ -406,12 +482,77 @@ async fn start_run(
             kubeconfig: Some(kubeconfig),
         });
     }
-    let snapshots = crate::app::carry::snapshot_all(&plan, &links)
-        .await
-        .map_err(|e| {
-            eprintln!("warroom: {e}; nothing was changed");
-            exit::FAILURE
-        })?;
+    let environments: Vec<EnvironmentRecord> = links
+        .iter()
+        .map(|l| EnvironmentRecord {
+            name: l.name.clone(),
+            context: l.context.clone(),
+            namespace: l.namespace.clone(),
+        })
+        .collect();
+    let (journal, snapshots, resume) = match resuming {
+        Some((path, read, resume)) => {
+            let namespaces = links
+                .iter()
+                .map(|l| (l.name.clone(), l.namespace.clone()))
+                .collect();
+            let snapshots = session::snapshots(&read, &namespaces);
+            let journal = session::reopen(&path, &read).map_err(|e| {
+                eprintln!("warroom: {e}");
+                exit::BAD_INPUT
+            })?;
+            let resume = ResumeFrom {
+                lines: read.lines,
+                resume,
+            };
+            (
+                journal,
+                Arc::new(std::sync::Mutex::new(snapshots)),
+                Some(resume),
+            )
+        }
+        None => {
+            let now = std::time::SystemTime::now();
+            let path = session::new_path(flags.journal.as_deref(), &plan.name, now)
+                .and_then(|p| session::create(&p).map(|file| (p, file)));
+            let (path, file) = path.map_err(|e| {
+                eprintln!("warroom: {e}");
+                exit::BAD_INPUT
+            })?;
+            let journal = Journal::start(file, &path, 0);
+            let mode_name = match mode {
+                Mode::Headless => "headless",
+                Mode::Console => "console",
+            };
+            let start = session::start_record(
+                &source,
+                environments.clone(),
+                &flags.operator,
+                mode_name,
+                flags.auto_approve.as_str(),
+                flags.override_window.clone(),
+            );
+            journal.record(now, Record::Start(start));
+            let snapshots = crate::app::carry::snapshot_all(&plan, &links)
+                .await
+                .map_err(|e| {
+                    eprintln!("warroom: {e}; nothing was changed");
+                    exit::FAILURE
+                })?;
+            let taken = snapshots.lock().map(|s| s.clone()).unwrap_or_default();
+            for (environment, snap) in taken {
+                journal.record(
+                    now,
+                    Record::Snapshot {
+                        environment,
+                        configmaps: snap.items,
+                    },
+                );
+            }
+            (journal, snapshots, None)
+        }
+    };
+    eprintln!("warroom: journal {}", journal.path().display());
     let setup = RunSetup {
         plan: plan.clone(),
         plan_dir,
@@ -423,13 +564,39 @@ async fn start_run(
         json: flags.json,
         snapshots,
         override_window: flags.override_window,
+        journal: Some(journal.clone()),
+        resume,
     };
-    let app = console::run(setup).await.map_err(|e| {
-        eprintln!("warroom: {e}");
-        exit::FAILURE
-    })?;
+    let result = console::run(setup).await;
+    let app = match result {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("warroom: {e}");
+            journal.record(
+                std::time::SystemTime::now(),
+                Record::End {
+                    exit: i32::from(exit::FAILURE),
+                    status: "NOT STARTED".into(),
+                    reason: Some(e.to_string()),
+                },
+            );
+            journal.close().await;
+            return Err(exit::FAILURE);
+        }
+    };
     drop(scratch);
-    Ok(report_end(&app))
+    let code = report_end(&app);
+    journal.record(
+        std::time::SystemTime::now(),
+        Record::End {
+            exit: i32::from(code),
+            status: app.deployment.status.label().to_string(),
+            reason: app.stopped.clone(),
+        },
+    );
+    journal.close().await;
+    eprintln!("warroom: journal {}", journal.path().display());
+    Ok(code)
 }
 
 /// A private directory for the run's own files, removed at the end.

@@ -47,6 +47,8 @@ pub enum Action {
     Begin,
     /// SIGINT or SIGTERM: stop cleanly, after a rollback under way has finished.
     Interrupted(String),
+    /// The journal could not be written: shown at once, and kept on screen.
+    JournalFailed(String),
     /// The terminal went away (EOF, EIO, SIGHUP): leave cleanly.
     InputClosed(String),
     /// An action from a source task of one environment; dropped if the console has moved on to

@@ -15,9 +15,13 @@ use super::carry::Snapshots;
 use super::effects::{EffectRunner, EnvClients};
 use super::event_loop::{self, LinePrinter, Shell};
 use super::model::{App, Level, Mode, Target};
+use super::resume;
+use super::update;
 use crate::cluster::client::Connection;
 use crate::cluster::watch::{self, Workloads};
-use crate::engine::AutoApprove;
+use crate::engine::{AutoApprove, RunStatus};
+use crate::journal::record::{OperatorCommand, Resume};
+use crate::journal::{Journal, Line, Record};
 use crate::metrics::prometheus::PromClient;
 use crate::metrics::sampler;
 use crate::plan::{Plan, Router};
@@ -56,6 +60,18 @@ pub struct RunSetup {
     pub snapshots: Snapshots,
     /// `--override-window REASON`.
     pub override_window: Option<String>,
+    /// The journal being written (its `start` line already is).
+    pub journal: Option<Journal>,
+    /// A run continued from its journal.
+    pub resume: Option<ResumeFrom>,
+}
+
+/// What a resumed run continues from.
+pub struct ResumeFrom {
+    /// The journal's lines as read.
+    pub lines: Vec<Line>,
+    /// The `resume` line this run adds.
+    pub resume: Resume,
 }
 
 /// Why the console could not start.
@@ -164,6 +180,12 @@ fn router_of(plan: &Plan, link: &Link) -> Result<Option<Arc<dyn TrafficRouter>>,
 /// Runs the plan until it ends (headless) or the operator quits (console); returns the final
 /// state.
 pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
+    use std::io::IsTerminal;
+    if setup.mode == Mode::Console
+        && (!std::io::stdin().is_terminal() || !std::io::stdout().is_terminal())
+    {
+        return Err(SetupError::NoTerminal);
+    }
     let plan = setup.plan.clone();
     let first = plan
         .phases
@@ -215,20 +237,77 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
         .get(&first)
         .cloned()
         .ok_or_else(|| SetupError::UnknownEnvironment(first.clone()))?;
-    let mut app = App::new(
-        plan.clone(),
-        target,
-        setup.operator.clone(),
-        SystemTime::now(),
-    );
+    // A replay starts at the journal's first moment and moves the clock on as its lines did.
+    let start_at = setup
+        .resume
+        .as_ref()
+        .and_then(|r| r.lines.first())
+        .map_or_else(SystemTime::now, |l| l.at);
+    let mut app = App::new(plan.clone(), target, setup.operator.clone(), start_at);
     app.targets = targets;
     app.mode = setup.mode;
     app.deployment.auto_approve = setup.auto_approve;
-    if let Some(reason) = &setup.override_window {
-        let outcome = app.deployment.override_all_windows(&setup.operator, reason);
-        for note in outcome.notes {
-            app.push_log(note.level, note.text);
+
+    let cancel = CancellationToken::new();
+    let (tx, rx) = unbounded_channel::<Action>();
+    let env_map: BTreeMap<String, EnvClients> =
+        envs.iter().map(|e| (e.name.clone(), e.clone())).collect();
+    let runner = EffectRunner::start(
+        plan.clone(),
+        setup.plan_dir.clone(),
+        envs,
+        setup.snapshots.clone(),
+        tx.clone(),
+    );
+    if let Some(journal) = &setup.journal {
+        let carry = runner.clone();
+        let errors = tx.clone();
+        journal.attach(
+            Box::new(move |effect| carry.run(effect)),
+            Box::new(move |why| {
+                let _ = errors.send(Action::JournalFailed(why));
+            }),
+        );
+    }
+    let sources = Sources {
+        sets: sources,
+        plan: plan.clone(),
+        tx: tx.clone(),
+        current: cancel.child_token(),
+        root: cancel.clone(),
+        epoch: 0,
+    };
+    let mut shell = Shell::new(runner, sources, setup.journal.clone());
+    let mut printer = LinePrinter::new(setup.json);
+    match setup.resume {
+        None => {
+            shell.journal_changes(&mut app);
+            shell.sources.watch(&first);
         }
+        Some(from) => {
+            let replayed = resume::replay(&mut app, &from.lines);
+            shell.caught_up(&mut app);
+            printer.skip_to(app.log_total);
+            app.operator = setup.operator.clone();
+            app.deployment.auto_approve = setup.auto_approve;
+            update::update(&mut app, Action::Clock(SystemTime::now()));
+            apply_live(&mut app, &mut shell, Record::Resume(from.resume));
+            shell.sources.watch(&app.target.environment.clone());
+            resume::continue_in_flight(&mut app, &mut shell, &replayed, &env_map).await;
+        }
+    }
+    if let Some(reason) = &setup.override_window {
+        let operator = app.operator.clone();
+        apply_live(
+            &mut app,
+            &mut shell,
+            Record::Command {
+                operator,
+                command: OperatorCommand::OverrideAllWindows {
+                    reason: reason.clone(),
+                },
+            },
+        );
     }
     if plan.traffic.is_none() {
         app.push_log(
@@ -239,53 +318,30 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
             ),
         );
     }
-
-    let cancel = CancellationToken::new();
-    let (tx, rx) = unbounded_channel::<Action>();
-    let runner = EffectRunner::start(
-        plan.clone(),
-        setup.plan_dir.clone(),
-        envs,
-        setup.snapshots.clone(),
-        tx.clone(),
-    );
-    let mut sources = Sources {
-        sets: sources,
-        plan: plan.clone(),
-        tx: tx.clone(),
-        current: cancel.child_token(),
-        root: cancel.clone(),
-        epoch: 0,
-    };
-    sources.watch(&first);
     event_loop::spawn_clock(tx.clone(), cancel.clone());
 
     let result = match setup.mode {
         Mode::Headless => {
             event_loop::spawn_signals(tx.clone(), cancel.clone(), true);
-            let _ = tx.send(Action::Begin);
-            let mut printer = LinePrinter::new(setup.json);
-            let shell = Shell { runner, sources };
+            if app.deployment.status == RunStatus::Ready {
+                let _ = tx.send(Action::Begin);
+            }
             event_loop::run(app, &mut printer, rx, shell).await
         }
         Mode::Console => {
-            app.push_log(
-                Level::Info,
-                format!(
-                    "plan {} loaded: {} phases; press n to start, ? for keys",
-                    plan.name,
-                    plan.phases.len()
-                ),
-            );
-            use std::io::IsTerminal;
-            if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
-                cancel.cancel();
-                return Err(SetupError::NoTerminal);
+            if app.deployment.status == RunStatus::Ready {
+                app.push_log(
+                    Level::Info,
+                    format!(
+                        "plan {} loaded: {} phases; press n to start, ? for keys",
+                        plan.name,
+                        plan.phases.len()
+                    ),
+                );
             }
             let mut terminal = ratatui::try_init()?;
             event_loop::spawn_input(tx.clone(), cancel.clone());
             event_loop::spawn_signals(tx.clone(), cancel.clone(), false);
-            let shell = Shell { runner, sources };
             let result = event_loop::run(app, &mut terminal, rx, shell).await;
             ratatui::restore();
             result
@@ -293,6 +349,18 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
     };
     cancel.cancel();
     Ok(result?)
+}
+
+/// Applies one input now, journals it and hands its effects on: for what happens before the
+/// event loop takes over (a resume, `--override-window`).
+fn apply_live(app: &mut App, shell: &mut Shell, record: Record) {
+    let now = app.now;
+    let mut effects = update::apply(app, now, record);
+    effects.extend(update::follow(app));
+    shell.journal_changes(app);
+    for effect in effects {
+        shell.dispatch(app, effect);
+    }
 }
 
 /// What the source tasks of one environment need.

@@ -10,11 +10,16 @@ use ratatui::crossterm::event::{Event, EventStream, KeyEventKind};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
-use super::action::{Action, Effect};
+use super::action::{Action, Effect, Purpose};
 use super::console::Sources;
 use super::effects::EffectRunner;
 use super::model::App;
 use super::update::update;
+use crate::engine::{Origin as EngineOrigin, Work};
+use crate::journal::Journal;
+use crate::journal::Record;
+use crate::journal::progress::Progress;
+use crate::journal::record::Intent;
 
 /// At most this many frames a second; bursts of actions are coalesced into one frame.
 const FRAME: Duration = Duration::from_millis(33);
@@ -39,6 +44,11 @@ pub struct LinePrinter {
 impl LinePrinter {
     pub fn new(json: bool) -> LinePrinter {
         LinePrinter { json, printed: 0 }
+    }
+
+    /// Prints only lines after the first `total` (a resume does not print the history again).
+    pub fn skip_to(&mut self, total: u64) {
+        self.printed = total;
     }
 }
 
@@ -80,10 +90,129 @@ impl Screen for LinePrinter {
     }
 }
 
-/// What carries effects out: the runner, and the source tasks that follow the environment.
+/// What carries effects out: the runner (through the journal, which writes each intent
+/// first), and the source tasks that follow the environment.
 pub struct Shell {
     pub runner: EffectRunner,
     pub sources: Sources,
+    pub journal: Option<Journal>,
+    /// The engine's progress as last journaled.
+    pub progress: Progress,
+    /// `app.log_total` as last journaled.
+    pub logged: u64,
+}
+
+impl Shell {
+    pub fn new(runner: EffectRunner, sources: Sources, journal: Option<Journal>) -> Shell {
+        Shell {
+            runner,
+            sources,
+            journal,
+            progress: Progress::default(),
+            logged: 0,
+        }
+    }
+
+    /// Takes the journal up to `app`'s state without writing (after a replay).
+    pub fn caught_up(&mut self, app: &mut App) {
+        app.recorded.clear();
+        self.progress.advance(&app.deployment);
+        self.logged = app.log_total;
+    }
+
+    /// Journals what the last action changed: the inputs applied, the log lines, the step and
+    /// status changes.
+    pub fn journal_changes(&mut self, app: &mut App) {
+        let recorded = std::mem::take(&mut app.recorded);
+        let Some(journal) = &self.journal else {
+            self.logged = app.log_total;
+            return;
+        };
+        for (at, record) in recorded {
+            journal.record(at, record);
+        }
+        let new = app.log_total.saturating_sub(self.logged);
+        let skip = (app.log.len() as u64).saturating_sub(new);
+        for line in app
+            .log
+            .iter()
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        {
+            journal.record(
+                line.at,
+                Record::Log {
+                    level: line.level,
+                    environment: line.environment.clone(),
+                    text: line.text.clone(),
+                },
+            );
+        }
+        self.logged = app.log_total;
+        for record in self.progress.advance(&app.deployment) {
+            journal.record(app.now, record);
+        }
+    }
+
+    /// Hands one effect on: source changes here, work to the runner (its intent journaled and
+    /// on disk first).
+    pub fn dispatch(&mut self, app: &App, effect: Effect) {
+        match effect {
+            Effect::Watch { environment } => self.sources.watch(&environment),
+            other => match &self.journal {
+                None => self.runner.run(other),
+                Some(journal) => match intent_of(app, &other) {
+                    Some(intent) => journal.intent(app.now, intent, other),
+                    None => journal.effect(other),
+                },
+            },
+        }
+    }
+}
+
+/// The journal's intent line for a piece of work.
+pub fn intent_of(app: &App, effect: &Effect) -> Option<Intent> {
+    let Effect::Work {
+        id,
+        environment,
+        phase,
+        purpose,
+        work,
+    } = effect
+    else {
+        return None;
+    };
+    let origin = match app.in_flight.get(id) {
+        Some(super::model::Origin::Engine(o)) => Some(*o),
+        _ => None,
+    };
+    let label = match origin {
+        Some(EngineOrigin::Step(at)) => app.deployment.slot(at).map(|s| s.label.clone()),
+        Some(EngineOrigin::Rollback { action, .. }) => app
+            .deployment
+            .rollback
+            .as_ref()
+            .and_then(|r| r.actions.get(action))
+            .map(|a| a.label.clone()),
+        None => None,
+    }
+    .unwrap_or_else(|| match work {
+        Work::SetWeight { weight, .. } => format!("weight {weight} by {}", app.operator),
+        other => format!("{other:?}"),
+    });
+    Some(Intent {
+        id: id.0,
+        environment: environment.clone(),
+        phase: phase.clone(),
+        purpose: match purpose {
+            Purpose::Step => "step",
+            Purpose::Rollback => "rollback",
+            Purpose::Operator => "operator",
+        }
+        .to_string(),
+        origin,
+        label,
+        work: work.clone(),
+    })
 }
 
 /// Sends terminal input into the action channel.
@@ -200,7 +329,7 @@ pub async fn run(
             break;
         }
     }
-    settle_in_flight(&mut app, &mut actions).await;
+    settle_in_flight(&mut app, &mut actions, |app| shell.journal_changes(app)).await;
     screen.show(&app)?;
     Ok(app)
 }
@@ -218,7 +347,11 @@ const SETTLE: Duration = Duration::from_secs(10);
 
 /// Waits, bounded, for effects in flight to report back, so quitting never abandons a weight
 /// write such as the one `!` started. Work those results would start next is not run.
-async fn settle_in_flight(app: &mut App, actions: &mut UnboundedReceiver<Action>) {
+async fn settle_in_flight(
+    app: &mut App,
+    actions: &mut UnboundedReceiver<Action>,
+    mut journal: impl FnMut(&mut App),
+) {
     let deadline = Instant::now() + SETTLE;
     while !app.in_flight.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -226,16 +359,19 @@ async fn settle_in_flight(app: &mut App, actions: &mut UnboundedReceiver<Action>
             return;
         };
         if matches!(action, Action::EffectDone { .. }) {
+            // Work those results start is not run: a resume starts it from the journal.
             for effect in update(app, action) {
                 if let Some(id) = effect.id() {
                     app.in_flight.remove(&id);
                 }
             }
+            journal(app);
         }
     }
 }
 
-fn handle(app: &mut App, action: Action, shell: &mut Shell) {
+/// Applies one action and hands its effects on.
+pub fn handle(app: &mut App, action: Action, shell: &mut Shell) {
     let action = match action {
         Action::Sourced { epoch, action } if epoch == shell.sources.epoch => *action,
         // From the tasks of an environment no longer on screen.
@@ -247,11 +383,10 @@ fn handle(app: &mut App, action: Action, shell: &mut Shell) {
     if matches!(action, Action::EffectDone { .. } | Action::Key(_)) {
         update(app, Action::Clock(SystemTime::now()));
     }
-    for effect in update(app, action) {
-        match effect {
-            Effect::Watch { environment } => shell.sources.watch(&environment),
-            other => shell.runner.run(other),
-        }
+    let effects = update(app, action);
+    shell.journal_changes(app);
+    for effect in effects {
+        shell.dispatch(app, effect);
     }
 }
 
@@ -303,7 +438,7 @@ mod tests {
                 result: Ok("canary weight 0% stored".into()),
             });
         });
-        settle_in_flight(&mut app, &mut rx).await;
+        settle_in_flight(&mut app, &mut rx, |_| {}).await;
         assert!(app.in_flight.is_empty());
         assert_eq!(app.traffic.observed, Some(Weight::ZERO));
         assert!(app.log.iter().any(|l| l.text == "canary weight 0% stored"));
@@ -329,7 +464,7 @@ mod tests {
             id: effects[0].id().expect("a write"),
             result: Ok("stored".into()),
         });
-        settle_in_flight(&mut app, &mut rx).await;
+        settle_in_flight(&mut app, &mut rx, |_| {}).await;
         assert!(
             app.in_flight.is_empty(),
             "weight 10, which the result would start, is neither run nor waited for"

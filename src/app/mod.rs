@@ -8,6 +8,7 @@ pub mod effects;
 pub mod event_loop;
 pub mod keymap;
 pub mod model;
+pub mod resume;
 pub mod update;
 
 pub use action::{Action, Effect, EffectId};

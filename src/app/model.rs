@@ -130,6 +130,10 @@ pub struct App {
     pub in_flight: BTreeMap<EffectId, Origin>,
     /// Clock times are shown in this zone.
     pub tz: jiff::tz::TimeZone,
+    /// Inputs applied since the event loop last took them, for the journal.
+    pub recorded: Vec<(SystemTime, crate::journal::Record)>,
+    /// Why the journal cannot be written, once it could not.
+    pub journal_error: Option<String>,
     next_effect: u64,
 }
 
@@ -158,6 +162,8 @@ impl App {
             should_quit: false,
             in_flight: BTreeMap::new(),
             tz: jiff::tz::TimeZone::system(),
+            recorded: Vec::new(),
+            journal_error: None,
             next_effect: 1,
         }
     }

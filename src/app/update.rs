@@ -1,45 +1,86 @@
 //! `update`: the one place where the console decides what an action means.
-//! Pure: no IO, no clock reads, no `.await`. Returns the effects to run.
+//! Pure: no IO, no clock reads, no `.await`. Returns the effects to run. What changes the run is
+//! a journal record applied by [`apply`], so the journal replays to the same state.
 
-use crate::cluster::model::ClusterEvent;
-use crate::engine::{Origin as EngineOrigin, Outcome, Round, RunStatus, Work};
-use crate::metrics::MetricsEvent;
-use crate::metrics::series::Series;
-use crate::plan::TierName;
+use std::time::SystemTime;
+
+use crate::cluster::model::{ClusterEvent, WorkloadView};
+use crate::engine::{AutoApprove, Origin as EngineOrigin, Outcome, Round, RunStatus, Work};
+use crate::journal::record::SampleRecord;
+use crate::journal::{OperatorCommand, Record};
+use crate::metrics::series::{Point, Series};
+use crate::metrics::{MetricsEvent, Sample};
+use crate::plan::{TierName, TrackName, Weight};
 use crate::traffic::TrafficEvent;
 
 use super::action::{Action, Effect, EffectId, Purpose};
 use super::keymap::{self, Command};
 use super::model::{App, ClusterView, Level, MetricsView, Mode, Origin, TrafficView};
 
-/// Applies one action to the app and returns the effects it calls for.
+/// Applies one action to the app and returns the effects it calls for. What changes the run
+/// goes through [`apply`] as a journal record; keys that only move the screen do not.
 pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
+    let now = app.now;
     let mut effects = match action {
         Action::Key(key) if app.command_line.is_some() => on_command_line_key(app, key),
         Action::Key(key) => match keymap::command_for(&key, app.help_open) {
             Some(command) => on_command(app, command),
             None => Vec::new(),
         },
-        Action::Tick(now) => {
-            app.now = app.now.max(now);
-            let outcome = app.deployment.tick(now);
-            apply_outcome(app, outcome)
-        }
-        Action::Clock(now) => {
-            app.now = app.now.max(now);
+        Action::Tick(at) => apply(app, at, Record::Tick),
+        Action::Clock(at) => {
+            app.now = app.now.max(at);
             Vec::new()
         }
         Action::Resize => Vec::new(),
+        Action::Cluster(ClusterEvent::Workload(track, view)) => {
+            if app.cluster.workloads.get(&track) == Some(&view) {
+                Vec::new()
+            } else {
+                let record = workload_record(&app.target.environment, track, view);
+                apply(app, now, record)
+            }
+        }
         Action::Cluster(event) => {
             on_cluster(app, event);
             Vec::new()
         }
+        Action::Traffic(TrafficEvent::Weight(w)) if app.deployment.weight == Some(w) => {
+            app.traffic.observed = Some(w);
+            Vec::new()
+        }
+        Action::Traffic(TrafficEvent::Weight(w)) => apply(
+            app,
+            now,
+            Record::Weight {
+                percent: w.percent(),
+            },
+        ),
         Action::Traffic(event) => {
             on_traffic(app, event);
             Vec::new()
         }
-        Action::Metrics(event) => on_metrics(app, event),
-        Action::EffectDone { id, result } => on_effect_done(app, id, result),
+        Action::Metrics(MetricsEvent::Samples(samples)) => apply(
+            app,
+            now,
+            Record::Samples {
+                samples: samples.iter().map(sample_record).collect(),
+            },
+        ),
+        Action::Metrics(MetricsEvent::Unanswered { error, at }) => {
+            apply(app, now, Record::Unanswered { time: at, error })
+        }
+        Action::Metrics(MetricsEvent::Health(health)) => {
+            on_metrics_health(app, health);
+            Vec::new()
+        }
+        Action::EffectDone { id, result } => {
+            let (ok, err) = match result {
+                Ok(note) => (Some(note), None),
+                Err(e) => (None, Some(e)),
+            };
+            apply(app, now, Record::Result { id: id.0, ok, err })
+        }
         Action::EffectProgress { id, note } => {
             if app.in_flight.contains_key(&id) {
                 app.push_log(Level::Warn, note);
@@ -53,8 +94,20 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::Begin => {
-            let outcome = app.deployment.advance(app.now, &app.operator.clone());
-            apply_outcome(app, outcome)
+            let operator = app.operator.clone();
+            apply(app, now, Record::Begin { operator })
+        }
+        Action::JournalFailed(why) => {
+            if app.journal_error.is_none() {
+                app.push_log(
+                    Level::Error,
+                    format!(
+                        "journal: {why} — what happens from now on is not recorded, and --resume could not continue from here"
+                    ),
+                );
+                app.journal_error = Some(why);
+            }
+            Vec::new()
         }
         Action::Interrupted(why) if app.interrupted.is_some() => {
             app.push_log(
@@ -88,6 +141,144 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     effects.extend(follow_environment(app));
     decide_end(app);
     effects
+}
+
+/// Applies one journaled input at `at`: the transitions a run is a fold of. Live, [`update`]
+/// calls it and the record is kept in `app.recorded` for the journal; resuming and watching
+/// call it with the journal's lines, in order, and get the same state. Lines that are not
+/// inputs change nothing.
+pub fn apply(app: &mut App, at: SystemTime, record: Record) -> Vec<Effect> {
+    app.now = app.now.max(at);
+    if record.is_input() {
+        app.recorded.push((app.now, record.clone()));
+    }
+    let now = app.now;
+    match record {
+        Record::Tick => {
+            let outcome = app.deployment.tick(now);
+            apply_outcome(app, outcome)
+        }
+        Record::Begin { operator } => {
+            let outcome = app.deployment.advance(now, &operator);
+            apply_outcome(app, outcome)
+        }
+        Record::Command { operator, command } => on_operator_command(app, &operator, command),
+        Record::Samples { samples } => {
+            let samples: Vec<Sample> = samples.into_iter().map(sample_of).collect();
+            on_samples(app, samples)
+        }
+        Record::Unanswered { time, error } => {
+            app.now = app.now.max(time);
+            let outcome = app
+                .deployment
+                .samples(Round::Unanswered { error: &error }, app.now);
+            apply_outcome(app, outcome)
+        }
+        Record::Weight { percent } => {
+            let w = Weight::clamped(i64::from(percent));
+            app.traffic.observed = Some(w);
+            app.deployment.observe_weight(w);
+            Vec::new()
+        }
+        Record::Workload {
+            track,
+            name,
+            desired,
+            ready,
+            updated,
+            available,
+            image,
+            revision,
+            ..
+        } => {
+            let view = WorkloadView {
+                name,
+                desired,
+                ready,
+                updated,
+                available,
+                image,
+                revision,
+            };
+            app.cluster.workloads.insert(track, view);
+            Vec::new()
+        }
+        Record::Result { id, ok, err } => {
+            let result = match (ok, err) {
+                (_, Some(e)) => Err(e),
+                (ok, None) => Ok(ok.unwrap_or_default()),
+            };
+            on_effect_done(app, EffectId(id), result)
+        }
+        Record::Resume(resume) => {
+            let text = if resume.forced {
+                format!(
+                    "resumed by {} on {} with a changed plan (--force): {}",
+                    resume.operator,
+                    resume.host,
+                    resume.changes.join("; ")
+                )
+            } else {
+                format!(
+                    "resumed by {} on {}: steps done stay done, approvals given stand",
+                    resume.operator, resume.host
+                )
+            };
+            app.push_log(Level::Operator, text);
+            app.deployment.auto_approve = AutoApprove::from_name(&resume.auto_approve);
+            let outcome = app.deployment.resumed(now);
+            apply_outcome(app, outcome)
+        }
+        Record::Start(_)
+        | Record::Intent(_)
+        | Record::Step { .. }
+        | Record::RollbackStep { .. }
+        | Record::Status { .. }
+        | Record::Log { .. }
+        | Record::Snapshot { .. }
+        | Record::Notify { .. }
+        | Record::Lease { .. }
+        | Record::End { .. } => Vec::new(),
+    }
+}
+
+fn sample_record(sample: &Sample) -> SampleRecord {
+    SampleRecord {
+        metric: sample.metric.clone(),
+        track: sample.track,
+        time: sample.point.at,
+        value: sample.point.value,
+    }
+}
+
+fn sample_of(record: SampleRecord) -> Sample {
+    Sample {
+        metric: record.metric,
+        track: record.track,
+        point: Point {
+            at: record.time,
+            value: record.value,
+        },
+    }
+}
+
+fn workload_record(environment: &str, track: TrackName, view: WorkloadView) -> Record {
+    Record::Workload {
+        environment: environment.to_string(),
+        track,
+        name: view.name,
+        desired: view.desired,
+        ready: view.ready,
+        updated: view.updated,
+        available: view.available,
+        image: view.image,
+        revision: view.revision,
+    }
+}
+
+/// The screen follows the engine's environment (for replays, which apply inputs one by one).
+pub(crate) fn follow(app: &mut App) -> Vec<Effect> {
+    follow_environment(app)
 }
 
 /// When the engine moved to another environment (a new phase, a rollback), the screen follows:
@@ -158,26 +349,24 @@ fn decide_end(app: &mut App) {
 
 fn on_command(app: &mut App, command: Command) -> Vec<Effect> {
     let operator = app.operator.clone();
+    let journaled = |command| Record::Command {
+        operator: operator.clone(),
+        command,
+    };
     let now = app.now;
     match command {
-        Command::Advance => {
-            let outcome = app.deployment.advance(now, &operator);
-            apply_outcome(app, outcome)
-        }
-        Command::TogglePause => {
-            let outcome = app.deployment.toggle_pause(now, &operator);
-            apply_outcome(app, outcome)
-        }
-        Command::CancelCountdown => {
-            let outcome = app.deployment.cancel_countdown(now, &operator);
-            apply_outcome(app, outcome)
-        }
-        Command::WeightUp => shift_weight(app, 1),
-        Command::WeightDown => shift_weight(app, -1),
-        Command::EmergencyRollback => {
-            let outcome = app.deployment.rollback(TierName::Immediate, now, &operator);
-            apply_outcome(app, outcome)
-        }
+        Command::Advance => apply(app, now, journaled(OperatorCommand::Advance)),
+        Command::TogglePause => apply(app, now, journaled(OperatorCommand::Pause)),
+        Command::CancelCountdown => apply(app, now, journaled(OperatorCommand::CancelCountdown)),
+        Command::WeightUp => apply(app, now, journaled(OperatorCommand::WeightUp)),
+        Command::WeightDown => apply(app, now, journaled(OperatorCommand::WeightDown)),
+        Command::EmergencyRollback => apply(
+            app,
+            now,
+            journaled(OperatorCommand::Rollback {
+                tier: TierName::Immediate,
+            }),
+        ),
         Command::OpenCommandLine => {
             app.help_open = false;
             app.command_line = Some(String::new());
@@ -204,6 +393,39 @@ fn on_command(app: &mut App, command: Command) -> Vec<Effect> {
             Vec::new()
         }
     }
+}
+
+/// An operator's command, live or replayed from the journal: `operator` is who gave it.
+fn on_operator_command(app: &mut App, operator: &str, command: OperatorCommand) -> Vec<Effect> {
+    let now = app.now;
+    let outcome = match command {
+        OperatorCommand::Advance => app.deployment.advance(now, operator),
+        OperatorCommand::Pause => app.deployment.toggle_pause(now, operator),
+        OperatorCommand::CancelCountdown => app.deployment.cancel_countdown(now, operator),
+        OperatorCommand::WeightUp => return shift_weight(app, operator, 1),
+        OperatorCommand::WeightDown => return shift_weight(app, operator, -1),
+        OperatorCommand::Rollback { tier } => app.deployment.rollback(tier, now, operator),
+        OperatorCommand::Skip { reason } => app.deployment.skip_hold(now, operator, &reason),
+        OperatorCommand::WindowOverride { reason } => {
+            app.deployment.override_window(now, operator, &reason)
+        }
+        OperatorCommand::OverrideAllWindows { reason } => {
+            app.deployment.override_all_windows(operator, &reason)
+        }
+        OperatorCommand::Note { text } => {
+            app.push_log(Level::Operator, format!("note by {operator}: {text}"));
+            return Vec::new();
+        }
+        OperatorCommand::Op { name } => {
+            app.push_log(
+                Level::Operator,
+                format!("{operator} hands the keys to {name}"),
+            );
+            app.operator = name;
+            return Vec::new();
+        }
+    };
+    apply_outcome(app, outcome)
 }
 
 /// The command line takes every key first; only `!` passes through, as from every modal.
@@ -244,19 +466,22 @@ fn on_command_line_key(app: &mut App, key: ratatui::crossterm::event::KeyEvent) 
     }
 }
 
-/// `:skip REASON` and `:window override REASON`: engine commands that want a reason.
+/// The command line's words: `:skip REASON`, `:window override REASON`, `:note TEXT`,
+/// `:op NAME`. Each is journaled with the operator's name.
 fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
-    let operator = app.operator.clone();
-    let now = app.now;
     let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
     let rest = rest.trim();
-    let outcome = match word {
+    let command = match word {
         "" => return Vec::new(),
-        "skip" if !rest.is_empty() => app.deployment.skip_hold(now, &operator, rest),
+        "skip" if !rest.is_empty() => OperatorCommand::Skip {
+            reason: rest.to_string(),
+        },
         "window" => match rest.split_once(' ') {
-            Some(("override", reason)) if !reason.trim().is_empty() => app
-                .deployment
-                .override_window(now, &operator, reason.trim()),
+            Some(("override", reason)) if !reason.trim().is_empty() => {
+                OperatorCommand::WindowOverride {
+                    reason: reason.trim().to_string(),
+                }
+            }
             _ => {
                 app.push_log(
                     Level::Warn,
@@ -265,22 +490,40 @@ fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
                 return Vec::new();
             }
         },
-        "skip" => {
-            app.push_log(Level::Warn, ":skip REASON — the reason is logged");
+        "note" if !rest.is_empty() => OperatorCommand::Note {
+            text: rest.to_string(),
+        },
+        "op" if !rest.is_empty() && !rest.contains(char::is_whitespace) => OperatorCommand::Op {
+            name: rest.to_string(),
+        },
+        "skip" | "note" | "op" => {
+            let usage = match word {
+                "skip" => ":skip REASON — the reason is logged",
+                "note" => ":note TEXT — goes to the log and the journal",
+                _ => ":op NAME — hands the keys to NAME (one word)",
+            };
+            app.push_log(Level::Warn, usage);
             return Vec::new();
         }
         other => {
             app.push_log(
                 Level::Warn,
-                format!("unknown command :{other}; known: skip REASON, window override REASON"),
+                format!(
+                    "unknown command :{other}; known: skip REASON, window override REASON, note TEXT, op NAME"
+                ),
             );
             return Vec::new();
         }
     };
-    apply_outcome(app, outcome)
+    let record = Record::Command {
+        operator: app.operator.clone(),
+        command,
+    };
+    let now = app.now;
+    apply(app, now, record)
 }
 
-fn shift_weight(app: &mut App, direction: i64) -> Vec<Effect> {
+fn shift_weight(app: &mut App, operator: &str, direction: i64) -> Vec<Effect> {
     let step = app
         .plan
         .traffic
@@ -317,7 +560,7 @@ fn shift_weight(app: &mut App, direction: i64) -> Vec<Effect> {
     }
     app.push_log(
         Level::Operator,
-        format!("{}: canary weight {base} → {target}", app.operator),
+        format!("{operator}: canary weight {base} → {target}"),
     );
     let id = app.next_effect_id();
     app.in_flight.insert(id, Origin::ManualWeight);
@@ -451,38 +694,27 @@ fn on_traffic(app: &mut App, event: TrafficEvent) {
     }
 }
 
-fn on_metrics(app: &mut App, event: MetricsEvent) -> Vec<Effect> {
-    match event {
-        MetricsEvent::Samples(samples) => {
-            // The round's own time, so a countdown it starts is not up to a tick late.
-            if let Some(at) = samples.iter().map(|s| s.point.at).max() {
-                app.now = app.now.max(at);
-            }
-            let capacity = app.series_capacity();
-            for sample in &samples {
-                app.metrics
-                    .series
-                    .entry((sample.metric.clone(), sample.track))
-                    .or_insert_with(|| Series::new(capacity))
-                    .push(sample.point);
-            }
-            let outcome = app.deployment.samples(Round::Samples(&samples), app.now);
-            apply_outcome(app, outcome)
-        }
-        MetricsEvent::Unanswered { error, at } => {
-            app.now = app.now.max(at);
-            let outcome = app
-                .deployment
-                .samples(Round::Unanswered { error: &error }, app.now);
-            apply_outcome(app, outcome)
-        }
-        MetricsEvent::Health(health) => {
-            let health = app.metrics.health.then(health);
-            log_health_change(app, "prometheus", &app.metrics.health.clone(), &health);
-            app.metrics.health = health;
-            Vec::new()
-        }
+fn on_samples(app: &mut App, samples: Vec<Sample>) -> Vec<Effect> {
+    // The round's own time, so a countdown it starts is not up to a tick late.
+    if let Some(at) = samples.iter().map(|s| s.point.at).max() {
+        app.now = app.now.max(at);
     }
+    let capacity = app.series_capacity();
+    for sample in &samples {
+        app.metrics
+            .series
+            .entry((sample.metric.clone(), sample.track))
+            .or_insert_with(|| Series::new(capacity))
+            .push(sample.point);
+    }
+    let outcome = app.deployment.samples(Round::Samples(&samples), app.now);
+    apply_outcome(app, outcome)
+}
+
+fn on_metrics_health(app: &mut App, health: crate::health::Health) {
+    let health = app.metrics.health.then(health);
+    log_health_change(app, "prometheus", &app.metrics.health.clone(), &health);
+    app.metrics.health = health;
 }
 
 /// Logs only transitions, so a source failing every second does not flood the log.

@@ -150,6 +150,26 @@ pub enum AutoApprove {
     All,
 }
 
+impl AutoApprove {
+    /// As journaled: `nothing`, `gates`, `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoApprove::Nothing => "nothing",
+            AutoApprove::Gates => "gates",
+            AutoApprove::All => "all",
+        }
+    }
+
+    /// From its journaled name; anything else passes nothing.
+    pub fn from_name(name: &str) -> AutoApprove {
+        match name {
+            "gates" => AutoApprove::Gates,
+            "all" => AutoApprove::All,
+            _ => AutoApprove::Nothing,
+        }
+    }
+}
+
 /// An automatic rollback waiting for its countdown, which `x` cancels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Countdown {
@@ -466,6 +486,42 @@ impl Deployment {
         self.analysis.reset_streaks();
         self.reported.clear();
         self.banner = None;
+    }
+
+    /// The run continues after a gap (a resume): nothing was watched meanwhile, so a running
+    /// hold starts its time again, paced weights wait a full `every` at the weight they reached,
+    /// and analysis wants fresh samples. A countdown keeps its end: the plan said when to act.
+    pub fn resumed(&mut self, now: SystemTime) -> Outcome {
+        let mut out = Outcome::default();
+        self.serving_since.clear();
+        self.reported.clear();
+        self.analysis.reset_streaks();
+        self.analysis.judged_at = None;
+        self.analysis.unclean_at = Some(now);
+        // The last reading is from before the gap; a fresh one comes from the router.
+        self.weight = None;
+        if let Some(p) = &mut self.pacing {
+            p.next_at = now + p.every;
+            p.waiting_since = now;
+        }
+        if let Some(at) = self.cursor {
+            if let Some(slot) = self.slot_mut(at) {
+                if let (StepState::Running { since }, StepWork::Hold(d)) = (&slot.state, &slot.work)
+                {
+                    let ran = now.duration_since(*since).unwrap_or_default();
+                    out.note(
+                        Level::Warn,
+                        format!(
+                            "{}: its time starts again ({} had passed; nothing was watched while warroom was stopped)",
+                            slot.label,
+                            format_duration(Duration::from_secs(ran.as_secs().min(d.as_secs())))
+                        ),
+                    );
+                    slot.state = StepState::Running { since: now };
+                }
+            }
+        }
+        out
     }
 
     /// `n`: start, pass a gate, retry a failed step or failed rollback actions.

@@ -72,7 +72,10 @@ pub enum Record {
         desired: u32,
         ready: u32,
         updated: u32,
+        available: u32,
         image: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<u64>,
     },
     /// An effect is about to be carried out; written and fsync'd before it starts.
     Intent(Intent),
@@ -215,6 +218,13 @@ pub struct Resume {
     /// A torn last line was left out.
     #[serde(default)]
     pub torn_line: bool,
+    /// `nothing`, `gates` or `all`, from here on.
+    #[serde(default = "nothing")]
+    pub auto_approve: String,
+}
+
+fn nothing() -> String {
+    "nothing".to_string()
 }
 
 /// An operator's command, as journaled.
