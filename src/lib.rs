@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod engine;
 pub mod exec;
 pub mod health;
+pub mod lease;
 pub mod metrics;
 pub mod plan;
 pub mod preflight;
