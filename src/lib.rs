@@ -8,6 +8,7 @@ pub mod engine;
 pub mod exec;
 pub mod health;
 pub mod journal;
+pub mod lease;
 pub mod metrics;
 pub mod plan;
 pub mod preflight;

@@ -855,6 +855,68 @@ fn broken_images_crash_loop_or_fail_to_pull_and_rollout_status_keeps_waiting() {
 }
 
 #[test]
+fn leases_are_listed_with_their_holder_and_applied_patched_and_deleted() {
+    if !kubectl_present() {
+        return;
+    }
+    let sim = spawn_sim();
+    let resources = sim.kubectl(&["api-resources", "--api-group=coordination.k8s.io"]);
+    assert!(
+        rows(&resources)
+            .iter()
+            .any(|r| r[..] == ["leases", "coordination.k8s.io/v1", "true", "Lease"]),
+        "{resources}"
+    );
+    let manifest = sim.home.path().join("lease.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: warroom-checkout\n  annotations:\n    warroom.dev/run-id: run-a\nspec:\n  holderIdentity: alice@host-1\n  leaseDurationSeconds: 15\n  renewTime: \"2025-06-01T10:02:30.000000Z\"\n",
+    )
+    .expect("manifest written");
+    let manifest = manifest.to_string_lossy().into_owned();
+    assert_eq!(
+        sim.kubectl(&["apply", "-f", &manifest]).trim(),
+        "lease.coordination.k8s.io/warroom-checkout created"
+    );
+    let table = sim.kubectl(&["get", "leases"]);
+    assert_eq!(header(&table), ["NAME", "HOLDER", "AGE"]);
+    assert_eq!(rows(&table).len(), 1, "{table}");
+    assert_eq!(rows(&table)[0][..2], ["warroom-checkout", "alice@host-1"]);
+    let lease = sim.json(&["get", "lease", "warroom-checkout"]);
+    assert_eq!(lease["spec"]["renewTime"], "2025-06-01T10:02:30.000000Z");
+    assert!(lease["metadata"]["generation"].is_null(), "{lease}");
+
+    // A released lease: the holder cell is empty, as on a real cluster.
+    assert_eq!(
+        sim.kubectl(&[
+            "patch",
+            "lease",
+            "warroom-checkout",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"holderIdentity":null}}"#,
+        ])
+        .trim(),
+        "lease.coordination.k8s.io/warroom-checkout patched"
+    );
+    let released = sim.kubectl(&["get", "leases"]);
+    assert_eq!(rows(&released)[0].len(), 2, "{released}");
+    assert_eq!(rows(&released)[0][0], "warroom-checkout");
+
+    assert_eq!(
+        sim.kubectl(&["delete", "lease", "warroom-checkout"]).trim(),
+        "lease.coordination.k8s.io \"warroom-checkout\" deleted"
+    );
+    let none = sim.run(&["get", "leases"]);
+    assert!(none.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&none.stderr).trim(),
+        "No resources found in shop namespace."
+    );
+}
+
+#[test]
 fn sim_stops_cleanly_on_sigterm() {
     let mut sim = start_sim_without_kubectl();
     let pid = sim.child.id().to_string();

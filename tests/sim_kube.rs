@@ -11,7 +11,9 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams, WatchEvent, WatchParams,
@@ -21,7 +23,7 @@ use kube::{Client, Config};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use warroom::sim::kube::{
-    AppSeed, KubeSim, RouteKind, RouteSeed, serve_loopback, spawn_controllers,
+    AppSeed, DenyRule, KubeSim, RouteKind, RouteSeed, serve_loopback, spawn_controllers,
 };
 use warroom::sim::server::Simulator;
 
@@ -1906,4 +1908,279 @@ async fn kubectl_auth_can_i_answers_from_the_forbidden_fault() {
         "{}",
         String::from_utf8_lossy(&no.stdout)
     );
+}
+
+fn lease_named(name: &str, holder: &str) -> Lease {
+    Lease {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(15),
+            lease_transitions: Some(0),
+            ..LeaseSpec::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn leases_are_discovered_created_updated_with_conflicts_patched_and_deleted() {
+    let h = start().await;
+    // Discovery: the group between the built-in groups and the CRD groups, as a real server
+    // lists it, with the verbs of a real server and no short name.
+    let groups = h.client.list_api_groups().await.expect("groups");
+    let names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+    let at = |g: &str| names.iter().position(|n| *n == g);
+    assert!(at("coordination.k8s.io").is_some(), "{names:?}");
+    assert!(
+        at("coordination.k8s.io") < at("gateway.networking.k8s.io"),
+        "{names:?}"
+    );
+    let resources = h
+        .client
+        .list_api_group_resources("coordination.k8s.io/v1")
+        .await
+        .expect("discovery");
+    assert_eq!(resources.resources.len(), 1, "{:?}", resources.resources);
+    let leases_doc = &resources.resources[0];
+    assert_eq!(
+        (leases_doc.name.as_str(), leases_doc.kind.as_str()),
+        ("leases", "Lease")
+    );
+    assert!(leases_doc.namespaced);
+    assert!(leases_doc.short_names.as_ref().is_none_or(Vec::is_empty));
+    for verb in [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ] {
+        assert!(leases_doc.verbs.iter().any(|v| v == verb), "{verb}");
+    }
+
+    let leases: Api<Lease> = Api::namespaced(h.client.clone(), "shop");
+    let mut lease = lease_named("warroom-checkout", "alice@host-1");
+    let renewed = "2025-06-01T10:02:30.123456Z"
+        .parse::<jiff::Timestamp>()
+        .expect("time");
+    if let Some(spec) = lease.spec.as_mut() {
+        spec.renew_time = Some(MicroTime(renewed));
+        spec.acquire_time = Some(MicroTime(renewed));
+    }
+    let created = leases
+        .create(&PostParams::default(), &lease)
+        .await
+        .expect("created");
+    assert_eq!(created.metadata.namespace.as_deref(), Some("shop"));
+    assert!(created.metadata.uid.is_some());
+    // As on a real cluster, Leases carry no generation.
+    assert_eq!(created.metadata.generation, None);
+    let got = leases.get("warroom-checkout").await.expect("get");
+    assert_eq!(got.spec, created.spec);
+    assert_eq!(
+        got.spec.as_ref().and_then(|s| s.renew_time.clone()),
+        Some(MicroTime(renewed))
+    );
+    let listed = leases.list(&ListParams::default()).await.expect("list");
+    assert_eq!(listed.items.len(), 1);
+
+    // PUT with the read resourceVersion lands; with a stale one it is a 409 Conflict.
+    let mut next = got.clone();
+    if let Some(spec) = next.spec.as_mut() {
+        spec.holder_identity = Some("bob@host-2".into());
+        spec.lease_transitions = Some(1);
+    }
+    let updated = leases
+        .replace("warroom-checkout", &PostParams::default(), &next)
+        .await
+        .expect("update with the current resourceVersion");
+    assert_ne!(
+        updated.metadata.resource_version,
+        got.metadata.resource_version
+    );
+    let mut stale = got.clone();
+    if let Some(spec) = stale.spec.as_mut() {
+        spec.holder_identity = Some("carol@host-3".into());
+    }
+    match leases
+        .replace("warroom-checkout", &PostParams::default(), &stale)
+        .await
+    {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+            assert!(
+                s.message.starts_with(
+                    "Operation cannot be fulfilled on leases.coordination.k8s.io \"warroom-checkout\""
+                ),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected a 409, got {other:?}"),
+    }
+    // Creating it again is AlreadyExists, also a 409.
+    let again = leases
+        .create(&PostParams::default(), &lease)
+        .await
+        .expect_err("exists");
+    assert!(
+        matches!(&again, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists"),
+        "{again:?}"
+    );
+
+    // Merge and JSON patches.
+    let merged = leases
+        .patch(
+            "warroom-checkout",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"holderIdentity": null}})),
+        )
+        .await
+        .expect("merge patch");
+    assert_eq!(
+        merged.spec.as_ref().and_then(|s| s.holder_identity.clone()),
+        None
+    );
+    let patched = leases
+        .patch(
+            "warroom-checkout",
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(json!([
+                    {"op": "replace", "path": "/spec/leaseTransitions", "value": 2},
+                    {"op": "add", "path": "/spec/holderIdentity", "value": "dave@host-4"}
+                ]))
+                .expect("json patch"),
+            ),
+        )
+        .await
+        .expect("json patch");
+    let spec = patched.spec.clone().unwrap_or_default();
+    assert_eq!(
+        (spec.lease_transitions, spec.holder_identity.as_deref()),
+        (Some(2), Some("dave@host-4"))
+    );
+    assert_eq!(patched.metadata.generation, None);
+
+    // Validation as on a real server.
+    let invalid = leases
+        .patch(
+            "warroom-checkout",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"leaseDurationSeconds": 0}})),
+        )
+        .await
+        .expect_err("duration 0 is invalid");
+    assert!(
+        matches!(&invalid, kube::Error::Api(s) if s.code == 422
+            && s.message.contains("spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0")),
+        "{invalid:?}"
+    );
+
+    leases
+        .delete("warroom-checkout", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    let gone = leases.get("warroom-checkout").await.expect_err("gone");
+    assert!(matches!(gone, kube::Error::Api(s) if s.code == 404 && s.reason == "NotFound"));
+}
+
+#[tokio::test]
+async fn lease_times_come_back_with_microseconds_as_a_real_server_writes_them() {
+    let h = start().await;
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!(
+            "http://127.0.0.1:{}/apis/coordination.k8s.io/v1/namespaces/shop/leases",
+            h.port
+        ))
+        .header("content-type", "application/json")
+        .body(
+            json!({
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": "by-hand"},
+                "spec": {"holderIdentity": "x", "renewTime": "2025-06-01T10:02:30Z",
+                         "acquireTime": "2025-06-01T12:02:30.5+02:00"},
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("posted");
+    assert_eq!(resp.status(), 201);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["spec"]["renewTime"], "2025-06-01T10:02:30.000000Z");
+    assert_eq!(body["spec"]["acquireTime"], "2025-06-01T10:02:30.500000Z");
+    assert_eq!(body["kind"], "Lease");
+    assert_eq!(body["apiVersion"], "coordination.k8s.io/v1");
+
+    let bad = http
+        .post(format!(
+            "http://127.0.0.1:{}/apis/coordination.k8s.io/v1/namespaces/shop/leases",
+            h.port
+        ))
+        .header("content-type", "application/json")
+        .body(r#"{"metadata":{"name":"bad"},"spec":{"renewTime":"yesterday"}}"#)
+        .send()
+        .await
+        .expect("posted");
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn the_forbidden_fault_and_access_reviews_cover_leases() {
+    let h = start().await;
+    let leases: Api<Lease> = Api::namespaced(h.client.clone(), "shop");
+    leases
+        .create(
+            &PostParams::default(),
+            &lease_named("warroom-x", "alice@host-1"),
+        )
+        .await
+        .expect("created");
+    let update_leases = review_of("update", "coordination.k8s.io", "leases");
+    assert_eq!(ask(&h.client, &update_leases).await, (true, None));
+
+    let rule = h.sim.deny(DenyRule {
+        verb: Some("update".into()),
+        resource: Some("leases".into()),
+        namespace: Some("shop".into()),
+    });
+    let (allowed, reason) = ask(&h.client, &update_leases).await;
+    assert!(!allowed);
+    assert_eq!(
+        reason.as_deref(),
+        Some(
+            "User \"warroom-sim\" cannot update resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"shop\""
+        )
+    );
+    let current = leases.get("warroom-x").await.expect("get is still allowed");
+    let refused = leases
+        .replace("warroom-x", &PostParams::default(), &current)
+        .await
+        .expect_err("update is denied");
+    match refused {
+        kube::Error::Api(s) => {
+            assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+            assert!(
+                s.message.contains("cannot update resource \"leases\""),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    assert!(
+        ask(
+            &h.client,
+            &review_of("get", "coordination.k8s.io", "leases")
+        )
+        .await
+        .0
+    );
+    h.sim.allow(rule);
+    leases
+        .replace("warroom-x", &PostParams::default(), &current)
+        .await
+        .expect("allowed again");
 }

@@ -626,11 +626,46 @@ fn validate(def: &'static ResourceDef, obj: &Value) -> Result<(), ApiError> {
             return Err(invalid("spec.replicas", REPLICAS_TOO_MANY));
         }
     }
+    if def == &resources::LEASES {
+        validate_lease(obj, &invalid)?;
+    }
     if def == &resources::PODS {
         let containers = obj.pointer("/spec/containers").and_then(Value::as_array);
         if containers.is_none_or(Vec::is_empty) {
             return Err(invalid("spec.containers", "Required value"));
         }
+    }
+    Ok(())
+}
+
+/// The real server's Lease validation (duration above 0, transitions not negative); a time it
+/// cannot read fails decoding there, so it is a 400 here too.
+fn validate_lease(obj: &Value, invalid: &dyn Fn(&str, &str) -> ApiError) -> Result<(), ApiError> {
+    for field in ["acquireTime", "renewTime"] {
+        if let Some(t) = obj.pointer(&format!("/spec/{field}"))
+            && t.as_str().is_none_or(|s| util::parse_time(s).is_none())
+        {
+            return Err(ApiError::BadRequest(format!(
+                "Lease in version \"v1\" cannot be handled as a Lease: spec.{field}: cannot parse {t} as a time (RFC 3339)"
+            )));
+        }
+    }
+    let int_field = |field: &str| obj.pointer(&format!("/spec/{field}"));
+    if let Some(d) = int_field("leaseDurationSeconds")
+        && d.as_i64().is_none_or(|d| d <= 0)
+    {
+        return Err(invalid(
+            "spec.leaseDurationSeconds",
+            &format!("Invalid value: {d}: must be greater than 0"),
+        ));
+    }
+    if let Some(n) = int_field("leaseTransitions")
+        && n.as_i64().is_none_or(|n| n < 0)
+    {
+        return Err(invalid(
+            "spec.leaseTransitions",
+            &format!("Invalid value: {n}: must be greater than or equal to 0"),
+        ));
     }
     Ok(())
 }

@@ -147,6 +147,19 @@ pub fn apply(def: &'static ResourceDef, obj: &mut Value) {
             .insert("kubernetes.io/metadata.name".into(), json!(name));
         default_field(obj_at(obj, &["spec"]), "finalizers", json!(["kubernetes"]));
         default_field(obj_at(obj, &["status"]), "phase", json!("Active"));
+    } else if def == &resources::LEASES {
+        // A real server decodes a Lease's MicroTimes and writes them back with six fractional
+        // digits, whatever precision the client sent. Unreadable times are left for `validate`.
+        let spec = obj_at(obj, &["spec"]);
+        for field in ["acquireTime", "renewTime"] {
+            if let Some(t) = spec
+                .get(field)
+                .and_then(Value::as_str)
+                .and_then(super::util::parse_time)
+            {
+                spec.insert(field.into(), json!(super::util::format_micro_time(t)));
+            }
+        }
     }
 }
 

@@ -230,6 +230,21 @@ pub const TRAFFICSPLITS: ResourceDef = ResourceDef {
     categories: &["smi"],
 };
 
+/// Leases (`coordination.k8s.io/v1`): the API's lock object. `warroom::lease` keeps one per
+/// plan and environment so that two runs of one plan never act at once.
+pub const LEASES: ResourceDef = ResourceDef {
+    group: "coordination.k8s.io",
+    version: "v1",
+    plural: "leases",
+    singular: "lease",
+    kind: "Lease",
+    namespaced: true,
+    short_names: &[],
+    subresources: STATUS_ONLY,
+    has_status: false,
+    categories: &[],
+};
+
 /// Types served from CustomResourceDefinitions on a real cluster: no strategic merge patch,
 /// lists replaced whole by merge patches.
 pub fn is_custom(def: &ResourceDef) -> bool {
@@ -253,6 +268,7 @@ pub static ALL: &[&ResourceDef] = &[
     &INGRESSES,
     &VIRTUALSERVICES,
     &TRAFFICSPLITS,
+    &LEASES,
 ];
 
 /// Groups in the order `/apis` lists them (built-in groups before CRD groups, as a real server
@@ -261,6 +277,7 @@ const GROUPS: &[&str] = &[
     "apps",
     super::review::GROUP,
     "networking.k8s.io",
+    "coordination.k8s.io",
     "gateway.networking.k8s.io",
     "networking.istio.io",
     "split.smi-spec.io",

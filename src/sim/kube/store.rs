@@ -215,7 +215,7 @@ impl Store {
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
         meta.insert("creationTimestamp".into(), json!(util::now_rfc3339()));
         // As on a real server, only the API groups' objects (Deployments, ReplicaSets, custom
-        // resources) carry a generation; core objects such as ConfigMaps do not.
+        // resources) carry a generation; core objects such as ConfigMaps, and Leases, do not.
         if tracks_generation(def) {
             meta.insert("generation".into(), json!(1));
         } else {
@@ -507,9 +507,10 @@ impl Store {
     }
 }
 
-/// Whether objects of `def` carry `metadata.generation` (the grouped APIs here do).
+/// Whether objects of `def` carry `metadata.generation`: the grouped APIs here do, except
+/// Leases, whose strategy on a real server sets none.
 fn tracks_generation(def: &ResourceDef) -> bool {
-    !def.group.is_empty()
+    !def.group.is_empty() && def != &resources::LEASES
 }
 
 pub fn object_rv(v: &Value) -> Option<u64> {

@@ -358,6 +358,16 @@ fn columns(def: &ResourceDef) -> Vec<Column> {
             col("Service", "string", 0, "The apex service of this split."),
             CRD_AGE,
         ],
+        "leases" => vec![
+            NAME,
+            col(
+                "Holder",
+                "string",
+                0,
+                "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field.",
+            ),
+            AGE,
+        ],
         _ => vec![NAME, AGE],
     }
 }
@@ -760,6 +770,12 @@ fn cells(def: &ResourceDef, obj: &Value) -> Vec<Value> {
         "trafficsplits" => vec![
             name,
             str_at(obj, "/spec/service").map_or(Value::Null, |s| json!(s)),
+            json!(created(obj)),
+        ],
+        // A released lease (no holder) prints an empty cell, as the real server's printer does.
+        "leases" => vec![
+            name,
+            json!(str_at(obj, "/spec/holderIdentity").unwrap_or_default()),
             json!(created(obj)),
         ],
         _ => vec![name, json!(created(obj))],
