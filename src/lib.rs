@@ -8,6 +8,7 @@ pub mod engine;
 pub mod exec;
 pub mod health;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod preflight;
 pub mod sim;
