@@ -10,6 +10,7 @@ pub mod health;
 pub mod journal;
 pub mod lease;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod preflight;
 pub mod sim;
