@@ -490,7 +490,106 @@ async fn start_run(
             namespace: l.namespace.clone(),
         })
         .collect();
-    let (journal, snapshots, resume) = match resuming {
+    let run_id = match &resuming {
+        Some((_, read, _)) => read.start().map(|s| s.run_id.clone()).unwrap_or_default(),
+        None => session::run_id(),
+    };
+    let holder = crate::lease::Holder {
+        identity: crate::lease::default_identity(&flags.operator),
+        run_id: run_id.clone(),
+    };
+    let leases = take_leases(&plan, &links, &holder).await?;
+    let (journal, snapshots, resume) = match open_journal(
+        resuming, &plan, &links, &source, &flags, mode, run_id, &environments,
+    )
+    .await
+    {
+        Ok(opened) => opened,
+        Err(code) => {
+            release_leases(&leases).await;
+            return Err(code);
+        }
+    };
+    for (environment, guard, taken) in &leases {
+        let detail = match taken {
+            crate::lease::Taken::Fresh => format!("taken as {}", guard.holder().identity),
+            crate::lease::Taken::Resumed => "taken over by this resume of the same run".to_string(),
+            crate::lease::Taken::Expired { previous } => {
+                format!("taken over from {previous}, whose lease had expired")
+            }
+        };
+        journal.record(
+            std::time::SystemTime::now(),
+            Record::Lease {
+                environment: environment.clone(),
+                event: "acquired".into(),
+                detail: format!("{}/{}: {detail}", guard.namespace(), guard.name()),
+            },
+        );
+    }
+    eprintln!("warroom: journal {}", journal.path().display());
+    let setup = RunSetup {
+        plan: plan.clone(),
+        plan_dir,
+        links,
+        operator: flags.operator,
+        kubeconfig_hint: flags.kubeconfig_hint,
+        mode,
+        auto_approve: flags.auto_approve,
+        json: flags.json,
+        snapshots,
+        override_window: flags.override_window,
+        journal: Some(journal.clone()),
+        resume,
+        leases: leases.iter().map(|(_, g, _)| g.clone()).collect(),
+    };
+    let result = console::run(setup).await;
+    release_leases(&leases).await;
+    let app = match result {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("warroom: {e}");
+            journal.record(
+                std::time::SystemTime::now(),
+                Record::End {
+                    exit: i32::from(exit::FAILURE),
+                    status: "NOT STARTED".into(),
+                    reason: Some(e.to_string()),
+                },
+            );
+            journal.close().await;
+            return Err(exit::FAILURE);
+        }
+    };
+    drop(scratch);
+    let code = report_end(&app);
+    journal.record(
+        std::time::SystemTime::now(),
+        Record::End {
+            exit: i32::from(code),
+            status: app.deployment.status.label().to_string(),
+            reason: app.stopped.clone(),
+        },
+    );
+    journal.close().await;
+    eprintln!("warroom: journal {}", journal.path().display());
+    Ok(code)
+}
+
+/// The run's journal: a new one with its `start` and `snapshot` lines, or the one being
+/// resumed, reopened; with the ConfigMap snapshots, and the lines a resume replays.
+#[allow(clippy::too_many_arguments)]
+async fn open_journal(
+    resuming: Option<(PathBuf, crate::journal::read::Read, crate::journal::record::Resume)>,
+    plan: &Plan,
+    links: &[Link],
+    source: &PlanSource<'_>,
+    flags: &RunFlags,
+    mode: Mode,
+    run_id: String,
+    environments: &[EnvironmentRecord],
+) -> Result<(Journal, crate::app::carry::Snapshots, Option<ResumeFrom>), u8> {
+    Ok(match resuming {
         Some((path, read, resume)) => {
             let namespaces = links
                 .iter()
@@ -525,8 +624,9 @@ async fn start_run(
                 Mode::Console => "console",
             };
             let start = session::start_record(
-                &source,
-                environments.clone(),
+                run_id,
+                source,
+                environments.to_vec(),
                 &flags.operator,
                 mode_name,
                 flags.auto_approve.as_str(),
@@ -551,52 +651,51 @@ async fn start_run(
             }
             (journal, snapshots, None)
         }
-    };
-    eprintln!("warroom: journal {}", journal.path().display());
-    let setup = RunSetup {
-        plan: plan.clone(),
-        plan_dir,
-        links,
-        operator: flags.operator,
-        kubeconfig_hint: flags.kubeconfig_hint,
-        mode,
-        auto_approve: flags.auto_approve,
-        json: flags.json,
-        snapshots,
-        override_window: flags.override_window,
-        journal: Some(journal.clone()),
-        resume,
-    };
-    let result = console::run(setup).await;
-    let app = match result {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("warroom: {e}");
-            journal.record(
-                std::time::SystemTime::now(),
-                Record::End {
-                    exit: i32::from(exit::FAILURE),
-                    status: "NOT STARTED".into(),
-                    reason: Some(e.to_string()),
-                },
-            );
-            journal.close().await;
-            return Err(exit::FAILURE);
+    })
+}
+
+/// Takes the plan's lease in every environment; a live lease of another run refuses the run
+/// (exit 2) naming its holder, and the leases already taken are given back.
+async fn take_leases(
+    plan: &Plan,
+    links: &[Link],
+    holder: &crate::lease::Holder,
+) -> Result<Vec<(String, Arc<crate::lease::LeaseGuard>, crate::lease::Taken)>, u8> {
+    let mut taken = Vec::new();
+    for link in links {
+        let got = crate::lease::acquire(
+            link.connection.client.clone(),
+            &link.namespace,
+            &plan.name,
+            holder,
+            std::time::SystemTime::now(),
+        )
+        .await;
+        match got {
+            Ok((guard, how)) => taken.push((link.name.clone(), Arc::new(guard), how)),
+            Err(e) => {
+                release_leases(&taken).await;
+                let code = if matches!(e, crate::lease::LeaseError::Held { .. }) {
+                    eprintln!("warroom: {e}; nothing was changed");
+                    exit::BAD_INPUT
+                } else {
+                    eprintln!("warroom: {}: {e}; nothing was changed", link.name);
+                    exit::FAILURE
+                };
+                return Err(code);
+            }
         }
-    };
-    drop(scratch);
-    let code = report_end(&app);
-    journal.record(
-        std::time::SystemTime::now(),
-        Record::End {
-            exit: i32::from(code),
-            status: app.deployment.status.label().to_string(),
-            reason: app.stopped.clone(),
-        },
-    );
-    journal.close().await;
-    eprintln!("warroom: journal {}", journal.path().display());
-    Ok(code)
+    }
+    Ok(taken)
+}
+
+/// Gives the leases back at the end of a run, so the next one need not wait for them to expire.
+async fn release_leases(leases: &[(String, Arc<crate::lease::LeaseGuard>, crate::lease::Taken)]) {
+    for (environment, guard, _) in leases {
+        if let Err(e) = guard.release().await {
+            eprintln!("warroom: warning: {environment}: {e}");
+        }
+    }
 }
 
 /// A private directory for the run's own files, removed at the end.

@@ -244,6 +244,10 @@ pub fn required_access(plan: &Plan, environment: &str) -> Vec<Access> {
     watched(&mut out, APPS, "replicasets");
     watched(&mut out, CORE, "pods");
     router_access(plan, &mut out);
+    // The Lease that keeps a second run of the plan out: read, created, renewed.
+    for verb in ["get", "create", "update"] {
+        out.push(Access::new(verb, "coordination.k8s.io", "leases"));
+    }
     for step in steps_in(plan, environment) {
         step_access(plan, step, &mut out);
     }

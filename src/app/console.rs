@@ -64,6 +64,8 @@ pub struct RunSetup {
     pub journal: Option<Journal>,
     /// A run continued from its journal.
     pub resume: Option<ResumeFrom>,
+    /// The plan's leases, one per environment, renewed while the run lasts.
+    pub leases: Vec<Arc<crate::lease::LeaseGuard>>,
 }
 
 /// What a resumed run continues from.
@@ -319,6 +321,16 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
         );
     }
     event_loop::spawn_clock(tx.clone(), cancel.clone());
+    for lease in &setup.leases {
+        let problems = tx.clone();
+        lease.clone().spawn_renewal(
+            crate::lease::LEASE_DURATION / 3,
+            move |e| {
+                let _ = problems.send(Action::LeaseProblem(e.to_string()));
+            },
+            cancel.clone(),
+        );
+    }
 
     let result = match setup.mode {
         Mode::Headless => {

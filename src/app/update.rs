@@ -109,6 +109,13 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Action::LeaseProblem(why) => {
+            app.push_log(
+                Level::Error,
+                format!("lease: {why} — a second run of this plan might not be kept out"),
+            );
+            Vec::new()
+        }
         Action::Interrupted(why) if app.interrupted.is_some() => {
             app.push_log(
                 Level::Error,

@@ -114,6 +114,7 @@ pub fn create(path: &Path) -> Result<std::fs::File, OpenError> {
 
 /// The `start` line of a new run.
 pub fn start_record(
+    run_id: String,
     source: &PlanSource<'_>,
     environments: Vec<EnvironmentRecord>,
     operator: &str,
@@ -122,7 +123,7 @@ pub fn start_record(
     override_window: Option<String>,
 ) -> Start {
     Start {
-        run_id: run_id(),
+        run_id,
         warroom: env!("CARGO_PKG_VERSION").to_string(),
         plan: source.record(),
         environments,
@@ -134,7 +135,8 @@ pub fn start_record(
     }
 }
 
-fn run_id() -> String {
+/// A new run's id: the journal's, and the lease's, so a resume knows its own lease.
+pub fn run_id() -> String {
     let n: u64 = rand::random();
     format!("{n:016x}")
 }
