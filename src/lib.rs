@@ -11,6 +11,7 @@ pub mod journal;
 pub mod metrics;
 pub mod plan;
 pub mod preflight;
+pub mod report;
 pub mod sim;
 pub mod traffic;
 pub mod ui;
