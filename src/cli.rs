@@ -71,6 +71,37 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the JSON Schema (draft 2020-12) of the plan format.
     Schema,
+    /// Print a deployment report computed from a run's JOURNAL: summary, timeline, who did what,
+    /// time per phase, breaches, rollbacks and the plan's success targets (met, missed, unknown
+    /// or n/a, each with its figure and how it was computed).
+    ///
+    /// Reads the journal only: no cluster or Prometheus is needed, so it works any time after
+    /// the run, and on a run that was stopped without finishing. A torn last line (the process
+    /// was killed while writing it) is skipped with a warning. `docs/report.md` describes every
+    /// figure and the JSON shape.
+    ///
+    /// Exit codes: 0 report printed (whatever the run's outcome); 2 the journal cannot be read
+    /// or is not a valid journal (the message names the file and line).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run's journal (JSON lines).
+    #[arg(value_name = "JOURNAL")]
+    pub journal: PathBuf,
+    /// `md`: Markdown to paste in a ticket; `json`: the same figures for scripts.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
+}
+
+/// Output formats of `warroom report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown.
+    Md,
+    /// Pretty JSON.
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +233,31 @@ pub fn validate(args: ValidateArgs) -> u8 {
         exit::OK
     } else {
         exit::BAD_INPUT
+    }
+}
+
+/// `warroom report`: the report on stdout; any reading problem names the file and exits 2.
+pub fn report(args: ReportArgs) -> u8 {
+    let built = crate::report::read(&args.journal).and_then(|journal| journal.report());
+    match built {
+        Ok(report) => {
+            match args.format {
+                ReportFormat::Md => print!("{}", crate::report::markdown(&report)),
+                ReportFormat::Json => println!("{}", crate::report::json(&report)),
+            }
+            exit::OK
+        }
+        Err(
+            e @ (crate::report::ReportError::Read { .. }
+            | crate::report::ReportError::BadLine { .. }),
+        ) => {
+            eprintln!("warroom: {e}");
+            exit::BAD_INPUT
+        }
+        Err(e) => {
+            eprintln!("warroom: {}: {e}", args.journal.display());
+            exit::BAD_INPUT
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod preflight;
+pub mod report;
 pub mod sim;
 pub mod traffic;
 pub mod ui;

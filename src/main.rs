@@ -27,6 +27,7 @@ fn main() -> ExitCode {
             Command::Sim(args) => cli::sim(args).await,
             Command::Validate(args) => cli::validate(args),
             Command::Schema => cli::schema(),
+            Command::Report(args) => cli::report(args),
         }
     });
     // Source tasks may still be waiting on sockets; they hold nothing worth waiting for.
