@@ -556,7 +556,14 @@ async fn start_run(
     };
     let leases = take_leases(&plan, &links, &holder).await?;
     let (journal, snapshots, resume) = match open_journal(
-        resuming, &plan, &links, &source, &flags, mode, run_id, &environments,
+        resuming,
+        &plan,
+        &links,
+        &source,
+        &flags,
+        mode,
+        run_id,
+        &environments,
     )
     .await
     {
@@ -629,6 +636,7 @@ async fn start_run(
     );
     journal.close().await;
     eprintln!("warroom: journal {}", journal.path().display());
+    write_report(journal.path());
     Ok(code)
 }
 
@@ -636,7 +644,11 @@ async fn start_run(
 /// resumed, reopened; with the ConfigMap snapshots, and the lines a resume replays.
 #[allow(clippy::too_many_arguments)]
 async fn open_journal(
-    resuming: Option<(PathBuf, crate::journal::read::Read, crate::journal::record::Resume)>,
+    resuming: Option<(
+        PathBuf,
+        crate::journal::read::Read,
+        crate::journal::record::Resume,
+    )>,
     plan: &Plan,
     links: &[Link],
     source: &PlanSource<'_>,
@@ -751,6 +763,20 @@ async fn release_leases(leases: &[(String, Arc<crate::lease::LeaseGuard>, crate:
         if let Err(e) = guard.release().await {
             eprintln!("warroom: warning: {environment}: {e}");
         }
+    }
+}
+
+/// Writes the run's report next to its journal (`<journal>.report.md`); a failure is a warning:
+/// `warroom report JOURNAL` makes it again.
+fn write_report(journal: &Path) {
+    let target = journal.with_extension("report.md");
+    let made = crate::report::read(journal)
+        .and_then(|j| j.report())
+        .map(|r| crate::report::markdown(&r));
+    match made.map(|text| std::fs::write(&target, text)) {
+        Ok(Ok(())) => eprintln!("warroom: report {}", target.display()),
+        Ok(Err(e)) => eprintln!("warroom: warning: cannot write {}: {e}", target.display()),
+        Err(e) => eprintln!("warroom: warning: no report: {e}"),
     }
 }
 

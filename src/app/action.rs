@@ -47,6 +47,8 @@ pub enum Action {
     Begin,
     /// SIGINT or SIGTERM: stop cleanly, after a rollback under way has finished.
     Interrupted(String),
+    /// One attempt to deliver a webhook notification.
+    Notified(crate::notify::Attempt),
     /// The plan's lease could not be renewed, or another run took it.
     LeaseProblem(String),
     /// The journal could not be written: shown at once, and kept on screen.

@@ -15,6 +15,7 @@ use super::effects::EnvClients;
 use crate::cluster::actions::{self, ConfigMapSnapshot, RestoreChange, RolloutStatus};
 use crate::engine::Work;
 use crate::exec::{self, CommandSpec, Stream};
+use crate::notify::{Event, Message};
 use crate::plan::{Plan, TrackName, Weight};
 use crate::preflight::configmaps_named;
 
@@ -45,6 +46,8 @@ pub async fn snapshot_all(plan: &Plan, links: &[Link]) -> Result<Snapshots, Stri
 
 /// What work needs, per environment.
 pub struct Carry {
+    /// Where `notify` steps go; set once the run's notifier has started.
+    notifier: std::sync::OnceLock<crate::notify::Notifier>,
     plan: Arc<Plan>,
     plan_dir: PathBuf,
     envs: BTreeMap<String, EnvClients>,
@@ -59,11 +62,17 @@ impl Carry {
         snapshots: Snapshots,
     ) -> Carry {
         Carry {
+            notifier: std::sync::OnceLock::new(),
             plan,
             plan_dir,
             envs: envs.into_iter().map(|e| (e.name.clone(), e)).collect(),
             snapshots,
         }
+    }
+
+    /// `notify` steps send through `notifier` from now on.
+    pub fn set_notifier(&self, notifier: crate::notify::Notifier) {
+        let _ = self.notifier.set(notifier);
     }
 
     fn deployment(&self, track: TrackName) -> Result<&str, String> {
@@ -242,7 +251,17 @@ impl Carry {
                 .map(|()| format!("`{cmd}` exited 0"))
                 .map_err(|e| format!("`{cmd}` {e}"))
             }
-            Work::Notify { text } => Ok(format!("notify: {text}")),
+            Work::Notify { text } => {
+                let Some(notifier) = self.notifier.get().filter(|n| n.wants(Event::Step)) else {
+                    return Ok(format!("notify: {text} (the plan has no webhook)"));
+                };
+                let mut message = Message::new(Event::Step, self.plan.name.clone(), text.clone());
+                message.environment = Some(environment.to_string());
+                match notifier.send(message) {
+                    Some(n) => Ok(format!("notify: {text} (webhook message #{n} queued)")),
+                    None => Ok(format!("notify: {text}")),
+                }
+            }
         }
     }
 

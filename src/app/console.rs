@@ -279,7 +279,21 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
         root: cancel.clone(),
         epoch: 0,
     };
+    let notifier = match start_notifier(&plan, &tx) {
+        Ok(n) => n,
+        Err(e) => {
+            app.push_log(
+                Level::Error,
+                format!("webhook: {e}; no notification will be sent"),
+            );
+            None
+        }
+    };
+    if let Some(n) = &notifier {
+        runner.set_notifier(n.clone());
+    }
     let mut shell = Shell::new(runner, sources, setup.journal.clone());
+    shell.notifier = notifier.clone();
     let mut printer = LinePrinter::new(setup.json);
     match setup.resume {
         None => {
@@ -359,8 +373,31 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
             result
         }
     };
+    // The last messages (`done`, a rollback) are worth a short wait; never a long one.
+    if let Some(n) = &notifier {
+        n.flush(Duration::from_secs(5)).await;
+    }
     cancel.cancel();
     Ok(result?)
+}
+
+/// The webhook notifier when the plan has one; its attempts come back as actions to journal.
+fn start_notifier(
+    plan: &Plan,
+    tx: &UnboundedSender<Action>,
+) -> Result<Option<crate::notify::Notifier>, String> {
+    let Some(config) = plan.notify.as_ref() else {
+        return Ok(None);
+    };
+    let client = crate::notify::webhook_client().map_err(|e| e.to_string())?;
+    let attempts = tx.clone();
+    Ok(Some(crate::notify::Notifier::start(
+        Some(config),
+        client,
+        move |attempt| {
+            let _ = attempts.send(Action::Notified(attempt));
+        },
+    )))
 }
 
 /// Applies one input now, journals it and hands its effects on: for what happens before the

@@ -74,6 +74,11 @@ impl EffectRunner {
         }
     }
 
+    /// `notify` steps send through `notifier` from now on.
+    pub fn set_notifier(&self, notifier: crate::notify::Notifier) {
+        self.carry.set_notifier(notifier);
+    }
+
     fn current(token: &Mutex<CancellationToken>) -> CancellationToken {
         token
             .lock()

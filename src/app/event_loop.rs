@@ -20,6 +20,7 @@ use crate::journal::Journal;
 use crate::journal::Record;
 use crate::journal::progress::Progress;
 use crate::journal::record::Intent;
+use crate::notify::{Event as NotifyEvent, Message, Notifier};
 
 /// At most this many frames a second; bursts of actions are coalesced into one frame.
 const FRAME: Duration = Duration::from_millis(33);
@@ -100,6 +101,101 @@ pub struct Shell {
     pub progress: Progress,
     /// `app.log_total` as last journaled.
     pub logged: u64,
+    /// Where the plan's `notify.on` events go.
+    pub notifier: Option<Notifier>,
+    /// What has been announced, so each event is sent once.
+    announced: Announced,
+}
+
+/// Events already sent to the webhook.
+#[derive(Debug, Default)]
+struct Announced {
+    started: std::collections::BTreeSet<usize>,
+    finished: std::collections::BTreeSet<usize>,
+    banner: Option<String>,
+    status: Option<crate::engine::RunStatus>,
+}
+
+impl Announced {
+    /// The messages `app`'s state calls for since the last call.
+    fn messages(&mut self, app: &App) -> Vec<Message> {
+        use crate::engine::{RunStatus, StepState};
+        let d = &app.deployment;
+        let plan = app.plan.name.clone();
+        let mut out = Vec::new();
+        let message = |event, phase: Option<&str>, env: &str, text: String| {
+            let mut m = Message::new(event, plan.clone(), text);
+            m.phase = phase.map(str::to_string);
+            m.environment = Some(env.to_string()).filter(|e| !e.is_empty());
+            m.operator = Some(app.operator.clone());
+            m
+        };
+        for (i, phase) in d.phases.iter().enumerate() {
+            let started = phase.slots.iter().any(|s| s.state != StepState::Pending);
+            if started && self.started.insert(i) {
+                out.push(message(
+                    NotifyEvent::Phase,
+                    Some(&phase.name),
+                    &phase.environment,
+                    format!(
+                        "{plan}: phase {} started in {}",
+                        phase.name, phase.environment
+                    ),
+                ));
+            }
+            let finished =
+                !phase.slots.is_empty() && phase.slots.iter().all(|s| s.state == StepState::Done);
+            if finished && self.finished.insert(i) {
+                out.push(message(
+                    NotifyEvent::Phase,
+                    Some(&phase.name),
+                    &phase.environment,
+                    format!("{plan}: phase {} done in {}", phase.name, phase.environment),
+                ));
+            }
+        }
+        if d.banner != self.banner {
+            if let Some(banner) = &d.banner {
+                let mut m = message(
+                    NotifyEvent::Breach,
+                    None,
+                    d.active_environment(),
+                    format!("{plan}: {banner}"),
+                );
+                m.figures.push(("verdict".into(), banner.clone()));
+                if let Some(w) = d.weight {
+                    m.figures.push(("canary weight".into(), w.to_string()));
+                }
+                out.push(m);
+            }
+            self.banner = d.banner.clone();
+        }
+        if self.status != Some(d.status) {
+            let env = d
+                .rollback
+                .as_ref()
+                .map_or_else(|| d.environment().to_string(), |r| r.environment.clone());
+            let headline = d.headline(app.now);
+            match d.status {
+                RunStatus::RollingBack | RunStatus::RolledBack | RunStatus::RollbackFailed => out
+                    .push(message(
+                        NotifyEvent::Rollback,
+                        None,
+                        &env,
+                        format!("{plan}: {headline}"),
+                    )),
+                RunStatus::Complete => out.push(message(
+                    NotifyEvent::Done,
+                    None,
+                    &env,
+                    format!("{plan}: deployment complete"),
+                )),
+                _ => {}
+            }
+            self.status = Some(d.status);
+        }
+        out
+    }
 }
 
 impl Shell {
@@ -110,6 +206,8 @@ impl Shell {
             journal,
             progress: Progress::default(),
             logged: 0,
+            notifier: None,
+            announced: Announced::default(),
         }
     }
 
@@ -118,11 +216,19 @@ impl Shell {
         app.recorded.clear();
         self.progress.advance(&app.deployment);
         self.logged = app.log_total;
+        // What the journal shows was announced before.
+        self.announced.messages(app);
     }
 
     /// Journals what the last action changed: the inputs applied, the log lines, the step and
     /// status changes.
     pub fn journal_changes(&mut self, app: &mut App) {
+        let messages = self.announced.messages(app);
+        if let Some(notifier) = &self.notifier {
+            for message in messages {
+                notifier.send(message);
+            }
+        }
         let recorded = std::mem::take(&mut app.recorded);
         let Some(journal) = &self.journal else {
             self.logged = app.log_total;
@@ -166,6 +272,25 @@ impl Shell {
                 },
             },
         }
+    }
+}
+
+/// A webhook attempt as a journal line.
+fn notify_record(attempt: &crate::notify::Attempt) -> Record {
+    use crate::notify::AttemptOutcome;
+    let outcome = match &attempt.outcome {
+        AttemptOutcome::Delivered { status } => format!("delivered ({status})"),
+        AttemptOutcome::Retrying {
+            status_or_error,
+            after,
+        } => format!("{status_or_error}; retrying in {}s", after.as_secs()),
+        AttemptOutcome::GaveUp { why } => format!("gave up: {why}"),
+    };
+    Record::Notify {
+        message: attempt.message_id,
+        attempt: attempt.attempt,
+        event: String::new(),
+        outcome,
     }
 }
 
@@ -382,6 +507,9 @@ pub fn handle(app: &mut App, action: Action, shell: &mut Shell) {
     // to them, not to the last 1 Hz tick.
     if matches!(action, Action::EffectDone { .. } | Action::Key(_)) {
         update(app, Action::Clock(SystemTime::now()));
+    }
+    if let (Action::Notified(attempt), Some(journal)) = (&action, &shell.journal) {
+        journal.record(attempt.at, notify_record(attempt));
     }
     let effects = update(app, action);
     shell.journal_changes(app);

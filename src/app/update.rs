@@ -109,6 +109,32 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Action::Notified(attempt) => {
+            use crate::notify::AttemptOutcome;
+            match &attempt.outcome {
+                AttemptOutcome::Delivered { .. } => {}
+                AttemptOutcome::Retrying {
+                    status_or_error,
+                    after,
+                } => app.push_log(
+                    Level::Warn,
+                    format!(
+                        "webhook message #{} attempt {}: {status_or_error}; again in {}s",
+                        attempt.message_id,
+                        attempt.attempt,
+                        after.as_secs()
+                    ),
+                ),
+                AttemptOutcome::GaveUp { why } => app.push_log(
+                    Level::Error,
+                    format!(
+                        "webhook message #{} not delivered after {} attempt(s): {why}",
+                        attempt.message_id, attempt.attempt
+                    ),
+                ),
+            }
+            Vec::new()
+        }
         Action::LeaseProblem(why) => {
             app.push_log(
                 Level::Error,
