@@ -279,7 +279,7 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
         root: cancel.clone(),
         epoch: 0,
     };
-    let notifier = match start_notifier(&plan, &tx) {
+    let notifier = match start_notifier(&plan, &tx, setup.journal.clone()) {
         Ok(n) => n,
         Err(e) => {
             app.push_log(
@@ -385,6 +385,7 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
 fn start_notifier(
     plan: &Plan,
     tx: &UnboundedSender<Action>,
+    journal: Option<Journal>,
 ) -> Result<Option<crate::notify::Notifier>, String> {
     let Some(config) = plan.notify.as_ref() else {
         return Ok(None);
@@ -395,6 +396,10 @@ fn start_notifier(
         Some(config),
         client,
         move |attempt| {
+            // Journaled here: the last attempts may come after the event loop has ended.
+            if let Some(journal) = &journal {
+                journal.record(attempt.at, event_loop::notify_record(&attempt));
+            }
             let _ = attempts.send(Action::Notified(attempt));
         },
     )))

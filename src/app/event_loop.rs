@@ -276,7 +276,7 @@ impl Shell {
 }
 
 /// A webhook attempt as a journal line.
-fn notify_record(attempt: &crate::notify::Attempt) -> Record {
+pub fn notify_record(attempt: &crate::notify::Attempt) -> Record {
     use crate::notify::AttemptOutcome;
     let outcome = match &attempt.outcome {
         AttemptOutcome::Delivered { status } => format!("delivered ({status})"),
@@ -507,9 +507,6 @@ pub fn handle(app: &mut App, action: Action, shell: &mut Shell) {
     // to them, not to the last 1 Hz tick.
     if matches!(action, Action::EffectDone { .. } | Action::Key(_)) {
         update(app, Action::Clock(SystemTime::now()));
-    }
-    if let (Action::Notified(attempt), Some(journal)) = (&action, &shell.journal) {
-        journal.record(attempt.at, notify_record(attempt));
     }
     let effects = update(app, action);
     shell.journal_changes(app);

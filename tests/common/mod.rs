@@ -5,6 +5,8 @@
 // Each test crate uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod headless;
+
 use std::process::Command;
 
 /// Whether `tool` runs (`tool args…` exits 0). When it does not: a failure when `CI` is set
