@@ -701,7 +701,7 @@ async fn open_journal(
                 flags.override_window.clone(),
             );
             journal.record(now, Record::Start(start));
-            let snapshots = crate::app::carry::snapshot_all(&plan, &links)
+            let snapshots = crate::app::carry::snapshot_all(plan, links)
                 .await
                 .map_err(|e| {
                     eprintln!("warroom: {e}; nothing was changed");
