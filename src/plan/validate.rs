@@ -487,7 +487,13 @@ fn check_notify(plan: &Plan, c: &mut Checker<'_>) {
     let Some(notify) = &plan.notify else { return };
     if let Err(why) = webhook_ok(&notify.webhook) {
         let pos = c.doc.value(&path!["notify", "webhook"]);
-        c.error(pos, format!("webhook `{}` {why}", notify.webhook));
+        c.error(
+            pos,
+            format!(
+                "webhook `{}` {why}",
+                crate::notify::mask_url(&notify.webhook)
+            ),
+        );
     }
 }
 

@@ -89,6 +89,17 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         line2.push(Span::styled(format!("{dot} {word}"), style));
         line2.push(Span::raw("   "));
     }
+    // Without a journal the run cannot be resumed or reported: it stays on screen.
+    if app.journal_error.is_some() {
+        line2.push(Span::styled(
+            " JOURNAL NOT WRITTEN ",
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+        line2.push(Span::raw("   "));
+    }
     if let Some(hint) = &app.target.kubeconfig_hint {
         line2.push(Span::styled(
             format!("kubeconfig: {hint}"),
