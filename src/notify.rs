@@ -203,6 +203,8 @@ pub struct Attempt {
     pub message_id: u64,
     /// 1 for the first attempt, up to [`MAX_ATTEMPTS`].
     pub attempt: u32,
+    /// What the message was about.
+    pub event: Event,
     pub outcome: AttemptOutcome,
     /// When the attempt's outcome was known.
     pub at: SystemTime,
@@ -450,14 +452,14 @@ async fn deliver_all(
 ) {
     while let Some((id, message)) = rx.recv().await {
         let body = message.payload().to_string();
-        deliver(id, &body, &client, &target, timing, &report).await;
+        deliver((id, message.event), &body, &client, &target, timing, &report).await;
         done.send_replace(id);
     }
 }
 
 /// Up to [`MAX_ATTEMPTS`] POSTs of one message, each reported.
 async fn deliver(
-    id: u64,
+    (id, event): (u64, Event),
     body: &str,
     client: &reqwest::Client,
     target: &Target,
@@ -490,6 +492,7 @@ async fn deliver(
         report(Attempt {
             message_id: id,
             attempt,
+            event,
             outcome,
             at: SystemTime::now(),
         });

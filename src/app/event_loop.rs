@@ -289,7 +289,7 @@ pub fn notify_record(attempt: &crate::notify::Attempt) -> Record {
     Record::Notify {
         message: attempt.message_id,
         attempt: attempt.attempt,
-        event: String::new(),
+        event: attempt.event.name().to_string(),
         outcome,
     }
 }
