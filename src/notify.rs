@@ -452,7 +452,15 @@ async fn deliver_all(
 ) {
     while let Some((id, message)) = rx.recv().await {
         let body = message.payload().to_string();
-        deliver((id, message.event), &body, &client, &target, timing, &report).await;
+        deliver(
+            (id, message.event),
+            &body,
+            &client,
+            &target,
+            timing,
+            &report,
+        )
+        .await;
         done.send_replace(id);
     }
 }

@@ -80,6 +80,15 @@ fn marks(bench: &Bench) -> usize {
         .unwrap_or(0)
 }
 
+/// The run, once it has printed a line containing `text`.
+async fn until(mut run: Headless, text: &'static str) -> Headless {
+    blocking(move || {
+        run.wait_for(text);
+        run
+    })
+    .await
+}
+
 /// Kills the run as a crash would.
 fn kill(mut run: Headless) {
     run.child.kill().expect("SIGKILL");
@@ -96,12 +105,7 @@ async fn resumed(bench: &Bench, extra: &[&str]) -> (Option<i32>, String, String)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_in_a_paced_weight_step_resumes_where_it_stopped_and_runs_each_step_once() {
     let bench = bench_with("echo ran >> MARKS").await;
-    let mut run = bench.started(&[]);
-    let run = blocking(move || {
-        run.wait_for("canary weight 10% stored");
-        run
-    })
-    .await;
+    let run = until(bench.started(&[]), "canary weight 10% stored").await;
     kill(run);
     let (code, out, err) = resumed(&bench, &[]).await;
     assert_eq!(code, Some(0), "{out}\n{err}");
@@ -136,12 +140,7 @@ async fn killed_in_a_paced_weight_step_resumes_where_it_stopped_and_runs_each_st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_in_a_hold_resumes_with_the_hold_started_again() {
     let bench = bench_with("echo ran >> MARKS").await;
-    let mut run = bench.started(&[]);
-    let run = blocking(move || {
-        run.wait_for("▶ hold 4s");
-        run
-    })
-    .await;
+    let run = until(bench.started(&[]), "▶ hold 4s").await;
     kill(run);
     let (code, out, err) = resumed(&bench, &[]).await;
     assert_eq!(code, Some(0), "{out}\n{err}");
@@ -165,12 +164,7 @@ async fn killed_between_an_intent_and_its_result_is_checked_and_completed() {
         r#"{"kind":"crashloop","namespace":"shop","deployment":"checkout","for":"6s"}"#,
     )
     .await;
-    let mut run = bench.started(&[]);
-    let run = blocking(move || {
-        run.wait_for("following the rollout");
-        run
-    })
-    .await;
+    let run = until(bench.started(&[]), "following the rollout").await;
     kill(run);
     let lines = lines_of(&bench.journal());
     let intent = lines.iter().find_map(|l| match &l.record {
@@ -196,12 +190,7 @@ async fn killed_between_an_intent_and_its_result_is_checked_and_completed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_step_without_a_result_is_not_run_again_and_headless_stops_with_4() {
     let bench = bench_with("echo ran >> MARKS; sleep 30").await;
-    let mut run = bench.started(&[]);
-    let run = blocking(move || {
-        run.wait_for("▶ run:");
-        run
-    })
-    .await;
+    let run = until(bench.started(&[]), "▶ run:").await;
     let deadline = Instant::now() + DEADLINE;
     while marks(&bench) == 0 {
         assert!(Instant::now() < deadline, "the run step never ran");
@@ -218,12 +207,7 @@ async fn a_run_step_without_a_result_is_not_run_again_and_headless_stops_with_4(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_last_line_is_left_out_with_a_warning_and_a_changed_plan_is_refused_unless_forced() {
     let bench = bench_with("echo ran >> MARKS").await;
-    let mut run = bench.started(&[]);
-    let run = blocking(move || {
-        run.wait_for("▶ hold 4s");
-        run
-    })
-    .await;
+    let run = until(bench.started(&[]), "▶ hold 4s").await;
     kill(run);
     let mut file = std::fs::OpenOptions::new()
         .append(true)
@@ -261,12 +245,7 @@ async fn a_second_run_is_refused_while_the_first_holds_the_lease_and_resume_take
     let bench = bench_with("echo ran >> MARKS").await;
     let text = std::fs::read_to_string(&bench.plan_path).expect("plan");
     std::fs::write(&bench.plan_path, text.replace("hold: 4s", "hold: 10m")).expect("long hold");
-    let mut first = bench.started(&[]);
-    let first = blocking(move || {
-        first.wait_for("▶ hold 10m");
-        first
-    })
-    .await;
+    let first = until(bench.started(&[]), "▶ hold 10m").await;
     let other = bench.dir.path().join("other.jsonl");
     let second = bench.run(&["--journal", other.to_str().expect("utf-8")]);
     let (code, out, err) = blocking(move || second.finish()).await;
@@ -279,12 +258,7 @@ async fn a_second_run_is_refused_while_the_first_holds_the_lease_and_resume_take
     assert!(!other.exists(), "a refused run writes no journal");
     kill(first);
     // The killed run's lease is still live; its own journal takes it over at once.
-    let mut again = bench.started(&["--resume"]);
-    let again = blocking(move || {
-        again.wait_for("resumed by tester");
-        again
-    })
-    .await;
+    let again = until(bench.started(&["--resume"]), "resumed by tester").await;
     kill(again);
 }
 
@@ -405,4 +379,23 @@ async fn a_webhook_failing_twice_gets_three_attempts_and_never_holds_the_plan_ba
         "the webhook URL is a secret"
     );
     assert!(started.elapsed() < DEADLINE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_cannot_be_created_or_found_stops_the_run_before_it_starts() {
+    let bench = bench_with("echo ran >> MARKS").await;
+    let run = bench.run(&["--journal", "/dev/null/run.jsonl"]);
+    let (code, out, err) = blocking(move || run.finish()).await;
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert!(
+        err.contains("cannot create journal /dev/null/run.jsonl") && err.contains("not started"),
+        "{err}"
+    );
+    assert!(!out.contains("started the plan"), "{out}");
+    assert_eq!(bench.weight("sim-staging", "shop").await, Weight::ZERO);
+
+    let run = bench.run(&["--resume"]);
+    let (code, _, err) = blocking(move || run.finish()).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no journal of plan `headless test`"), "{err}");
 }
