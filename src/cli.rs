@@ -556,7 +556,14 @@ async fn start_run(
     };
     let leases = take_leases(&plan, &links, &holder).await?;
     let (journal, snapshots, resume) = match open_journal(
-        resuming, &plan, &links, &source, &flags, mode, run_id, &environments,
+        resuming,
+        &plan,
+        &links,
+        &source,
+        &flags,
+        mode,
+        run_id,
+        &environments,
     )
     .await
     {
@@ -636,7 +643,11 @@ async fn start_run(
 /// resumed, reopened; with the ConfigMap snapshots, and the lines a resume replays.
 #[allow(clippy::too_many_arguments)]
 async fn open_journal(
-    resuming: Option<(PathBuf, crate::journal::read::Read, crate::journal::record::Resume)>,
+    resuming: Option<(
+        PathBuf,
+        crate::journal::read::Read,
+        crate::journal::record::Resume,
+    )>,
     plan: &Plan,
     links: &[Link],
     source: &PlanSource<'_>,
@@ -689,7 +700,7 @@ async fn open_journal(
                 flags.override_window.clone(),
             );
             journal.record(now, Record::Start(start));
-            let snapshots = crate::app::carry::snapshot_all(&plan, &links)
+            let snapshots = crate::app::carry::snapshot_all(plan, links)
                 .await
                 .map_err(|e| {
                     eprintln!("warroom: {e}; nothing was changed");

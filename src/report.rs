@@ -2220,7 +2220,9 @@ notify:
             desired: 3,
             ready,
             updated: ready,
+            available: ready,
             image: "checkout:2.4.0".into(),
+            revision: None,
         }
     }
 
@@ -2615,6 +2617,7 @@ notify:
                     forced: true,
                     changes: vec!["hold 1m → 2m".into()],
                     torn_line: true,
+                    auto_approve: "nothing".into(),
                 }),
             )])
             .remove(0),
