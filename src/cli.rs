@@ -689,6 +689,7 @@ async fn open_journal(
             let mode_name = match mode {
                 Mode::Headless => "headless",
                 Mode::Console => "console",
+                Mode::Observer => "observer",
             };
             let start = session::start_record(
                 run_id,
