@@ -83,6 +83,32 @@ pub enum Command {
     /// Exit codes: 0 report printed (whatever the run's outcome); 2 the journal cannot be read
     /// or is not a valid journal (the message names the file and line).
     Report(ReportArgs),
+    /// Follow a run from its journal, read-only: the same console, for a second engineer or
+    /// stakeholders.
+    ///
+    /// The run's state is rebuilt from JOURNAL as `--resume` would rebuild it, then kept up with
+    /// the lines the run appends (checked every 200 ms). Nothing is changed and nothing is
+    /// written: n, p, +, -, !, x and : only say what they would do; q quits, ? shows help. The
+    /// header says OBSERVER and who is at the run's keys.
+    ///
+    /// Pods are watched live when the cluster can be reached: the context of the environment on
+    /// screen, as the journal names it, through `--kubeconfig` (else `$KUBECONFIG`, else
+    /// `~/.kube/config`), with list and watch only. Without a connection the watcher still
+    /// follows the journal. Weights and metrics always come from the journal.
+    ///
+    /// Exit codes: 0 quit; 1 no terminal (stdin and stdout must be a tty); 2 the journal cannot
+    /// be read or is not a valid journal (the message names the file and line).
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The run's journal (JSON lines), as `warroom run` writes it.
+    #[arg(value_name = "JOURNAL")]
+    pub journal: PathBuf,
+    /// kubeconfig for the live pod watch (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +283,25 @@ pub fn report(args: ReportArgs) -> u8 {
         Err(e) => {
             eprintln!("warroom: {}: {e}", args.journal.display());
             exit::BAD_INPUT
+        }
+    }
+}
+
+/// `warroom watch`: the observer console until `q`; a journal that cannot be followed exits 2.
+pub async fn watch(args: WatchArgs) -> u8 {
+    let setup = crate::app::watch::WatchSetup {
+        journal: args.journal,
+        kubeconfig: args.kubeconfig,
+    };
+    match crate::app::watch::run(setup).await {
+        Ok(_) => exit::OK,
+        Err(e) => {
+            eprintln!("warroom: {e}");
+            if e.is_bad_input() {
+                exit::BAD_INPUT
+            } else {
+                exit::FAILURE
+            }
         }
     }
 }
@@ -690,6 +735,7 @@ async fn open_journal(
             let mode_name = match mode {
                 Mode::Headless => "headless",
                 Mode::Console => "console",
+                Mode::Observer => "observer",
             };
             let start = session::start_record(
                 run_id,

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             Command::Validate(args) => cli::validate(args),
             Command::Schema => cli::schema(),
             Command::Report(args) => cli::report(args),
+            Command::Watch(args) => cli::watch(args).await,
         }
     });
     // Source tasks may still be waiting on sockets; they hold nothing worth waiting for.

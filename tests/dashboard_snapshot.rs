@@ -357,3 +357,28 @@ fn a_breach_during_a_hold_shows_the_countdown_and_the_key_that_cancels_it() {
         "{screen}"
     );
 }
+
+/// `warroom watch`: the same dashboard, marked OBSERVER with who is at the run's keys; only
+/// `q` and `?` on the key bar, and a run-changing key answered in the log, not carried out.
+#[test]
+fn observer_says_so_and_keeps_its_hands_off() {
+    let mut app = healthy_app();
+    app.mode = warroom::app::model::Mode::Observer;
+    let effects = update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE)),
+    );
+    assert!(effects.is_empty());
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains(" OBSERVER "), "{screen}");
+    assert!(screen.contains("at the keys: alice"), "{screen}");
+    assert!(
+        screen.contains("read-only: this is an observer (! would roll back at once)"),
+        "{screen}"
+    );
+    assert!(screen.contains(" q  quit   ?  help"), "{screen}");
+    assert!(screen.contains("read-only"), "{screen}");
+    assert!(!screen.contains(" n  next"), "{screen}");
+    assert!(!screen.contains("ROLLING BACK"), "{screen}");
+    insta::assert_snapshot!(screen);
+}

@@ -107,6 +107,8 @@ pub enum SetupError {
         "the console needs a terminal: stdin and stdout must be a tty (run it in a terminal or a tmux pane)"
     )]
     NoTerminal,
+    #[error("an observer carries out no plan: `warroom watch JOURNAL` follows a run")]
+    Observer,
 }
 
 /// The traffic router the plan names.
@@ -183,6 +185,9 @@ fn router_of(plan: &Plan, link: &Link) -> Result<Option<Arc<dyn TrafficRouter>>,
 /// state.
 pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
     use std::io::IsTerminal;
+    if setup.mode == Mode::Observer {
+        return Err(SetupError::Observer);
+    }
     if setup.mode == Mode::Console
         && (!std::io::stdin().is_terminal() || !std::io::stdout().is_terminal())
     {
@@ -354,7 +359,8 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
             }
             event_loop::run(app, &mut printer, rx, shell).await
         }
-        Mode::Console => {
+        // Refused above; a console would be the nearest thing.
+        Mode::Console | Mode::Observer => {
             if app.deployment.status == RunStatus::Ready {
                 app.push_log(
                     Level::Info,

@@ -56,6 +56,33 @@ pub const KEY_BAR: &[(&str, &str)] = &[
     ("q", "quit"),
 ];
 
+/// An observer's keys (`warroom watch`), for its key bar and help: the only ones that do
+/// anything there.
+/// The key bar shows each description's first word.
+pub const OBSERVER_KEYS: &[(&str, &str)] = &[
+    ("q", "quit watching (the run goes on)"),
+    ("?", "help: this help"),
+];
+
+impl Command {
+    /// What the command would do to a run, for an observer's "read-only" answer; `None` for the
+    /// commands that only change the screen.
+    pub fn would(self) -> Option<&'static str> {
+        match self {
+            Command::Advance => Some("advance the plan"),
+            Command::TogglePause => Some("pause or resume the plan"),
+            Command::WeightUp => Some("raise the canary weight"),
+            Command::WeightDown => Some("lower the canary weight"),
+            Command::EmergencyRollback => Some("roll back at once"),
+            Command::CancelCountdown => Some("cancel an automatic rollback"),
+            Command::OpenCommandLine => {
+                Some("open the command line (skip, window override, note, op)")
+            }
+            Command::ToggleHelp | Command::CloseModal | Command::Quit => None,
+        }
+    }
+}
+
 /// Maps a key to a command. `help_open` changes only Esc/q/? (they close help); every other
 /// key, `!` above all, does the same thing whatever is on screen.
 pub fn command_for(key: &KeyEvent, help_open: bool) -> Option<Command> {
@@ -104,6 +131,22 @@ mod tests {
             };
             let event = KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
             assert!(command_for(&event, false).is_some(), "{key} does nothing");
+        }
+    }
+
+    /// An observer's keys only change the screen; every other command says what it would do.
+    #[test]
+    fn observer_keys_change_only_the_screen_and_the_rest_say_what_they_would_do() {
+        for (key, _) in OBSERVER_KEYS {
+            let c = key.chars().next().expect("one key");
+            let event = KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+            let command = command_for(&event, false).expect("maps to a command");
+            assert_eq!(command.would(), None, "{key} would change the run");
+        }
+        for key in ['n', 'p', '+', '-', '!', 'x', ':'] {
+            let event = KeyEvent::new(KeyCode::Char(key), KeyModifiers::NONE);
+            let command = command_for(&event, false).expect("maps to a command");
+            assert!(command.would().is_some(), "{key} has no description");
         }
     }
 }

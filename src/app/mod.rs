@@ -10,6 +10,7 @@ pub mod keymap;
 pub mod model;
 pub mod resume;
 pub mod update;
+pub mod watch;
 
 pub use action::{Action, Effect, EffectId};
 pub use model::App;

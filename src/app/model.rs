@@ -97,6 +97,9 @@ pub enum Mode {
     Console,
     /// One line per event: the run ends when the plan is finished or would wait for a person.
     Headless,
+    /// `warroom watch`: the console of a run that goes on elsewhere, rebuilt from its journal.
+    /// Read-only: keys that would change the run only say so (see `update`).
+    Observer,
 }
 
 /// The console's state.
@@ -134,6 +137,9 @@ pub struct App {
     pub recorded: Vec<(SystemTime, crate::journal::Record)>,
     /// Why the journal cannot be written, once it could not.
     pub journal_error: Option<String>,
+    /// An observer without a cluster connection for the environment on screen, and why: the
+    /// header says so rather than "connecting" for ever.
+    pub cluster_off: Option<String>,
     next_effect: u64,
 }
 
@@ -164,6 +170,7 @@ impl App {
             tz: jiff::tz::TimeZone::system(),
             recorded: Vec::new(),
             journal_error: None,
+            cluster_off: None,
             next_effect: 1,
         }
     }

@@ -20,6 +20,10 @@ use super::model::{App, ClusterView, Level, MetricsView, Mode, Origin, TrafficVi
 /// Applies one action to the app and returns the effects it calls for. What changes the run
 /// goes through [`apply`] as a journal record; keys that only move the screen do not.
 pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
+    if app.mode == Mode::Observer {
+        observe(app, action);
+        return Vec::new();
+    }
     let now = app.now;
     let mut effects = match action {
         Action::Key(key) if app.command_line.is_some() => on_command_line_key(app, key),
@@ -176,6 +180,57 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     effects
 }
 
+/// An observer (`warroom watch`) follows a run from its journal, whose lines reach the app
+/// through [`apply`]; here it gets only its own keys, clock, live pods and terminal. Nothing is
+/// applied, journaled or carried out: a key that would change the run says so in the observer's
+/// own log, so a stakeholder pressing `!` learns why nothing happened.
+fn observe(app: &mut App, action: Action) {
+    match action {
+        Action::Key(key) => {
+            let Some(command) = keymap::command_for(&key, app.help_open) else {
+                return;
+            };
+            match (command, command.would()) {
+                (_, Some(what)) => {
+                    let key = match key.code {
+                        ratatui::crossterm::event::KeyCode::Char(c) => c.to_string(),
+                        other => other.to_string(),
+                    };
+                    app.push_log(
+                        Level::Warn,
+                        format!("read-only: this is an observer ({key} would {what})"),
+                    );
+                }
+                (Command::ToggleHelp, None) => app.help_open = !app.help_open,
+                (Command::Quit, None) => app.should_quit = true,
+                (_, None) => app.help_open = false,
+            }
+        }
+        // The observer's own clock moves the screen only: the ticks that move the engine are the
+        // run's, from the journal, or the two engines would part ways.
+        Action::Tick(at) | Action::Clock(at) => app.now = app.now.max(at),
+        // Live pods and ReplicaSets; a Deployment's counts go to the view only, since the
+        // journal's `workload` lines are the run's record of them.
+        Action::Cluster(event) => on_cluster(app, event),
+        Action::InputClosed(why) | Action::Interrupted(why) => {
+            app.push_log(Level::Warn, format!("{why}: leaving"));
+            app.should_quit = true;
+        }
+        // What only the run itself has: its work, sources, journal and lease.
+        Action::Resize
+        | Action::Traffic(_)
+        | Action::Metrics(_)
+        | Action::EffectDone { .. }
+        | Action::EffectProgress { .. }
+        | Action::EffectOutput { .. }
+        | Action::Begin
+        | Action::LeaseProblem(_)
+        | Action::JournalFailed(_)
+        | Action::Notified(_)
+        | Action::Sourced { .. } => {}
+    }
+}
+
 /// Applies one journaled input at `at`: the transitions a run is a fold of. Live, [`update`]
 /// calls it and the record is kept in `app.recorded` for the journal; resuming and watching
 /// call it with the journal's lines, in order, and get the same state. Lines that are not
@@ -258,6 +313,8 @@ pub fn apply(app: &mut App, at: SystemTime, record: Record) -> Vec<Effect> {
                 )
             };
             app.push_log(Level::Operator, text);
+            // Whoever resumed is at the keys from here on (a replay shows who that was).
+            app.operator = resume.operator;
             app.deployment.auto_approve = AutoApprove::from_name(&resume.auto_approve);
             let outcome = app.deployment.resumed(now);
             apply_outcome(app, outcome)
@@ -1250,6 +1307,96 @@ mod tests {
         update(&mut app, down(1));
         update(&mut app, down(2));
         assert_eq!(app.log.len(), before + 1);
+    }
+
+    /// An observer's keys that would change the run change nothing, start nothing and are
+    /// journaled nowhere: each says what it would have done.
+    #[test]
+    fn an_observer_is_answered_read_only_and_nothing_changes() {
+        let mut app = app();
+        into_the_hold(&mut app);
+        app.recorded.clear();
+        app.mode = Mode::Observer;
+        let before = app.deployment.phases.clone();
+        let (status, weight, in_flight) = (
+            app.deployment.status,
+            app.traffic.clone(),
+            app.in_flight.clone(),
+        );
+        for (c, what) in [
+            ('n', "advance the plan"),
+            ('p', "pause or resume the plan"),
+            ('x', "cancel an automatic rollback"),
+            ('+', "raise the canary weight"),
+            ('-', "lower the canary weight"),
+            ('!', "roll back at once"),
+            (':', "open the command line"),
+        ] {
+            assert!(update(&mut app, key(c)).is_empty(), "{c} started something");
+            let last = app.log.back().map(|l| l.text.clone()).unwrap_or_default();
+            assert!(
+                last.starts_with(&format!("read-only: this is an observer ({c} would {what}")),
+                "{last}"
+            );
+        }
+        assert_eq!(app.deployment.phases, before);
+        assert_eq!(app.deployment.status, status);
+        assert_eq!(app.traffic, weight);
+        assert_eq!(app.in_flight, in_flight);
+        assert!(app.command_line.is_none());
+        assert!(app.recorded.is_empty(), "nothing to journal");
+    }
+
+    #[test]
+    fn an_observer_opens_help_and_quits_at_once_even_during_a_rollback() {
+        let mut app = app();
+        update(&mut app, key('!'));
+        app.mode = Mode::Observer;
+        update(&mut app, key('?'));
+        assert!(app.help_open);
+        update(&mut app, key('!'));
+        assert!(app.help_open, "! does not close help, nor roll back");
+        update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+        );
+        assert!(!app.help_open);
+        update(&mut app, key('q'));
+        assert!(
+            app.should_quit,
+            "the rollback is the run's, not the observer's"
+        );
+    }
+
+    /// Ticks, samples and results reach an observer only from the journal, through `apply`.
+    #[test]
+    fn an_observer_applies_nothing_of_its_own() {
+        let mut app = app();
+        into_the_hold(&mut app);
+        app.recorded.clear();
+        app.mode = Mode::Observer;
+        let before = app.deployment.phases.clone();
+        let later = app.now + Duration::from_secs(3600);
+        assert!(update(&mut app, Action::Tick(later)).is_empty());
+        assert!(update(&mut app, clean_round()).is_empty());
+        assert!(update(&mut app, Action::Begin).is_empty());
+        assert_eq!(app.now, later, "the screen's clock moves");
+        assert_eq!(app.deployment.phases, before, "the engine does not");
+        assert!(app.recorded.is_empty());
+        let view = crate::cluster::model::WorkloadView {
+            name: "checkout".into(),
+            ready: 3,
+            ..Default::default()
+        };
+        update(
+            &mut app,
+            Action::Cluster(ClusterEvent::Workload(TrackName::Stable, view.clone())),
+        );
+        assert_eq!(app.cluster.workloads.get(&TrackName::Stable), Some(&view));
+        assert!(
+            app.recorded.is_empty(),
+            "live counts are shown, not recorded"
+        );
     }
 
     #[test]

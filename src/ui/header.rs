@@ -9,6 +9,7 @@ use ratatui::widgets::Paragraph;
 
 use super::format;
 use crate::app::App;
+use crate::app::model::Mode;
 use crate::engine::RunStatus;
 use crate::health::Health;
 
@@ -27,14 +28,23 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             .bg(Color::Red)
             .add_modifier(Modifier::BOLD),
     };
-    let line1 = Line::from(vec![
-        Span::styled(
-            " WARROOM ",
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::White)
-                .add_modifier(Modifier::BOLD),
-        ),
+    let observer = app.mode == Mode::Observer;
+    let mut line1 = vec![Span::styled(
+        " WARROOM ",
+        Style::new()
+            .fg(Color::Black)
+            .bg(Color::White)
+            .add_modifier(Modifier::BOLD),
+    )];
+    // An observer's screen looks like the run's console; this says whose keys are not these.
+    if observer {
+        line1.push(Span::raw(" "));
+        line1.push(Span::styled(
+            " OBSERVER ",
+            Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+    }
+    line1.extend([
         // Status and clock first: they must survive the narrowest terminal.
         Span::styled(
             format!(" {} ", app.deployment.headline(app.now)),
@@ -43,24 +53,35 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Span::raw(format!(" {} ", format::clock(app.now, &app.tz))),
         Span::styled(plan.name.clone(), Style::new().add_modifier(Modifier::BOLD)),
         Span::raw(format!(
-            " · {} · risk {} · env {} · {} @ {} · op {}",
+            " · {} · risk {} · env {} · {} @ {}",
             plan.strategy.as_str(),
             format!("{:?}", plan.risk).to_uppercase(),
             app.target.environment,
             app.target.namespace,
             app.target.context,
-            app.operator,
         )),
+        // An observer's second line says who is at the keys, where it has room.
+        Span::raw(if observer {
+            String::new()
+        } else {
+            format!(" · op {}", app.operator)
+        }),
     ]);
+    let line1 = Line::from(line1);
     let mut line2 = vec![Span::raw(" ")];
     // The countdown first: it is the one thing on screen with a deadline.
     if let Some(c) = &app.deployment.countdown {
         let left = c.ends.duration_since(app.now).unwrap_or_default();
         line2.push(Span::styled(
             format!(
-                " ROLLBACK {} IN {}s — x cancels · {} ",
+                " ROLLBACK {} IN {}s — {} · {} ",
                 c.tier.as_str().to_uppercase(),
                 left.as_secs(),
+                if observer {
+                    "x at the run's console cancels"
+                } else {
+                    "x cancels"
+                },
                 c.reason
             ),
             Style::new()
@@ -79,12 +100,32 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         ));
         line2.push(Span::raw("  "));
     }
-    for (name, health) in [
-        ("kube", &app.cluster.health),
-        ("traffic", &app.traffic.health),
-        ("prometheus", &app.metrics.health),
-    ] {
-        let (dot, style, word) = health_badge(health, app);
+    if observer {
+        line2.push(Span::styled(
+            format!("at the keys: {}", app.operator),
+            Style::new().add_modifier(Modifier::BOLD),
+        ));
+        line2.push(Span::raw("   "));
+    }
+    // An observer watches pods only; weight and samples are the run's, from its journal.
+    let sources: &[(&str, &Health)] = if observer {
+        &[("kube", &app.cluster.health)]
+    } else {
+        &[
+            ("kube", &app.cluster.health),
+            ("traffic", &app.traffic.health),
+            ("prometheus", &app.metrics.health),
+        ]
+    };
+    for (name, health) in sources {
+        let (dot, style, word) = match &app.cluster_off {
+            Some(_) if observer => (
+                "○",
+                Style::new().fg(Color::DarkGray),
+                "not connected".into(),
+            ),
+            _ => health_badge(health, app),
+        };
         line2.push(Span::raw(format!("{name} ")));
         line2.push(Span::styled(format!("{dot} {word}"), style));
         line2.push(Span::raw("   "));
@@ -99,6 +140,12 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 .add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ));
         line2.push(Span::raw("   "));
+    }
+    if observer {
+        line2.push(Span::styled(
+            "weight and metrics from the journal   ",
+            Style::new().fg(Color::DarkGray),
+        ));
     }
     if let Some(hint) = &app.target.kubeconfig_hint {
         line2.push(Span::styled(

@@ -15,6 +15,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 
 use crate::app::App;
+use crate::app::model::Mode;
 
 const TRAFFIC_ROWS: u16 = 5;
 /// The pod table keeps at least a header and three pods before charts get their full size.
@@ -53,11 +54,13 @@ pub fn render(app: &App, frame: &mut Frame) {
     metrics::render(app, frame, metrics_area);
     pods::render(app, frame, pods_area);
     log::render(app, frame, log_area);
+    let observer = app.mode == Mode::Observer;
     match &app.command_line {
+        _ if observer => help::render_observer_key_bar(frame, keys),
         Some(line) => help::render_command_line(frame, keys, line),
         None => help::render_key_bar(frame, keys, app.deployment.countdown.is_some()),
     }
     if app.help_open {
-        help::render_help(frame, area);
+        help::render_help(frame, area, observer);
     }
 }
