@@ -599,7 +599,19 @@ async fn start_run(
         identity: crate::lease::default_identity(&flags.operator),
         run_id: run_id.clone(),
     };
-    let leases = take_leases(&plan, &links, &holder).await?;
+    let leases = take_leases(&plan, &links, &holder, flags.resume).await?;
+    // Renewed from now on: a slow snapshot or resume check must not let it expire.
+    let (lease_tx, lease_problems) = tokio::sync::mpsc::unbounded_channel();
+    for (_, guard, _) in &leases.held {
+        let tx = lease_tx.clone();
+        guard.clone().spawn_renewal(
+            crate::lease::LEASE_DURATION / 3,
+            move |e| {
+                let _ = tx.send(e);
+            },
+            leases.renewal.clone(),
+        );
+    }
     let (journal, snapshots, resume) = match open_journal(
         resuming,
         &plan,
@@ -614,11 +626,11 @@ async fn start_run(
     {
         Ok(opened) => opened,
         Err(code) => {
-            release_leases(&leases).await;
+            leases.release().await;
             return Err(code);
         }
     };
-    for (environment, guard, taken) in &leases {
+    for (environment, guard, taken) in &leases.held {
         let detail = match taken {
             crate::lease::Taken::Fresh => format!("taken as {}", guard.holder().identity),
             crate::lease::Taken::Resumed => "taken over by this resume of the same run".to_string(),
@@ -649,10 +661,9 @@ async fn start_run(
         override_window: flags.override_window,
         journal: Some(journal.clone()),
         resume,
-        leases: leases.iter().map(|(_, g, _)| g.clone()).collect(),
+        lease_problems: Some(lease_problems),
     };
     let result = console::run(setup).await;
-    release_leases(&leases).await;
     let app = match result {
         Ok(app) => app,
         Err(e) => {
@@ -666,6 +677,7 @@ async fn start_run(
                 },
             );
             journal.close().await;
+            leases.release().await;
             return Err(exit::FAILURE);
         }
     };
@@ -680,6 +692,9 @@ async fn start_run(
         },
     );
     journal.close().await;
+    // The record is complete before the lease is given back: a kill while releasing leaves a
+    // finished run, not one that looks killed.
+    leases.release().await;
     eprintln!("warroom: journal {}", journal.path().display());
     write_report(journal.path());
     Ok(code)
@@ -724,6 +739,14 @@ async fn open_journal(
             )
         }
         None => {
+            // Snapshots first: a run that cannot take them leaves no journal behind to be
+            // mistaken for the plan's newest.
+            let snapshots = crate::app::carry::snapshot_all(plan, links)
+                .await
+                .map_err(|e| {
+                    eprintln!("warroom: {e}; nothing was changed");
+                    exit::FAILURE
+                })?;
             let now = std::time::SystemTime::now();
             let path = session::new_path(flags.journal.as_deref(), &plan.name, now)
                 .and_then(|p| session::create(&p).map(|file| (p, file)));
@@ -747,12 +770,6 @@ async fn open_journal(
                 flags.override_window.clone(),
             );
             journal.record(now, Record::Start(start));
-            let snapshots = crate::app::carry::snapshot_all(plan, links)
-                .await
-                .map_err(|e| {
-                    eprintln!("warroom: {e}; nothing was changed");
-                    exit::FAILURE
-                })?;
             let taken = snapshots.lock().map(|s| s.clone()).unwrap_or_default();
             for (environment, snap) in taken {
                 journal.record(
@@ -768,28 +785,83 @@ async fn open_journal(
     })
 }
 
+/// The plan's leases this run holds, and what renews them.
+struct Leases {
+    held: Vec<(String, Arc<crate::lease::LeaseGuard>, crate::lease::Taken)>,
+    renewal: tokio_util::sync::CancellationToken,
+}
+
+impl Leases {
+    /// Stops renewing and gives the leases back, so the next run need not wait for them to
+    /// expire; an API server that does not answer is given 5 s per lease.
+    async fn release(&self) {
+        self.renewal.cancel();
+        for (environment, guard, _) in &self.held {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), guard.release()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => eprintln!("warroom: warning: {environment}: {e}"),
+                Err(_) => eprintln!(
+                    "warroom: warning: {environment}: lease {}/{} not released in 5 s; it expires by itself",
+                    guard.namespace(),
+                    guard.name()
+                ),
+            }
+        }
+    }
+}
+
 /// Takes the plan's lease in every environment; a live lease of another run refuses the run
-/// (exit 2) naming its holder, and the leases already taken are given back.
+/// (exit 2) naming its holder, and the leases already taken are given back. A resume waits for
+/// its own run's lease to expire (at most its duration) when the process it belonged to may
+/// still be running.
 async fn take_leases(
     plan: &Plan,
     links: &[Link],
     holder: &crate::lease::Holder,
-) -> Result<Vec<(String, Arc<crate::lease::LeaseGuard>, crate::lease::Taken)>, u8> {
-    let mut taken = Vec::new();
+    resume: bool,
+) -> Result<Leases, u8> {
+    use crate::lease::LeaseError;
+    let mut leases = Leases {
+        held: Vec::new(),
+        renewal: tokio_util::sync::CancellationToken::new(),
+    };
+    let wait_until = std::time::Instant::now()
+        + crate::lease::LEASE_DURATION
+        + std::time::Duration::from_secs(5);
     for link in links {
-        let got = crate::lease::acquire(
-            link.connection.client.clone(),
-            &link.namespace,
-            &plan.name,
-            holder,
-            std::time::SystemTime::now(),
-        )
-        .await;
+        let mut told = false;
+        let got = loop {
+            let got = crate::lease::acquire(
+                link.connection.client.clone(),
+                &link.namespace,
+                &plan.name,
+                holder,
+                std::time::SystemTime::now(),
+            )
+            .await;
+            match got {
+                Err(LeaseError::StillRunning { .. })
+                    if resume && std::time::Instant::now() < wait_until =>
+                {
+                    if !told {
+                        eprintln!(
+                            "warroom: {}: this run's lease is still being renewed; waiting up to {} s for it to expire (a killed process stops renewing it)",
+                            link.name,
+                            crate::lease::LEASE_DURATION.as_secs() + 5
+                        );
+                        told = true;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                other => break other,
+            }
+        };
         match got {
-            Ok((guard, how)) => taken.push((link.name.clone(), Arc::new(guard), how)),
+            Ok((guard, how)) => leases.held.push((link.name.clone(), Arc::new(guard), how)),
             Err(e) => {
-                release_leases(&taken).await;
-                let code = if matches!(e, crate::lease::LeaseError::Held { .. }) {
+                leases.release().await;
+                let code = if matches!(e, LeaseError::Held { .. } | LeaseError::StillRunning { .. })
+                {
                     eprintln!("warroom: {e}; nothing was changed");
                     exit::BAD_INPUT
                 } else {
@@ -800,16 +872,7 @@ async fn take_leases(
             }
         }
     }
-    Ok(taken)
-}
-
-/// Gives the leases back at the end of a run, so the next one need not wait for them to expire.
-async fn release_leases(leases: &[(String, Arc<crate::lease::LeaseGuard>, crate::lease::Taken)]) {
-    for (environment, guard, _) in leases {
-        if let Err(e) = guard.release().await {
-            eprintln!("warroom: warning: {environment}: {e}");
-        }
-    }
+    Ok(leases)
 }
 
 /// Writes the run's report next to its journal (`<journal>.report.md`); a failure is a warning:

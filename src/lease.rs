@@ -73,6 +73,17 @@ pub enum LeaseError {
     },
     /// The lease this run held was deleted: the run must stop acting, since another run may
     /// create it afresh at any moment.
+    /// This run's own lease, still renewed: the process it belongs to may be alive.
+    #[error(
+        "{plan} is still being run by {holder} (lease {namespace}/{name}, renewed within its {seconds} s): is that process still running?"
+    )]
+    StillRunning {
+        plan: String,
+        holder: String,
+        seconds: i32,
+        namespace: String,
+        name: String,
+    },
     #[error("lease {namespace}/{name} was deleted while this run held it")]
     Deleted { namespace: String, name: String },
     /// The API server failed or refused a request. `code` is the HTTP status, when there was
@@ -334,8 +345,24 @@ pub async fn acquire(
                 )
             }
             Some(mut lease) => {
-                let taken = if run_id_of(&lease) == Some(holder.run_id.as_str()) {
+                let ours = run_id_of(&lease) == Some(holder.run_id.as_str());
+                let free = holder_of(&lease).is_empty() || expired(&lease, now_ts);
+                let taken = if ours && free {
                     Taken::Resumed
+                } else if ours {
+                    // A resume must not drive the plan alongside a process that still renews
+                    // it; a killed one's lease expires within its duration.
+                    return Err(LeaseError::StillRunning {
+                        plan: plan_name.to_string(),
+                        holder: holder_of(&lease).to_string(),
+                        seconds: lease
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.lease_duration_seconds)
+                            .unwrap_or(0),
+                        namespace: at.namespace.clone(),
+                        name: at.name.clone(),
+                    });
                 } else if holder_of(&lease).is_empty() {
                     Taken::Fresh
                 } else if expired(&lease, now_ts) {

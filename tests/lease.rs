@@ -165,20 +165,33 @@ async fn another_run_is_refused_while_the_lease_is_live_and_told_who_holds_it() 
 }
 
 #[tokio::test]
-async fn the_same_run_takes_its_own_lease_over_as_a_resume() {
+async fn the_same_run_takes_its_own_lease_over_as_a_resume_once_it_is_no_longer_renewed() {
     let h = start().await;
     h.acquire(&alice(), t0()).await.expect("alice acquires");
-    // The run resumed from another host, 5 s later, while the lease is still live.
     let resumed = Holder {
         identity: "alice@host-3".into(),
         run_id: "run-a".into(),
     };
-    let (_guard, taken) = h.acquire(&resumed, t0() + secs(5)).await.expect("resumed");
+    // 5 s later the lease is still live: the first process may still be running the plan.
+    let err = h
+        .acquire(&resumed, t0() + secs(5))
+        .await
+        .expect_err("a live lease of the same run is not taken");
+    assert!(
+        matches!(err, LeaseError::StillRunning { .. }),
+        "{err}: {err:?}"
+    );
+    assert!(
+        err.to_string().contains("still being run by alice@host-1"),
+        "{err}"
+    );
+    // Once it has expired, the resume takes it over.
+    let (_guard, taken) = h.acquire(&resumed, t0() + secs(20)).await.expect("resumed");
     assert_eq!(taken, Taken::Resumed);
     let s = spec(&h.lease().await);
     assert_eq!(s.holder_identity.as_deref(), Some("alice@host-3"));
     assert_eq!(s.acquire_time, Some(micro(t0())), "acquireTime is kept");
-    assert_eq!(s.renew_time, Some(micro(t0() + secs(5))));
+    assert_eq!(s.renew_time, Some(micro(t0() + secs(20))));
     assert_eq!(s.lease_transitions, Some(0));
 }
 

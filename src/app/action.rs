@@ -47,10 +47,18 @@ pub enum Action {
     Begin,
     /// SIGINT or SIGTERM: stop cleanly, after a rollback under way has finished.
     Interrupted(String),
+    /// `config: snapshot` read these ConfigMaps: for the journal (a resume restores them).
+    Snapshotted {
+        environment: String,
+        configmaps: Vec<crate::cluster::actions::ConfigMapState>,
+    },
     /// One attempt to deliver a webhook notification.
     Notified(crate::notify::Attempt),
-    /// The plan's lease could not be renewed, or another run took it.
+    /// The plan's lease could not be renewed (yet).
     LeaseProblem(String),
+    /// Another process took the plan's lease, or it was deleted: this run no longer keeps a
+    /// second one out, so it stops advancing.
+    LeaseLost(String),
     /// The journal could not be written: shown at once, and kept on screen.
     JournalFailed(String),
     /// The terminal went away (EOF, EIO, SIGHUP): leave cleanly.

@@ -178,6 +178,11 @@ impl Carry {
                 let snap = actions::configmap::snapshot(client, ns, &refs)
                     .await
                     .map_err(|e| e.to_string())?;
+                // Journaled before the step's result, so a resumed run restores this one.
+                let _ = actions.send(Action::Snapshotted {
+                    environment: environment.to_string(),
+                    configmaps: snap.items.clone(),
+                });
                 self.snapshots
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

@@ -64,8 +64,8 @@ pub struct RunSetup {
     pub journal: Option<Journal>,
     /// A run continued from its journal.
     pub resume: Option<ResumeFrom>,
-    /// The plan's leases, one per environment, renewed while the run lasts.
-    pub leases: Vec<Arc<crate::lease::LeaseGuard>>,
+    /// Problems renewing the plan's leases (taken and renewed by the caller).
+    pub lease_problems: Option<tokio::sync::mpsc::UnboundedReceiver<crate::lease::LeaseError>>,
 }
 
 /// What a resumed run continues from.
@@ -300,6 +300,12 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
     let mut shell = Shell::new(runner, sources, setup.journal.clone());
     shell.notifier = notifier.clone();
     let mut printer = LinePrinter::new(setup.json);
+    // The terminal is taken before anything is replayed or sent: a console that cannot start
+    // must not have changed the cluster.
+    let terminal = match setup.mode {
+        Mode::Headless => None,
+        Mode::Console | Mode::Observer => Some(ratatui::try_init()?),
+    };
     match setup.resume {
         None => {
             shell.journal_changes(&mut app);
@@ -311,7 +317,9 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
             printer.skip_to(app.log_total);
             app.operator = setup.operator.clone();
             app.deployment.auto_approve = setup.auto_approve;
-            update::update(&mut app, Action::Clock(SystemTime::now()));
+            // The clock jumps over the gap; the `resume` input applied next says what the gap
+            // means (a hold starts again), before anything judges the time that passed.
+            app.now = app.now.max(SystemTime::now());
             apply_live(&mut app, &mut shell, Record::Resume(from.resume));
             shell.sources.watch(&app.target.environment.clone());
             resume::continue_in_flight(&mut app, &mut shell, &replayed, &env_map).await;
@@ -340,15 +348,20 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
         );
     }
     event_loop::spawn_clock(tx.clone(), cancel.clone());
-    for lease in &setup.leases {
-        let problems = tx.clone();
-        lease.clone().spawn_renewal(
-            crate::lease::LEASE_DURATION / 3,
-            move |e| {
-                let _ = problems.send(Action::LeaseProblem(e.to_string()));
-            },
-            cancel.clone(),
-        );
+    if let Some(mut problems) = setup.lease_problems {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(e) = problems.recv().await {
+                let action = if e.is_lost() {
+                    Action::LeaseLost(e.to_string())
+                } else {
+                    Action::LeaseProblem(e.to_string())
+                };
+                if tx.send(action).is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     let result = match setup.mode {
@@ -371,7 +384,9 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
                     ),
                 );
             }
-            let mut terminal = ratatui::try_init()?;
+            let Some(mut terminal) = terminal else {
+                return Err(SetupError::NoTerminal);
+            };
             event_loop::spawn_input(tx.clone(), cancel.clone());
             event_loop::spawn_signals(tx.clone(), cancel.clone(), false);
             let result = event_loop::run(app, &mut terminal, rx, shell).await;

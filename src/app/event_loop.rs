@@ -508,6 +508,22 @@ pub fn handle(app: &mut App, action: Action, shell: &mut Shell) {
     if matches!(action, Action::EffectDone { .. } | Action::Key(_)) {
         update(app, Action::Clock(SystemTime::now()));
     }
+    if let Action::Snapshotted {
+        environment,
+        configmaps,
+    } = action
+    {
+        if let Some(journal) = &shell.journal {
+            journal.record(
+                app.now,
+                Record::Snapshot {
+                    environment,
+                    configmaps,
+                },
+            );
+        }
+        return;
+    }
     let effects = update(app, action);
     shell.journal_changes(app);
     for effect in effects {

@@ -3,22 +3,23 @@
 //! state. Then the work the journal shows as started without a result is checked against the
 //! cluster before anything else happens.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use super::action::{Action, Effect, EffectId};
+use super::action::{Action, Effect, EffectId, Purpose};
 use super::effects::EnvClients;
 use super::event_loop::{Shell, handle};
 use super::model::{App, Level};
 use super::update;
 use crate::engine::{AutoApprove, Work};
+use crate::journal::record::Intent;
 use crate::journal::{Line, Record};
 use crate::plan::TrackName;
 
 /// What a replay learnt besides the state.
 #[derive(Debug, Default)]
 pub struct Replayed {
-    /// Effects the journal shows as started (an intent line).
-    pub started: BTreeSet<u64>,
+    /// Effects the journal shows as started (an intent line), as started.
+    pub started: BTreeMap<u64, Intent>,
     /// Every piece of work the replayed transitions asked for, by id.
     pub produced: BTreeMap<u64, Effect>,
     /// Inputs applied.
@@ -31,7 +32,7 @@ pub fn replay(app: &mut App, lines: &[Line]) -> Replayed {
     for line in lines {
         match &line.record {
             Record::Intent(intent) => {
-                replayed.started.insert(intent.id);
+                replayed.started.insert(intent.id, intent.clone());
             }
             // Gates passed by --auto-approve are passed again as they were.
             Record::Start(start) => {
@@ -148,8 +149,7 @@ pub async fn continue_in_flight(
     envs: &BTreeMap<String, EnvClients>,
 ) {
     let plan = app.plan.clone();
-    let waiting: Vec<EffectId> = app.in_flight.keys().copied().collect();
-    for id in waiting {
+    for (id, next) in settle_order(app, replayed) {
         let Some(effect) = replayed.produced.get(&id.0).cloned() else {
             continue;
         };
@@ -159,42 +159,114 @@ pub async fn continue_in_flight(
         else {
             continue;
         };
-        if !replayed.started.contains(&id.0) {
-            app.push_log(
-                Level::Info,
-                format!(
-                    "resume: starting {}, which was next when warroom stopped",
-                    describe(work)
-                ),
-            );
-            shell.journal_changes(app);
-            shell.dispatch(app, effect);
-            continue;
-        }
-        match check(&plan, work, envs.get(environment)).await {
-            Check::Done(note) => handle(
+        match next {
+            Next::Superseded => handle(
                 app,
                 Action::EffectDone {
                     id,
-                    result: Ok(format!("resume: {note}")),
+                    result: Err(format!(
+                        "{}: stopped, a rollback took over before warroom stopped; not done again",
+                        describe(work)
+                    )),
                 },
                 shell,
             ),
-            Check::Again(note) => {
-                app.push_log(Level::Warn, format!("resume: {}: {note}", describe(work)));
+            Next::Start => {
+                app.push_log(
+                    Level::Info,
+                    format!(
+                        "resume: starting {}, which was next when warroom stopped",
+                        describe(work)
+                    ),
+                );
                 shell.journal_changes(app);
                 shell.dispatch(app, effect);
             }
-            Check::Unknown(why) => handle(
-                app,
-                Action::EffectDone {
-                    id,
-                    result: Err(why),
-                },
-                shell,
-            ),
+            Next::Differs(intent) => {
+                let why = format!(
+                    "the journal's change ({} in {}) is not what replaying the journal gives ({} in {}): the plan or warroom changed since; check the cluster, then n",
+                    describe(&intent.work),
+                    intent.environment,
+                    describe(work),
+                    environment
+                );
+                handle(
+                    app,
+                    Action::EffectDone {
+                        id,
+                        result: Err(why),
+                    },
+                    shell,
+                );
+            }
+            Next::Check => match check(&plan, work, envs.get(environment)).await {
+                Check::Done(note) => handle(
+                    app,
+                    Action::EffectDone {
+                        id,
+                        result: Ok(format!("resume: {note}")),
+                    },
+                    shell,
+                ),
+                Check::Again(note) => {
+                    app.push_log(Level::Warn, format!("resume: {}: {note}", describe(work)));
+                    shell.journal_changes(app);
+                    shell.dispatch(app, effect);
+                }
+                Check::Unknown(why) => handle(
+                    app,
+                    Action::EffectDone {
+                        id,
+                        result: Err(why),
+                    },
+                    shell,
+                ),
+            },
         }
     }
+}
+
+/// What resume does with one piece of work left in flight by the replay.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Never started: start it.
+    Start,
+    /// Started, no result: look at the cluster first.
+    Check,
+    /// A step's or an operator's work that a rollback had taken over: not done again.
+    Superseded,
+    /// The journal started something else under this id: a person must look.
+    Differs(Box<Intent>),
+}
+
+/// The work left in flight, in the order resume settles it (a rollback's first), and what to
+/// do with each.
+pub fn settle_order(app: &App, replayed: &Replayed) -> Vec<(EffectId, Next)> {
+    let superseded = app.deployment.rollback.is_some();
+    let mut out: Vec<(bool, EffectId, Next)> = Vec::new();
+    for id in app.in_flight.keys() {
+        let Some(Effect::Work {
+            purpose,
+            environment,
+            work,
+            ..
+        }) = replayed.produced.get(&id.0)
+        else {
+            continue;
+        };
+        let rollback = *purpose == Purpose::Rollback;
+        let next = match replayed.started.get(&id.0) {
+            _ if superseded && !rollback => Next::Superseded,
+            None => Next::Start,
+            Some(intent) if intent.work != *work || intent.environment != *environment => {
+                Next::Differs(Box::new(intent.clone()))
+            }
+            Some(_) => Next::Check,
+        };
+        out.push((!rollback, *id, next));
+    }
+    out.sort_by_key(|(later, id, _)| (*later, *id));
+    out.into_iter().map(|(_, id, next)| (id, next)).collect()
 }
 
 fn describe(work: &Work) -> String {
@@ -215,5 +287,139 @@ fn describe(work: &Work) -> String {
         Work::Promote { .. } => "promote".to_string(),
         Work::Run { cmd, .. } => format!("run `{cmd}`"),
         Work::Notify { text } => format!("notify: {text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+    use crate::app::event_loop::intent_of;
+    use crate::app::model::Target;
+    use crate::app::update::update;
+    use crate::journal::VERSION;
+    use crate::plan::Weight;
+
+    fn app(at: SystemTime) -> App {
+        let plan =
+            crate::plan::parse(Path::new("demo.yaml"), crate::cli::DEMO_PLAN).expect("demo plan");
+        App::new(
+            Arc::new(plan),
+            Target {
+                environment: "development".into(),
+                namespace: "shop".into(),
+                context: "sim-development".into(),
+                kubeconfig_hint: None,
+            },
+            "alice".into(),
+            at,
+        )
+    }
+
+    fn key(c: char) -> Action {
+        Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    /// Runs `keys` live, journaling inputs and intents as the event loop does; returns the
+    /// journal's lines and the live app.
+    fn live(keys: &[char]) -> (Vec<Line>, App) {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut app = app(t0);
+        let mut lines = Vec::new();
+        let push = |lines: &mut Vec<Line>, at, record| {
+            let seq = lines.len() as u64;
+            lines.push(Line {
+                v: VERSION,
+                seq,
+                at,
+                record,
+            })
+        };
+        push(&mut lines, t0, Record::Tick);
+        update(
+            &mut app,
+            Action::Traffic(crate::traffic::TrafficEvent::Weight(Weight::ZERO)),
+        );
+        for c in keys {
+            let effects = update(&mut app, key(*c));
+            for (at, record) in app.recorded.drain(..) {
+                push(&mut lines, at, record);
+            }
+            for effect in &effects {
+                if let Some(intent) = intent_of(&app, effect) {
+                    push(&mut lines, app.now, Record::Intent(intent));
+                }
+            }
+        }
+        (lines, app)
+    }
+
+    #[test]
+    fn replay_of_a_journal_rebuilds_the_live_state_and_its_work_in_flight() {
+        let (lines, live) = live(&['n', 'n']);
+        let mut replayed_app = app(SystemTime::UNIX_EPOCH);
+        let replayed = replay(&mut replayed_app, &lines);
+        assert_eq!(replayed_app.deployment.cursor, live.deployment.cursor);
+        assert_eq!(replayed_app.deployment.status, live.deployment.status);
+        assert_eq!(replayed_app.in_flight, live.in_flight);
+        let order = settle_order(&replayed_app, &replayed);
+        assert_eq!(order.len(), 1, "the weight 10 write: {order:?}");
+        assert_eq!(order[0].1, Next::Check, "started, without a result");
+    }
+
+    #[test]
+    fn after_a_rollback_its_work_goes_first_and_a_step_write_it_took_over_is_not_redone() {
+        // n starts, n writes weight 10 (in flight), ! rolls back (weight 0 in flight).
+        let (lines, _) = live(&['n', 'n', '!']);
+        let mut replayed_app = app(SystemTime::UNIX_EPOCH);
+        let replayed = replay(&mut replayed_app, &lines);
+        let order = settle_order(&replayed_app, &replayed);
+        assert_eq!(order.len(), 2, "{order:?}");
+        assert!(
+            matches!(
+                replayed.produced.get(&order[0].0.0),
+                Some(Effect::Work {
+                    purpose: Purpose::Rollback,
+                    ..
+                })
+            ),
+            "the rollback's weight 0 first: {order:?}"
+        );
+        assert_eq!(order[0].1, Next::Check);
+        assert_eq!(
+            order[1].1,
+            Next::Superseded,
+            "weight 10 is not written again"
+        );
+    }
+
+    #[test]
+    fn work_decided_but_never_started_is_started_and_a_changed_intent_is_left_to_a_person() {
+        let (mut lines, _) = live(&['n', 'n']);
+        // Killed after the input, before the intent reached the journal.
+        let intent = lines.pop().expect("the intent line");
+        let mut a = app(SystemTime::UNIX_EPOCH);
+        let replayed = replay(&mut a, &lines);
+        assert_eq!(settle_order(&a, &replayed)[0].1, Next::Start);
+
+        let Record::Intent(mut changed) = intent.record else {
+            panic!("an intent: {intent:?}");
+        };
+        changed.work = Work::SetWeight {
+            weight: Weight::clamped(40),
+            emergency: false,
+        };
+        lines.push(Line {
+            record: Record::Intent(changed),
+            ..intent
+        });
+        let mut b = app(SystemTime::UNIX_EPOCH);
+        let replayed = replay(&mut b, &lines);
+        assert!(matches!(settle_order(&b, &replayed)[0].1, Next::Differs(_)));
     }
 }

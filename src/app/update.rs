@@ -49,8 +49,11 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             on_cluster(app, event);
             Vec::new()
         }
-        Action::Traffic(TrafficEvent::Weight(w)) if app.deployment.weight == Some(w) => {
-            app.traffic.observed = Some(w);
+        // A reading that changes nothing is not journaled; one that changes either the engine's
+        // or the screen's weight is, so a replay ends with the same of both.
+        Action::Traffic(TrafficEvent::Weight(w))
+            if app.deployment.weight == Some(w) && app.traffic.observed == Some(w) =>
+        {
             Vec::new()
         }
         Action::Traffic(TrafficEvent::Weight(w)) => apply(
@@ -102,16 +105,17 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             apply(app, now, Record::Begin { operator })
         }
         Action::JournalFailed(why) => {
-            if app.journal_error.is_none() {
-                app.push_log(
-                    Level::Error,
-                    format!(
-                        "journal: {why} — what happens from now on is not recorded, and --resume could not continue from here"
-                    ),
-                );
-                app.journal_error = Some(why);
+            if app.journal_error.is_some() {
+                return Vec::new();
             }
-            Vec::new()
+            app.push_log(
+                Level::Error,
+                format!(
+                    "journal: {why} — what happens from now on is not recorded, and --resume could not continue from here"
+                ),
+            );
+            app.journal_error = Some(why);
+            pause_for(app, "the journal cannot be written")
         }
         Action::Notified(attempt) => {
             use crate::notify::AttemptOutcome;
@@ -146,6 +150,15 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             );
             Vec::new()
         }
+        // Journaled by the event loop; nothing to show.
+        Action::Snapshotted { .. } => Vec::new(),
+        Action::LeaseLost(why) => {
+            app.push_log(
+                Level::Error,
+                format!("lease: {why} — another process may be running this plan"),
+            );
+            pause_for(app, "the plan's lease was lost")
+        }
         Action::Interrupted(why) if app.interrupted.is_some() => {
             app.push_log(
                 Level::Error,
@@ -177,6 +190,25 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     };
     effects.extend(follow_environment(app));
     decide_end(app);
+    effects
+}
+
+/// Stops a running plan from advancing by itself (rollbacks still work, and `p` resumes it):
+/// for what makes carrying on unsafe without a person deciding.
+fn pause_for(app: &mut App, why: &str) -> Vec<Effect> {
+    if app.deployment.status != RunStatus::Running {
+        return Vec::new();
+    }
+    let now = app.now;
+    let effects = apply(
+        app,
+        now,
+        Record::Command {
+            operator: "warroom".to_string(),
+            command: OperatorCommand::Pause,
+        },
+    );
+    app.push_log(Level::Error, format!("paused: {why}; p resumes"));
     effects
 }
 
@@ -225,6 +257,8 @@ fn observe(app: &mut App, action: Action) {
         | Action::EffectOutput { .. }
         | Action::Begin
         | Action::LeaseProblem(_)
+        | Action::LeaseLost(_)
+        | Action::Snapshotted { .. }
         | Action::JournalFailed(_)
         | Action::Notified(_)
         | Action::Sourced { .. } => {}

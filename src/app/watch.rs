@@ -19,6 +19,7 @@ use super::model::{App, Level, Mode, Target};
 use super::{resume, update};
 use crate::cluster::client::connect;
 use crate::cluster::watch::{self, Workloads};
+use crate::health::Health;
 use crate::journal::read::{self, Read, ReadError};
 use crate::journal::record::EnvironmentRecord;
 use crate::journal::{Line, Record, VERSION};
@@ -281,6 +282,17 @@ impl Watched {
         if !line.record.is_input() {
             self.record(line.record);
             return None;
+        }
+        // The run's Prometheus as the journal shows it: answered rounds are live data, not stale.
+        match &line.record {
+            Record::Samples { .. } => self.app.metrics.health = Health::Live,
+            Record::Unanswered { time, error } => {
+                self.app.metrics.health = self.app.metrics.health.then(Health::Degraded {
+                    since: *time,
+                    error: error.clone(),
+                })
+            }
+            _ => {}
         }
         let shown = self.app.now;
         self.app.now = self.engine_now;

@@ -62,13 +62,22 @@ pub fn newest(dir: &Path, plan_name: &str) -> Option<PathBuf> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with(&prefix)
-                    && n.ends_with(".jsonl")
-                    && n[prefix.len()..].starts_with(|c: char| c.is_ascii_digit())
-            })
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|rest| rest.strip_suffix(".jsonl"))
+                .is_some_and(is_stamp)
         })
         .max()
+}
+
+/// `20261202T100200Z`: the UTC start in a default journal's name.
+fn is_stamp(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
 }
 
 /// SHA-256 of `bytes`, hex.
@@ -106,6 +115,7 @@ mod tests {
             "checkout-2-4-0-20261202T090000Z.jsonl",
             "checkout-2-4-0-20261202T090000Z.report.md",
             "checkout-2-4-0-canary-20261203T000000Z.jsonl",
+            "checkout-2-4-0-2-20261204T000000Z.jsonl",
         ] {
             std::fs::write(dir.path().join(name), "").expect("write");
         }

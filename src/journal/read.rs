@@ -89,15 +89,16 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Read, ReadError> {
                 lines.push(line);
                 length = next as u64;
             }
-            Err(why) if next != bytes.len() => {
+            // A whole line that does not read is damage (or a newer warroom's line): never
+            // cut off as if it were torn.
+            Err(why) if whole => {
                 return Err(ReadError::BadLine {
                     path: name.to_string(),
                     line: number,
                     why,
                 });
             }
-            // A last line without its newline, or one that does not parse, is what a process
-            // killed mid-write leaves; anywhere else a bad line means the file was damaged.
+            // A last line without its newline is what a process killed mid-write leaves.
             _ => {
                 torn = Some(format!(
                     "{name}:{number}: the last line is incomplete (the process stopped while writing it); it was left out"

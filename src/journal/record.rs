@@ -283,7 +283,8 @@ pub struct Intent {
     pub work: Work,
 }
 
-/// RFC 3339 times with milliseconds, UTC.
+/// RFC 3339 times in UTC, to the nanosecond the clock gave: a replay compares them with
+/// deadlines exactly as the run did.
 pub mod rfc3339 {
     use std::time::SystemTime;
 
@@ -291,7 +292,7 @@ pub mod rfc3339 {
 
     pub fn format(at: SystemTime) -> String {
         jiff::Timestamp::try_from(at)
-            .map(|t| t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string())
+            .map(|t| t.to_string())
             .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
     }
 
@@ -340,13 +341,31 @@ pub mod millis {
 }
 
 /// Masks every value that is a secret in `text` (a plan): the webhook URL keeps its scheme
-/// and host only.
+/// and host only, wherever it stands as written, and so does any `webhook:` value (which may be
+/// quoted or escaped in the YAML).
 pub fn mask_plan_text(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         out = out.replace(secret, &mask_url(secret));
     }
-    out
+    let mut masked = String::with_capacity(out.len());
+    for line in out.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let ending = &line[body.len()..];
+        match body.find("webhook:") {
+            Some(at) => {
+                let value = body[at + "webhook:".len()..]
+                    .trim()
+                    .trim_matches(|c| c == '"' || c == '\'');
+                masked.push_str(&body[..at]);
+                masked.push_str("webhook: ");
+                masked.push_str(&mask_url(value));
+                masked.push_str(ending);
+            }
+            None => masked.push_str(line),
+        }
+    }
+    masked
 }
 
 /// A URL with everything after the host hidden.
@@ -450,5 +469,13 @@ mod tests {
         let plan = "notify:\n  webhook: https://hooks.slack.com/services/T0/B0/XYZ\n";
         let masked = mask_plan_text(plan, &["https://hooks.slack.com/services/T0/B0/XYZ"]);
         assert!(!masked.contains("XYZ"), "{masked}");
+        assert!(
+            masked.contains("webhook: https://hooks.slack.com/…\n"),
+            "{masked}"
+        );
+        // Quoted, with an escape the parsed URL does not show: masked all the same.
+        let quoted = "notify: { webhook: \"https://h.example/a\\u0042c\" }\n";
+        let masked = mask_plan_text(quoted, &["https://h.example/aBc"]);
+        assert!(!masked.contains("u0042"), "{masked}");
     }
 }
