@@ -555,6 +555,14 @@ async fn start_run(
         eprintln!("warroom: dry run: preflight passed; nothing was changed");
         return Ok(exit::OK);
     }
+    // Before the lease and the journal: a console that cannot start leaves nothing behind.
+    if mode == Mode::Console {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+            eprintln!("warroom: {}", console::SetupError::NoTerminal);
+            return Err(exit::FAILURE);
+        }
+    }
     let scratch = Scratch::new().map_err(|e| {
         eprintln!("warroom: cannot create a directory for run steps' kubeconfigs: {e}");
         exit::FAILURE
@@ -839,23 +847,32 @@ async fn take_leases(
                 std::time::SystemTime::now(),
             )
             .await;
-            match got {
-                Err(LeaseError::StillRunning { .. })
-                    if resume && std::time::Instant::now() < wait_until =>
-                {
-                    if !told {
-                        eprintln!(
-                            "warroom: {}: this run's lease is still being renewed; waiting up to {} s for it to expire (a killed process stops renewing it)",
-                            link.name,
-                            crate::lease::LEASE_DURATION.as_secs() + 5
-                        );
-                        told = true;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-                other => break other,
+            let Err(LeaseError::StillRunning { uid, .. }) = &got else {
+                break Some(got);
+            };
+            // Environments in one namespace of one cluster share the plan's Lease: this run
+            // already holds it.
+            let mut shared = false;
+            for (_, guard, _) in &leases.held {
+                shared |= uid.is_some() && guard.lease().await.metadata.uid == *uid;
             }
+            if shared {
+                break None;
+            }
+            if !resume || std::time::Instant::now() >= wait_until {
+                break Some(got);
+            }
+            if !told {
+                eprintln!(
+                    "warroom: {}: this run's lease is still being renewed; waiting up to {} s for it to expire (a killed process stops renewing it)",
+                    link.name,
+                    crate::lease::LEASE_DURATION.as_secs() + 5
+                );
+                told = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         };
+        let Some(got) = got else { continue };
         match got {
             Ok((guard, how)) => leases.held.push((link.name.clone(), Arc::new(guard), how)),
             Err(e) => {

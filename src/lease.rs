@@ -83,6 +83,9 @@ pub enum LeaseError {
         seconds: i32,
         namespace: String,
         name: String,
+        /// The Lease object's uid: a run whose environments share a namespace of one cluster
+        /// holds that one Lease for all of them.
+        uid: Option<String>,
     },
     #[error("lease {namespace}/{name} was deleted while this run held it")]
     Deleted { namespace: String, name: String },
@@ -362,6 +365,7 @@ pub async fn acquire(
                             .unwrap_or(0),
                         namespace: at.namespace.clone(),
                         name: at.name.clone(),
+                        uid: lease.metadata.uid.clone(),
                     });
                 } else if holder_of(&lease).is_empty() {
                     Taken::Fresh

@@ -3,57 +3,10 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-fn tmux(args: &[&str]) -> Option<String> {
-    let out = Command::new("tmux").args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use common::tmux::{Session, tmux};
 
 fn tmux_available() -> bool {
     common::tool_available("tmux", &["-V"], "end-to-end demo test")
-}
-
-/// Kills the session even when an assertion fails.
-struct Session {
-    socket: String,
-    name: String,
-}
-
-impl Session {
-    fn capture(&self) -> String {
-        tmux(&["-L", &self.socket, "capture-pane", "-p", "-t", &self.name]).unwrap_or_default()
-    }
-
-    fn keys(&self, keys: &str) {
-        tmux(&["-L", &self.socket, "send-keys", "-t", &self.name, keys]);
-    }
-
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let screen = self.capture();
-            if pred(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        tmux(&["-L", &self.socket, "kill-server"]);
-    }
 }
 
 #[test]

@@ -4,14 +4,15 @@
 
 mod common;
 
+use common::headless::{BIN, blocking, wait_for_data};
+use common::tmux::{Session, tmux};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use warroom::plan::Plan;
 use warroom::sim::server::Simulator;
 
-const BIN: &str = env!("CARGO_BIN_EXE_warroom");
 /// Long enough for the whole plan (a 10 s hold) on a slow machine.
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -51,66 +52,6 @@ rollback:
       - weight: 0
 "#;
 
-fn tmux(args: &[&str]) -> Option<String> {
-    let out = Command::new("tmux").args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A tmux server of the test's own; killed even when an assertion fails.
-struct Session {
-    socket: String,
-    name: String,
-}
-
-impl Session {
-    fn capture(&self) -> String {
-        tmux(&["-L", &self.socket, "capture-pane", "-p", "-t", &self.name]).unwrap_or_default()
-    }
-
-    fn keys(&self, keys: &str) {
-        tmux(&["-L", &self.socket, "send-keys", "-t", &self.name, keys]);
-    }
-
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let screen = self.capture();
-            if pred(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let socket_path = tmux(&[
-            "-L",
-            &self.socket,
-            "display-message",
-            "-p",
-            "#{socket_path}",
-        ]);
-        tmux(&["-L", &self.socket, "kill-session", "-t", &self.name]);
-        tmux(&["-L", &self.socket, "kill-server"]);
-        // The server leaves its socket file behind.
-        if let Some(path) = socket_path
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
 /// The headless run; killed if the test ends before it does.
 struct Run(Child);
 
@@ -120,31 +61,6 @@ impl Drop for Run {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
-    }
-}
-
-/// Polls the simulator's Prometheus until the stable track's error rate has a value: a run
-/// started before the first samples would (rightly) pause for missing data.
-async fn wait_for_data(plan: &Plan, sim: &Simulator) {
-    let prom = warroom::metrics::prometheus::PromClient::new(
-        warroom::metrics::prometheus::PromConfig::new(&sim.prometheus, Duration::from_secs(5)),
-    )
-    .expect("client");
-    let probes = warroom::metrics::sampler::probes(
-        &plan.metrics.queries,
-        "shop",
-        &plan.service,
-        plan.metrics.rate.get(),
-        &[warroom::plan::TrackName::Stable],
-    )
-    .expect("probes");
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Ok(Some(_)) = prom.query_scalar(&probes[0].promql, None).await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no data from the simulator");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -165,11 +81,6 @@ fn wait_for_journal(path: &Path, run: &mut Run) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Runs the blocking `f` off the async runtime, so the simulator keeps answering.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("joined")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
