@@ -289,9 +289,20 @@ fn since(lease: &Lease) -> String {
 }
 
 /// Writes `holder` into `lease`'s annotations and spec as its new holder, renewed at `now`.
+/// The annotation naming the process holding the lease: a resume by the same operator on the
+/// same host is another process, and the first must find out it lost the lease.
+pub const PROCESS_ANNOTATION: &str = "warroom.dev/process";
+
+/// This process's id for [`PROCESS_ANNOTATION`]: the pid and a random part.
+fn process_nonce() -> &'static str {
+    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NONCE.get_or_init(|| format!("{}-{:08x}", std::process::id(), rand::random::<u32>()))
+}
+
 fn hold(lease: &mut Lease, plan_name: &str, holder: &Holder, now: &MicroTime) {
     let annotations = lease.metadata.annotations.get_or_insert_default();
     annotations.insert(RUN_ID_ANNOTATION.into(), holder.run_id.clone());
+    annotations.insert(PROCESS_ANNOTATION.into(), process_nonce().to_string());
     annotations.insert(PLAN_ANNOTATION.into(), plan_name.to_string());
     let spec = lease.spec.get_or_insert_default();
     spec.holder_identity = Some(holder.identity.clone());
@@ -451,8 +462,15 @@ impl LeaseGuard {
 
     /// Whether `lease` is still this run's, from this process (same run id and identity).
     fn is_ours(&self, lease: &Lease) -> bool {
+        let process = lease
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PROCESS_ANNOTATION))
+            .map(String::as_str);
         run_id_of(lease) == Some(self.holder.run_id.as_str())
             && holder_of(lease) == self.holder.identity
+            && process.is_none_or(|p| p == process_nonce())
     }
 
     fn lost(&self, lease: &Lease) -> LeaseError {

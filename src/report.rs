@@ -117,17 +117,20 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Journal, ReportError> {
     };
     let mut lines = Vec::with_capacity(texts.len());
     let mut warnings = Vec::new();
+    // As `--resume` reads it: only a last line without its newline is torn (the writer ends
+    // every line with one), whether or not it happens to parse.
+    let unterminated = !bytes.is_empty() && !bytes.ends_with(b"\n");
     for (number, text) in &texts {
         let number = *number;
+        if unterminated && Some(number) == last {
+            warnings.push(format!(
+                "line {number} is torn ({} bytes without their newline) and was skipped: the process was stopped while writing it",
+                text.len()
+            ));
+            continue;
+        }
         let value: serde_json::Value = match serde_json::from_str(text) {
             Ok(v) => v,
-            Err(e) if Some(number) == last => {
-                warnings.push(format!(
-                    "line {number} is torn ({} bytes of incomplete JSON: {e}) and was skipped: the process was stopped while writing it",
-                    text.len()
-                ));
-                continue;
-            }
             Err(e) => return Err(bad(number, format!("not a JSON line: {e}"))),
         };
         let kind = value
@@ -179,7 +182,10 @@ pub struct Time(pub SystemTime);
 
 impl Serialize for Time {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&record::rfc3339::format(self.0))
+        let text = jiff::Timestamp::try_from(self.0)
+            .map(|t| t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string())
+            .unwrap_or_else(|_| record::rfc3339::format(self.0));
+        s.serialize_str(&text)
     }
 }
 
@@ -1232,7 +1238,20 @@ fn downtime(lines: &[Line], start: &Start) -> Vec<EnvironmentDowntime> {
         acc.to = Some(at);
     };
     let mut watched: Option<String> = None;
+    let mut previous_at = lines.first().map(|l| l.at);
     for line in lines {
+        let before = previous_at.replace(line.at);
+        // While warroom was stopped nothing was watched: a stretch open at the stop ends at
+        // the last line before it, and counting starts again with the resumed run's lines.
+        if matches!(line.record, Record::Resume(_)) {
+            if let (Some(acc), Some(before)) =
+                (watched.take().and_then(|w| envs.get_mut(&w)), before)
+            {
+                close(acc, before, true);
+                acc.ready.clear();
+            }
+            continue;
+        }
         let Record::Workload {
             environment,
             track,
@@ -2380,6 +2399,32 @@ notify:
             t.how
         );
         assert!(report.error_rate.is_none());
+    }
+
+    #[test]
+    fn downtime_stops_counting_while_warroom_was_stopped() {
+        let resume = Record::Resume(record::Resume {
+            operator: "bob".into(),
+            host: "h".into(),
+            warroom: "0.1.0".into(),
+            plan_sha256: "ab".into(),
+            forced: false,
+            changes: Vec::new(),
+            torn_line: false,
+            auto_approve: "nothing".into(),
+        });
+        let journal = lines(vec![
+            (0, start("15m")),
+            (10, workload("staging", TrackName::Stable, 0)),
+            (10, workload("staging", TrackName::Canary, 0)),
+            (15, Record::Tick),
+            // Killed at 15 s, resumed ten minutes later.
+            (615, resume),
+            (616, workload("staging", TrackName::Stable, 4)),
+        ]);
+        let report = build(&journal).expect("report");
+        let staging = &report.downtime[0];
+        assert_eq!(staging.zero_ready_ms, Some(5_000), "{staging:?}");
     }
 
     #[test]

@@ -302,7 +302,7 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
     let mut printer = LinePrinter::new(setup.json);
     // The terminal is taken before anything is replayed or sent: a console that cannot start
     // must not have changed the cluster.
-    let terminal = match setup.mode {
+    let mut terminal = match setup.mode {
         Mode::Headless => None,
         Mode::Console | Mode::Observer => Some(ratatui::try_init()?),
     };
@@ -322,6 +322,10 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
             app.now = app.now.max(SystemTime::now());
             apply_live(&mut app, &mut shell, Record::Resume(from.resume));
             shell.sources.watch(&app.target.environment.clone());
+            // The replayed state on screen while the cluster is checked.
+            if let Some(t) = terminal.as_mut() {
+                let _ = event_loop::Screen::show(t, &app);
+            }
             resume::continue_in_flight(&mut app, &mut shell, &replayed, &env_map).await;
         }
     }

@@ -454,7 +454,12 @@ pub async fn run(
             break;
         }
     }
-    settle_in_flight(&mut app, &mut actions, |app| shell.journal_changes(app)).await;
+    settle_in_flight(&mut app, &mut actions, |app, action| match action {
+        // A snapshot taken just before quitting is journaled like any other.
+        Some(action) => handle(app, action, &mut shell),
+        None => shell.journal_changes(app),
+    })
+    .await;
     screen.show(&app)?;
     Ok(app)
 }
@@ -475,7 +480,7 @@ const SETTLE: Duration = Duration::from_secs(10);
 async fn settle_in_flight(
     app: &mut App,
     actions: &mut UnboundedReceiver<Action>,
-    mut journal: impl FnMut(&mut App),
+    mut journal: impl FnMut(&mut App, Option<Action>),
 ) {
     let deadline = Instant::now() + SETTLE;
     while !app.in_flight.is_empty() {
@@ -483,14 +488,18 @@ async fn settle_in_flight(
         let Ok(Some(action)) = tokio::time::timeout(left, actions.recv()).await else {
             return;
         };
-        if matches!(action, Action::EffectDone { .. }) {
-            // Work those results start is not run: a resume starts it from the journal.
-            for effect in update(app, action) {
-                if let Some(id) = effect.id() {
-                    app.in_flight.remove(&id);
+        match action {
+            Action::EffectDone { .. } => {
+                // Work those results start is not run: a resume starts it from the journal.
+                for effect in update(app, action) {
+                    if let Some(id) = effect.id() {
+                        app.in_flight.remove(&id);
+                    }
                 }
+                journal(app, None);
             }
-            journal(app);
+            Action::Snapshotted { .. } => journal(app, Some(action)),
+            _ => {}
         }
     }
 }
@@ -579,7 +588,7 @@ mod tests {
                 result: Ok("canary weight 0% stored".into()),
             });
         });
-        settle_in_flight(&mut app, &mut rx, |_| {}).await;
+        settle_in_flight(&mut app, &mut rx, |_, _| {}).await;
         assert!(app.in_flight.is_empty());
         assert_eq!(app.traffic.observed, Some(Weight::ZERO));
         assert!(app.log.iter().any(|l| l.text == "canary weight 0% stored"));
@@ -605,7 +614,7 @@ mod tests {
             id: effects[0].id().expect("a write"),
             result: Ok("stored".into()),
         });
-        settle_in_flight(&mut app, &mut rx, |_| {}).await;
+        settle_in_flight(&mut app, &mut rx, |_, _| {}).await;
         assert!(
             app.in_flight.is_empty(),
             "weight 10, which the result would start, is neither run nor waited for"

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use super::action::{Action, Effect, EffectId, Purpose};
 use super::effects::EnvClients;
 use super::event_loop::{Shell, handle};
-use super::model::{App, Level};
+use super::model::{App, Level, Origin};
 use super::update;
+use crate::engine::Origin as EngineOrigin;
 use crate::engine::{AutoApprove, Work};
 use crate::journal::record::Intent;
 use crate::journal::{Line, Record};
@@ -20,6 +21,8 @@ use crate::plan::TrackName;
 pub struct Replayed {
     /// Effects the journal shows as started (an intent line), as started.
     pub started: BTreeMap<u64, Intent>,
+    /// Effects the journal has a result for.
+    pub results: std::collections::BTreeSet<u64>,
     /// Every piece of work the replayed transitions asked for, by id.
     pub produced: BTreeMap<u64, Effect>,
     /// Inputs applied.
@@ -39,6 +42,9 @@ pub fn replay(app: &mut App, lines: &[Line]) -> Replayed {
                 app.deployment.auto_approve = AutoApprove::from_name(&start.auto_approve);
             }
             record if record.is_input() => {
+                if let Record::Result { id, .. } = record {
+                    replayed.results.insert(*id);
+                }
                 replayed.inputs += 1;
                 let mut effects = update::apply(app, line.at, record.clone());
                 effects.extend(update::follow(app));
@@ -125,6 +131,22 @@ pub async fn check(plan: &crate::plan::Plan, work: &Work, env: Option<&EnvClient
     }
 }
 
+/// [`check`] with a bound: a cluster that does not answer is not waited on for ever before
+/// the console is live (what can be done again is; what cannot is left to a person).
+async fn checked(plan: &crate::plan::Plan, work: &Work, env: Option<&EnvClients>) -> Check {
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+    match tokio::time::timeout(LIMIT, check(plan, work, env)).await {
+        Ok(found) => found,
+        Err(_) => match check(plan, work, None).await {
+            Check::Unknown(why) => Check::Unknown(why),
+            _ => Check::Again(format!(
+                "the cluster did not answer within {} s: doing it again",
+                LIMIT.as_secs()
+            )),
+        },
+    }
+}
+
 fn deployment_name(plan: &crate::plan::Plan, track: TrackName) -> String {
     match track {
         TrackName::Stable => plan.workload.name.clone(),
@@ -149,6 +171,18 @@ pub async fn continue_in_flight(
     envs: &BTreeMap<String, EnvClients>,
 ) {
     let plan = app.plan.clone();
+    // Started without a result, and not something the replayed plan has: a person must look.
+    for (id, intent) in &replayed.started {
+        if !replayed.results.contains(id) && !app.in_flight.contains_key(&EffectId(*id)) {
+            app.push_log(
+                Level::Error,
+                format!(
+                    "resume: the journal shows `{}` in {} started without a result, and the plan as replayed no longer has it: check it by hand",
+                    intent.label, intent.environment
+                ),
+            );
+        }
+    }
     for (id, next) in settle_order(app, replayed) {
         let Some(effect) = replayed.produced.get(&id.0).cloned() else {
             continue;
@@ -199,7 +233,7 @@ pub async fn continue_in_flight(
                     shell,
                 );
             }
-            Next::Check => match check(&plan, work, envs.get(environment)).await {
+            Next::Check => match checked(&plan, work, envs.get(environment)).await {
                 Check::Done(note) => handle(
                     app,
                     Action::EffectDone {
@@ -233,7 +267,8 @@ pub enum Next {
     Start,
     /// Started, no result: look at the cluster first.
     Check,
-    /// A step's or an operator's work that a rollback had taken over: not done again.
+    /// A step's or an operator's work that a rollback had taken over, or a pre-empted
+    /// rollback's: not done again.
     Superseded,
     /// The journal started something else under this id: a person must look.
     Differs(Box<Intent>),
@@ -242,9 +277,14 @@ pub enum Next {
 /// The work left in flight, in the order resume settles it (a rollback's first), and what to
 /// do with each.
 pub fn settle_order(app: &App, replayed: &Replayed) -> Vec<(EffectId, Next)> {
-    let superseded = app.deployment.rollback.is_some();
+    let current_run = app.deployment.rollback.as_ref().map(|r| r.run);
     let mut out: Vec<(bool, EffectId, Next)> = Vec::new();
-    for id in app.in_flight.keys() {
+    for (id, origin) in &app.in_flight {
+        // Work of a rollback that a later one pre-empted is as stale as a step's.
+        let superseded = match origin {
+            Origin::Engine(EngineOrigin::Rollback { run, .. }) => current_run != Some(*run),
+            _ => current_run.is_some(),
+        };
         let Some(Effect::Work {
             purpose,
             environment,
@@ -256,7 +296,7 @@ pub fn settle_order(app: &App, replayed: &Replayed) -> Vec<(EffectId, Next)> {
         };
         let rollback = *purpose == Purpose::Rollback;
         let next = match replayed.started.get(&id.0) {
-            _ if superseded && !rollback => Next::Superseded,
+            _ if superseded => Next::Superseded,
             None => Next::Start,
             Some(intent) if intent.work != *work || intent.environment != *environment => {
                 Next::Differs(Box::new(intent.clone()))

@@ -100,6 +100,10 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Action::Begin if app.journal_error.is_some() => {
+            refuse_unrecorded_start(app);
+            Vec::new()
+        }
         Action::Begin => {
             let operator = app.operator.clone();
             apply(app, now, Record::Begin { operator })
@@ -193,6 +197,17 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     effects
 }
 
+/// A plan is not started without its journal: nothing it did could be resumed or reported.
+fn refuse_unrecorded_start(app: &mut App) {
+    app.push_log(
+        Level::Error,
+        "the journal cannot be written, so the plan is not started: nothing it did could be resumed or reported",
+    );
+}
+
+/// The name warroom's own commands are journaled under.
+pub const SYSTEM: &str = "warroom";
+
 /// Stops a running plan from advancing by itself (rollbacks still work, and `p` resumes it):
 /// for what makes carrying on unsafe without a person deciding.
 fn pause_for(app: &mut App, why: &str) -> Vec<Effect> {
@@ -204,7 +219,7 @@ fn pause_for(app: &mut App, why: &str) -> Vec<Effect> {
         app,
         now,
         Record::Command {
-            operator: "warroom".to_string(),
+            operator: SYSTEM.to_string(),
             command: OperatorCommand::Pause,
         },
     );
@@ -350,7 +365,25 @@ pub fn apply(app: &mut App, at: SystemTime, record: Record) -> Vec<Effect> {
             // Whoever resumed is at the keys from here on (a replay shows who that was).
             app.operator = resume.operator;
             app.deployment.auto_approve = AutoApprove::from_name(&resume.auto_approve);
-            let outcome = app.deployment.resumed(now);
+            let mut outcome = app.deployment.resumed(now);
+            // A pause warroom made itself (a lost lease) is lifted: this run holds the lease
+            // again. A person's pause stands.
+            let by_warroom = format!("paused by {SYSTEM}");
+            if app.deployment.status == RunStatus::Paused
+                && app
+                    .deployment
+                    .paused
+                    .as_ref()
+                    .is_some_and(|(why, _)| *why == by_warroom)
+            {
+                app.push_log(
+                    Level::Operator,
+                    "the pause warroom made when the lease was lost is lifted: this run holds the lease again",
+                );
+                let lifted = app.deployment.toggle_pause(now, SYSTEM);
+                outcome.commands.extend(lifted.commands);
+                outcome.notes.extend(lifted.notes);
+            }
             apply_outcome(app, outcome)
         }
         Record::Start(_)
@@ -479,6 +512,12 @@ fn on_command(app: &mut App, command: Command) -> Vec<Effect> {
     };
     let now = app.now;
     match command {
+        Command::Advance
+            if app.journal_error.is_some() && app.deployment.status == RunStatus::Ready =>
+        {
+            refuse_unrecorded_start(app);
+            Vec::new()
+        }
         Command::Advance => apply(app, now, journaled(OperatorCommand::Advance)),
         Command::TogglePause => apply(app, now, journaled(OperatorCommand::Pause)),
         Command::CancelCountdown => apply(app, now, journaled(OperatorCommand::CancelCountdown)),

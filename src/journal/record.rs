@@ -341,31 +341,76 @@ pub mod millis {
 }
 
 /// Masks every value that is a secret in `text` (a plan): the webhook URL keeps its scheme
-/// and host only, wherever it stands as written, and so does any `webhook:` value (which may be
-/// quoted or escaped in the YAML).
+/// and host only, wherever it stands as written, and so does the value of any `webhook:` key
+/// (which may be quoted or escaped in the YAML). Only the value is replaced, by a quoted
+/// string, so the text stays the same YAML: `watch` and `report` parse it.
 pub fn mask_plan_text(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         out = out.replace(secret, &mask_url(secret));
     }
     let mut masked = String::with_capacity(out.len());
-    for line in out.split_inclusive('\n') {
-        let body = line.trim_end_matches(['\n', '\r']);
-        let ending = &line[body.len()..];
-        match body.find("webhook:") {
-            Some(at) => {
-                let value = body[at + "webhook:".len()..]
-                    .trim()
-                    .trim_matches(|c| c == '"' || c == '\'');
-                masked.push_str(&body[..at]);
-                masked.push_str("webhook: ");
-                masked.push_str(&mask_url(value));
-                masked.push_str(ending);
-            }
-            None => masked.push_str(line),
+    let mut rest = out.as_str();
+    while let Some(at) = rest.find("webhook:") {
+        let after = at + "webhook:".len();
+        masked.push_str(&rest[..after]);
+        let tail = &rest[after..];
+        let start = tail.len() - tail.trim_start_matches([' ', '\t']).len();
+        let value = &tail[start..];
+        let length = scalar_length(value);
+        if length == 0 {
+            rest = tail;
+            continue;
         }
+        let url = value[..length].trim_matches(|c| c == '"' || c == '\'');
+        masked.push_str(&tail[..start]);
+        masked.push_str(&format!("\"{}\"", mask_url(url)));
+        rest = &value[length..];
     }
+    masked.push_str(rest);
     masked
+}
+
+/// How long the YAML scalar at the start of `text` is: a quoted one to its closing quote, a
+/// plain one to the end of the line, a flow separator or a comment.
+fn scalar_length(text: &str) -> usize {
+    let mut chars = text.char_indices();
+    match chars.next() {
+        Some((_, '"')) => {
+            let mut escaped = false;
+            for (i, c) in chars {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    '"' if !escaped => return i + 1,
+                    '\n' => return i,
+                    _ => escaped = false,
+                }
+            }
+            text.len()
+        }
+        Some((_, '\'')) => {
+            let bytes = text.as_bytes();
+            let mut i = 1;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\'' if bytes.get(i + 1) == Some(&b'\'') => i += 2,
+                    b'\'' => return i + 1,
+                    b'\n' => return i,
+                    _ => i += 1,
+                }
+            }
+            text.len()
+        }
+        Some(_) => text
+            .char_indices()
+            .find(|&(i, c)| {
+                matches!(c, '\n' | '\r' | ',' | '}' | ']')
+                    || (c == '#' && text[..i].ends_with([' ', '\t']))
+            })
+            .map_or(text.len(), |(i, _)| i)
+            .min(text.trim_end().len()),
+        None => 0,
+    }
 }
 
 /// A URL with everything after the host hidden.
@@ -469,13 +514,27 @@ mod tests {
         let plan = "notify:\n  webhook: https://hooks.slack.com/services/T0/B0/XYZ\n";
         let masked = mask_plan_text(plan, &["https://hooks.slack.com/services/T0/B0/XYZ"]);
         assert!(!masked.contains("XYZ"), "{masked}");
-        assert!(
-            masked.contains("webhook: https://hooks.slack.com/…\n"),
-            "{masked}"
+        assert_eq!(
+            masked,
+            "notify:\n  webhook: \"https://hooks.slack.com/…\"\n"
         );
-        // Quoted, with an escape the parsed URL does not show: masked all the same.
-        let quoted = "notify: { webhook: \"https://h.example/a\\u0042c\" }\n";
+        // Quoted, with an escape the parsed URL does not show, in a flow mapping: masked all
+        // the same, and the rest of the line kept.
+        let quoted = "notify: { webhook: \"https://h.example/a\\u0042c\", on: [done] }\n";
         let masked = mask_plan_text(quoted, &["https://h.example/aBc"]);
-        assert!(!masked.contains("u0042"), "{masked}");
+        assert_eq!(
+            masked,
+            "notify: { webhook: \"https://h.example/…\", on: [done] }\n"
+        );
+        let single = "notify: { webhook: 'https://h.example/it''s', on: [done] }";
+        assert_eq!(
+            mask_plan_text(single, &[]),
+            "notify: { webhook: \"https://h.example/…\", on: [done] }"
+        );
+        let plain = "notify: { webhook: https://h.example/x?y=1, on: [done] } # hook\n";
+        assert_eq!(
+            mask_plan_text(plain, &[]),
+            "notify: { webhook: \"https://h.example/…\", on: [done] } # hook\n"
+        );
     }
 }

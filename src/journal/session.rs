@@ -307,3 +307,28 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod masking {
+    use std::path::Path;
+
+    use super::PlanSource;
+
+    #[test]
+    fn a_masked_plan_still_parses_and_hides_the_webhook() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/checkout-canary.yaml");
+        let text = std::fs::read_to_string(&path).expect("plan");
+        let plan = crate::plan::parse(&path, &text).expect("plan parses");
+        let webhook = plan.notify.as_ref().expect("a webhook").webhook.clone();
+        let source = PlanSource {
+            plan: &plan,
+            path: &path,
+            text: &text,
+        };
+        let masked = source.masked();
+        let host_end = webhook.find("://").map_or(0, |i| i + 3);
+        assert!(!masked.contains(&webhook[host_end..]), "{masked}");
+        let again = crate::plan::parse(&path, &masked).expect("the masked text parses");
+        assert_eq!(again.phases.len(), plan.phases.len());
+    }
+}
