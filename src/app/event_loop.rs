@@ -283,7 +283,10 @@ pub fn notify_record(attempt: &crate::notify::Attempt) -> Record {
         AttemptOutcome::Retrying {
             status_or_error,
             after,
-        } => format!("{status_or_error}; retrying in {}s", after.as_secs()),
+        } => format!(
+            "{status_or_error}; retrying in {:.1} s",
+            after.as_secs_f64()
+        ),
         AttemptOutcome::GaveUp { why } => format!("gave up: {why}"),
     };
     Record::Notify {

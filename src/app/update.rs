@@ -131,10 +131,10 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 } => app.push_log(
                     Level::Warn,
                     format!(
-                        "webhook message #{} attempt {}: {status_or_error}; again in {}s",
+                        "webhook message #{} attempt {}: {status_or_error}; again in {:.1} s",
                         attempt.message_id,
                         attempt.attempt,
-                        after.as_secs()
+                        after.as_secs_f64()
                     ),
                 ),
                 AttemptOutcome::GaveUp { why } => app.push_log(
