@@ -4,14 +4,12 @@
 
 mod common;
 
-use common::headless::{BIN, blocking, wait_for_data};
+use common::headless::{BIN, Bench, blocking};
 use common::tmux::{Session, tmux};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-use warroom::sim::server::Simulator;
 
 /// Long enough for the whole plan (a 10 s hold) on a slow machine.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -88,25 +86,13 @@ async fn a_watcher_follows_a_run_live_read_only_to_its_end() {
     if !common::tool_available("tmux", &["-V"], "warroom watch end-to-end test") {
         return;
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let plan_path = dir.path().join("plan.yaml");
-    std::fs::write(&plan_path, PLAN).expect("plan written");
-    let plan = warroom::plan::load_file(&plan_path).expect("test plan is valid");
-    let sim = Simulator::start(
-        &plan,
-        "127.0.0.1:0".parse().expect("addr"),
-        Some(&dir.path().join("kubeconfig")),
-        20.0,
-    )
-    .await
-    .expect("simulator starts");
-    wait_for_data(&plan, &sim).await;
+    let bench = Bench::new(PLAN).await;
+    let (dir, plan_path, sim) = (&bench.dir, &bench.plan_path, &bench.sim);
 
     let journal: PathBuf = dir.path().join("run.jsonl");
     let mut run = Run(Command::new(BIN)
         .arg("run")
-        .arg(&plan_path)
+        .arg(plan_path)
         .arg("--headless")
         .arg("--journal")
         .arg(&journal)
@@ -193,7 +179,6 @@ async fn a_watcher_follows_a_run_live_read_only_to_its_end() {
         read.lines.last().map(|l| &l.record),
         Some(warroom::journal::Record::End { exit: 0, .. })
     ));
-    sim.shutdown();
 }
 
 /// A journal that cannot be followed is refused before the terminal is touched.
