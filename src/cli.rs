@@ -39,6 +39,10 @@ pub mod exit {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How much goes to the log file, $XDG_STATE_HOME/warroom/warroom.log
+    /// (~/.local/state/warroom/warroom.log): never over the screen. RUST_LOG, when set, wins.
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -656,6 +660,12 @@ async fn start_run(
         );
     }
     eprintln!("warroom: journal {}", journal.path().display());
+    tracing::info!(
+        plan = %plan.name,
+        journal = %journal.path().display(),
+        resume = flags.resume,
+        "run starts"
+    );
     let setup = RunSetup {
         plan: plan.clone(),
         plan_dir,
@@ -700,6 +710,7 @@ async fn start_run(
         },
     );
     journal.close().await;
+    tracing::info!(plan = %plan.name, exit = code, status = app.deployment.status.label(), "run ends");
     // The record is complete before the lease is given back: a kill while releasing leaves a
     // finished run, not one that looks killed.
     leases.release().await;

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod health;
 pub mod journal;
 pub mod lease;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod plan;

@@ -13,6 +13,19 @@ fn main() -> ExitCode {
     // "cannot determine the CryptoProvider" panic on the first TLS connection.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    // Commands that run for a while log to a file; the screen is the console's.
+    let _log = match cli.command {
+        Command::Demo(_) | Command::Run(_) | Command::Sim(_) | Command::Watch(_) => {
+            match warroom::logging::init(cli.log_level.as_deref()) {
+                Ok(guard) => Some(guard),
+                Err(e) => {
+                    eprintln!("warroom: warning: no log file: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -135,6 +135,14 @@ async fn killed_in_a_paced_weight_step_resumes_where_it_stopped_and_runs_each_st
     );
     let report = bench.journal().with_extension("report.md");
     assert!(std::fs::read_to_string(report).is_ok_and(|r| r.contains("Deployment report")));
+    // Tracing went to the log file, not over stdout.
+    let log = std::fs::read_to_string(bench.dir.path().join("warroom/warroom.log"))
+        .expect("the log file");
+    assert!(
+        log.contains("run starts") && log.contains("run ends"),
+        "{log}"
+    );
+    assert!(!out.contains("run starts"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

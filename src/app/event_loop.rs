@@ -267,6 +267,10 @@ impl Shell {
             other => match &self.journal {
                 None => self.runner.run(other),
                 Some(journal) => match intent_of(app, &other) {
+                    Some(intent) if intent.purpose == "rollback" => {
+                        tracing::info!(id = intent.id, environment = %intent.environment, "rollback action: {}", intent.label);
+                        journal.intent(app.now, intent, other)
+                    }
                     Some(intent) => journal.intent(app.now, intent, other),
                     None => journal.effect(other),
                 },

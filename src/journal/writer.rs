@@ -94,6 +94,7 @@ fn write_loop(mut file: File, name: String, mut seq: u64, mut rx: UnboundedRecei
     let mut failed: Option<String> = None;
     let fail = |why: String, on_error: &Option<OnError>, failed: &mut Option<String>| {
         if failed.is_none() {
+            tracing::error!("{why}");
             if let Some(tell) = on_error {
                 tell(why.clone());
             }

@@ -72,7 +72,8 @@ pub fn render_help(frame: &mut Frame, area: Rect, observer: bool) {
         (KEYS, " ? or Esc closes this help; ! works here too")
     };
     let width = 72.min(area.width);
-    let height = (keys.len() as u16 + 4).min(area.height);
+    let log_line = u16::from(crate::logging::path().is_some());
+    let height = (keys.len() as u16 + 4 + log_line).min(area.height);
     let [popup] = Layout::horizontal([Constraint::Length(width)])
         .flex(Flex::Center)
         .areas(area);
@@ -96,6 +97,12 @@ pub fn render_help(frame: &mut Frame, area: Rect, observer: bool) {
         footer,
         Style::new().fg(Color::DarkGray),
     )));
+    if let Some(log) = crate::logging::path() {
+        lines.push(Line::from(Span::styled(
+            format!(" log file: {}", log.display()),
+            Style::new().fg(Color::DarkGray),
+        )));
+    }
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Keys ")),
