@@ -429,44 +429,66 @@ pub async fn run(
 ) -> std::io::Result<App> {
     let mut dirty = true;
     let mut last_frame: Option<Instant> = None;
-    loop {
-        if dirty && last_frame.is_none_or(|t| t.elapsed() >= FRAME) {
-            screen.show(&app)?;
-            dirty = false;
-            last_frame = Some(Instant::now());
-        }
-        let next_frame = last_frame.map_or_else(Instant::now, |t| t + FRAME);
-        // A rollback countdown ends when it says, not at the next 1 Hz tick.
-        let countdown_end = app.deployment.countdown.as_ref().map(|c| {
-            let left = c.ends.duration_since(SystemTime::now()).unwrap_or_default();
-            Instant::now() + left
-        });
-        tokio::select! {
-            () = sleep_until_some(countdown_end) => {
-                handle(&mut app, Action::Tick(SystemTime::now()), &mut shell);
-                dirty = true;
+    'run: loop {
+        loop {
+            if dirty && last_frame.is_none_or(|t| t.elapsed() >= FRAME) {
+                screen.show(&app)?;
+                dirty = false;
+                last_frame = Some(Instant::now());
             }
-            action = actions.recv() => {
-                let Some(action) = action else { break };
-                handle(&mut app, action, &mut shell);
-                // Drain what is already queued: a burst of events costs one frame.
-                while let Ok(action) = actions.try_recv() {
-                    handle(&mut app, action, &mut shell);
+            let next_frame = last_frame.map_or_else(Instant::now, |t| t + FRAME);
+            // A rollback countdown ends when it says, not at the next 1 Hz tick.
+            let countdown_end = app.deployment.countdown.as_ref().map(|c| {
+                let left = c.ends.duration_since(SystemTime::now()).unwrap_or_default();
+                Instant::now() + left
+            });
+            tokio::select! {
+                () = sleep_until_some(countdown_end) => {
+                    handle(&mut app, Action::Tick(SystemTime::now()), &mut shell);
+                    dirty = true;
                 }
-                dirty = true;
+                action = actions.recv() => {
+                    let Some(action) = action else { break 'run };
+                    handle(&mut app, action, &mut shell);
+                    // Drain what is already queued: a burst of events costs one frame.
+                    while let Ok(action) = actions.try_recv() {
+                        handle(&mut app, action, &mut shell);
+                    }
+                    dirty = true;
+                }
+                () = tokio::time::sleep_until(next_frame.into()), if dirty => {}
             }
-            () = tokio::time::sleep_until(next_frame.into()), if dirty => {}
+            if app.should_quit {
+                break;
+            }
         }
-        if app.should_quit {
-            break;
+        let mut shown: std::io::Result<()> = Ok(());
+        let settled = settle_in_flight(
+            &mut app,
+            &mut actions,
+            |app, action| match action {
+                // `!`, and a snapshot taken just before quitting, are handled like any other.
+                Some(action) => handle(app, action, &mut shell),
+                None => shell.journal_changes(app),
+            },
+            |app| {
+                if shown.is_ok() {
+                    shown = screen.show(app);
+                }
+            },
+        )
+        .await;
+        shown?;
+        match settled {
+            Settled::Done => break,
+            // `!` while leaving: the rollback runs to its end on a live screen, then warroom
+            // leaves (the interrupt it set says so).
+            Settled::RollingBack => {
+                dirty = true;
+                continue 'run;
+            }
         }
     }
-    settle_in_flight(&mut app, &mut actions, |app, action| match action {
-        // A snapshot taken just before quitting is journaled like any other.
-        Some(action) => handle(app, action, &mut shell),
-        None => shell.journal_changes(app),
-    })
-    .await;
     screen.show(&app)?;
     Ok(app)
 }
@@ -482,33 +504,81 @@ async fn sleep_until_some(at: Option<Instant>) {
 /// How long quitting waits for writes already sent (a rollback pressed just before `q`).
 const SETTLE: Duration = Duration::from_secs(10);
 
+/// How leaving ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Settled {
+    /// Everything in flight reported back, or the wait ran out, or `q` was pressed again.
+    Done,
+    /// `!` was pressed while leaving: back to the loop until the rollback has finished.
+    RollingBack,
+}
+
 /// Waits, bounded, for effects in flight to report back, so quitting never abandons a weight
-/// write such as the one `!` started. Work those results would start next is not run.
+/// write such as the one `!` started. Work those results would start next is not run. The
+/// screen stays live (`show`), and `!` still works: it is handled in full (`handle`), and
+/// leaving waits for its rollback to finish. `q` again leaves at once.
 async fn settle_in_flight(
     app: &mut App,
     actions: &mut UnboundedReceiver<Action>,
-    mut journal: impl FnMut(&mut App, Option<Action>),
-) {
+    mut handle: impl FnMut(&mut App, Option<Action>),
+    mut show: impl FnMut(&App),
+) -> Settled {
+    use super::keymap::{Command, command_for};
+    if !app.in_flight.is_empty() {
+        app.push_log(
+            super::model::Level::Warn,
+            format!(
+                "leaving once {} change(s) in flight have reported (at most {} s); ! still rolls back, q again leaves now",
+                app.in_flight.len(),
+                SETTLE.as_secs()
+            ),
+        );
+        handle(app, None);
+    }
     let deadline = Instant::now() + SETTLE;
     while !app.in_flight.is_empty() {
+        show(app);
         let left = deadline.saturating_duration_since(Instant::now());
         let Ok(Some(action)) = tokio::time::timeout(left, actions.recv()).await else {
-            return;
+            return Settled::Done;
         };
         match action {
             Action::EffectDone { .. } => {
-                // Work those results start is not run: a resume starts it from the journal.
                 for effect in update(app, action) {
                     if let Some(id) = effect.id() {
                         app.in_flight.remove(&id);
                     }
                 }
-                journal(app, None);
+                handle(app, None);
             }
-            Action::Snapshotted { .. } => journal(app, Some(action)),
+            Action::Snapshotted { .. } => handle(app, Some(action)),
+            Action::Key(key) => match command_for(&key, false) {
+                Some(Command::EmergencyRollback) => {
+                    app.should_quit = false;
+                    handle(app, Some(Action::Key(key)));
+                    if app.deployment.status == crate::engine::RunStatus::RollingBack {
+                        app.interrupted
+                            .get_or_insert_with(|| format!("quit by {}", app.operator));
+                        return Settled::RollingBack;
+                    }
+                    app.should_quit = true;
+                }
+                Some(Command::Quit) => {
+                    app.push_log(
+                        super::model::Level::Warn,
+                        format!(
+                            "leaving now: {} change(s) sent were not confirmed",
+                            app.in_flight.len()
+                        ),
+                    );
+                    return Settled::Done;
+                }
+                _ => {}
+            },
             _ => {}
         }
     }
+    Settled::Done
 }
 
 /// Applies one action and hands its effects on.
@@ -595,10 +665,66 @@ mod tests {
                 result: Ok("canary weight 0% stored".into()),
             });
         });
-        settle_in_flight(&mut app, &mut rx, |_, _| {}).await;
+        settle_in_flight(&mut app, &mut rx, |_, _| {}, |_| {}).await;
         assert!(app.in_flight.is_empty());
         assert_eq!(app.traffic.observed, Some(Weight::ZERO));
         assert!(app.log.iter().any(|l| l.text == "canary weight 0% stored"));
+    }
+
+    #[tokio::test]
+    async fn bang_while_leaving_still_rolls_back_and_leaving_waits_for_it() {
+        let mut app = app();
+        let effects = update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Char('+'), KeyModifiers::NONE)),
+        );
+        assert_eq!(effects.len(), 1, "a write in flight");
+        app.should_quit = true;
+        let (tx, mut rx) = unbounded_channel();
+        let _ = tx.send(Action::Key(KeyEvent::new(
+            KeyCode::Char('!'),
+            KeyModifiers::NONE,
+        )));
+        let mut shown = 0;
+        let settled = settle_in_flight(
+            &mut app,
+            &mut rx,
+            |app, action| {
+                if let Some(action) = action {
+                    update(app, action);
+                }
+            },
+            |_| shown += 1,
+        )
+        .await;
+        assert_eq!(settled, Settled::RollingBack);
+        assert_eq!(app.deployment.status, crate::engine::RunStatus::RollingBack);
+        assert!(!app.should_quit, "back to the loop until the rollback ends");
+        assert!(app.interrupted.is_some(), "then it leaves");
+        assert!(shown > 0, "the screen stayed live while leaving");
+        assert!(
+            app.log
+                .iter()
+                .any(|l| l.text.contains("! still rolls back"))
+        );
+    }
+
+    #[tokio::test]
+    async fn q_while_leaving_leaves_at_once() {
+        let mut app = app();
+        update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Char('+'), KeyModifiers::NONE)),
+        );
+        app.should_quit = true;
+        let (tx, mut rx) = unbounded_channel();
+        let _ = tx.send(Action::Key(KeyEvent::new(
+            KeyCode::Char('q'),
+            KeyModifiers::NONE,
+        )));
+        let settled = settle_in_flight(&mut app, &mut rx, |_, _| {}, |_| {}).await;
+        assert_eq!(settled, Settled::Done);
+        assert!(!app.in_flight.is_empty(), "left without waiting");
     }
 
     #[tokio::test]
@@ -621,7 +747,7 @@ mod tests {
             id: effects[0].id().expect("a write"),
             result: Ok("stored".into()),
         });
-        settle_in_flight(&mut app, &mut rx, |_, _| {}).await;
+        settle_in_flight(&mut app, &mut rx, |_, _| {}, |_| {}).await;
         assert!(
             app.in_flight.is_empty(),
             "weight 10, which the result would start, is neither run nor waited for"
