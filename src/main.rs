@@ -12,6 +12,9 @@ fn main() -> ExitCode {
     // kube and reqwest both use rustls; exactly one process-wide provider avoids the
     // "cannot determine the CryptoProvider" panic on the first TLS connection.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // warroom honours NO_COLOR itself (ui::no_color) and keeps bold and reverse; crossterm's
+    // own handling writes a colour change as a bare `ESC[m`, which resets bold and reverse too.
+    crossterm::style::Colored::set_ansi_color_disabled(false);
     let cli = Cli::parse();
     // Commands that run for a while log to a file; the screen is the console's.
     let _log = match cli.command {

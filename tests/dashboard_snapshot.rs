@@ -382,3 +382,37 @@ fn observer_says_so_and_keeps_its_hands_off() {
     assert!(!screen.contains("ROLLING BACK"), "{screen}");
     insta::assert_snapshot!(screen);
 }
+
+#[test]
+fn no_color_keeps_bold_and_reverse_so_the_state_badge_still_stands_out() {
+    use ratatui::style::{Color, Modifier};
+    let mut app = healthy_app();
+    update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE)),
+    );
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("test terminal");
+    terminal
+        .draw(|frame| warroom::ui::render_with(&app, frame, true))
+        .expect("draws");
+    let buffer = terminal.backend().buffer().clone();
+    assert!(
+        buffer
+            .content
+            .iter()
+            .all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
+        "no colour anywhere"
+    );
+    let header: String = (0..60)
+        .map(|x| buffer[(x, 0)].symbol().to_string())
+        .collect();
+    let start = header.find("ROLLING BACK").expect("the state badge") as u16;
+    for x in start..start + 12 {
+        let cell = &buffer[(x, 0)];
+        assert!(
+            cell.modifier.contains(Modifier::BOLD | Modifier::REVERSED),
+            "the badge is bold and reversed at column {x}: {:?}",
+            cell.modifier
+        );
+    }
+}

@@ -21,8 +21,36 @@ const TRAFFIC_ROWS: u16 = 5;
 /// The pod table keeps at least a header and three pods before charts get their full size.
 const MIN_POD_ROWS: u16 = 6;
 
-/// Draws the whole console. Narrow terminals drop the side columns to rows.
+/// Whether colour is off (`NO_COLOR` set and not empty, as no-color.org says).
+pub fn no_color() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()))
+}
+
+/// Draws the whole console, without colour under `NO_COLOR`.
 pub fn render(app: &App, frame: &mut Frame) {
+    render_with(app, frame, no_color());
+}
+
+/// Draws the whole console; `monochrome` takes every colour out and keeps bold, reverse and
+/// the rest. A cell on a coloured background — a badge such as ` ROLLED BACK ` — becomes
+/// reverse video, so what colour marked still stands out.
+pub fn render_with(app: &App, frame: &mut Frame, monochrome: bool) {
+    draw(app, frame);
+    if monochrome {
+        use ratatui::style::{Color, Modifier};
+        for cell in frame.buffer_mut().content.iter_mut() {
+            if cell.bg != Color::Reset {
+                cell.modifier |= Modifier::REVERSED;
+            }
+            cell.fg = Color::Reset;
+            cell.bg = Color::Reset;
+        }
+    }
+}
+
+/// Narrow terminals drop the side columns to rows.
+fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
     let log_rows = if area.height >= 36 { 8 } else { 6 };
     let [header, body, log_area, keys] = Layout::vertical([
