@@ -56,3 +56,39 @@ mod tests {
         assert_eq!(value("cpu", None), "no data");
     }
 }
+
+/// `text` in at most `width` columns. A pod name cut keeps its end — the ReplicaSet hash and
+/// the pod's own suffix, what tells pods apart — and a little of its start:
+/// `checkout-canary-8b8f4b4c8-npv6r` in 13 columns is `chec…c8-npv6r`.
+pub fn cut_keeping_tail(text: &str, width: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= width {
+        return text.to_string();
+    }
+    if width < 2 {
+        return chars.iter().take(width).collect();
+    }
+    let head = (width - 1) / 3;
+    let tail = width - 1 - head;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+#[cfg(test)]
+mod cut_tests {
+    use super::cut_keeping_tail;
+
+    #[test]
+    fn a_cut_pod_name_keeps_what_tells_pods_apart() {
+        let a = "checkout-canary-8b8f4b4c8-npv6r";
+        let b = "checkout-canary-8b8f4b4c8-rrnsp";
+        assert_eq!(cut_keeping_tail(a, 13), "chec…c8-npv6r");
+        assert_ne!(cut_keeping_tail(a, 13), cut_keeping_tail(b, 13));
+        assert_eq!(cut_keeping_tail(a, 13).chars().count(), 13);
+        assert_eq!(cut_keeping_tail(a, 40), a, "fits: unchanged");
+        assert_eq!(cut_keeping_tail(a, 1), "c");
+        assert_eq!(cut_keeping_tail(a, 0), "");
+    }
+}

@@ -25,6 +25,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let dim = !app.cluster.health.is_live();
     // Narrow terminals drop TRACK and VERSION; the name keeps its track colour.
     let wide = area.width >= 86;
+    // What the name column gets: the inside of the box less the other columns and the gaps.
+    let others: u16 = if wide {
+        6 + 5 + 17 + 8 + 5 + 7 + 6
+    } else {
+        5 + 17 + 8 + 5 + 4
+    };
+    let name_width = usize::from(area.width.saturating_sub(2).saturating_sub(others));
     let rows = pods.iter().map(|p| {
         let status_style = match p.status.as_str() {
             "Running" if p.ready_containers == p.total_containers => Style::new().fg(Color::Green),
@@ -35,7 +42,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         };
         let track = p.track.map_or("-", TrackName::as_str);
         let track_style = Style::new().fg(p.track.map_or(Color::Gray, track_color));
-        let name = Cell::from(p.name.clone());
+        let name = Cell::from(format::cut_keeping_tail(&p.name, name_width));
         let ready = Cell::from(format!("{}/{}", p.ready_containers, p.total_containers));
         let status = Cell::from(p.status.clone()).style(status_style);
         let restarts = Cell::from(p.restarts.to_string());
