@@ -287,7 +287,7 @@ fn a_rollout_under_way_shows_revision_and_old_pods() {
     );
     let screen = draw(&app, 120, 40);
     assert!(
-        screen.contains("image 2.3.0  rev 8  3 old pods"),
+        screen.contains("image 2.3.0  4 updated  rev 8  3 old pods"),
         "{screen}"
     );
     assert_eq!(app.cluster.old_pods(TrackName::Canary), 0);

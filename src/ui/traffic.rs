@@ -71,7 +71,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                     Style::new().fg(Color::Yellow)
                 },
             ),
-            Span::raw(format!("  {} updated  image {tag}", w.updated)),
+            // The version before the counts: on a narrow screen the end of the line is cut.
+            Span::raw(format!("  image {tag}  {} updated", w.updated)),
         ];
         if let Some(rev) = w.revision {
             spans.push(Span::raw(format!("  rev {rev}")));
