@@ -38,7 +38,13 @@ pub fn init(level: Option<&str>) -> Result<WorkerGuard, String> {
         None => EnvFilter::try_new(level.unwrap_or(DEFAULT_FILTER))
             .map_err(|e| format!("--log-level: {e}"))?,
     };
-    let appender = tracing_appender::rolling::never(&dir, "warroom.log");
+    // The builder, not `rolling::never`: that one panics on a file it cannot open (a root-owned
+    // log left by `sudo`, a read-only state directory).
+    let appender = tracing_appender::rolling::RollingFileAppender::builder()
+        .rotation(tracing_appender::rolling::Rotation::NEVER)
+        .filename_prefix("warroom.log")
+        .build(&dir)
+        .map_err(|e| format!("cannot open {}: {e}", dir.join("warroom.log").display()))?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
     tracing_subscriber::fmt()
         .with_env_filter(filter)

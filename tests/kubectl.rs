@@ -54,6 +54,8 @@ fn spawn_sim() -> Sim {
         .args(["sim", "--listen", "127.0.0.1:0", "--speed", "10"])
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
+        // Its log file goes to the test's directory, never the user's.
+        .env("XDG_STATE_HOME", home.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

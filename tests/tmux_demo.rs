@@ -20,9 +20,12 @@ fn demo_in_tmux_shows_running_pods_moves_weight_rolls_back_and_quits_cleanly() {
         name: "demo".to_string(),
     };
     let bin = env!("CARGO_BIN_EXE_warroom");
+    // The demo's journal and log go to the test's directory, never the user's.
+    let state_dir = tempfile::tempdir().expect("tempdir");
+    let state = state_dir.path().display().to_string();
     // A shell runs the demo so that after `q` we can see what the terminal is left with.
     let script = format!(
-        "printf 'before\\n'; {bin} demo --speed 4 --operator e2e; printf 'after exit=%s\\n' $?; sleep 60"
+        "printf 'before\\n'; XDG_STATE_HOME={state} {bin} demo --speed 4 --operator e2e; printf 'after exit=%s\\n' $?; sleep 60"
     );
     tmux(&[
         "-L",

@@ -466,10 +466,11 @@ pub async fn run(
         let settled = settle_in_flight(
             &mut app,
             &mut actions,
-            |app, action| match action {
+            |app, settle| match settle {
                 // `!`, and a snapshot taken just before quitting, are handled like any other.
-                Some(action) => handle(app, action, &mut shell),
-                None => shell.journal_changes(app),
+                Settle::Handle(action) => handle(app, action, &mut shell),
+                Settle::Journal => shell.journal_changes(app),
+                Settle::Dispatch(effect) => shell.dispatch(app, effect),
             },
             |app| {
                 if shown.is_ok() {
@@ -504,6 +505,16 @@ async fn sleep_until_some(at: Option<Instant>) {
 /// How long quitting waits for writes already sent (a rollback pressed just before `q`).
 const SETTLE: Duration = Duration::from_secs(10);
 
+/// What the wait for writes in flight asks of the shell.
+enum Settle {
+    /// Journal what changed.
+    Journal,
+    /// Handle an action in full (`!`, a snapshot's record).
+    Handle(Action),
+    /// Carry out a rollback's next action: a rollback under way goes on while warroom waits.
+    Dispatch(Effect),
+}
+
 /// How leaving ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Settled {
@@ -520,7 +531,7 @@ enum Settled {
 async fn settle_in_flight(
     app: &mut App,
     actions: &mut UnboundedReceiver<Action>,
-    mut handle: impl FnMut(&mut App, Option<Action>),
+    mut handle: impl FnMut(&mut App, Settle),
     mut show: impl FnMut(&App),
 ) -> Settled {
     use super::keymap::{Command, command_for};
@@ -533,7 +544,7 @@ async fn settle_in_flight(
                 SETTLE.as_secs()
             ),
         );
-        handle(app, None);
+        handle(app, Settle::Journal);
     }
     let deadline = Instant::now() + SETTLE;
     while !app.in_flight.is_empty() {
@@ -544,18 +555,32 @@ async fn settle_in_flight(
         };
         match action {
             Action::EffectDone { .. } => {
-                for effect in update(app, action) {
-                    if let Some(id) = effect.id() {
-                        app.in_flight.remove(&id);
+                let effects = update(app, action);
+                handle(app, Settle::Journal);
+                for effect in effects {
+                    match effect {
+                        // A rollback's next action goes on (and is waited for): dropping it
+                        // would leave the tier half done, and a later `!` stuck behind it.
+                        Effect::Work {
+                            purpose: super::action::Purpose::Rollback,
+                            ..
+                        } => handle(app, Settle::Dispatch(effect)),
+                        Effect::CancelSteps | Effect::CancelRollback => {
+                            handle(app, Settle::Dispatch(effect))
+                        }
+                        other => {
+                            if let Some(id) = other.id() {
+                                app.in_flight.remove(&id);
+                            }
+                        }
                     }
                 }
-                handle(app, None);
             }
-            Action::Snapshotted { .. } => handle(app, Some(action)),
+            Action::Snapshotted { .. } => handle(app, Settle::Handle(action)),
             Action::Key(key) => match command_for(&key, false) {
                 Some(Command::EmergencyRollback) => {
                     app.should_quit = false;
-                    handle(app, Some(Action::Key(key)));
+                    handle(app, Settle::Handle(Action::Key(key)));
                     if app.deployment.status == crate::engine::RunStatus::RollingBack {
                         app.interrupted
                             .get_or_insert_with(|| format!("quit by {}", app.operator));
@@ -666,7 +691,7 @@ mod tests {
             });
         });
         settle_in_flight(&mut app, &mut rx, |_, _| {}, |_| {}).await;
-        assert!(app.in_flight.is_empty());
+        assert!(!app.in_flight.contains_key(&id), "the write reported back");
         assert_eq!(app.traffic.observed, Some(Weight::ZERO));
         assert!(app.log.iter().any(|l| l.text == "canary weight 0% stored"));
     }
@@ -689,8 +714,8 @@ mod tests {
         let settled = settle_in_flight(
             &mut app,
             &mut rx,
-            |app, action| {
-                if let Some(action) = action {
+            |app, settle| {
+                if let Settle::Handle(action) = settle {
                     update(app, action);
                 }
             },
@@ -707,6 +732,49 @@ mod tests {
                 .iter()
                 .any(|l| l.text.contains("! still rolls back"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_rollback_under_way_goes_on_to_its_end_while_leaving() {
+        let mut app = app();
+        let effects = update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Char('!'), KeyModifiers::NONE)),
+        );
+        let weight_zero = effects.iter().find_map(Effect::id).expect("weight 0");
+        app.should_quit = true;
+        let (tx, mut rx) = unbounded_channel();
+        let _ = tx.send(Action::EffectDone {
+            id: weight_zero,
+            result: Ok("stored".into()),
+        });
+        let mut dispatched = Vec::new();
+        let sender = tx.clone();
+        let settled = settle_in_flight(
+            &mut app,
+            &mut rx,
+            |_, settle| {
+                if let Settle::Dispatch(effect) = settle {
+                    // The flag action is carried out and reports back.
+                    if let Some(id) = effect.id() {
+                        let _ = sender.send(Action::EffectDone {
+                            id,
+                            result: Ok("flag written".into()),
+                        });
+                    }
+                    dispatched.push(effect);
+                }
+            },
+            |_| {},
+        )
+        .await;
+        assert_eq!(settled, Settled::Done);
+        assert_eq!(
+            dispatched.len(),
+            1,
+            "the tier's flag action: {dispatched:?}"
+        );
+        assert_eq!(app.deployment.status, crate::engine::RunStatus::RolledBack);
     }
 
     #[tokio::test]

@@ -34,13 +34,15 @@ pub fn render(app: &App, frame: &mut Frame) {
 
 /// Draws the whole console; `monochrome` takes every colour out and keeps bold, reverse and
 /// the rest. A cell on a coloured background — a badge such as ` ROLLED BACK ` — becomes
-/// reverse video, so what colour marked still stands out.
+/// reverse video, so what colour marked still stands out; the gauge keeps its blocks.
 pub fn render_with(app: &App, frame: &mut Frame, monochrome: bool) {
     draw(app, frame);
     if monochrome {
         use ratatui::style::{Color, Modifier};
         for cell in frame.buffer_mut().content.iter_mut() {
-            if cell.bg != Color::Reset {
+            // Dark grey is a fill (the weight gauge's empty part), not a badge: reversing it
+            // would draw the gauge backwards.
+            if cell.bg != Color::Reset && cell.bg != Color::DarkGray {
                 cell.modifier |= Modifier::REVERSED;
             }
             cell.fg = Color::Reset;
