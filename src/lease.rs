@@ -128,19 +128,7 @@ impl LeaseError {
 /// (lowercase; every run of characters other than `a-z0-9` one `-`; no `-` at either end),
 /// cut to 63 characters. `checkout 2.4.0` → `warroom-checkout-2-4-0`.
 pub fn lease_name(plan_name: &str) -> String {
-    let mut name = String::from("warroom-");
-    let mut dash = false;
-    for c in plan_name.chars().map(|c| c.to_ascii_lowercase()) {
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            if dash && !name.ends_with('-') {
-                name.push('-');
-            }
-            name.push(c);
-            dash = false;
-        } else {
-            dash = true;
-        }
-    }
+    let mut name = format!("warroom-{}", crate::journal::name_part(plan_name));
     // Only ASCII was pushed, so cutting at a byte count cuts at a character boundary.
     name.truncate(MAX_NAME);
     name.trim_end_matches('-').to_string()
@@ -150,13 +138,16 @@ pub fn lease_name(plan_name: &str) -> String {
 /// leases` and in the refusal another run prints. The hostname comes from gethostname(2) or
 /// /etc/hostname; `unknown-host` when neither gives one.
 pub fn default_identity(operator: &str) -> String {
-    format!(
-        "{operator}@{}",
-        hostname().unwrap_or_else(|| "unknown-host".into())
-    )
+    format!("{operator}@{}", hostname())
 }
 
-fn hostname() -> Option<String> {
+/// This host's name (the journal's `host`, a lease holder's `@host`); `unknown-host` when
+/// neither gethostname(2) nor /etc/hostname gives one.
+pub fn hostname() -> String {
+    hostname_of_system().unwrap_or_else(|| "unknown-host".into())
+}
+
+fn hostname_of_system() -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname(2) writes at most `buf.len()` bytes into the buffer we own and pass
     // with its length; it keeps no pointer to it.

@@ -103,13 +103,13 @@ pub fn read(path: &Path) -> Result<Journal, ReportError> {
 /// other line that does not read is an error naming its line number. The first line must be
 /// `start`.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Journal, ReportError> {
-    let texts: Vec<(usize, String)> = bytes
-        .split(|b| *b == b'\n')
-        .enumerate()
-        .map(|(i, raw)| (i + 1, String::from_utf8_lossy(raw).trim().to_string()))
+    let split = crate::journal::read::split(bytes);
+    let texts: Vec<(usize, String)> = split
+        .whole
+        .iter()
+        .map(|(n, raw, _)| (*n, String::from_utf8_lossy(raw).trim().to_string()))
         .filter(|(_, text)| !text.is_empty())
         .collect();
-    let last = texts.last().map(|(n, _)| *n);
     let bad = |line: usize, message: String| ReportError::BadLine {
         path: path.to_path_buf(),
         line,
@@ -117,18 +117,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Journal, ReportError> {
     };
     let mut lines = Vec::with_capacity(texts.len());
     let mut warnings = Vec::new();
-    // As `--resume` reads it: only a last line without its newline is torn (the writer ends
-    // every line with one), whether or not it happens to parse.
-    let unterminated = !bytes.is_empty() && !bytes.ends_with(b"\n");
     for (number, text) in &texts {
         let number = *number;
-        if unterminated && Some(number) == last {
-            warnings.push(format!(
-                "line {number} is torn ({} bytes without their newline) and was skipped: the process was stopped while writing it",
-                text.len()
-            ));
-            continue;
-        }
         let value: serde_json::Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => return Err(bad(number, format!("not a JSON line: {e}"))),
@@ -154,6 +144,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Journal, ReportError> {
                 None => return Err(bad(number, format!("not a journal line: {e}"))),
             },
         }
+    }
+    // Torn as `--resume` reads it: a last line without its newline, whether or not it parses.
+    if let Some((number, length)) = split.torn {
+        warnings.push(format!(
+            "line {number} is torn ({length} bytes without their newline) and was skipped: the process was stopped while writing it"
+        ));
     }
     match lines.first() {
         None => Err(ReportError::BadLine {

@@ -13,9 +13,21 @@ use std::time::SystemTime;
 pub use record::{Line, OperatorCommand, Record, VERSION};
 pub use writer::Journal;
 
-/// A plan name as a file or object name: lowercase, every run of other characters one `-`
+/// A plan name as a file name: [`name_part`], or `plan` when nothing of it is left
 /// (`checkout 2.4.0` → `checkout-2-4-0`).
 pub fn slug(name: &str) -> String {
+    let part = name_part(name);
+    if part.is_empty() {
+        "plan".to_string()
+    } else {
+        part
+    }
+}
+
+/// A plan name as part of a file or Kubernetes object name: lowercase ASCII letters and digits,
+/// every run of other characters one `-`, no `-` at either end; empty when nothing is left.
+/// The journal's file name and the plan's Lease are both named from it.
+pub fn name_part(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {
@@ -24,12 +36,7 @@ pub fn slug(name: &str) -> String {
             out.push('-');
         }
     }
-    let out = out.trim_matches('-');
-    if out.is_empty() {
-        "plan".to_string()
-    } else {
-        out.to_string()
-    }
+    out.trim_matches('-').to_string()
 }
 
 /// Where journals go by default: `$XDG_STATE_HOME/warroom`, else `~/.local/state/warroom`.
@@ -84,16 +91,6 @@ fn is_stamp(text: &str) -> bool {
 pub fn sha256(bytes: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// This host's name, for `operator@host`.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_string())
 }
 
 #[cfg(test)]

@@ -61,52 +61,68 @@ pub fn read(path: &Path) -> Result<Read, ReadError> {
     parse(&name, &bytes)
 }
 
-/// Parses a journal's bytes; `name` is for messages.
-pub fn parse(name: &str, bytes: &[u8]) -> Result<Read, ReadError> {
-    let mut lines = Vec::new();
+/// A journal's bytes cut into lines as the writer wrote them: every line that ends with its
+/// newline (numbered from 1, with the offset just past it), and a last line without one — what
+/// a process killed mid-write leaves — apart. `--resume`, `watch` and `report` all read
+/// journals through this, so they agree on what is torn.
+pub struct Split<'a> {
+    pub whole: Vec<(usize, &'a [u8], usize)>,
+    /// The torn last line's number and length in bytes.
+    pub torn: Option<(usize, usize)>,
+}
+
+pub fn split(bytes: &[u8]) -> Split<'_> {
+    let mut whole = Vec::new();
     let mut torn = None;
     let mut offset = 0usize;
-    let mut length = 0u64;
     let mut number = 0usize;
     while offset < bytes.len() {
         number += 1;
         let rest = &bytes[offset..];
-        let (text, next, whole) = match rest.iter().position(|b| *b == b'\n') {
-            Some(end) => (&rest[..end], offset + end + 1, true),
-            None => (rest, bytes.len(), false),
-        };
+        match rest.iter().position(|b| *b == b'\n') {
+            Some(end) => {
+                whole.push((number, &rest[..end], offset + end + 1));
+                offset += end + 1;
+            }
+            None => {
+                torn = Some((number, rest.len()));
+                offset = bytes.len();
+            }
+        }
+    }
+    Split { whole, torn }
+}
+
+/// Parses a journal's bytes; `name` is for messages.
+pub fn parse(name: &str, bytes: &[u8]) -> Result<Read, ReadError> {
+    let split = split(bytes);
+    let mut lines = Vec::with_capacity(split.whole.len());
+    let mut length = 0u64;
+    for (number, text, end) in split.whole {
         let parsed = std::str::from_utf8(text)
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str::<Line>(t).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(line) if whole => {
-                if line.v != VERSION {
-                    return Err(ReadError::Version {
-                        path: name.to_string(),
-                        found: line.v,
-                    });
-                }
-                lines.push(line);
-                length = next as u64;
-            }
-            // A whole line that does not read is damage (or a newer warroom's line): never
-            // cut off as if it were torn.
-            Err(why) if whole => {
-                return Err(ReadError::BadLine {
-                    path: name.to_string(),
-                    line: number,
-                    why,
-                });
-            }
-            // A last line without its newline is what a process killed mid-write leaves.
-            _ => {
-                torn = Some(format!(
-                    "{name}:{number}: the last line is incomplete (the process stopped while writing it); it was left out"
-                ));
-            }
+        // A whole line that does not read is damage (or a newer warroom's line): never cut off
+        // as if it were torn.
+        let line = parsed.map_err(|why| ReadError::BadLine {
+            path: name.to_string(),
+            line: number,
+            why,
+        })?;
+        if line.v != VERSION {
+            return Err(ReadError::Version {
+                path: name.to_string(),
+                found: line.v,
+            });
         }
-        offset = next;
+        lines.push(line);
+        length = end as u64;
     }
+    let torn = split.torn.map(|(number, _)| {
+        format!(
+            "{name}:{number}: the last line is incomplete (the process stopped while writing it); it was left out"
+        )
+    });
     if !matches!(lines.first().map(|l| &l.record), Some(Record::Start(_))) {
         return Err(ReadError::NoStart {
             path: name.to_string(),

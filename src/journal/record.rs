@@ -347,7 +347,7 @@ pub mod millis {
 pub fn mask_plan_text(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(secret, &mask_url(secret));
+        out = out.replace(secret, &crate::notify::mask_url(secret));
     }
     let mut masked = String::with_capacity(out.len());
     let mut rest = out.as_str();
@@ -364,7 +364,7 @@ pub fn mask_plan_text(text: &str, secrets: &[&str]) -> String {
         }
         let url = value[..length].trim_matches(|c| c == '"' || c == '\'');
         masked.push_str(&tail[..start]);
-        masked.push_str(&format!("\"{}\"", mask_url(url)));
+        masked.push_str(&format!("\"{}\"", crate::notify::mask_url(url)));
         rest = &value[length..];
     }
     masked.push_str(rest);
@@ -411,17 +411,6 @@ fn scalar_length(text: &str) -> usize {
             .min(text.trim_end().len()),
         None => 0,
     }
-}
-
-/// A URL with everything after the host hidden.
-pub fn mask_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    if scheme.is_empty() || host.is_empty() {
-        return "(hidden)".to_string();
-    }
-    format!("{scheme}://{host}/…")
 }
 
 /// Figures keyed by name, as a report lists them.
@@ -502,6 +491,7 @@ mod tests {
 
     #[test]
     fn urls_keep_only_scheme_and_host() {
+        use crate::notify::mask_url;
         assert_eq!(
             mask_url("https://hooks.slack.com/services/T0/B0/XYZ"),
             "https://hooks.slack.com/…"
@@ -510,7 +500,7 @@ mod tests {
             mask_url("https://u:pw@h.example:8443/x?y"),
             "https://h.example:8443/…"
         );
-        assert_eq!(mask_url("not a url"), "(hidden)");
+        assert_eq!(mask_url("not a url"), "(invalid URL)");
         let plan = "notify:\n  webhook: https://hooks.slack.com/services/T0/B0/XYZ\n";
         let masked = mask_plan_text(plan, &["https://hooks.slack.com/services/T0/B0/XYZ"]);
         assert!(!masked.contains("XYZ"), "{masked}");

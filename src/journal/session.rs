@@ -128,7 +128,7 @@ pub fn start_record(
         plan: source.record(),
         environments,
         operator: operator.to_string(),
-        host: super::hostname(),
+        host: crate::lease::hostname(),
         mode: mode.to_string(),
         auto_approve: auto_approve.to_string(),
         override_window,
@@ -206,7 +206,7 @@ pub fn check_resume(
     }
     let resume = Resume {
         operator: operator.to_string(),
-        host: super::hostname(),
+        host: crate::lease::hostname(),
         warroom: env!("CARGO_PKG_VERSION").to_string(),
         plan_sha256: now,
         forced: !changes.is_empty(),
