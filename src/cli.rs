@@ -378,6 +378,7 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
             json: false,
             dry_run: false,
             kubeconfig_hint: Some(sim.kubeconfig.display().to_string()),
+            drills: Some(format!("{}/sim/faults", sim.kubernetes)),
             quiet_preflight: true,
             override_window: None,
             journal: None,
@@ -427,6 +428,8 @@ struct RunFlags {
     json: bool,
     dry_run: bool,
     kubeconfig_hint: Option<String>,
+    /// The demo simulator's fault endpoint, for `D`.
+    drills: Option<String>,
     /// Print the preflight checklist only when something failed (the demo).
     quiet_preflight: bool,
     override_window: Option<String>,
@@ -476,6 +479,7 @@ async fn run_inner(args: RunArgs) -> Result<u8, u8> {
             json: args.json,
             dry_run: args.dry_run,
             kubeconfig_hint: None,
+            drills: None,
             quiet_preflight: false,
             override_window: args.override_window,
             journal: args.journal,
@@ -672,6 +676,7 @@ async fn start_run(
         links,
         operator: flags.operator,
         kubeconfig_hint: flags.kubeconfig_hint,
+        drills: flags.drills,
         mode,
         auto_approve: flags.auto_approve,
         json: flags.json,

@@ -63,6 +63,13 @@ pub enum Action {
     JournalFailed(String),
     /// The terminal went away (EOF, EIO, SIGHUP): leave cleanly.
     InputClosed(String),
+    /// A drill was sent to the simulator: the faults then active, or why it failed.
+    DrillDone {
+        label: String,
+        result: Result<Vec<super::modal::ActiveDrill>, String>,
+    },
+    /// The simulator's active faults changed (the demo polls them).
+    DrillsActive(Vec<super::modal::ActiveDrill>),
     /// An action from a source task of one environment; dropped if the console has moved on to
     /// another environment since (`epoch` says which watch it came from).
     Sourced {
@@ -101,6 +108,12 @@ pub enum Effect {
     CancelRollback,
     /// Show and watch `environment`: the source tasks restart there.
     Watch { environment: String },
+    /// Demo drills: `POST endpoint` with `body` (a fault), or with `None` clear every fault.
+    Drill {
+        endpoint: String,
+        body: Option<serde_json::Value>,
+        label: String,
+    },
 }
 
 impl Effect {
@@ -108,7 +121,10 @@ impl Effect {
     pub fn id(&self) -> Option<EffectId> {
         match self {
             Effect::Work { id, .. } => Some(*id),
-            Effect::CancelSteps | Effect::CancelRollback | Effect::Watch { .. } => None,
+            Effect::CancelSteps
+            | Effect::CancelRollback
+            | Effect::Watch { .. }
+            | Effect::Drill { .. } => None,
         }
     }
 }

@@ -52,6 +52,8 @@ pub struct RunSetup {
     pub links: Vec<Link>,
     pub operator: String,
     pub kubeconfig_hint: Option<String>,
+    /// The demo simulator's fault endpoint (`{kubernetes}/sim/faults`): `D` injects drills.
+    pub drills: Option<String>,
     pub mode: Mode,
     pub auto_approve: AutoApprove,
     /// Headless: JSON lines instead of text lines.
@@ -392,6 +394,13 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
                 return Err(SetupError::NoTerminal);
             };
             event_loop::spawn_input(tx.clone(), cancel.clone());
+            if let Some(endpoint) = &setup.drills {
+                app.drills = Some(super::modal::Drills {
+                    endpoint: endpoint.clone(),
+                    active: Vec::new(),
+                });
+                super::drills::spawn_poll(endpoint.clone(), tx.clone(), cancel.clone());
+            }
             event_loop::spawn_signals(tx.clone(), cancel.clone(), false);
             let result = event_loop::run(app, &mut terminal, rx, shell).await;
             ratatui::restore();

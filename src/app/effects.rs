@@ -99,6 +99,17 @@ impl EffectRunner {
             Effect::CancelRollback => Self::renew(&self.rollbacks),
             // Sources are the event loop's; the runner has nothing to do.
             Effect::Watch { .. } => {}
+            Effect::Drill {
+                endpoint,
+                body,
+                label,
+            } => {
+                let actions = self.actions.clone();
+                tokio::spawn(async move {
+                    let result = super::drills::send(&endpoint, body.as_ref()).await;
+                    let _ = actions.send(Action::DrillDone { label, result });
+                });
+            }
             Effect::Work {
                 id,
                 environment,

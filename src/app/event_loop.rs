@@ -534,7 +534,7 @@ async fn settle_in_flight(
     mut handle: impl FnMut(&mut App, Settle),
     mut show: impl FnMut(&App),
 ) -> Settled {
-    use super::keymap::{Command, command_for};
+    use super::keymap::Command;
     if !app.in_flight.is_empty() {
         app.push_log(
             super::model::Level::Warn,
@@ -577,7 +577,7 @@ async fn settle_in_flight(
                 }
             }
             Action::Snapshotted { .. } => handle(app, Settle::Handle(action)),
-            Action::Key(key) => match command_for(&key, false) {
+            Action::Key(key) => match app.keymap.command_for(&key) {
                 Some(Command::EmergencyRollback) => {
                     app.should_quit = false;
                     handle(app, Settle::Handle(Action::Key(key)));

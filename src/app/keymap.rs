@@ -1,114 +1,396 @@
-//! Keys → commands, per mode, and the tables the key bar and `?` help are drawn from (a test
-//! checks every key they show maps to a command). Pure: no state changes here.
+//! Keys → commands, and the table the key bar and `?` help are drawn from. The bindings can be
+//! remapped (the config file's `keys:`); `?` help and the key bar show the keys as bound.
+//! Pure: no state changes here. What a key does inside a dialog, menu or text field is decided
+//! by `modal`, which sees the key first; only the emergency rollback passes through them all.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-/// What the operator asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the operator asked for, with the main screen in front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Command {
+    EmergencyRollback,
+    CancelCountdown,
     Advance,
     TogglePause,
     WeightUp,
     WeightDown,
-    EmergencyRollback,
-    CancelCountdown,
-    ToggleHelp,
+    SetWeight,
+    RollbackMenu,
+    TickItem,
     OpenCommandLine,
-    CloseModal,
+    FocusNext,
+    FocusPrev,
+    Up,
+    Down,
+    Top,
+    Bottom,
+    PageUp,
+    PageDown,
+    Sort,
+    Drills,
+    ToggleHelp,
     Quit,
 }
 
-/// Key and description, in the order help shows them; `+ -` is two keys.
-pub const KEYS: &[(&str, &str)] = &[
-    (
-        "n",
-        "advance: start, pass a gate or approval, retry a failed step or rollback action",
-    ),
-    ("p", "pause / resume the plan (n never resumes)"),
-    ("+ -", "canary weight up / down by the plan's step"),
-    (
-        "!",
-        "IMMEDIATE ROLLBACK: canary weight 0 at once, then the rest of the immediate tier; no dialog",
-    ),
-    (
-        "x",
-        "cancel an automatic rollback countdown (the plan pauses)",
-    ),
-    (
-        ":",
-        "command line: skip REASON cuts a running hold short; window override REASON starts a phase outside its window",
-    ),
-    ("?", "this help"),
-    (
-        "q",
-        "quit (the cluster keeps its state; the plan's progress is not kept yet)",
-    ),
-];
-
-/// The key bar's short form.
-pub const KEY_BAR: &[(&str, &str)] = &[
-    ("n", "next"),
-    ("p", "pause"),
-    ("+/-", "weight"),
-    ("!", "ROLLBACK"),
-    ("x", "CANCEL AUTO-ROLLBACK"),
-    ("?", "help"),
-    ("q", "quit"),
-];
-
-/// An observer's keys (`warroom watch`), for its key bar and help: the only ones that do
-/// anything there.
-/// The key bar shows each description's first word.
-pub const OBSERVER_KEYS: &[(&str, &str)] = &[
-    ("q", "quit watching (the run goes on)"),
-    ("?", "help: this help"),
+/// Every command, in the order help lists them.
+pub const COMMANDS: [Command; 22] = [
+    Command::EmergencyRollback,
+    Command::CancelCountdown,
+    Command::Advance,
+    Command::TogglePause,
+    Command::WeightUp,
+    Command::WeightDown,
+    Command::SetWeight,
+    Command::RollbackMenu,
+    Command::TickItem,
+    Command::OpenCommandLine,
+    Command::FocusNext,
+    Command::FocusPrev,
+    Command::Up,
+    Command::Down,
+    Command::Top,
+    Command::Bottom,
+    Command::PageUp,
+    Command::PageDown,
+    Command::Sort,
+    Command::Drills,
+    Command::ToggleHelp,
+    Command::Quit,
 ];
 
 impl Command {
+    /// Its name in the config file's `keys:` map.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::EmergencyRollback => "rollback_now",
+            Command::CancelCountdown => "cancel_countdown",
+            Command::Advance => "advance",
+            Command::TogglePause => "pause",
+            Command::WeightUp => "weight_up",
+            Command::WeightDown => "weight_down",
+            Command::SetWeight => "set_weight",
+            Command::RollbackMenu => "rollback_menu",
+            Command::TickItem => "tick",
+            Command::OpenCommandLine => "command_line",
+            Command::FocusNext => "focus_next",
+            Command::FocusPrev => "focus_prev",
+            Command::Up => "up",
+            Command::Down => "down",
+            Command::Top => "top",
+            Command::Bottom => "bottom",
+            Command::PageUp => "page_up",
+            Command::PageDown => "page_down",
+            Command::Sort => "sort",
+            Command::Drills => "drills",
+            Command::ToggleHelp => "help",
+            Command::Quit => "quit",
+        }
+    }
+
+    /// The command a config name stands for.
+    pub fn from_name(name: &str) -> Option<Command> {
+        COMMANDS.into_iter().find(|c| c.name() == name)
+    }
+
+    /// What it does, for `?` help (at most 46 columns).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Command::EmergencyRollback => "IMMEDIATE ROLLBACK: no dialog, from anywhere",
+            Command::CancelCountdown => "cancel an auto-rollback countdown (pauses)",
+            Command::Advance => "advance: start, pass a gate, retry",
+            Command::TogglePause => "pause / resume (n never resumes)",
+            Command::WeightUp => "canary weight up by the plan's step",
+            Command::WeightDown => "canary weight down by the plan's step",
+            Command::SetWeight => "set the canary weight to a number",
+            Command::RollbackMenu => "rollback menu: every tier, each asks y",
+            Command::TickItem => "tick the selected checklist item",
+            Command::OpenCommandLine => "command line (Tab completes, ↑ history)",
+            Command::FocusNext => "next panel",
+            Command::FocusPrev => "previous panel",
+            Command::Up => "select up / log back",
+            Command::Down => "select down / log on",
+            Command::Top => "first row / oldest line",
+            Command::Bottom => "last row / follow the log",
+            Command::PageUp => "page up",
+            Command::PageDown => "page down",
+            Command::Sort => "sort pods: name/status/restarts/age",
+            Command::Drills => "drills: inject a simulator fault",
+            Command::ToggleHelp => "this help",
+            Command::Quit => "quit (warroom run --resume continues)",
+        }
+    }
+
     /// What the command would do to a run, for an observer's "read-only" answer; `None` for the
     /// commands that only change the screen.
     pub fn would(self) -> Option<&'static str> {
         match self {
-            Command::Advance => Some("advance the plan"),
+            Command::Advance | Command::TickItem => Some("advance the plan"),
             Command::TogglePause => Some("pause or resume the plan"),
             Command::WeightUp => Some("raise the canary weight"),
             Command::WeightDown => Some("lower the canary weight"),
+            Command::SetWeight => Some("set the canary weight"),
+            Command::RollbackMenu => Some("open the rollback menu"),
             Command::EmergencyRollback => Some("roll back at once"),
             Command::CancelCountdown => Some("cancel an automatic rollback"),
-            Command::OpenCommandLine => {
-                Some("open the command line (skip, window override, note, op)")
-            }
-            Command::ToggleHelp | Command::CloseModal | Command::Quit => None,
+            Command::OpenCommandLine => Some("open the command line"),
+            Command::Drills => Some("inject a drill"),
+            Command::FocusNext
+            | Command::FocusPrev
+            | Command::Up
+            | Command::Down
+            | Command::Top
+            | Command::Bottom
+            | Command::PageUp
+            | Command::PageDown
+            | Command::Sort
+            | Command::ToggleHelp
+            | Command::Quit => None,
         }
     }
 }
 
-/// Maps a key to a command. `help_open` changes only Esc/q/? (they close help); every other
-/// key, `!` above all, does the same thing whatever is on screen.
-pub fn command_for(key: &KeyEvent, help_open: bool) -> Option<Command> {
-    if key.kind == KeyEventKind::Release {
-        return None;
-    }
-    if key.modifiers.contains(KeyModifiers::CONTROL) {
-        return match key.code {
-            KeyCode::Char('c') => Some(Command::Quit),
-            _ => None,
-        };
-    }
-    match key.code {
-        KeyCode::Char('!') => Some(Command::EmergencyRollback),
-        KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') if help_open => {
-            Some(Command::CloseModal)
+/// One key as the config file and help write it: `n`, `!`, `space`, `tab`, `ctrl-c`, `pgup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub code: KeyCode,
+    pub ctrl: bool,
+}
+
+impl Key {
+    pub const fn char(c: char) -> Key {
+        Key {
+            code: KeyCode::Char(c),
+            ctrl: false,
         }
-        KeyCode::Char('n') => Some(Command::Advance),
-        KeyCode::Char('p') => Some(Command::TogglePause),
-        KeyCode::Char('x') => Some(Command::CancelCountdown),
-        KeyCode::Char('+') | KeyCode::Char('=') => Some(Command::WeightUp),
-        KeyCode::Char('-') | KeyCode::Char('_') => Some(Command::WeightDown),
-        KeyCode::Char('?') => Some(Command::ToggleHelp),
-        KeyCode::Char(':') => Some(Command::OpenCommandLine),
-        KeyCode::Char('q') => Some(Command::Quit),
-        _ => None,
+    }
+
+    const fn code(code: KeyCode) -> Key {
+        Key { code, ctrl: false }
+    }
+
+    /// The key of an event, as bindings compare it (Shift is in the character itself).
+    pub fn of(event: &KeyEvent) -> Key {
+        let code = match event.code {
+            KeyCode::Char(c) if event.modifiers.contains(KeyModifiers::CONTROL) => {
+                KeyCode::Char(c.to_ascii_lowercase())
+            }
+            other => other,
+        };
+        Key {
+            code,
+            ctrl: event.modifiers.contains(KeyModifiers::CONTROL),
+        }
+    }
+
+    /// Reads `n`, `!`, `space`, `tab`, `backtab`, `enter`, `esc`, `up`, `down`, `left`,
+    /// `right`, `home`, `end`, `pgup`, `pgdn`, `f1`…`f12`, and `ctrl-X`.
+    pub fn parse(text: &str) -> Result<Key, String> {
+        let text = text.trim();
+        if let Some(rest) = text.strip_prefix("ctrl-").or(text.strip_prefix("C-")) {
+            let mut chars = rest.chars();
+            return match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii_alphabetic() => Ok(Key {
+                    code: KeyCode::Char(c.to_ascii_lowercase()),
+                    ctrl: true,
+                }),
+                _ => Err(format!("{text:?}: ctrl- goes with one letter (ctrl-c)")),
+            };
+        }
+        let code = match text.to_ascii_lowercase().as_str() {
+            "space" => KeyCode::Char(' '),
+            "tab" => KeyCode::Tab,
+            "backtab" | "shift-tab" => KeyCode::BackTab,
+            "enter" => KeyCode::Enter,
+            "esc" | "escape" => KeyCode::Esc,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pgup" | "pageup" => KeyCode::PageUp,
+            "pgdn" | "pagedown" => KeyCode::PageDown,
+            "backspace" => KeyCode::Backspace,
+            lower => {
+                if let Some(n) = lower.strip_prefix('f').and_then(|n| n.parse::<u8>().ok()) {
+                    if (1..=12).contains(&n) {
+                        return Ok(Key::code(KeyCode::F(n)));
+                    }
+                }
+                let mut chars = text.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) if !c.is_control() => KeyCode::Char(c),
+                    _ => {
+                        return Err(format!(
+                            "{text:?} is not a key (one character, space, tab, enter, esc, arrows, home, end, pgup, pgdn, f1-f12, ctrl-X)"
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(Key::code(code))
+    }
+
+    /// As help shows it.
+    pub fn label(self) -> String {
+        let base = match self.code {
+            KeyCode::Char(' ') => "space".to_string(),
+            KeyCode::Char(c) => c.to_string(),
+            KeyCode::Tab => "tab".into(),
+            KeyCode::BackTab => "S-tab".into(),
+            KeyCode::Enter => "enter".into(),
+            KeyCode::Esc => "esc".into(),
+            KeyCode::Up => "↑".into(),
+            KeyCode::Down => "↓".into(),
+            KeyCode::Left => "←".into(),
+            KeyCode::Right => "→".into(),
+            KeyCode::Home => "home".into(),
+            KeyCode::End => "end".into(),
+            KeyCode::PageUp => "pgup".into(),
+            KeyCode::PageDown => "pgdn".into(),
+            KeyCode::Backspace => "bksp".into(),
+            KeyCode::F(n) => format!("f{n}"),
+            other => other.to_string(),
+        };
+        if self.ctrl {
+            format!("ctrl-{base}")
+        } else {
+            base
+        }
+    }
+}
+
+/// Which key runs which command on the main screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keymap {
+    bindings: Vec<(Key, Command)>,
+}
+
+impl Default for Keymap {
+    /// The keys as documented; vim's j/k/g/G where k9s users expect them.
+    fn default() -> Keymap {
+        use Command::*;
+        let c = Key::char;
+        let k = Key::code;
+        Keymap {
+            bindings: vec![
+                (c('!'), EmergencyRollback),
+                (c('x'), CancelCountdown),
+                (c('n'), Advance),
+                (c('p'), TogglePause),
+                (c('+'), WeightUp),
+                (c('='), WeightUp),
+                (c('-'), WeightDown),
+                (c('_'), WeightDown),
+                (c('w'), SetWeight),
+                (c('r'), RollbackMenu),
+                (c(' '), TickItem),
+                (c(':'), OpenCommandLine),
+                (k(KeyCode::Tab), FocusNext),
+                (k(KeyCode::BackTab), FocusPrev),
+                (k(KeyCode::Right), FocusNext),
+                (k(KeyCode::Left), FocusPrev),
+                (k(KeyCode::Up), Up),
+                (c('k'), Up),
+                (k(KeyCode::Down), Down),
+                (c('j'), Down),
+                (k(KeyCode::Home), Top),
+                (c('g'), Top),
+                (k(KeyCode::End), Bottom),
+                (c('G'), Bottom),
+                (k(KeyCode::PageUp), PageUp),
+                (
+                    Key {
+                        code: KeyCode::Char('u'),
+                        ctrl: true,
+                    },
+                    PageUp,
+                ),
+                (k(KeyCode::PageDown), PageDown),
+                (
+                    Key {
+                        code: KeyCode::Char('d'),
+                        ctrl: true,
+                    },
+                    PageDown,
+                ),
+                (c('s'), Sort),
+                (c('D'), Drills),
+                (c('?'), ToggleHelp),
+                (c('q'), Quit),
+                (
+                    Key {
+                        code: KeyCode::Char('c'),
+                        ctrl: true,
+                    },
+                    Quit,
+                ),
+            ],
+        }
+    }
+}
+
+impl Keymap {
+    /// The command `key` runs on the main screen.
+    pub fn command_for(&self, event: &KeyEvent) -> Option<Command> {
+        if event.kind == KeyEventKind::Release {
+            return None;
+        }
+        let key = Key::of(event);
+        self.bindings
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, command)| *command)
+    }
+
+    /// Whether `event` is the emergency rollback's key: checked before every dialog.
+    pub fn is_emergency(&self, event: &KeyEvent) -> bool {
+        self.command_for(event) == Some(Command::EmergencyRollback)
+    }
+
+    /// The keys bound to `command`, as help shows them (`+ =`).
+    pub fn keys_of(&self, command: Command) -> Vec<Key> {
+        self.bindings
+            .iter()
+            .filter(|(_, c)| *c == command)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// The first key of `command`, for the key bar; `-` when a remap left it without one.
+    pub fn key_of(&self, command: Command) -> String {
+        self.keys_of(command)
+            .first()
+            .map_or_else(|| "-".into(), |k| k.label())
+    }
+
+    /// Binds `key` to `command` instead of its default keys (the config file's `keys:` map).
+    /// Refused when the key already runs another command that keeps no other key — two
+    /// commands on one key would make one of them unreachable — or when `!` would lose its
+    /// only key.
+    pub fn remap(&mut self, command: Command, keys: &[Key]) -> Result<(), String> {
+        if keys.is_empty() {
+            return Err(format!("{} needs at least one key", command.name()));
+        }
+        let mut next: Vec<(Key, Command)> = self
+            .bindings
+            .iter()
+            .filter(|(k, c)| *c != command && !keys.contains(k))
+            .copied()
+            .collect();
+        for (key, taken) in &self.bindings {
+            if keys.contains(key) && *taken != command && !next.iter().any(|(_, c)| c == taken) {
+                return Err(format!(
+                    "{} is {}'s only key; give {} another key first",
+                    key.label(),
+                    taken.name(),
+                    taken.name()
+                ));
+            }
+        }
+        next.extend(keys.iter().map(|k| (*k, command)));
+        self.bindings = next;
+        Ok(())
     }
 }
 
@@ -116,37 +398,92 @@ pub fn command_for(key: &KeyEvent, help_open: bool) -> Option<Command> {
 mod tests {
     use super::*;
 
-    /// Every key the help and the key bar show does something (`+/-` and `+ -` are two keys).
+    fn press(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    /// Every command has a key and a name that reads back.
     #[test]
-    fn every_key_shown_maps_to_a_command() {
-        let shown = KEYS.iter().chain(KEY_BAR).flat_map(|(keys, _)| {
-            keys.split([' ', '/'])
-                .filter(|k| !k.is_empty())
-                .collect::<Vec<_>>()
-        });
-        for key in shown {
-            let mut chars = key.chars();
-            let (Some(c), None) = (chars.next(), chars.next()) else {
-                panic!("{key:?} is not one key");
-            };
-            let event = KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
-            assert!(command_for(&event, false).is_some(), "{key} does nothing");
+    fn every_command_has_a_key_and_a_name() {
+        let keymap = Keymap::default();
+        for command in COMMANDS {
+            assert!(
+                !keymap.keys_of(command).is_empty(),
+                "{command:?} has no key"
+            );
+            assert_eq!(Command::from_name(command.name()), Some(command));
+            for key in keymap.keys_of(command) {
+                let event = KeyEvent::new(
+                    key.code,
+                    if key.ctrl {
+                        KeyModifiers::CONTROL
+                    } else {
+                        KeyModifiers::NONE
+                    },
+                );
+                assert_eq!(keymap.command_for(&event), Some(command), "{key:?}");
+            }
         }
     }
 
-    /// An observer's keys only change the screen; every other command says what it would do.
     #[test]
-    fn observer_keys_change_only_the_screen_and_the_rest_say_what_they_would_do() {
-        for (key, _) in OBSERVER_KEYS {
-            let c = key.chars().next().expect("one key");
-            let event = KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
-            let command = command_for(&event, false).expect("maps to a command");
-            assert_eq!(command.would(), None, "{key} would change the run");
+    fn keys_parse_and_label() {
+        for (text, label) in [
+            ("n", "n"),
+            ("space", "space"),
+            ("ctrl-c", "ctrl-c"),
+            ("pgup", "pgup"),
+            ("tab", "tab"),
+            ("F5", "f5"),
+            ("!", "!"),
+        ] {
+            assert_eq!(Key::parse(text).map(Key::label), Ok(label.to_string()));
         }
-        for key in ['n', 'p', '+', '-', '!', 'x', ':'] {
-            let event = KeyEvent::new(KeyCode::Char(key), KeyModifiers::NONE);
-            let command = command_for(&event, false).expect("maps to a command");
-            assert!(command.would().is_some(), "{key} has no description");
+        assert!(Key::parse("nn").is_err());
+        assert!(Key::parse("ctrl-").is_err());
+        assert!(Key::parse("").is_err());
+    }
+
+    #[test]
+    fn a_remap_moves_a_command_and_refuses_to_orphan_another() {
+        let mut keymap = Keymap::default();
+        keymap
+            .remap(Command::Advance, &[Key::char('N')])
+            .expect("N is free");
+        assert_eq!(keymap.command_for(&press('N')), Some(Command::Advance));
+        assert_eq!(keymap.command_for(&press('n')), None);
+        assert_eq!(keymap.key_of(Command::Advance), "N");
+        let err = keymap
+            .remap(Command::Advance, &[Key::char('!')])
+            .expect_err("! is the rollback's only key");
+        assert!(err.contains("rollback_now"), "{err}");
+        assert!(keymap.is_emergency(&press('!')));
+        // + has = too, so taking + leaves weight_up reachable.
+        keymap
+            .remap(Command::Sort, &[Key::char('+')])
+            .expect("= still raises the weight");
+        assert_eq!(keymap.command_for(&press('=')), Some(Command::WeightUp));
+    }
+
+    /// An observer's screen keys change nothing; every other command says what it would do.
+    #[test]
+    fn commands_that_change_a_run_say_what_they_would_do() {
+        for command in COMMANDS {
+            let screen_only = matches!(
+                command,
+                Command::FocusNext
+                    | Command::FocusPrev
+                    | Command::Up
+                    | Command::Down
+                    | Command::Top
+                    | Command::Bottom
+                    | Command::PageUp
+                    | Command::PageDown
+                    | Command::Sort
+                    | Command::ToggleHelp
+                    | Command::Quit
+            );
+            assert_eq!(command.would().is_none(), screen_only, "{command:?}");
         }
     }
 }

@@ -4,9 +4,13 @@
 pub mod action;
 pub mod carry;
 pub mod console;
+pub mod drills;
 pub mod effects;
 pub mod event_loop;
+pub mod hints;
+pub mod input;
 pub mod keymap;
+pub mod modal;
 pub mod model;
 pub mod resume;
 pub mod update;

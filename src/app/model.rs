@@ -125,9 +125,18 @@ pub struct App {
     pub log: VecDeque<LogLine>,
     /// Wall clock as of the last tick.
     pub now: SystemTime,
-    pub help_open: bool,
-    /// The `:` command line while it is open: it takes every key but `!`.
-    pub command_line: Option<String>,
+    /// Help, dialogs, the command line and menus, top last: the top one takes keys first.
+    pub modals: Vec<super::modal::Modal>,
+    /// Focus, selections and scroll: the screen's own state.
+    pub view: super::modal::View,
+    /// The key bar's answer to a key that did nothing.
+    pub notice: Option<super::modal::Notice>,
+    /// Command lines run, oldest first (Up walks back).
+    pub history: Vec<String>,
+    /// Which key runs which command.
+    pub keymap: Arc<super::keymap::Keymap>,
+    /// The demo's simulator faults (`D`); `None` outside the demo.
+    pub drills: Option<super::modal::Drills>,
     pub should_quit: bool,
     /// Effects started and not yet reported back.
     pub in_flight: BTreeMap<EffectId, Origin>,
@@ -163,8 +172,12 @@ impl App {
             metrics: MetricsView::default(),
             log: VecDeque::new(),
             now,
-            help_open: false,
-            command_line: None,
+            modals: Vec::new(),
+            view: super::modal::View::default(),
+            notice: None,
+            history: Vec::new(),
+            keymap: Arc::new(super::keymap::Keymap::default()),
+            drills: None,
             should_quit: false,
             in_flight: BTreeMap::new(),
             tz: jiff::tz::TimeZone::system(),
@@ -193,6 +206,64 @@ impl App {
             level,
             text: text.into(),
         });
+    }
+
+    /// The modal on top, which takes keys first.
+    pub fn modal(&self) -> Option<&super::modal::Modal> {
+        self.modals.last()
+    }
+
+    /// Whether help is open (on top or under another modal).
+    pub fn help_open(&self) -> bool {
+        self.modals
+            .iter()
+            .any(|m| matches!(m, super::modal::Modal::Help))
+    }
+
+    /// Answers a key that did nothing, in the key bar (and nowhere else: the log is for what
+    /// happened).
+    pub(crate) fn notice(&mut self, text: impl Into<String>) {
+        self.notice = Some(super::modal::Notice {
+            text: text.into(),
+            at: self.now,
+        });
+    }
+
+    /// The pods in the pod table's order (`s` cycles it): by name with the canary first; by
+    /// status with those not running and ready first; by restarts, most first; by age,
+    /// youngest first. Ties go by name.
+    pub fn sorted_pods(&self) -> Vec<&PodView> {
+        use super::modal::PodSort;
+        let mut pods: Vec<&PodView> = self.cluster.pods.values().collect();
+        let track_rank = |p: &PodView| match p.track {
+            Some(TrackName::Canary) => 0,
+            Some(TrackName::Stable) => 1,
+            None => 2,
+        };
+        let healthy =
+            |p: &PodView| p.status == "Running" && p.ready_containers == p.total_containers;
+        match self.view.pod_sort {
+            PodSort::Name => pods.sort_by(|a, b| {
+                track_rank(a)
+                    .cmp(&track_rank(b))
+                    .then_with(|| a.name.cmp(&b.name))
+            }),
+            PodSort::Status => pods.sort_by(|a, b| {
+                healthy(a)
+                    .cmp(&healthy(b))
+                    .then_with(|| a.status.cmp(&b.status))
+                    .then_with(|| a.name.cmp(&b.name))
+            }),
+            PodSort::Restarts => pods.sort_by(|a, b| {
+                b.restarts
+                    .cmp(&a.restarts)
+                    .then_with(|| a.name.cmp(&b.name))
+            }),
+            PodSort::Age => {
+                pods.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)))
+            }
+        }
+        pods
     }
 
     /// How many samples a series keeps: `history / interval`.

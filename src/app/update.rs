@@ -10,11 +10,11 @@ use crate::journal::record::SampleRecord;
 use crate::journal::{OperatorCommand, Record};
 use crate::metrics::series::{Point, Series};
 use crate::metrics::{MetricsEvent, Sample};
-use crate::plan::{TierName, TrackName, Weight};
+use crate::plan::{TrackName, Weight};
 use crate::traffic::TrafficEvent;
 
 use super::action::{Action, Effect, EffectId, Purpose};
-use super::keymap::{self, Command};
+use super::keymap::Command;
 use super::model::{App, ClusterView, Level, MetricsView, Mode, Origin, TrafficView};
 
 /// Applies one action to the app and returns the effects it calls for. What changes the run
@@ -26,11 +26,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     }
     let now = app.now;
     let mut effects = match action {
-        Action::Key(key) if app.command_line.is_some() => on_command_line_key(app, key),
-        Action::Key(key) => match keymap::command_for(&key, app.help_open) {
-            Some(command) => on_command(app, command),
-            None => Vec::new(),
-        },
+        Action::Key(key) => super::input::on_key(app, key),
         Action::Tick(at) => apply(app, at, Record::Tick),
         Action::Clock(at) => {
             app.now = app.now.max(at);
@@ -189,16 +185,41 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.should_quit = true;
             Vec::new()
         }
+        Action::DrillDone { label, result } => {
+            match result {
+                Ok(active) => {
+                    app.push_log(
+                        Level::Warn,
+                        format!("drill: {label} — the simulator says yes"),
+                    );
+                    if let Some(d) = &mut app.drills {
+                        d.active = active;
+                    }
+                }
+                Err(why) => app.push_log(
+                    Level::Error,
+                    format!("drill: {label} — not injected: {why}"),
+                ),
+            }
+            Vec::new()
+        }
+        Action::DrillsActive(active) => {
+            if let Some(d) = &mut app.drills {
+                d.active = active;
+            }
+            Vec::new()
+        }
         // The event loop unwraps current sources' actions; one that reaches here is stale.
         Action::Sourced { .. } => Vec::new(),
     };
     effects.extend(follow_environment(app));
     decide_end(app);
+    super::input::withdraw_stale_questions(app);
     effects
 }
 
 /// A plan is not started without its journal: nothing it did could be resumed or reported.
-fn refuse_unrecorded_start(app: &mut App) {
+pub(crate) fn refuse_unrecorded_start(app: &mut App) {
     app.push_log(
         Level::Error,
         "the journal cannot be written, so the plan is not started: nothing it did could be resumed or reported",
@@ -234,23 +255,37 @@ fn pause_for(app: &mut App, why: &str) -> Vec<Effect> {
 fn observe(app: &mut App, action: Action) {
     match action {
         Action::Key(key) => {
-            let Some(command) = keymap::command_for(&key, app.help_open) else {
+            use ratatui::crossterm::event::KeyCode;
+            if key.kind == ratatui::crossterm::event::KeyEventKind::Release {
+                return;
+            }
+            let command = app.keymap.command_for(&key);
+            let closing = key.code == KeyCode::Esc
+                || matches!(command, Some(Command::ToggleHelp | Command::Quit));
+            if app.help_open() {
+                if closing {
+                    app.modals.clear();
+                } else {
+                    app.notice("help is open: Esc or ? closes it");
+                }
+                return;
+            }
+            let Some(command) = command else {
                 return;
             };
             match (command, command.would()) {
                 (_, Some(what)) => {
                     let key = match key.code {
-                        ratatui::crossterm::event::KeyCode::Char(c) => c.to_string(),
+                        KeyCode::Char(c) => c.to_string(),
                         other => other.to_string(),
                     };
-                    app.push_log(
-                        Level::Warn,
-                        format!("read-only: this is an observer ({key} would {what})"),
-                    );
+                    let text = format!("read-only: this is an observer ({key} would {what})");
+                    app.notice(text.clone());
+                    app.push_log(Level::Warn, text);
                 }
-                (Command::ToggleHelp, None) => app.help_open = !app.help_open,
+                (Command::ToggleHelp, None) => app.modals.push(super::modal::Modal::Help),
                 (Command::Quit, None) => app.should_quit = true,
-                (_, None) => app.help_open = false,
+                (other, None) => super::input::navigate(app, other),
             }
         }
         // The observer's own clock moves the screen only: the ticks that move the engine are the
@@ -276,6 +311,8 @@ fn observe(app: &mut App, action: Action) {
         | Action::Snapshotted { .. }
         | Action::JournalFailed(_)
         | Action::Notified(_)
+        | Action::DrillDone { .. }
+        | Action::DrillsActive(_)
         | Action::Sourced { .. } => {}
     }
 }
@@ -504,60 +541,6 @@ fn decide_end(app: &mut App) {
     }
 }
 
-fn on_command(app: &mut App, command: Command) -> Vec<Effect> {
-    let operator = app.operator.clone();
-    let journaled = |command| Record::Command {
-        operator: operator.clone(),
-        command,
-    };
-    let now = app.now;
-    match command {
-        Command::Advance
-            if app.journal_error.is_some() && app.deployment.status == RunStatus::Ready =>
-        {
-            refuse_unrecorded_start(app);
-            Vec::new()
-        }
-        Command::Advance => apply(app, now, journaled(OperatorCommand::Advance)),
-        Command::TogglePause => apply(app, now, journaled(OperatorCommand::Pause)),
-        Command::CancelCountdown => apply(app, now, journaled(OperatorCommand::CancelCountdown)),
-        Command::WeightUp => apply(app, now, journaled(OperatorCommand::WeightUp)),
-        Command::WeightDown => apply(app, now, journaled(OperatorCommand::WeightDown)),
-        Command::EmergencyRollback => apply(
-            app,
-            now,
-            journaled(OperatorCommand::Rollback {
-                tier: TierName::Immediate,
-            }),
-        ),
-        Command::OpenCommandLine => {
-            app.help_open = false;
-            app.command_line = Some(String::new());
-            Vec::new()
-        }
-        Command::ToggleHelp => {
-            app.help_open = !app.help_open;
-            Vec::new()
-        }
-        Command::CloseModal => {
-            app.help_open = false;
-            Vec::new()
-        }
-        Command::Quit => {
-            if app.deployment.status == RunStatus::RollingBack && app.interrupted.is_none() {
-                app.push_log(
-                    Level::Warn,
-                    "a rollback is under way: leaving once it has finished (q again leaves now, and the rest of the tier would not run)",
-                );
-                app.interrupted = Some(format!("quit by {operator}"));
-            } else {
-                app.should_quit = true;
-            }
-            Vec::new()
-        }
-    }
-}
-
 /// An operator's command, live or replayed from the journal: `operator` is who gave it.
 fn on_operator_command(app: &mut App, operator: &str, command: OperatorCommand) -> Vec<Effect> {
     let now = app.now;
@@ -567,6 +550,9 @@ fn on_operator_command(app: &mut App, operator: &str, command: OperatorCommand) 
         OperatorCommand::CancelCountdown => app.deployment.cancel_countdown(now, operator),
         OperatorCommand::WeightUp => return shift_weight(app, operator, 1),
         OperatorCommand::WeightDown => return shift_weight(app, operator, -1),
+        OperatorCommand::SetWeight { percent } => {
+            return set_weight(app, operator, Weight::clamped(i64::from(percent)));
+        }
         OperatorCommand::Rollback { tier } => app.deployment.rollback(tier, now, operator),
         OperatorCommand::Skip { reason } => app.deployment.skip_hold(now, operator, &reason),
         OperatorCommand::WindowOverride { reason } => {
@@ -591,132 +577,29 @@ fn on_operator_command(app: &mut App, operator: &str, command: OperatorCommand) 
     apply_outcome(app, outcome)
 }
 
-/// The command line takes every key first; only `!` passes through, as from every modal.
-fn on_command_line_key(app: &mut App, key: ratatui::crossterm::event::KeyEvent) -> Vec<Effect> {
-    use ratatui::crossterm::event::{KeyCode, KeyEventKind, KeyModifiers};
-    if key.kind == KeyEventKind::Release {
-        return Vec::new();
-    }
-    let Some(line) = app.command_line.as_mut() else {
-        return Vec::new();
-    };
-    match key.code {
-        KeyCode::Char('!') => on_command(app, Command::EmergencyRollback),
-        KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-            app.command_line = None;
-            Vec::new()
-        }
-        KeyCode::Char(c) => {
-            line.push(c);
-            Vec::new()
-        }
-        KeyCode::Backspace => {
-            if line.pop().is_none() {
-                app.command_line = None;
-            }
-            Vec::new()
-        }
-        KeyCode::Esc => {
-            app.command_line = None;
-            Vec::new()
-        }
-        KeyCode::Enter => {
-            let text = line.trim().to_string();
-            app.command_line = None;
-            run_command_line(app, &text)
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// The command line's words: `:skip REASON`, `:window override REASON`, `:note TEXT`,
-/// `:op NAME`. Each is journaled with the operator's name.
-fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
-    let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
-    let rest = rest.trim();
-    let command = match word {
-        "" => return Vec::new(),
-        "skip" if !rest.is_empty() => OperatorCommand::Skip {
-            reason: rest.to_string(),
-        },
-        "window" => match rest.split_once(' ') {
-            Some(("override", reason)) if !reason.trim().is_empty() => {
-                OperatorCommand::WindowOverride {
-                    reason: reason.trim().to_string(),
-                }
-            }
-            _ => {
-                app.push_log(
-                    Level::Warn,
-                    ":window override REASON — the reason is logged",
-                );
-                return Vec::new();
-            }
-        },
-        "note" if !rest.is_empty() => OperatorCommand::Note {
-            text: rest.to_string(),
-        },
-        "op" if !rest.is_empty() && !rest.contains(char::is_whitespace) => OperatorCommand::Op {
-            name: rest.to_string(),
-        },
-        "skip" | "note" | "op" => {
-            let usage = match word {
-                "skip" => ":skip REASON — the reason is logged",
-                "note" => ":note TEXT — goes to the log and the journal",
-                _ => ":op NAME — hands the keys to NAME (one word)",
-            };
-            app.push_log(Level::Warn, usage);
-            return Vec::new();
-        }
-        other => {
-            app.push_log(
-                Level::Warn,
-                format!(
-                    "unknown command :{other}; known: skip REASON, window override REASON, note TEXT, op NAME"
-                ),
-            );
-            return Vec::new();
-        }
-    };
-    let record = Record::Command {
-        operator: app.operator.clone(),
-        command,
-    };
-    let now = app.now;
-    apply(app, now, record)
-}
-
+/// `+`/`-` as journaled by earlier versions: a step from the weight at the time.
 fn shift_weight(app: &mut App, operator: &str, direction: i64) -> Vec<Effect> {
     let step = app
         .plan
         .traffic
         .as_ref()
         .map_or(10, |t| i64::from(t.step.percent()));
-    if app.plan.traffic.is_none() {
-        app.push_log(
-            Level::Warn,
-            "the plan has no traffic router; + and - have nothing to shift",
-        );
-        return Vec::new();
+    match app.weight_base() {
+        Some(base) => set_weight(app, operator, base.shifted(direction * step)),
+        None => set_weight(app, operator, Weight::ZERO.shifted(direction * step)),
     }
-    if matches!(
-        app.deployment.status,
-        RunStatus::RollingBack | RunStatus::RolledBack | RunStatus::RollbackFailed
-    ) {
-        app.push_log(
-            Level::Warn,
-            "a rollback is under way or has run; + and - would undo it, so they do nothing",
-        );
-        return Vec::new();
-    }
-    let Some(base) = app.weight_base() else {
-        app.push_log(
-            Level::Warn,
-            "canary weight not read yet; cannot shift it — check the traffic router's health",
-        );
-        return Vec::new();
+}
+
+/// The operator's own weight change (`+`, `-`, `w`, `:weight`), live or replayed. Refused while
+/// a rollback is under way or has run (it would undo it), and before the weight is known.
+fn set_weight(app: &mut App, operator: &str, target: Weight) -> Vec<Effect> {
+    let base = match super::input::weight_base(app) {
+        Ok(base) => base,
+        Err(why) => {
+            app.push_log(Level::Warn, format!("weight not changed: {why}"));
+            return Vec::new();
+        }
     };
-    let target = base.shifted(direction * step);
     if target == base {
         app.push_log(Level::Info, format!("canary weight already at {base}"));
         return Vec::new();
@@ -907,6 +790,7 @@ mod tests {
 
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+    use super::super::input;
     use super::*;
     use crate::app::model::Target;
     use crate::engine::{RunStatus, StepRef};
@@ -948,6 +832,13 @@ mod tests {
 
     fn key(c: char) -> Action {
         Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    fn notice(app: &App) -> String {
+        app.notice
+            .as_ref()
+            .map(|n| n.text.clone())
+            .unwrap_or_default()
     }
 
     fn weights(effects: &[Effect]) -> Vec<(u8, bool)> {
@@ -998,11 +889,7 @@ mod tests {
     fn minus_at_zero_does_nothing_and_says_so() {
         let mut app = app();
         assert!(update(&mut app, key('-')).is_empty());
-        assert!(
-            app.log
-                .back()
-                .is_some_and(|l| l.text.contains("already at 0%"))
-        );
+        assert!(notice(&app).contains("already 0%"), "{}", notice(&app));
     }
 
     #[test]
@@ -1017,7 +904,7 @@ mod tests {
         let mut app = app();
         app.traffic.observed = None;
         assert!(update(&mut app, key('+')).is_empty());
-        assert!(app.log.back().is_some_and(|l| l.level == Level::Warn));
+        assert!(notice(&app).contains("not been read"), "{}", notice(&app));
     }
 
     #[test]
@@ -1052,7 +939,7 @@ mod tests {
     fn bang_works_while_help_is_open() {
         let mut app = app();
         update(&mut app, key('?'));
-        assert!(app.help_open);
+        assert!(app.help_open());
         assert_eq!(weights(&update(&mut app, key('!'))), vec![(0, true)]);
     }
 
@@ -1102,12 +989,12 @@ mod tests {
     fn question_mark_toggles_help_and_esc_closes_it() {
         let mut app = app();
         update(&mut app, key('?'));
-        assert!(app.help_open);
+        assert!(app.help_open());
         update(
             &mut app,
             Action::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
         );
-        assert!(!app.help_open);
+        assert!(!app.help_open());
     }
 
     #[test]
@@ -1115,7 +1002,7 @@ mod tests {
         let mut app = app();
         update(&mut app, key('?'));
         update(&mut app, key('q'));
-        assert!(!app.should_quit && !app.help_open);
+        assert!(!app.should_quit && !app.help_open());
         update(&mut app, key('q'));
         assert!(app.should_quit);
     }
@@ -1259,7 +1146,7 @@ mod tests {
             &mut app,
             Action::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
         );
-        assert!(app.command_line.is_none());
+        assert!(app.modals.is_empty());
     }
 
     #[test]
@@ -1289,9 +1176,9 @@ mod tests {
         assert_eq!(app.deployment.status, RunStatus::RollbackFailed);
         assert!(update(&mut app, key('+')).is_empty());
         assert!(
-            app.log
-                .back()
-                .is_some_and(|l| l.text.contains("+ and - would undo it"))
+            notice(&app).contains("a weight change would undo it"),
+            "{}",
+            notice(&app)
         );
     }
 
@@ -1416,7 +1303,7 @@ mod tests {
         assert_eq!(app.deployment.status, status);
         assert_eq!(app.traffic, weight);
         assert_eq!(app.in_flight, in_flight);
-        assert!(app.command_line.is_none());
+        assert!(app.modals.is_empty());
         assert!(app.recorded.is_empty(), "nothing to journal");
     }
 
@@ -1426,14 +1313,14 @@ mod tests {
         update(&mut app, key('!'));
         app.mode = Mode::Observer;
         update(&mut app, key('?'));
-        assert!(app.help_open);
+        assert!(app.help_open());
         update(&mut app, key('!'));
-        assert!(app.help_open, "! does not close help, nor roll back");
+        assert!(app.help_open(), "! does not close help, nor roll back");
         update(
             &mut app,
             Action::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
         );
-        assert!(!app.help_open);
+        assert!(!app.help_open());
         update(&mut app, key('q'));
         assert!(
             app.should_quit,
@@ -1489,5 +1376,254 @@ mod tests {
         );
         let names: Vec<&String> = app.cluster.pods.keys().collect();
         assert_eq!(names, ["a", "b"]);
+    }
+
+    fn press(code: KeyCode) -> Action {
+        Action::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    /// The app on the production environment, where every change asks for a `y`.
+    fn in_production() -> App {
+        let mut app = app();
+        let text = crate::cli::DEMO_PLAN.replacen(
+            "    environment: development",
+            "    environment: production",
+            1,
+        );
+        let plan = crate::plan::parse(std::path::Path::new("demo.yaml"), &text).expect("plan");
+        app.plan = Arc::new(plan);
+        app.deployment = crate::engine::Deployment::new(app.plan.clone());
+        app.deployment.observe_weight(Weight::ZERO);
+        app.target = app.targets["production"].clone();
+        app
+    }
+
+    fn journaled_commands(app: &App) -> Vec<OperatorCommand> {
+        app.recorded
+            .iter()
+            .filter_map(|(_, r)| match r {
+                Record::Command { command, .. } => Some(command.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn help_takes_keys_first_and_says_so_but_bang_still_rolls_back() {
+        let mut app = app();
+        update(&mut app, key('?'));
+        for c in ['n', 'p', '+', '-', 'w', 'r', ':'] {
+            assert!(update(&mut app, key(c)).is_empty(), "{c} acted behind help");
+            assert!(
+                notice(&app).contains("help is open"),
+                "{c}: {}",
+                notice(&app)
+            );
+        }
+        assert_eq!(app.deployment.status, RunStatus::Ready);
+        assert!(app.help_open(), "still open");
+        assert!(journaled_commands(&app).is_empty());
+        assert_eq!(weights(&update(&mut app, key('!'))), vec![(0, true)]);
+        assert!(app.modals.is_empty(), "! closes what was open");
+    }
+
+    #[test]
+    fn in_production_a_weight_change_asks_exactly_what_will_change_and_n_declines() {
+        let mut app = in_production();
+        assert!(update(&mut app, key('+')).is_empty(), "asked, not done");
+        let Some(super::super::modal::Modal::Confirm(c)) = app.modal() else {
+            panic!("no question: {:?}", app.modals);
+        };
+        assert_eq!(
+            c.question,
+            "set canary weight 0% → 10% on HTTPRoute shop/checkout (production)?"
+        );
+        assert_eq!(c.why, "production environment");
+        assert!(update(&mut app, key('n')).is_empty(), "n answers no");
+        assert!(app.modals.is_empty());
+        assert!(journaled_commands(&app).is_empty(), "nothing journaled");
+        update(&mut app, key('+'));
+        let effects = update(&mut app, key('y'));
+        assert_eq!(weights(&effects), vec![(10, false)]);
+        assert_eq!(
+            journaled_commands(&app),
+            vec![OperatorCommand::SetWeight { percent: 10 }]
+        );
+    }
+
+    #[test]
+    fn a_question_is_withdrawn_when_the_run_moves_on_before_the_answer() {
+        let mut app = in_production();
+        update(&mut app, key('+'));
+        assert!(matches!(
+            app.modal(),
+            Some(super::super::modal::Modal::Confirm(_))
+        ));
+        update(
+            &mut app,
+            Action::Traffic(TrafficEvent::Weight(Weight::clamped(20))),
+        );
+        assert!(app.modals.is_empty(), "withdrawn");
+        assert!(
+            app.log
+                .back()
+                .is_some_and(|l| l.text.starts_with("question withdrawn")),
+            "{:?}",
+            app.log.back()
+        );
+        assert!(
+            update(&mut app, key('y')).is_empty(),
+            "a late y does nothing"
+        );
+    }
+
+    #[test]
+    fn low_risk_changes_need_no_question() {
+        let mut app = app();
+        assert_eq!(input::confirm_reason(&app), None);
+        assert_eq!(weights(&update(&mut app, key('+'))), vec![(10, false)]);
+        assert!(app.modals.is_empty());
+    }
+
+    #[test]
+    fn the_rollback_menu_lists_tiers_and_runs_one_only_after_y() {
+        let mut app = app();
+        update(&mut app, key('r'));
+        assert!(matches!(
+            app.modal(),
+            Some(super::super::modal::Modal::RollbackMenu { selected: 0 })
+        ));
+        assert!(update(&mut app, press(KeyCode::Enter)).is_empty());
+        let Some(super::super::modal::Modal::Confirm(c)) = app.modal() else {
+            panic!("no question: {:?}", app.modals);
+        };
+        assert!(
+            c.question
+                .starts_with("run the immediate rollback — weight → 0%, flag"),
+            "{}",
+            c.question
+        );
+        assert!(c.question.contains("target 5m"), "{}", c.question);
+        let effects = update(&mut app, key('y'));
+        assert_eq!(weights(&effects), vec![(0, true)]);
+        assert_eq!(app.deployment.status, RunStatus::RollingBack);
+    }
+
+    #[test]
+    fn w_takes_digits_only_and_sets_the_weight_typed() {
+        let mut app = app();
+        update(&mut app, key('w'));
+        for c in ['3', 'a', '5'] {
+            update(&mut app, key(c));
+        }
+        assert!(notice(&app).contains("digits only"), "{}", notice(&app));
+        let effects = update(&mut app, press(KeyCode::Enter));
+        assert_eq!(weights(&effects), vec![(35, false)]);
+        assert!(app.modals.is_empty());
+        update(&mut app, key('w'));
+        for c in ['1', '2', '0'] {
+            update(&mut app, key(c));
+        }
+        assert!(update(&mut app, press(KeyCode::Enter)).is_empty());
+        assert!(notice(&app).contains("over 100"), "{}", notice(&app));
+        assert!(
+            app.modal().is_some(),
+            "the field stays open to be corrected"
+        );
+    }
+
+    #[test]
+    fn the_command_line_completes_remembers_and_sets_a_weight() {
+        let mut app = app();
+        update(&mut app, key(':'));
+        update(&mut app, key('w'));
+        update(&mut app, key('e'));
+        update(&mut app, press(KeyCode::Tab));
+        for c in "40".chars() {
+            update(&mut app, key(c));
+        }
+        let effects = update(&mut app, press(KeyCode::Enter));
+        assert_eq!(weights(&effects), vec![(40, false)]);
+        assert_eq!(app.history, vec!["weight 40".to_string()]);
+        update(&mut app, key(':'));
+        update(&mut app, press(KeyCode::Up));
+        let Some(super::super::modal::Modal::CommandLine(line)) = app.modal() else {
+            panic!("line closed");
+        };
+        assert_eq!(line.input.value(), "weight 40");
+        update(&mut app, press(KeyCode::Esc));
+        type_line(&mut app, "approve");
+        assert!(
+            notice(&app).contains("no approval gate is waiting"),
+            "{}",
+            notice(&app)
+        );
+        type_line(&mut app, "frobnicate");
+        assert!(notice(&app).contains("unknown command"), "{}", notice(&app));
+    }
+
+    #[test]
+    fn space_ticks_only_the_checklist_item_the_plan_waits_on() {
+        let mut app = app();
+        update(&mut app, key('n'));
+        assert_eq!(app.deployment.cursor, Some(StepRef { phase: 0, slot: 0 }));
+        update(&mut app, key('j'));
+        assert!(update(&mut app, key(' ')).is_empty());
+        assert!(
+            notice(&app).contains("not a checklist item"),
+            "{}",
+            notice(&app)
+        );
+        update(&mut app, key('k'));
+        let effects = update(&mut app, key(' '));
+        assert_eq!(
+            weights(&effects),
+            vec![(10, false)],
+            "ticked; the weight step starts"
+        );
+    }
+
+    #[test]
+    fn keys_that_do_nothing_say_why() {
+        let mut app = app();
+        update(&mut app, key('x'));
+        assert!(
+            notice(&app).contains("no rollback countdown"),
+            "{}",
+            notice(&app)
+        );
+        update(&mut app, key('p'));
+        assert!(notice(&app).contains("not started"), "{}", notice(&app));
+        update(&mut app, key('D'));
+        assert!(notice(&app).contains("demo"), "{}", notice(&app));
+        assert!(journaled_commands(&app).is_empty());
+    }
+
+    #[test]
+    fn focus_moves_and_the_pod_table_and_log_follow_their_keys() {
+        let mut app = app();
+        update(
+            &mut app,
+            Action::Cluster(ClusterEvent::PodsRelisted(vec![pod("b"), pod("a")])),
+        );
+        for i in 0..5 {
+            app.push_log(Level::Info, format!("line {i}"));
+        }
+        update(&mut app, press(KeyCode::Tab));
+        assert_eq!(app.view.focus, super::super::modal::Focus::Pods);
+        update(&mut app, key('j'));
+        assert_eq!(app.view.pod_selected.as_deref(), Some("b"));
+        update(&mut app, key('s'));
+        assert_eq!(app.view.pod_sort, super::super::modal::PodSort::Status);
+        update(&mut app, press(KeyCode::Tab));
+        update(&mut app, key('k'));
+        update(&mut app, key('k'));
+        assert_eq!(app.view.log_back, 2);
+        update(&mut app, press(KeyCode::End));
+        assert_eq!(app.view.log_back, 0, "End follows the log again");
+        assert!(
+            app.recorded.is_empty(),
+            "the screen's own keys journal nothing"
+        );
     }
 }

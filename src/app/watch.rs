@@ -556,7 +556,8 @@ fn look(
 fn rebuild(watched: &mut Watched, path: &Path, name: &str) -> Result<(Tail, bool), String> {
     let read = read::read(path).map_err(|e| e.to_string())?;
     let mut fresh = Watched::from_read(name, &read).map_err(|e| e.to_string())?;
-    fresh.app.help_open = watched.app.help_open;
+    fresh.app.modals = std::mem::take(&mut watched.app.modals);
+    fresh.app.view = std::mem::take(&mut watched.app.view);
     fresh.app.tz = watched.app.tz.clone();
     let moved = fresh.app.target.environment != watched.app.target.environment;
     if !moved {

@@ -625,6 +625,90 @@ impl Deployment {
         out
     }
 
+    /// What `n` would do now, without doing it: `Ok` says what it starts or passes, `Err` why
+    /// it would do nothing. The key bar shows it; a test holds it to [`Deployment::advance`].
+    pub fn advance_preview(&self, operator: &str) -> Result<String, String> {
+        match self.status {
+            RunStatus::Ready => {
+                return Ok(match self.current() {
+                    Some(slot) => format!("start the plan: {}", slot.label),
+                    None => "start the plan".into(),
+                });
+            }
+            RunStatus::Paused => return Err("paused — p resumes".into()),
+            RunStatus::RollbackFailed => {
+                let (label, _) = self
+                    .rollback
+                    .as_ref()
+                    .and_then(|r| r.first_failure())
+                    .unwrap_or(("the failed actions", ""));
+                return Ok(format!("retry rollback: {label}"));
+            }
+            RunStatus::RollingBack => return Err("a rollback is under way".into()),
+            RunStatus::RolledBack | RunStatus::Complete => {
+                return Err(format!("{} — nothing to advance", self.status.label()));
+            }
+            RunStatus::Running | RunStatus::Failed => {}
+        }
+        let Some(slot) = self.current() else {
+            return Err("nothing to advance".into());
+        };
+        match (&slot.state, &slot.work) {
+            (StepState::Failed(_), _) => Ok(format!("retry {}", slot.label)),
+            (StepState::Pending, _) => Ok(format!("start {}", slot.label)),
+            (StepState::Waiting, StepWork::Gate(Gate::Approval(who))) => {
+                if who.iter().any(|w| w == operator) {
+                    Ok(format!("approve — {}", slot.label))
+                } else {
+                    Err(format!("waiting for {}", approvers(who)))
+                }
+            }
+            (StepState::Waiting, _) => Ok(format!("pass {}", slot.label)),
+            (StepState::Running { .. }, StepWork::Hold(_)) => {
+                Err("holding — :skip REASON cuts it short".into())
+            }
+            (StepState::Blocked(why), _) => Err(format!("{why} — :window override REASON")),
+            (StepState::Running { .. }, _) => Err(format!("{} running", slot.label)),
+            (StepState::Done, _) => Err("nothing to advance".into()),
+        }
+    }
+
+    /// What `p` would do now: `Ok("pause")`, `Ok("resume …")`, or why it does nothing.
+    pub fn pause_preview(&self) -> Result<String, String> {
+        match self.status {
+            RunStatus::Running => Ok("pause".into()),
+            RunStatus::Paused => Ok(match self.current() {
+                Some(slot) => format!("resume: {}", slot.label),
+                None => "resume".into(),
+            }),
+            RunStatus::Ready => Err("not started — n starts".into()),
+            other => Err(format!("{} — nothing to pause", other.label())),
+        }
+    }
+
+    /// What a rollback of `tier` would do now: its actions' labels, or why it would not start.
+    pub fn rollback_preview(&self, tier: TierName) -> Result<Vec<String>, String> {
+        if let (RunStatus::RollingBack, Some(r)) = (self.status, &self.rollback) {
+            if r.tier == tier {
+                return Err(format!("the {} rollback is under way", tier.as_str()));
+            }
+            if tier != TierName::Immediate {
+                return Err(format!(
+                    "the {} rollback is under way; only ! pre-empts it",
+                    r.tier.as_str()
+                ));
+            }
+        }
+        if tier != TierName::Immediate && self.plan.rollback.tier(tier).is_none() {
+            return Err(format!("the plan has no rollback.{}", tier.as_str()));
+        }
+        let actions = rollback_actions(&self.plan, tier);
+        if actions.is_empty() {
+            return Err(format!("rollback.{} has no actions", tier.as_str()));
+        }
+        Ok(actions.into_iter().map(|a| a.label).collect())
+    }
+
     /// `p`: stop or resume. Nothing advances while paused; a hold paused and resumed starts
     /// over (the operator asked for that much uninterrupted time).
     pub fn toggle_pause(&mut self, now: SystemTime, operator: &str) -> Outcome {

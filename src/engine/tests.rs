@@ -699,3 +699,50 @@ fn override_window_flag_lets_every_windowed_phase_start_and_is_logged_once() {
         "no windows: nothing to log"
     );
 }
+
+/// The key bar's `n` says what `n` does: whenever the preview says it acts, `advance` changes
+/// the run, and whenever it says why not, `advance` changes nothing.
+#[test]
+fn the_advance_preview_agrees_with_advance_in_every_state_of_a_run() {
+    let check = |d: &Deployment, who: &str, when: &str| {
+        let preview = d.advance_preview(who);
+        let mut after = d.clone();
+        let out = after.advance(t(500), who);
+        let acted = !out.commands.is_empty()
+            || after.status != d.status
+            || after.cursor != d.cursor
+            || after.phases != d.phases
+            || after.rollback != d.rollback;
+        assert_eq!(preview.is_ok(), acted, "{when}: {preview:?} but {out:?}");
+    };
+    let mut d = deployment();
+    check(&d, "alice", "ready");
+    d.advance(t(0), "alice");
+    check(&d, "alice", "image in flight");
+    d.command_done(Origin::Step(at(0, 0)), Err("boom".into()), t(1));
+    check(&d, "alice", "image failed");
+    d.advance(t(2), "alice");
+    d.command_done(Origin::Step(at(0, 0)), ok(), t(3));
+    d.command_done(Origin::Step(at(0, 1)), ok(), t(4));
+    check(&d, "alice", "holding");
+    d.toggle_pause(t(5), "alice");
+    check(&d, "alice", "paused");
+    d.toggle_pause(t(6), "alice");
+    d.samples(Round::Samples(&samples(Some(0.01))), t(70));
+    d.tick(t(71));
+    check(&d, "alice", "at the pause step");
+    d.advance(t(72), "alice");
+    check(&d, "alice", "approval, not an approver");
+    check(&d, "carol", "approval, the approver");
+    d.rollback(TierName::Immediate, t(80), "alice");
+    check(&d, "alice", "rolling back");
+    d.command_done(Origin::Rollback { run: 1, action: 0 }, ok(), t(81));
+    d.command_done(
+        Origin::Rollback { run: 1, action: 1 },
+        Err("403".into()),
+        t(82),
+    );
+    d.command_done(Origin::Rollback { run: 1, action: 2 }, ok(), t(83));
+    assert_eq!(d.status, RunStatus::RollbackFailed);
+    check(&d, "alice", "rollback failed");
+}

@@ -241,6 +241,8 @@ pub enum OperatorCommand {
     WeightUp,
     /// `-`.
     WeightDown,
+    /// `w`, `:weight N`, and `+`/`-` once confirmed: the canary weight to this.
+    SetWeight { percent: u8 },
     /// `!` (immediate) or a tier from the rollback menu.
     Rollback { tier: TierName },
     /// `:skip REASON`.

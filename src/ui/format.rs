@@ -76,6 +76,16 @@ pub fn cut_keeping_tail(text: &str, width: usize) -> String {
     out
 }
 
+/// `text` in at most `max` columns, the cut marked with an ellipsis at the end.
+pub fn cut_end(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 #[cfg(test)]
 mod cut_tests {
     use super::cut_keeping_tail;

@@ -100,6 +100,30 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         ));
         line2.push(Span::raw("  "));
     }
+    // Drills are the simulator's faults, not the system's: named as such, and first after the
+    // countdown, so nobody mistakes a rehearsal for an incident (or the other way round).
+    if let Some(drills) = app.drills.as_ref().filter(|d| !d.active.is_empty()) {
+        let list: Vec<String> = drills
+            .active
+            .iter()
+            .map(|d| match d.ends {
+                Some(ends) => format!(
+                    "{} {}s",
+                    d.kind,
+                    ends.duration_since(app.now).unwrap_or_default().as_secs()
+                ),
+                None => d.kind.clone(),
+            })
+            .collect();
+        line2.push(Span::styled(
+            format!(" DRILL: {} ", list.join(", ")),
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Magenta)
+                .add_modifier(Modifier::BOLD),
+        ));
+        line2.push(Span::raw("  "));
+    }
     if observer {
         line2.push(Span::styled(
             format!("at the keys: {}", app.operator),

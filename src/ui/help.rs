@@ -1,5 +1,5 @@
-//! The `?` help overlay and the key bar, both drawn from the keymap's one table.
-//! Draws from `&App` only.
+//! The key bar and the `?` help, both drawn from the keymap as bound and from what each key does
+//! now (`app::hints`). Draws from `&App` only.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
@@ -7,94 +7,149 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use crate::app::keymap::{KEY_BAR, KEYS, OBSERVER_KEYS};
+use crate::app::App;
+use crate::app::hints::{self, HintState};
+use crate::app::keymap::{COMMANDS, Command};
+use crate::app::model::Mode;
 
-/// The key bar; `x` is shown only while a rollback countdown runs, when it is the key that
-/// matters most after `!`.
-pub fn render_key_bar(frame: &mut Frame, area: Rect, countdown: bool) {
-    let mut spans = Vec::new();
-    for (key, what) in KEY_BAR.iter().filter(|(k, _)| countdown || *k != "x") {
-        let key_style = if *key == "!" || *key == "x" {
-            Style::new()
-                .fg(Color::White)
-                .bg(Color::Red)
-                .add_modifier(Modifier::BOLD)
-        } else {
-            Style::new().fg(Color::Black).bg(Color::Gray)
-        };
-        spans.push(Span::styled(format!(" {key} "), key_style));
-        spans.push(Span::raw(format!(" {what}  ")));
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
-}
+/// The longest text one key gets in the bar, so the keys after it still fit.
+const HINT_WIDTH: usize = 34;
 
-/// An observer's key bar: its only keys, and why the others are missing.
-pub fn render_observer_key_bar(frame: &mut Frame, area: Rect) {
-    let mut spans = Vec::new();
-    for (key, what) in OBSERVER_KEYS {
-        let what = what.split([' ', ':']).next().unwrap_or(what);
-        spans.push(Span::styled(
-            format!(" {key} "),
-            Style::new().fg(Color::Black).bg(Color::Gray),
-        ));
-        spans.push(Span::raw(format!(" {what}  ")));
-    }
-    spans.push(Span::styled(
-        " read-only: the run is changed only at its own console",
-        Style::new().add_modifier(Modifier::BOLD),
-    ));
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-/// The open `:` command line, in place of the key bar.
-pub fn render_command_line(frame: &mut Frame, area: Rect, line: &str) {
-    let spans = vec![
-        Span::styled(
-            format!(":{line}█"),
-            Style::new().add_modifier(Modifier::BOLD),
-        ),
-        Span::styled(
-            "   Enter runs · Esc closes · skip REASON · window override REASON · ! still rolls back",
-            Style::new().fg(Color::Gray),
-        ),
-    ];
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-/// The help overlay; an observer's lists its own keys and says the rest are read-only.
-pub fn render_help(frame: &mut Frame, area: Rect, observer: bool) {
-    let (keys, footer) = if observer {
-        (
-            OBSERVER_KEYS,
-            " read-only: n p + - ! x : only say what they would do here",
-        )
-    } else {
-        (KEYS, " ? or Esc closes this help; ! works here too")
-    };
-    let width = 72.min(area.width);
-    let log_line = u16::from(crate::logging::path().is_some());
-    let height = (keys.len() as u16 + 4 + log_line).min(area.height);
-    let [popup] = Layout::horizontal([Constraint::Length(width)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [popup] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(popup);
-    let mut lines: Vec<Line> = keys
+/// The key bar: what each key does now, `!` first; a key that does nothing says why, dimmed;
+/// a fresh notice (the answer to a key that did nothing) follows the urgent keys. Hints that do
+/// not fit a row go to the next one, if the bar has one; the rest are in `?` help.
+pub fn render_key_bar(app: &App, frame: &mut Frame, area: Rect) {
+    let bar = hints::key_bar(app);
+    let urgent = bar
         .iter()
-        .map(|(key, what)| {
-            Line::from(vec![
+        .take_while(|h| h.state == HintState::Urgent || h.key == "!")
+        .count()
+        .max(1);
+    let mut items: Vec<Vec<Span>> = Vec::new();
+    for (i, h) in bar.iter().enumerate() {
+        if i == urgent {
+            if let Some(text) = hints::notice(app) {
+                items.push(vec![Span::styled(
+                    format!("» {} ", super::format::cut_end(text, 72)),
+                    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                )]);
+            }
+        }
+        let (key_style, text_style) = match h.state {
+            HintState::Urgent => (
+                Style::new()
+                    .fg(Color::White)
+                    .bg(Color::Red)
+                    .add_modifier(Modifier::BOLD),
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+            HintState::Ready => (Style::new().fg(Color::Black).bg(Color::Gray), Style::new()),
+            HintState::Unavailable => (
+                Style::new().fg(Color::Black).bg(Color::DarkGray),
+                Style::new().fg(Color::DarkGray),
+            ),
+        };
+        let mut item = Vec::new();
+        if !h.key.is_empty() {
+            item.push(Span::styled(format!(" {} ", h.key), key_style));
+            item.push(Span::raw(" "));
+        }
+        item.push(Span::styled(
+            super::format::cut_end(&h.text, HINT_WIDTH),
+            text_style,
+        ));
+        items.push(item);
+    }
+    let width = usize::from(area.width);
+    let rows = usize::from(area.height.max(1));
+    let mut lines: Vec<Vec<Span>> = vec![Vec::new()];
+    let mut used = 0;
+    for item in items {
+        let len: usize = item.iter().map(|s| s.width()).sum::<usize>() + 2;
+        if used > 0 && used + len > width && lines.len() < rows {
+            lines.push(Vec::new());
+            used = 0;
+        }
+        let line = lines.last_mut().expect("one line at least");
+        line.extend(item);
+        line.push(Span::raw("  "));
+        used += len;
+    }
+    let lines: Vec<Line> = lines.into_iter().map(Line::from).collect();
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// The help overlay: every key as bound and what it is for; for the keys that change the run,
+/// what each does now.
+pub fn render_help(app: &App, frame: &mut Frame, area: Rect) {
+    let observer = app.mode == Mode::Observer;
+    let width = 100.min(area.width);
+    let inner = usize::from(width.saturating_sub(2));
+    let keys_of = |command: Command| {
+        app.keymap
+            .keys_of(command)
+            .iter()
+            .map(|k| k.label())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let heading = |text: &'static str| {
+        Line::from(Span::styled(
+            text,
+            Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
+        ))
+    };
+    let mut lines: Vec<Line> = Vec::new();
+    let (run, screen): (Vec<Command>, Vec<Command>) = COMMANDS
+        .into_iter()
+        .filter(|c| *c != Command::Drills || app.drills.is_some())
+        .partition(|c| c.would().is_some());
+    if !observer {
+        lines.push(heading(" the run"));
+        for command in run {
+            let keys = keys_of(command);
+            let mut spans = vec![
                 Span::styled(
-                    format!(" {key:<5}"),
+                    format!(" {keys:<9} "),
                     Style::new().add_modifier(Modifier::BOLD),
                 ),
-                Span::raw(*what),
-            ])
-        })
-        .collect();
+                Span::raw(format!("{:<47}", command.describe())),
+            ];
+            if let Some(now) = hints::now_for(app, command) {
+                let room = inner.saturating_sub(58);
+                spans.push(Span::styled(
+                    super::format::cut_end(&now, room),
+                    Style::new().fg(Color::Cyan),
+                ));
+            }
+            lines.push(Line::from(spans));
+        }
+    }
+    lines.push(heading(" the screen"));
+    for pair in screen.chunks(2) {
+        let mut spans = Vec::new();
+        for command in pair {
+            let keys = keys_of(*command);
+            spans.push(Span::styled(
+                format!(" {keys:<12}"),
+                Style::new().add_modifier(Modifier::BOLD),
+            ));
+            spans.push(Span::raw(format!("{:<37}", command.describe())));
+        }
+        lines.push(Line::from(spans));
+    }
     lines.push(Line::from(""));
+    let footer = if observer {
+        " read-only: the keys that change a run only say what they would do here"
+    } else {
+        " a change asks y in a high-risk phase or a production environment; ! never asks"
+    };
     lines.push(Line::from(Span::styled(
         footer,
+        Style::new().fg(Color::DarkGray),
+    )));
+    lines.push(Line::from(Span::styled(
+        " Esc or ? closes this help; ! works here too",
         Style::new().fg(Color::DarkGray),
     )));
     if let Some(log) = crate::logging::path() {
@@ -103,9 +158,24 @@ pub fn render_help(frame: &mut Frame, area: Rect, observer: bool) {
             Style::new().fg(Color::DarkGray),
         )));
     }
+    let height = (u16::try_from(lines.len()).unwrap_or(u16::MAX))
+        .saturating_add(2)
+        .min(area.height);
+    let popup = centred(area, width, height);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Keys ")),
         popup,
     );
+}
+
+/// A `width`×`height` box in the middle of `area`.
+pub fn centred(area: Rect, width: u16, height: u16) -> Rect {
+    let [popup] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [popup] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(popup);
+    popup
 }

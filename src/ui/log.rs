@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::Paragraph;
 
 use super::format;
 use crate::app::App;
@@ -13,10 +13,13 @@ use crate::app::model::Level;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let rows = usize::from(area.height.saturating_sub(2));
-    let skip = app.log.len().saturating_sub(rows);
+    let back = app.view.log_back.min(app.log.len().saturating_sub(1));
+    let end = app.log.len() - back;
+    let skip = end.saturating_sub(rows);
     let lines: Vec<Line> = app
         .log
         .iter()
+        .take(end)
         .skip(skip)
         .map(|l| {
             let style = match l.level {
@@ -35,8 +38,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
+    let title = if back > 0 {
+        format!(" Log — {back} line(s) back, End follows ")
+    } else {
+        " Log ".to_string()
+    };
     frame.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Log ")),
+        Paragraph::new(lines).block(super::panel(app, crate::app::modal::Focus::Log, title)),
         area,
     );
 }

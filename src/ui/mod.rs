@@ -7,15 +7,18 @@ mod header;
 mod help;
 mod log;
 mod metrics;
+mod modal;
 mod plan;
 mod pods;
 mod traffic;
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Span;
+use ratatui::widgets::{Block, BorderType, Borders};
 
 use crate::app::App;
-use crate::app::model::Mode;
 
 const TRAFFIC_ROWS: u16 = 5;
 /// The pod table keeps at least a header and three pods before charts get their full size.
@@ -51,15 +54,31 @@ pub fn render_with(app: &App, frame: &mut Frame, monochrome: bool) {
     }
 }
 
+/// A panel's box; the focused one (where the arrow and vim keys act) has a double border and
+/// says so in its title.
+pub(crate) fn panel<'a>(app: &App, focus: crate::app::modal::Focus, title: String) -> Block<'a> {
+    let focused = app.view.focus == focus && app.mode != crate::app::model::Mode::Headless;
+    let block = Block::default().borders(Borders::ALL);
+    if focused {
+        block.border_type(BorderType::Double).title(Span::styled(
+            format!("{title}◂ "),
+            Style::new().add_modifier(Modifier::BOLD),
+        ))
+    } else {
+        block.title(title)
+    }
+}
+
 /// Narrow terminals drop the side columns to rows.
 fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
     let log_rows = if area.height >= 36 { 8 } else { 6 };
+    let key_rows = if area.height >= 30 { 2 } else { 1 };
     let [header, body, log_area, keys] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(8),
         Constraint::Length(log_rows),
-        Constraint::Length(1),
+        Constraint::Length(key_rows),
     ])
     .areas(area);
     header::render(app, frame, header);
@@ -84,13 +103,10 @@ fn draw(app: &App, frame: &mut Frame) {
     metrics::render(app, frame, metrics_area);
     pods::render(app, frame, pods_area);
     log::render(app, frame, log_area);
-    let observer = app.mode == Mode::Observer;
-    match &app.command_line {
-        _ if observer => help::render_observer_key_bar(frame, keys),
-        Some(line) => help::render_command_line(frame, keys, line),
-        None => help::render_key_bar(frame, keys, app.deployment.countdown.is_some()),
-    }
-    if app.help_open {
-        help::render_help(frame, area, observer);
-    }
+    help::render_key_bar(app, frame, keys);
+    let above_keys = Rect {
+        height: area.height.saturating_sub(key_rows),
+        ..area
+    };
+    modal::render(app, frame, above_keys);
 }

@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::Paragraph;
 
 use crate::app::App;
 use crate::engine::StepState;
@@ -82,9 +82,19 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 }
                 let cursor = d.cursor.is_some_and(|c| c.slot == j);
                 let room = usize::from(area.width.saturating_sub(8));
+                let selected = app.view.focus == crate::app::modal::Focus::Plan
+                    && app.view.plan_selected == Some(j);
+                let style = if selected {
+                    style.add_modifier(Modifier::REVERSED)
+                } else {
+                    style
+                };
                 lines.push(Line::from(vec![
                     Span::raw(if cursor { "  › " } else { "    " }),
-                    Span::styled(format!("{icon} {}", truncate(&text, room)), style),
+                    Span::styled(
+                        format!("{icon} {}", super::format::cut_end(&text, room)),
+                        style,
+                    ),
                 ]));
             }
         }
@@ -110,20 +120,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             };
             lines.push(Line::from(vec![
                 Span::raw("  "),
-                Span::styled(format!("{icon} {}", truncate(&a.label, room)), style),
+                Span::styled(
+                    format!("{icon} {}", super::format::cut_end(&a.label, room)),
+                    style,
+                ),
             ]));
         }
     }
-    let block = Block::default().borders(Borders::ALL).title(" Plan ");
+    let block = super::panel(app, crate::app::modal::Focus::Plan, " Plan ".into());
     frame.render_widget(Paragraph::new(lines).block(block), area);
-}
-
-/// Cuts `text` to `max` characters, marking the cut with an ellipsis.
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }

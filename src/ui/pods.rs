@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::widgets::{Block, Borders, Cell, Row, Table};
+use ratatui::widgets::{Cell, Row, Table, TableState};
 
 use super::format;
 use super::traffic::track_color;
@@ -13,15 +13,12 @@ use crate::cluster::model::PodView;
 use crate::plan::TrackName;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let mut pods: Vec<&PodView> = app.cluster.pods.values().collect();
-    pods.sort_by(|a, b| {
-        let rank = |p: &PodView| match p.track {
-            Some(TrackName::Canary) => 0,
-            Some(TrackName::Stable) => 1,
-            None => 2,
-        };
-        rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name))
-    });
+    let pods: Vec<&PodView> = app.sorted_pods();
+    let selected = app
+        .view
+        .pod_selected
+        .as_ref()
+        .and_then(|name| pods.iter().position(|p| &p.name == name));
     let dim = !app.cluster.health.is_live();
     // Narrow terminals drop TRACK and VERSION; the name keeps its track colour.
     let wide = area.width >= 86;
@@ -73,10 +70,14 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         &["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     };
     let header = Row::new(header_cells.to_vec()).style(Style::new().add_modifier(Modifier::BOLD));
+    let sort = match app.view.pod_sort {
+        crate::app::modal::PodSort::Name => String::new(),
+        other => format!("· by {} ", other.name()),
+    };
     let title = if dim {
-        format!(" Pods ({}) — stale ", pods.len())
+        format!(" Pods ({}) {sort}— stale ", pods.len())
     } else {
-        format!(" Pods ({}) ", pods.len())
+        format!(" Pods ({}) {sort}", pods.len())
     };
     let widths: Vec<Constraint> = if wide {
         vec![
@@ -99,6 +100,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     };
     let table = Table::new(rows, widths)
         .header(header)
-        .block(Block::default().borders(Borders::ALL).title(title));
-    frame.render_widget(table, area);
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .block(super::panel(app, crate::app::modal::Focus::Pods, title));
+    let mut state = TableState::default().with_selected(selected);
+    frame.render_stateful_widget(table, area, &mut state);
 }

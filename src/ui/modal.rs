@@ -1,0 +1,238 @@
+//! The modals over the main screen: the question before a change, the rollback and drill menus,
+//! the weight field and the command line. Draws from `&App` only.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
+use tui_input::Input;
+
+use super::help::centred;
+use crate::app::App;
+use crate::app::input::{line_hint, parse_weight, traffic_object, weight_base};
+use crate::app::modal::{Confirm, DRILL_DURATIONS, DRILLS, DrillMenu, LineEdit, Modal, tiers};
+
+/// Draws the modal on top (help is drawn by `help`). `body` is the area above the key bar.
+pub fn render(app: &App, frame: &mut Frame, body: Rect) {
+    match app.modal() {
+        Some(Modal::Confirm(c)) => confirm(frame, body, c),
+        Some(Modal::RollbackMenu { selected }) => rollback_menu(app, frame, body, *selected),
+        Some(Modal::Drills(menu)) => drills(app, frame, body, *menu),
+        Some(Modal::SetWeight(input)) => weight(app, frame, body, input),
+        Some(Modal::CommandLine(line)) => command_line(app, frame, body, line),
+        Some(Modal::Help) => super::help::render_help(app, frame, body),
+        None => {}
+    }
+}
+
+fn bold() -> Style {
+    Style::new().add_modifier(Modifier::BOLD)
+}
+
+fn dim() -> Style {
+    Style::new().fg(Color::DarkGray)
+}
+
+/// A box with a heavy border: what is asked is in front of everything.
+fn popup<'a>(frame: &mut Frame, area: Rect, title: &'a str, lines: Vec<Line<'a>>, danger: bool) {
+    let colour = if danger { Color::Red } else { Color::Yellow };
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_type(BorderType::Thick)
+                .border_style(Style::new().fg(colour).add_modifier(Modifier::BOLD))
+                .title(Span::styled(title, bold())),
+        ),
+        area,
+    );
+}
+
+/// Rows `lines` take wrapped in `width` columns (inside the border).
+fn rows(lines: &[Line], width: u16) -> u16 {
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let n: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
+    u16::try_from(n).unwrap_or(u16::MAX).saturating_add(2)
+}
+
+fn confirm(frame: &mut Frame, body: Rect, c: &Confirm) {
+    let width = 76.min(body.width);
+    let lines = vec![
+        Line::from(Span::styled(c.question.clone(), bold())),
+        Line::from(""),
+        Line::from(vec![
+            Span::styled(
+                " y ",
+                Style::new()
+                    .fg(Color::Black)
+                    .bg(Color::Green)
+                    .add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(" yes, do it    "),
+            Span::styled(" n ", Style::new().fg(Color::Black).bg(Color::Gray)),
+            Span::raw(" / "),
+            Span::styled(" esc ", Style::new().fg(Color::Black).bg(Color::Gray)),
+            Span::raw(" no"),
+        ]),
+        Line::from(Span::styled(
+            format!("asked because: {} · ! rolls back without asking", c.why),
+            dim(),
+        )),
+    ];
+    let area = centred(body, width, rows(&lines, width));
+    popup(frame, area, " Confirm ", lines, c.why == "rollback tier");
+}
+
+fn rollback_menu(app: &App, frame: &mut Frame, body: Rect, selected: usize) {
+    let width = 84.min(body.width);
+    let mut lines = Vec::new();
+    for (i, tier) in tiers(&app.plan).into_iter().enumerate() {
+        let target = app
+            .plan
+            .rollback
+            .tier(tier)
+            .and_then(|t| t.target)
+            .map(|t| format!("target {t}"))
+            .unwrap_or_else(|| "no target".into());
+        let chosen = i == selected;
+        let marker = if chosen { "▶" } else { " " };
+        let style = if chosen {
+            bold().add_modifier(Modifier::REVERSED)
+        } else {
+            bold()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{marker} {} {} ", i + 1, tier.as_str().to_uppercase()),
+                style,
+            ),
+            Span::styled(format!("  {target}"), dim()),
+        ]));
+        let detail = match app.deployment.rollback_preview(tier) {
+            Ok(actions) => Span::raw(format!("     {}", actions.join(" → "))),
+            Err(why) => Span::styled(format!("     not now: {why}"), dim()),
+        };
+        lines.push(Line::from(detail));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        format!(
+            "acts in {} ({} @ {}) · each tier asks y · ! is the immediate tier, no question",
+            app.target.environment, app.target.namespace, app.target.context
+        ),
+        dim(),
+    )));
+    let area = centred(body, width, rows(&lines, width));
+    popup(frame, area, " Rollback ", lines, true);
+}
+
+fn drills(app: &App, frame: &mut Frame, body: Rect, menu: DrillMenu) {
+    let width = 84.min(body.width);
+    let duration = DRILL_DURATIONS[menu.duration.min(DRILL_DURATIONS.len() - 1)];
+    let mut lines = vec![Line::from(vec![
+        Span::raw("for "),
+        Span::styled(
+            format!("◀ {} s ▶", duration.as_secs()),
+            bold().add_modifier(Modifier::REVERSED),
+        ),
+        Span::styled(
+            format!(
+                "   in {} (simulator) — never a real cluster",
+                app.target.environment
+            ),
+            dim(),
+        ),
+    ])];
+    for (i, drill) in DRILLS.iter().enumerate() {
+        let chosen = i == menu.selected;
+        let style = if chosen {
+            bold().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::new()
+        };
+        lines.push(Line::from(Span::styled(
+            format!("{} {}", if chosen { "▶" } else { " " }, drill.label),
+            style,
+        )));
+        if chosen {
+            lines.push(Line::from(Span::styled(
+                format!("    expect: {}", drill.expect),
+                dim(),
+            )));
+        }
+    }
+    let area = centred(body, width, rows(&lines, width));
+    popup(frame, area, " Drills ", lines, false);
+}
+
+/// `text` with a block cursor at the input's cursor.
+fn with_cursor(input: &Input) -> Vec<Span<'static>> {
+    let value: Vec<char> = input.value().chars().collect();
+    let at = input.visual_cursor().min(value.len());
+    let before: String = value[..at].iter().collect();
+    let under: String = value.get(at).map_or(" ".into(), |c| c.to_string());
+    let after: String = value
+        .get(at + 1..)
+        .map_or(String::new(), |r| r.iter().collect());
+    vec![
+        Span::styled(before, bold()),
+        Span::styled(under, bold().add_modifier(Modifier::REVERSED)),
+        Span::styled(after, bold()),
+    ]
+}
+
+fn answer(result: Result<String, String>) -> Line<'static> {
+    match result {
+        Ok(text) => Line::from(Span::styled(
+            format!("→ {text}"),
+            Style::new().fg(Color::Green),
+        )),
+        Err(why) => Line::from(Span::styled(
+            format!("✗ {why}"),
+            Style::new().fg(Color::Yellow),
+        )),
+    }
+}
+
+/// A two-line box at the bottom of the body, over the log.
+fn bottom_box(body: Rect) -> Rect {
+    let height = 4.min(body.height);
+    Rect {
+        x: body.x,
+        y: body.y + body.height.saturating_sub(height),
+        width: body.width,
+        height,
+    }
+}
+
+fn weight(app: &App, frame: &mut Frame, body: Rect, input: &Input) {
+    let check = match (parse_weight(input.value()), weight_base(app)) {
+        (Err(why), _) | (Ok(_), Err(why)) => Err(why),
+        (Ok(target), Ok(base)) if target == base => Err(format!("already {base}")),
+        (Ok(target), Ok(base)) => Ok(format!(
+            "set canary weight {base} → {target} on {}{}",
+            traffic_object(app),
+            if crate::app::input::confirm_reason(app).is_some() {
+                " (asks y)"
+            } else {
+                ""
+            }
+        )),
+    };
+    let mut first = vec![Span::styled("canary weight % ", bold())];
+    first.extend(with_cursor(input));
+    let lines = vec![Line::from(first), answer(check)];
+    popup(frame, bottom_box(body), " Set weight ", lines, false);
+}
+
+fn command_line(app: &App, frame: &mut Frame, body: Rect, line: &LineEdit) {
+    let mut first = vec![Span::styled(":", bold())];
+    first.extend(with_cursor(&line.input));
+    let lines = vec![
+        Line::from(first),
+        answer(line_hint(app, line.input.value())),
+    ];
+    popup(frame, bottom_box(body), " Command ", lines, false);
+}
