@@ -1,172 +1,19 @@
 //! The dashboard drawn into a TestBackend at 120×40 from a fixed state, checked by insta.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+mod common;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use warroom::app::model::Target;
-use warroom::app::{Action, App, update};
-use warroom::cluster::model::{ClusterEvent, PodView, ReplicaSetView, WorkloadView};
+use warroom::app::{Action, update};
+use warroom::cluster::model::{ClusterEvent, ReplicaSetView};
 use warroom::health::Health;
-use warroom::metrics::series::Point;
-use warroom::metrics::{MetricsEvent, Sample};
-use warroom::plan::{TrackName, Weight};
+use warroom::metrics::MetricsEvent;
+use warroom::plan::TrackName;
 use warroom::traffic::TrafficEvent;
 
-fn at(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
-}
-
-fn healthy_app() -> App {
-    let plan = warroom::plan::parse(
-        std::path::Path::new("plans/demo.yaml"),
-        warroom::cli::DEMO_PLAN,
-    )
-    .expect("demo plan parses");
-    let mut app = App::new(
-        Arc::new(plan),
-        Target {
-            environment: "development".into(),
-            namespace: "shop".into(),
-            context: "sim-development".into(),
-            kubeconfig_hint: Some("/tmp/warroom-demo/kubeconfig".into()),
-        },
-        "alice".into(),
-        at(0),
-    );
-    app.tz = jiff::tz::TimeZone::UTC;
-    let mut feed = |a: Action| {
-        update(&mut app, a);
-    };
-    feed(Action::Cluster(ClusterEvent::Health(Health::Live)));
-    feed(Action::Traffic(TrafficEvent::Health(Health::Live)));
-    feed(Action::Traffic(TrafficEvent::Weight(Weight::ZERO)));
-    feed(Action::Metrics(MetricsEvent::Health(Health::Live)));
-    let pods: Vec<PodView> = (0..4)
-        .map(|i| PodView {
-            name: format!(
-                "checkout-7d9f8b6c5-{}",
-                ["abcde", "fghij", "klmno", "pqrst"][i]
-            ),
-            track: Some(TrackName::Stable),
-            ready_containers: 1,
-            total_containers: 1,
-            status: "Running".into(),
-            restarts: 0,
-            created: Some(at(0)),
-            version: "2.3.0".into(),
-        })
-        .chain((0..2).map(|i| {
-            PodView {
-                name: format!("checkout-canary-5c6d7e8f9-{}", ["uvwxy", "zabcd"][i]),
-                track: Some(TrackName::Canary),
-                ready_containers: u32::from(i == 0),
-                total_containers: 1,
-                status: if i == 0 {
-                    "Running"
-                } else {
-                    "ContainerCreating"
-                }
-                .into(),
-                restarts: 0,
-                created: Some(at(30)),
-                version: "2.4.0".into(),
-            }
-        }))
-        .collect();
-    feed(Action::Cluster(ClusterEvent::PodsRelisted(pods)));
-    for (track, name, desired, ready, image) in [
-        (
-            TrackName::Stable,
-            "checkout",
-            4,
-            4,
-            "registry.example.com/shop/checkout:2.3.0",
-        ),
-        (
-            TrackName::Canary,
-            "checkout-canary",
-            2,
-            1,
-            "registry.example.com/shop/checkout:2.4.0",
-        ),
-    ] {
-        feed(Action::Cluster(ClusterEvent::Workload(
-            track,
-            WorkloadView {
-                name: name.into(),
-                desired,
-                ready,
-                updated: desired,
-                available: ready,
-                image: image.into(),
-                revision: Some(if track == TrackName::Stable { 7 } else { 2 }),
-            },
-        )));
-    }
-    feed(Action::Cluster(ClusterEvent::ReplicaSetsRelisted(vec![
-        ReplicaSetView {
-            name: "checkout-7d9f8b6c5".into(),
-            track: TrackName::Stable,
-            revision: Some(7),
-            desired: 4,
-            ready: 4,
-        },
-        ReplicaSetView {
-            name: "checkout-5b4a39d81".into(),
-            track: TrackName::Stable,
-            revision: Some(6),
-            desired: 0,
-            ready: 0,
-        },
-        ReplicaSetView {
-            name: "checkout-canary-5c6d7e8f9".into(),
-            track: TrackName::Canary,
-            revision: Some(2),
-            desired: 2,
-            ready: 1,
-        },
-    ])));
-    for i in 0..60u64 {
-        let wave = (i % 7) as f64;
-        let samples = [
-            ("error_rate", TrackName::Stable, 0.002 + wave * 0.0002),
-            ("error_rate", TrackName::Canary, 0.003 + wave * 0.0003),
-            ("latency_p95", TrackName::Stable, 0.140 + wave * 0.004),
-            ("latency_p95", TrackName::Canary, 0.150 + wave * 0.005),
-            ("cpu", TrackName::Stable, 0.30 + wave * 0.01),
-            ("cpu", TrackName::Canary, 0.32 + wave * 0.01),
-        ]
-        .into_iter()
-        .map(|(metric, track, v)| Sample {
-            metric: metric.into(),
-            track,
-            point: Point {
-                at: at(i * 2),
-                value: Some(v),
-            },
-        })
-        .collect();
-        feed(Action::Metrics(MetricsEvent::Samples(samples)));
-    }
-    feed(Action::Tick(at(120)));
-    feed(Action::Key(KeyEvent::new(
-        KeyCode::Char('n'),
-        KeyModifiers::NONE,
-    )));
-    app
-}
-
-fn draw(app: &App, width: u16, height: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
-    terminal
-        .draw(|frame| warroom::ui::render(app, frame))
-        .expect("draws");
-    terminal.backend().to_string()
-}
+use common::screens::{at, draw, healthy_app, round};
 
 #[test]
 fn dashboard_120x40_healthy() {
@@ -307,29 +154,6 @@ fn a_rollout_under_way_shows_revision_and_old_pods() {
     assert_eq!(app.cluster.old_pods(TrackName::Stable), 0);
 }
 
-/// Samples of one round: everything healthy but the canary's error rate.
-fn round(canary_error: f64, secs: u64) -> Action {
-    let samples = [
-        ("error_rate", TrackName::Stable, 0.002),
-        ("error_rate", TrackName::Canary, canary_error),
-        ("latency_p95", TrackName::Stable, 0.14),
-        ("latency_p95", TrackName::Canary, 0.15),
-        ("cpu", TrackName::Stable, 0.3),
-        ("cpu", TrackName::Canary, 0.3),
-    ]
-    .into_iter()
-    .map(|(metric, track, v)| Sample {
-        metric: metric.into(),
-        track,
-        point: Point {
-            at: at(secs),
-            value: Some(v),
-        },
-    })
-    .collect();
-    Action::Metrics(MetricsEvent::Samples(samples))
-}
-
 #[test]
 fn a_breach_during_a_hold_shows_the_countdown_and_the_key_that_cancels_it() {
     let mut app = healthy_app();
@@ -385,7 +209,7 @@ fn observer_says_so_and_keeps_its_hands_off() {
         screen.contains("read-only: this is an observer (! would roll back at once)"),
         "{screen}"
     );
-    assert!(screen.contains(" q  quit   ?  help"), "{screen}");
+    assert!(screen.contains(" q  quit watching   ?  help"), "{screen}");
     assert!(screen.contains("read-only"), "{screen}");
     assert!(!screen.contains(" n  next"), "{screen}");
     assert!(!screen.contains("ROLLING BACK"), "{screen}");

@@ -44,10 +44,15 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ));
     }
+    // The state's own badge, apart from the name's: without colour both are reverse video.
+    // On a narrow terminal a long state (a failed action's label) is cut so the clock stays.
+    let headline = app.deployment.headline(app.now);
+    let room = usize::from(area.width / 2).max(24);
     line1.extend([
+        Span::raw(" "),
         // Status and clock first: they must survive the narrowest terminal.
         Span::styled(
-            format!(" {} ", app.deployment.headline(app.now)),
+            format!(" {} ", super::format::cut_end(&headline, room)),
             status_style,
         ),
         Span::raw(format!(" {} ", format::clock(app.now, &app.tz))),

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod headless;
+pub mod screens;
 pub mod tmux;
 
 use std::process::Command;
