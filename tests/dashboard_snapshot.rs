@@ -209,7 +209,11 @@ fn observer_says_so_and_keeps_its_hands_off() {
         screen.contains("read-only: this is an observer (! would roll back at once)"),
         "{screen}"
     );
-    assert!(screen.contains(" q  quit watching   ?  help"), "{screen}");
+    assert!(screen.contains("q  quit watching"), "{screen}");
+    assert!(
+        screen.contains("read-only: the run is changed only at its own console"),
+        "{screen}"
+    );
     assert!(screen.contains("read-only"), "{screen}");
     assert!(!screen.contains(" n  next"), "{screen}");
     assert!(!screen.contains("ROLLING BACK"), "{screen}");

@@ -20,11 +20,16 @@ const HINT_WIDTH: usize = 34;
 /// not fit a row go to the next one, if the bar has one; the rest are in `?` help.
 pub fn render_key_bar(app: &App, frame: &mut Frame, area: Rect) {
     let bar = hints::key_bar(app);
-    let urgent = bar
-        .iter()
-        .take_while(|h| h.state == HintState::Urgent || h.key == "!")
-        .count()
-        .max(1);
+    // The notice goes after `!` and an urgent `x`; an observer has neither.
+    let urgent = if app.mode == Mode::Observer {
+        0
+    } else {
+        1 + bar
+            .iter()
+            .skip(1)
+            .take_while(|h| h.state == HintState::Urgent)
+            .count()
+    };
     let mut items: Vec<Vec<Span>> = Vec::new();
     for (i, h) in bar.iter().enumerate() {
         if i == urgent {
@@ -54,8 +59,9 @@ pub fn render_key_bar(app: &App, frame: &mut Frame, area: Rect) {
             item.push(Span::styled(format!(" {} ", h.key), key_style));
             item.push(Span::raw(" "));
         }
+        let width = if h.key.is_empty() { 72 } else { HINT_WIDTH };
         item.push(Span::styled(
-            super::format::cut_end(&h.text, HINT_WIDTH),
+            super::format::cut_end(&h.text, width),
             text_style,
         ));
         items.push(item);
