@@ -72,7 +72,11 @@ pub(crate) fn panel<'a>(app: &App, focus: crate::app::modal::Focus, title: Strin
 /// Narrow terminals drop the side columns to rows.
 fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
-    let log_rows = if area.height >= 36 { 8 } else { 6 };
+    let log_rows = match area.height {
+        36.. => 8,
+        28..=35 => 6,
+        _ => 5,
+    };
     let key_rows = if area.height >= 30 { 2 } else { 1 };
     let [header, body, log_area, keys] = Layout::vertical([
         Constraint::Length(2),
