@@ -1,6 +1,6 @@
-//! The health panel: per metric, a chart per track with the threshold drawn across it as a line
-//! and the chart's top value stated; the latest value and the engine's verdict in words beside
-//! it. The engine's verdict (`analysis.latest`), never the panel's own reading of a threshold,
+//! The health panel: per metric, a legend (name, threshold, the chart's top value) and a
+//! two-row chart per track with the threshold drawn across it as a line; the latest value and
+//! the engine's verdict in words beside it. The engine's verdict (`analysis.latest`), never the panel's own reading of a threshold,
 //! decides what is red. A breach turns the panel red; a rollback countdown shows its seconds in
 //! big digits. On a short screen, one line per metric with a small gauge. Draws from `&App` only.
 
@@ -64,9 +64,15 @@ const CHART_ROWS: u16 = 2;
 /// The chart's top is at least the threshold times this, so the threshold sits inside the chart
 /// with room above it for what breaches.
 const HEADROOM: f64 = 1.25;
+/// Rows of a metric's legend (name, threshold, scale) and the columns it may take.
+const LEGEND_ROWS: u16 = 3;
+const LEGEND_MIN_COLS: usize = 15;
+const LEGEND_MAX_COLS: usize = 18;
 /// Columns left of a chart (the track's name) and right of it (value and verdict).
 const LABEL_COLS: u16 = 7;
 const VALUE_COLS: u16 = 11;
+/// Columns around the charts: a legend of the narrowest kind and a gap, track names, values.
+const CHART_FRAME_COLS: u16 = LEGEND_MIN_COLS as u16 + 1 + LABEL_COLS + VALUE_COLS;
 /// The narrowest chart worth drawing beside a countdown.
 const MIN_CHART_COLS: u16 = 24;
 /// Widths of the countdown column beside the charts: narrow wraps its text, wide does not.
@@ -86,8 +92,7 @@ const MISSING: char = '·';
 /// Rows the panel needs with a chart per track, borders included.
 pub fn full_height(app: &App) -> u16 {
     let n = u16::try_from(app.plan.metrics.queries.len()).unwrap_or(u16::MAX);
-    let tracks = u16::try_from(app.plan.tracks().len()).unwrap_or(1);
-    let each = tracks.saturating_mul(CHART_ROWS).saturating_add(1);
+    let each = rows_per_metric(app.plan.tracks().len());
     n.max(1).saturating_mul(each).saturating_add(2)
 }
 
@@ -144,10 +149,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     match &app.deployment.countdown {
         None if full => render_charts(app, frame, inner, &metrics, stale),
         None => render_compact(app, frame, inner, &metrics, stale),
-        Some(c)
-            if full && inner.width >= SIDE_NARROW + LABEL_COLS + MIN_CHART_COLS + VALUE_COLS =>
-        {
-            let side = if inner.width >= SIDE_WIDE + LABEL_COLS + 2 * MIN_CHART_COLS + VALUE_COLS {
+        Some(c) if full && inner.width >= SIDE_NARROW + CHART_FRAME_COLS + MIN_CHART_COLS => {
+            let side = if inner.width >= SIDE_WIDE + CHART_FRAME_COLS + 2 * MIN_CHART_COLS {
                 SIDE_WIDE
             } else {
                 SIDE_NARROW
@@ -507,10 +510,22 @@ fn spans_of<T: Copy>(cells: &[T], draw: impl Fn(T) -> (char, Style)) -> Vec<Span
 /// The full layout: per metric a heading, then per track a chart, its value and verdict.
 fn render_charts(app: &App, frame: &mut Frame, area: Rect, metrics: &[&str], stale: bool) {
     let tracks = app.plan.tracks();
-    let rows_each = u16::try_from(tracks.len())
-        .unwrap_or(1)
-        .saturating_mul(CHART_ROWS)
-        .saturating_add(1);
+    let rows_each = rows_per_metric(tracks.len());
+    // One legend column for every metric, wide enough for the longest name or threshold and
+    // a scale such as `scale 0–100.00%`.
+    let legend_cols = metrics
+        .iter()
+        .flat_map(|m| {
+            [
+                m.chars().count(),
+                legend_threshold(m, app.plan.metrics.thresholds.get(*m), usize::MAX, true)
+                    .chars()
+                    .count(),
+            ]
+        })
+        .max()
+        .unwrap_or(0)
+        .clamp(LEGEND_MIN_COLS, LEGEND_MAX_COLS);
     let areas = Layout::vertical(
         metrics
             .iter()
@@ -519,21 +534,66 @@ fn render_charts(app: &App, frame: &mut Frame, area: Rect, metrics: &[&str], sta
     )
     .split(area);
     for (metric, area) in metrics.iter().zip(areas.iter()) {
-        render_metric(app, frame, *area, metric, tracks, stale);
+        render_metric(app, frame, *area, metric, legend_cols, stale);
     }
 }
 
+/// Rows each metric takes in the full layout: a chart per track, and at least the three lines
+/// of its legend.
+fn rows_per_metric(tracks: usize) -> u16 {
+    u16::try_from(tracks)
+        .unwrap_or(1)
+        .saturating_mul(CHART_ROWS)
+        .max(LEGEND_ROWS)
+}
+
+/// `┄ max 5.00%` in at most `width` columns (the `┄` only when a line is `drawn`): in symbols
+/// (`┄ ≤5.00%`) where words do not fit, cut with `…` where neither does.
+fn legend_threshold(
+    metric: &str,
+    threshold: Option<&Threshold>,
+    width: usize,
+    drawn: bool,
+) -> String {
+    let legend = if drawn {
+        format!("{THRESHOLD_LINE} ")
+    } else {
+        String::new()
+    };
+    let words = format!("{legend}{}", threshold_text(metric, threshold, false));
+    if words.chars().count() <= width {
+        return words;
+    }
+    let symbols = format!("{legend}{}", threshold_text(metric, threshold, true));
+    if symbols.chars().count() <= width {
+        return symbols;
+    }
+    let mut cut: String = symbols.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// One metric: on the left its name, threshold and scale; per track a chart with the
+/// threshold's line, and the latest value and the engine's verdict.
 fn render_metric(
     app: &App,
     frame: &mut Frame,
     area: Rect,
     metric: &str,
-    tracks: &[TrackName],
+    legend_cols: usize,
     stale: bool,
 ) {
+    let tracks = app.plan.tracks();
     let threshold = app.plan.metrics.thresholds.get(metric);
     let lines = lines_of(threshold);
-    let width = usize::from(area.width.saturating_sub(LABEL_COLS + VALUE_COLS));
+    let legend_width = u16::try_from(legend_cols).unwrap_or(u16::MAX);
+    let [legend_area, _, tracks_area] = Layout::horizontal([
+        Constraint::Length(legend_width),
+        Constraint::Length(1),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    let width = usize::from(tracks_area.width.saturating_sub(LABEL_COLS + VALUE_COLS));
     let values: Vec<Vec<Option<f64>>> = tracks
         .iter()
         .map(|t| recent(app, metric, *t, width))
@@ -548,45 +608,36 @@ fn render_metric(
         .iter()
         .any(|t| verdict(app, metric, *t) == Verdict::Breach);
 
-    let mut rows = vec![Constraint::Length(1)];
-    rows.extend(tracks.iter().map(|_| Constraint::Length(CHART_ROWS)));
-    let parts = Layout::vertical(rows).split(area);
-    let Some((heading, charts)) = parts.split_first() else {
-        return;
-    };
-
-    let name_style = if breached {
-        breach_style()
-    } else {
-        title_style()
-    };
-    let legend = if lines.is_empty() {
-        String::new()
-    } else {
-        format!("{THRESHOLD_LINE} ")
-    };
-    let name = metric.to_string();
-    let threshold = format!("{legend}{}", threshold_text(metric, threshold, false));
-    let scale = format!("scale 0–{}", shown(metric, Some(top)));
-    // The scale at the right edge, or straight after the threshold when the row is short;
-    // the row is cut at its end, so the name and threshold come first.
-    let used = [&name, &threshold, &scale]
-        .iter()
-        .map(|t| t.chars().count())
-        .sum::<usize>()
-        + 2;
-    let gap = usize::from(heading.width).saturating_sub(used).max(2);
+    let name: String = metric.chars().take(legend_cols).collect();
     frame.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::styled(name, name_style),
-            Span::raw("  "),
-            Span::styled(threshold, dimmed(threshold_style(), stale)),
-            Span::raw(" ".repeat(gap)),
-            Span::styled(scale, muted_style()),
-        ])),
-        *heading,
+        Paragraph::new(vec![
+            Line::styled(
+                name,
+                if breached {
+                    breach_style()
+                } else {
+                    title_style()
+                },
+            ),
+            Line::styled(
+                legend_threshold(metric, threshold, legend_cols, !line_rows.is_empty()),
+                dimmed(threshold_style(), stale),
+            ),
+            Line::styled(
+                format!("scale 0–{}", shown(metric, Some(top))),
+                muted_style(),
+            ),
+        ]),
+        legend_area,
     );
 
+    let charts = Layout::vertical(
+        tracks
+            .iter()
+            .map(|_| Constraint::Length(CHART_ROWS))
+            .collect::<Vec<_>>(),
+    )
+    .split(tracks_area);
     for ((track, values), area) in tracks.iter().zip(&values).zip(charts.iter()) {
         let verdict = verdict(app, metric, *track);
         let [label_area, chart_area, value_area] = Layout::horizontal([
