@@ -17,9 +17,7 @@ use crate::app::model::Mode;
 use crate::engine::{Countdown, Finding};
 use crate::plan::{Threshold, TrackName};
 
-// `src/ui/big.rs`, declared here so the layout in `mod.rs` needs no change.
-#[path = "big.rs"]
-mod big;
+use super::big;
 
 // Every style of the panel, in one place for the theme that will replace them.
 

@@ -2,6 +2,7 @@
 //! health and pods stacked on the right, so the pod table gets the width it needs.
 //! Pure: reads the app, never changes it, does no IO.
 
+mod big;
 mod format;
 mod header;
 mod help;
