@@ -154,15 +154,7 @@ fn on_command(app: &mut App, c: Command) -> Vec<Effect> {
             quit(app);
             Vec::new()
         }
-        Command::FocusNext
-        | Command::FocusPrev
-        | Command::Up
-        | Command::Down
-        | Command::Top
-        | Command::Bottom
-        | Command::PageUp
-        | Command::PageDown
-        | Command::Sort => {
+        _ => {
             navigate(app, c);
             Vec::new()
         }
@@ -372,11 +364,7 @@ fn on_rollback_menu_key(app: &mut App, key: KeyEvent, selected: usize) -> Vec<Ef
                 app.notice(format!("{} rollback: {why}", tier.as_str()));
             }
             Ok(actions) => {
-                let target = app
-                    .plan
-                    .rollback
-                    .tier(tier)
-                    .and_then(|t| t.target)
+                let target = super::modal::tier_target(&app.plan, tier)
                     .map(|t| format!(", target {t}"))
                     .unwrap_or_default();
                 let question = format!(

@@ -134,18 +134,25 @@ impl Command {
             Command::CancelCountdown => Some("cancel an automatic rollback"),
             Command::OpenCommandLine => Some("open the command line"),
             Command::Drills => Some("inject a drill"),
-            Command::FocusNext
-            | Command::FocusPrev
-            | Command::Up
-            | Command::Down
-            | Command::Top
-            | Command::Bottom
-            | Command::PageUp
-            | Command::PageDown
-            | Command::Sort
-            | Command::ToggleHelp
-            | Command::Quit => None,
+            // Help, quit and the navigation keys change only the screen.
+            _ => None,
         }
+    }
+
+    /// Focus, selection, scrolling and sorting: the screen's own keys.
+    pub fn is_navigation(self) -> bool {
+        matches!(
+            self,
+            Command::FocusNext
+                | Command::FocusPrev
+                | Command::Up
+                | Command::Down
+                | Command::Top
+                | Command::Bottom
+                | Command::PageUp
+                | Command::PageDown
+                | Command::Sort
+        )
     }
 }
 
@@ -469,20 +476,8 @@ mod tests {
     #[test]
     fn commands_that_change_a_run_say_what_they_would_do() {
         for command in COMMANDS {
-            let screen_only = matches!(
-                command,
-                Command::FocusNext
-                    | Command::FocusPrev
-                    | Command::Up
-                    | Command::Down
-                    | Command::Top
-                    | Command::Bottom
-                    | Command::PageUp
-                    | Command::PageDown
-                    | Command::Sort
-                    | Command::ToggleHelp
-                    | Command::Quit
-            );
+            let screen_only =
+                command.is_navigation() || matches!(command, Command::ToggleHelp | Command::Quit);
             assert_eq!(command.would().is_none(), screen_only, "{command:?}");
         }
     }

@@ -299,3 +299,11 @@ pub fn tiers(plan: &crate::plan::Plan) -> Vec<TierName> {
         .filter(|t| *t == TierName::Immediate || plan.rollback.tier(*t).is_some())
         .collect()
 }
+
+/// A tier's time target as the plan writes it (`5m`), if it has one.
+pub fn tier_target(plan: &crate::plan::Plan, tier: TierName) -> Option<String> {
+    plan.rollback
+        .tier(tier)
+        .and_then(|t| t.target)
+        .map(|t| t.to_string())
+}

@@ -89,11 +89,7 @@ fn rollback_menu(app: &App, frame: &mut Frame, body: Rect, selected: usize) {
     let width = 84.min(body.width);
     let mut lines = Vec::new();
     for (i, tier) in tiers(&app.plan).into_iter().enumerate() {
-        let target = app
-            .plan
-            .rollback
-            .tier(tier)
-            .and_then(|t| t.target)
+        let target = crate::app::modal::tier_target(&app.plan, tier)
             .map(|t| format!("target {t}"))
             .unwrap_or_else(|| "no target".into());
         let chosen = i == selected;
