@@ -304,7 +304,7 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
     // must not have changed the cluster.
     let mut terminal = match setup.mode {
         Mode::Headless => None,
-        Mode::Console | Mode::Observer => Some(ratatui::try_init()?),
+        Mode::Console | Mode::Observer => Some(super::terminal::Console::new(ratatui::try_init()?)),
     };
     match setup.resume {
         None => {
@@ -395,6 +395,7 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
             event_loop::spawn_signals(tx.clone(), cancel.clone(), false);
             let result = event_loop::run(app, &mut terminal, rx, shell).await;
             ratatui::restore();
+            tracing::debug!(frames = ?terminal.frames(), "console frames drawn");
             result
         }
     };
@@ -464,6 +465,20 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// Sources that follow nothing: for tests of the loop.
+    #[cfg(test)]
+    pub(crate) fn idle(plan: Arc<Plan>, tx: UnboundedSender<Action>) -> Sources {
+        let root = CancellationToken::new();
+        Sources {
+            sets: BTreeMap::new(),
+            plan,
+            tx,
+            current: root.child_token(),
+            root,
+            epoch: 0,
+        }
+    }
+
     /// Stops the current environment's tasks and starts `environment`'s.
     pub fn watch(&mut self, environment: &str) {
         self.current.cancel();

@@ -9,6 +9,9 @@ pub mod event_loop;
 pub mod keymap;
 pub mod model;
 pub mod resume;
+#[cfg(test)]
+mod scenario;
+pub mod terminal;
 pub mod update;
 pub mod watch;
 
