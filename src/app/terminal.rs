@@ -1,16 +1,19 @@
 //! The console's screen on the terminal: a frame drawn in full only when more than the clock
-//! changed.
+//! changed, and each frame inside a synchronized update.
 
 use std::io::{self, Write};
 
 use ratatui::backend::Backend;
 use ratatui::buffer::Buffer;
+use ratatui::crossterm::{execute, queue, terminal};
 use ratatui::{DefaultTerminal, Frame, Terminal};
 
 use super::event_loop::Screen;
 use super::model::App;
 
-/// Writes one frame; `clear` writes every cell, not only those that changed.
+/// Writes one frame, inside a synchronized update: a terminal that knows it shows the frame
+/// whole, never half drawn; one that does not ignores it. `clear` writes every cell, not only
+/// those that changed.
 fn frame<B, T>(
     terminal: &mut Terminal<B>,
     clear: bool,
@@ -19,20 +22,29 @@ fn frame<B, T>(
 where
     B: Backend<Error = io::Error> + Write,
 {
+    let mut out = None;
+    let mut begun = queue!(terminal.backend_mut(), terminal::BeginSynchronizedUpdate);
     if clear {
         // Not `Terminal::clear`: it asks the terminal where the cursor is, and the answer would
         // go to the input reader, not to it (a 2 s wait, then an error). A resize to the same
         // area clears the screen and forgets what ratatui thought it showed.
-        let size = terminal.size()?;
-        terminal.resize(ratatui::layout::Rect::from((
-            ratatui::layout::Position::ORIGIN,
-            size,
-        )))?;
+        begun = begun.and_then(|()| {
+            let size = terminal.size()?;
+            terminal.resize(ratatui::layout::Rect::from((
+                ratatui::layout::Position::ORIGIN,
+                size,
+            )))
+        });
     }
-    let mut out = None;
-    let buffer = terminal
-        .draw(|f| out = Some(draw(f)))
-        .map(|done| done.buffer.clone())?;
+    let drawn = begun.and_then(|()| {
+        terminal
+            .draw(|f| out = Some(draw(f)))
+            .map(|done| done.buffer.clone())
+    });
+    // Ended even when the frame failed: a terminal left in a synchronized update shows nothing.
+    let ended = execute!(terminal.backend_mut(), terminal::EndSynchronizedUpdate);
+    let buffer = drawn?;
+    ended?;
     Ok(out.map(|out| (out, buffer)))
 }
 

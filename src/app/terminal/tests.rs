@@ -1,5 +1,6 @@
 //! The console's screen on a recording backend: a clock-only frame is the full frame it stands
-//! for, a tick writes only the cells that moved, and a resize draws only at a new size.
+//! for, a tick writes only the cells that moved, every frame is one synchronized update, and a
+//! resize draws only at a new size.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -230,6 +231,18 @@ fn a_tick_that_moves_only_the_clock_writes_only_its_seconds() {
     app.touch();
     console.show(&app).expect("help");
     assert_eq!(console.frames(), Frames { full: 2, clock: 1 });
+}
+
+#[test]
+fn every_frame_is_one_synchronized_update() {
+    let mut app = scenario::app();
+    let mut console = console(80, 24, true);
+    for _ in 0..3 {
+        console.show(&app).expect("frame");
+        app.now += Duration::from_secs(1);
+    }
+    let bytes = String::from_utf8_lossy(&console.terminal().backend().bytes).into_owned();
+    assert_eq!(bytes, "\x1b[?2026h\x1b[?2026l".repeat(3), "{bytes:?}");
 }
 
 #[test]
