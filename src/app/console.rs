@@ -304,7 +304,9 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
     // must not have changed the cluster.
     let mut terminal = match setup.mode {
         Mode::Headless => None,
-        Mode::Console | Mode::Observer => Some(super::terminal::Console::new(ratatui::try_init()?)),
+        Mode::Console | Mode::Observer => {
+            Some(super::terminal::Console::new(super::terminal::take()?))
+        }
     };
     match setup.resume {
         None => {
@@ -393,8 +395,11 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
             };
             event_loop::spawn_input(tx.clone(), cancel.clone());
             event_loop::spawn_signals(tx.clone(), cancel.clone(), false);
+            if let Some(how) = std::env::var_os("WARROOM_TEST_PANIC_TASK") {
+                test_panic_on_sigusr1(how);
+            }
             let result = event_loop::run(app, &mut terminal, rx, shell).await;
-            ratatui::restore();
+            super::terminal::give_back();
             tracing::debug!(frames = ?terminal.frames(), "console frames drawn");
             result
         }
@@ -405,6 +410,25 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
     }
     cancel.cancel();
     Ok(result?)
+}
+
+/// For tests only (`WARROOM_TEST_PANIC_TASK`, read once as the console starts): on SIGUSR1, a
+/// spawned task panics — or, with `thread`, a plain thread — to show the console ends.
+fn test_panic_on_sigusr1(how: std::ffi::OsString) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+            return;
+        };
+        usr1.recv().await;
+        if how == "thread" {
+            let _ = std::thread::Builder::new()
+                .name("test-panic".into())
+                .spawn(|| panic!("WARROOM_TEST_PANIC_TASK: a test panic in a thread"));
+        } else {
+            panic!("WARROOM_TEST_PANIC_TASK: a test panic in a spawned task");
+        }
+    });
 }
 
 /// The webhook notifier when the plan has one; its attempts come back as actions to journal.

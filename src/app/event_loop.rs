@@ -418,8 +418,8 @@ pub fn spawn_signals(tx: UnboundedSender<Action>, cancel: CancellationToken, hea
     });
 }
 
-/// Runs until the operator quits, the terminal goes away or a headless run ends. Returns the
-/// final state.
+/// Runs until the operator quits, the terminal goes away, a headless run ends or something
+/// panics. Returns the final state.
 ///
 /// A frame is drawn only when something changed, at most one per [`FRAME`] (a burst of actions
 /// costs one): when an action moved `app.generation` (see [`handle`]), at each tick (the clock
@@ -451,6 +451,10 @@ pub async fn run(
                 Instant::now() + left
             });
             tokio::select! {
+                () = crate::panics::panicked() => {
+                    leave_after_panic(&mut app, &mut shell);
+                    return Ok(app);
+                }
                 () = sleep_until_some(countdown_end) => {
                     dirty |= take(&mut app, Action::Tick(SystemTime::now()), &mut shell, screen)?;
                 }
@@ -488,6 +492,10 @@ pub async fn run(
         shown?;
         match settled {
             Settled::Done => break,
+            Settled::Panicked => {
+                leave_after_panic(&mut app, &mut shell);
+                return Ok(app);
+            }
             // `!` while leaving: the rollback runs to its end on a live screen, then warroom
             // leaves (the interrupt it set says so).
             Settled::RollingBack => {
@@ -523,6 +531,20 @@ fn take(
     }
 }
 
+/// Something panicked and the terminal is already given back (`crate::panics`): the run ends
+/// now, without waiting for writes in flight, and says why in its log and journal.
+fn leave_after_panic(app: &mut App, shell: &mut Shell) {
+    let why = crate::panics::message().unwrap_or("a panic");
+    app.push_log(
+        super::model::Level::Error,
+        format!("warroom panicked ({why}); leaving"),
+    );
+    app.stopped = Some(format!("warroom panicked: {why}"));
+    app.should_quit = true;
+    app.touch();
+    shell.journal_changes(app);
+}
+
 /// Sleeps until `at`, or for ever without one.
 async fn sleep_until_some(at: Option<Instant>) {
     match at {
@@ -551,6 +573,8 @@ enum Settled {
     Done,
     /// `!` was pressed while leaving: back to the loop until the rollback has finished.
     RollingBack,
+    /// Something panicked: the terminal is gone, nothing more is waited for.
+    Panicked,
 }
 
 /// Waits, bounded, for effects in flight to report back, so quitting never abandons a weight
@@ -581,7 +605,11 @@ async fn settle_in_flight(
         app.touch();
         show(app);
         let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(Some(action)) = tokio::time::timeout(left, actions.recv()).await else {
+        let next = tokio::select! {
+            () = crate::panics::panicked() => return Settled::Panicked,
+            next = tokio::time::timeout(left, actions.recv()) => next,
+        };
+        let Ok(Some(action)) = next else {
             return Settled::Done;
         };
         match action {

@@ -1,19 +1,103 @@
-//! The console's screen on the terminal: a frame drawn in full only when more than the clock
-//! changed, and each frame inside a synchronized update.
+//! The terminal: taken once and given back once — by the console when it ends, or by a panic
+//! anywhere (see `crate::panics`) — and the console's screen on it, which draws a frame in
+//! full only when more than the clock changed, and each frame inside a synchronized update.
 
+use std::cell::Cell;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
 
-use ratatui::backend::Backend;
+use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::buffer::Buffer;
-use ratatui::crossterm::{execute, queue, terminal};
+use ratatui::crossterm::{cursor, execute, queue, terminal};
 use ratatui::{DefaultTerminal, Frame, Terminal};
 
 use super::event_loop::Screen;
 use super::model::App;
 
+/// Whether warroom holds the terminal: raw mode on, the alternate screen shown.
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Held while a frame is written and while the terminal is given back: a panic on another
+/// thread never restores the terminal in the middle of a frame, and no frame follows.
+static SCREEN: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// This thread is writing a frame (and holds [`SCREEN`]): its own panic must not wait
+    /// for the lock.
+    static DRAWING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How long a panic on another thread waits for a frame being written to end.
+const FRAME_WAIT: Duration = Duration::from_secs(1);
+
+/// Takes the terminal: raw mode, the alternate screen. What `ratatui::try_init` does, less its
+/// panic hook: warroom's own (`crate::panics::install`) gives the terminal back and ends the
+/// console, rather than leaving it drawing on a restored terminal.
+pub fn take() -> io::Result<DefaultTerminal> {
+    terminal::enable_raw_mode()?;
+    TAKEN.store(true, Ordering::SeqCst);
+    let taken = execute!(io::stdout(), terminal::EnterAlternateScreen)
+        .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())));
+    if taken.is_err() {
+        give_back();
+    }
+    taken
+}
+
+/// Gives the terminal back — raw mode off, the shell's screen, the cursor shown — once: later
+/// calls do nothing.
+pub fn give_back() {
+    let _screen = lock(&SCREEN);
+    restore();
+}
+
+/// Gives the terminal back from a panic hook: after the frame another thread is writing, if it
+/// ends soon; at once if the panic is in this thread's frame.
+pub(crate) fn give_back_after_panic() {
+    let _screen = if DRAWING.with(Cell::get) {
+        None
+    } else {
+        lock_within(&SCREEN, FRAME_WAIT)
+    };
+    restore();
+}
+
+fn restore() {
+    if TAKEN.swap(false, Ordering::SeqCst) {
+        let _ = terminal::disable_raw_mode();
+        // A frame cut short by a panic may have begun a synchronized update.
+        let _ = execute!(
+            io::stdout(),
+            terminal::EndSynchronizedUpdate,
+            terminal::LeaveAlternateScreen,
+            cursor::Show
+        );
+    }
+}
+
+fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock_within(mutex: &Mutex<()>, wait: Duration) -> Option<MutexGuard<'_, ()>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match mutex.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(TryLockError::WouldBlock) => return None,
+        }
+    }
+}
+
 /// Writes one frame, inside a synchronized update: a terminal that knows it shows the frame
-/// whole, never half drawn; one that does not ignores it. `clear` writes every cell, not only
-/// those that changed.
+/// whole, never half drawn; one that does not ignores it. Never after a panic has given the
+/// terminal back. `clear` writes every cell, not only those that changed.
 fn frame<B, T>(
     terminal: &mut Terminal<B>,
     clear: bool,
@@ -22,6 +106,12 @@ fn frame<B, T>(
 where
     B: Backend<Error = io::Error> + Write,
 {
+    let _screen = lock(&SCREEN);
+    if crate::panics::message().is_some() {
+        // The terminal is the shell's again: nothing more is drawn on it.
+        return Ok(None);
+    }
+    DRAWING.with(|d| d.set(true));
     let mut out = None;
     let mut begun = queue!(terminal.backend_mut(), terminal::BeginSynchronizedUpdate);
     if clear {
@@ -43,6 +133,7 @@ where
     });
     // Ended even when the frame failed: a terminal left in a synchronized update shows nothing.
     let ended = execute!(terminal.backend_mut(), terminal::EndSynchronizedUpdate);
+    DRAWING.with(|d| d.set(false));
     let buffer = drawn?;
     ended?;
     Ok(out.map(|out| (out, buffer)))
