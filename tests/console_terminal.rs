@@ -240,9 +240,22 @@ fn killing_the_tmux_session_ends_warroom_within_two_seconds() {
     let session = demo("kill", 120, 40, state.path());
     session.wait_for("the console with live sources", console_is_up);
     let pid = warroom_pid(&session);
+    // The server ends with its only session: its socket file is removed here, not by Session.
+    let socket_path = tmux(&[
+        "-L",
+        &session.socket,
+        "display-message",
+        "-p",
+        "#{socket_path}",
+    ])
+    .map(|p| p.trim().to_string())
+    .filter(|p| !p.is_empty());
     tmux(&["-L", &session.socket, "kill-session", "-t", &session.name])
         .expect("the session is killed");
     gone_within(pid, Duration::from_secs(2), "tmux kill-session");
+    if let Some(path) = socket_path {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The screen at `width`×`height`: the header's status and clock, the key bar with `!`, the
