@@ -298,6 +298,7 @@ pub async fn watch(args: WatchArgs) -> u8 {
         kubeconfig: args.kubeconfig,
     };
     match crate::app::watch::run(setup).await {
+        Ok(_) if crate::panics::message().is_some() => exit::FAILURE,
         Ok(_) => exit::OK,
         Err(e) => {
             eprintln!("warroom: {e}");
@@ -1009,6 +1010,11 @@ fn describe_effect(label: &str, work: &crate::engine::StepWork) -> String {
 fn report_end(app: &crate::app::App) -> u8 {
     let status = app.deployment.status;
     let (code, what) = match status {
+        // Whatever state the run was left in, a panic is warroom's failure.
+        _ if crate::panics::message().is_some() => (
+            exit::FAILURE,
+            format!("ended by a panic (the run was {})", status.label()),
+        ),
         RunStatus::Complete => (exit::OK, "plan complete".to_string()),
         RunStatus::RolledBack => (
             exit::ROLLED_BACK,

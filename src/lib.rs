@@ -12,6 +12,7 @@ pub mod lease;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod panics;
 pub mod plan;
 pub mod preflight;
 pub mod report;

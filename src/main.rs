@@ -9,6 +9,8 @@ fn main() -> ExitCode {
     if let Err(e) = color_eyre::install() {
         eprintln!("warroom: cannot install error reporting: {e}");
     }
+    // Over color-eyre's: a panic anywhere gives the terminal back and ends warroom.
+    warroom::panics::install();
     // kube and reqwest both use rustls; exactly one process-wide provider avoids the
     // "cannot determine the CryptoProvider" panic on the first TLS connection.
     let _ = rustls::crypto::ring::default_provider().install_default();

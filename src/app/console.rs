@@ -306,7 +306,9 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
     // must not have changed the cluster.
     let mut terminal = match setup.mode {
         Mode::Headless => None,
-        Mode::Console | Mode::Observer => Some(ratatui::try_init()?),
+        Mode::Console | Mode::Observer => {
+            Some(super::terminal::Console::new(super::terminal::take()?))
+        }
     };
     match setup.resume {
         None => {
@@ -402,8 +404,12 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
                 super::drills::spawn_poll(endpoint.clone(), tx.clone(), cancel.clone());
             }
             event_loop::spawn_signals(tx.clone(), cancel.clone(), false);
+            if let Some(how) = std::env::var_os("WARROOM_TEST_PANIC_TASK") {
+                test_panic_on_sigusr1(how);
+            }
             let result = event_loop::run(app, &mut terminal, rx, shell).await;
-            ratatui::restore();
+            super::terminal::give_back();
+            tracing::debug!(frames = ?terminal.frames(), "console frames drawn");
             result
         }
     };
@@ -413,6 +419,25 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
     }
     cancel.cancel();
     Ok(result?)
+}
+
+/// For tests only (`WARROOM_TEST_PANIC_TASK`, read once as the console starts): on SIGUSR1, a
+/// spawned task panics — or, with `thread`, a plain thread — to show the console ends.
+fn test_panic_on_sigusr1(how: std::ffi::OsString) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+            return;
+        };
+        usr1.recv().await;
+        if how == "thread" {
+            let _ = std::thread::Builder::new()
+                .name("test-panic".into())
+                .spawn(|| panic!("WARROOM_TEST_PANIC_TASK: a test panic in a thread"));
+        } else {
+            panic!("WARROOM_TEST_PANIC_TASK: a test panic in a spawned task");
+        }
+    });
 }
 
 /// The webhook notifier when the plan has one; its attempts come back as actions to journal.
@@ -473,6 +498,20 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// Sources that follow nothing: for tests of the loop.
+    #[cfg(test)]
+    pub(crate) fn idle(plan: Arc<Plan>, tx: UnboundedSender<Action>) -> Sources {
+        let root = CancellationToken::new();
+        Sources {
+            sets: BTreeMap::new(),
+            plan,
+            tx,
+            current: root.child_token(),
+            root,
+            epoch: 0,
+        }
+    }
+
     /// Stops the current environment's tasks and starts `environment`'s.
     pub fn watch(&mut self, environment: &str) {
         self.current.cancel();

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
-use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{Event, EventStream, KeyEventKind};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
@@ -25,14 +24,14 @@ use crate::notify::{Event as NotifyEvent, Message, Notifier};
 /// At most this many frames a second; bursts of actions are coalesced into one frame.
 const FRAME: Duration = Duration::from_millis(33);
 
-/// What the loop shows the app on.
+/// What the loop shows the app on (the terminal's: `terminal::Console`).
 pub trait Screen {
     fn show(&mut self, app: &App) -> std::io::Result<()>;
-}
 
-impl Screen for DefaultTerminal {
-    fn show(&mut self, app: &App) -> std::io::Result<()> {
-        self.draw(|frame| crate::ui::render(app, frame)).map(|_| ())
+    /// The terminal says it changed size: whether that calls for a frame (not when the size
+    /// is the one last drawn at).
+    fn resized(&mut self) -> std::io::Result<bool> {
+        Ok(true)
     }
 }
 
@@ -419,8 +418,14 @@ pub fn spawn_signals(tx: UnboundedSender<Action>, cancel: CancellationToken, hea
     });
 }
 
-/// Runs until the operator quits, the terminal goes away or a headless run ends. Returns the
-/// final state.
+/// Runs until the operator quits, the terminal goes away, a headless run ends or something
+/// panics. Returns the final state.
+///
+/// A frame is drawn only when something changed, at most one per [`FRAME`] (a burst of actions
+/// costs one): when an action moved `app.generation` (see [`handle`]), at each tick (the clock
+/// moved; the screen then draws only what the clock moves, see `terminal::Console`), and when
+/// the terminal changed size. A key that means nothing, or a resize to the size already drawn,
+/// draws nothing.
 pub async fn run(
     mut app: App,
     screen: &mut impl Screen,
@@ -430,6 +435,9 @@ pub async fn run(
     let mut dirty = true;
     let mut last_frame: Option<Instant> = None;
     'run: loop {
+        // What happened before the loop (a resume, a rollback begun while leaving) is drawn in
+        // full.
+        app.touch();
         loop {
             if dirty && last_frame.is_none_or(|t| t.elapsed() >= FRAME) {
                 screen.show(&app)?;
@@ -443,18 +451,20 @@ pub async fn run(
                 Instant::now() + left
             });
             tokio::select! {
+                () = crate::panics::panicked() => {
+                    leave_after_panic(&mut app, &mut shell);
+                    return Ok(app);
+                }
                 () = sleep_until_some(countdown_end) => {
-                    handle(&mut app, Action::Tick(SystemTime::now()), &mut shell);
-                    dirty = true;
+                    dirty |= take(&mut app, Action::Tick(SystemTime::now()), &mut shell, screen)?;
                 }
                 action = actions.recv() => {
                     let Some(action) = action else { break 'run };
-                    handle(&mut app, action, &mut shell);
+                    dirty |= take(&mut app, action, &mut shell, screen)?;
                     // Drain what is already queued: a burst of events costs one frame.
                     while let Ok(action) = actions.try_recv() {
-                        handle(&mut app, action, &mut shell);
+                        dirty |= take(&mut app, action, &mut shell, screen)?;
                     }
-                    dirty = true;
                 }
                 () = tokio::time::sleep_until(next_frame.into()), if dirty => {}
             }
@@ -482,6 +492,10 @@ pub async fn run(
         shown?;
         match settled {
             Settled::Done => break,
+            Settled::Panicked => {
+                leave_after_panic(&mut app, &mut shell);
+                return Ok(app);
+            }
             // `!` while leaving: the rollback runs to its end on a live screen, then warroom
             // leaves (the interrupt it set says so).
             Settled::RollingBack => {
@@ -490,8 +504,45 @@ pub async fn run(
             }
         }
     }
+    app.touch();
     screen.show(&app)?;
     Ok(app)
+}
+
+/// Handles one action of the loop's; whether it calls for a frame.
+fn take(
+    app: &mut App,
+    action: Action,
+    shell: &mut Shell,
+    screen: &mut impl Screen,
+) -> std::io::Result<bool> {
+    match action {
+        Action::Resize => screen.resized(),
+        // The clock moved: what it moves is drawn again, whatever else the tick did.
+        Action::Tick(_) => {
+            handle(app, action, shell);
+            Ok(true)
+        }
+        other => {
+            let before = app.generation;
+            handle(app, other, shell);
+            Ok(app.generation != before)
+        }
+    }
+}
+
+/// Something panicked and the terminal is already given back (`crate::panics`): the run ends
+/// now, without waiting for writes in flight, and says why in its log and journal.
+fn leave_after_panic(app: &mut App, shell: &mut Shell) {
+    let why = crate::panics::message().unwrap_or("a panic");
+    app.push_log(
+        super::model::Level::Error,
+        format!("warroom panicked ({why}); leaving"),
+    );
+    app.stopped = Some(format!("warroom panicked: {why}"));
+    app.should_quit = true;
+    app.touch();
+    shell.journal_changes(app);
 }
 
 /// Sleeps until `at`, or for ever without one.
@@ -522,6 +573,8 @@ enum Settled {
     Done,
     /// `!` was pressed while leaving: back to the loop until the rollback has finished.
     RollingBack,
+    /// Something panicked: the terminal is gone, nothing more is waited for.
+    Panicked,
 }
 
 /// Waits, bounded, for effects in flight to report back, so quitting never abandons a weight
@@ -548,9 +601,15 @@ async fn settle_in_flight(
     }
     let deadline = Instant::now() + SETTLE;
     while !app.in_flight.is_empty() {
+        // Every pass changed something: drawn in full.
+        app.touch();
         show(app);
         let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(Some(action)) = tokio::time::timeout(left, actions.recv()).await else {
+        let next = tokio::select! {
+            () = crate::panics::panicked() => return Settled::Panicked,
+            next = tokio::time::timeout(left, actions.recv()) => next,
+        };
+        let Ok(Some(action)) = next else {
             return Settled::Done;
         };
         match action {
@@ -606,7 +665,8 @@ async fn settle_in_flight(
     Settled::Done
 }
 
-/// Applies one action and hands its effects on.
+/// Applies one action and hands its effects on. Moves `app.generation` on when the action may
+/// have changed anything but the clock (see [`Changes`]).
 pub fn handle(app: &mut App, action: Action, shell: &mut Shell) {
     let action = match action {
         Action::Sourced { epoch, action } if epoch == shell.sources.epoch => *action,
@@ -614,6 +674,7 @@ pub fn handle(app: &mut App, action: Action, shell: &mut Shell) {
         Action::Sourced { .. } => return,
         other => other,
     };
+    let changes = Changes::of(app, &action);
     // Keys and results carry the moment they arrive: a rollback's start and end are measured
     // to them, not to the last 1 Hz tick.
     if matches!(action, Action::EffectDone { .. } | Action::Key(_)) {
@@ -636,9 +697,74 @@ pub fn handle(app: &mut App, action: Action, shell: &mut Shell) {
         return;
     }
     let effects = update(app, action);
+    if changes.happened(app) {
+        app.touch();
+    }
     shell.journal_changes(app);
     for effect in effects {
         shell.dispatch(app, effect);
+    }
+}
+
+/// What an action may change besides the clock, to tell after `update` whether the screen
+/// needs more than the clock drawn again. Wrong the safe way: any action not known to change
+/// nothing is taken to have changed something.
+enum Changes {
+    /// Nothing but the clock: `Clock`; `Resize` (the screen decides); a key that is no command
+    /// (`update` does nothing with it: no modal open, and the keymap maps it to none).
+    None,
+    /// A tick: whatever the engine's tick can change, as it was, to compare.
+    Tick(Box<Seen>),
+    /// Anything.
+    Any,
+}
+
+impl Changes {
+    fn of(app: &App, action: &Action) -> Changes {
+        match action {
+            Action::Clock(_) | Action::Resize => Changes::None,
+            Action::Key(key) if app.modals.is_empty() && app.keymap.command_for(key).is_none() => {
+                Changes::None
+            }
+            Action::Tick(_) => Changes::Tick(Box::new(Seen::of(app))),
+            _ => Changes::Any,
+        }
+    }
+
+    fn happened(&self, app: &App) -> bool {
+        match self {
+            Changes::None => false,
+            Changes::Tick(seen) => **seen != Seen::of(app),
+            Changes::Any => true,
+        }
+    }
+}
+
+/// What a tick can change besides `app.now`: the deployment (a hold passing, a countdown ending,
+/// a paced write, a window opening), and what `update` does after it (log lines, work started,
+/// the screen following the engine to another environment, a headless run stopping).
+#[derive(PartialEq)]
+struct Seen {
+    deployment: crate::engine::Deployment,
+    log_total: u64,
+    in_flight: usize,
+    requested: Option<(super::action::EffectId, crate::plan::Weight)>,
+    environment: String,
+    should_quit: bool,
+    stopped: Option<String>,
+}
+
+impl Seen {
+    fn of(app: &App) -> Seen {
+        Seen {
+            deployment: app.deployment.clone(),
+            log_total: app.log_total,
+            in_flight: app.in_flight.len(),
+            requested: app.traffic.requested,
+            environment: app.target.environment.clone(),
+            should_quit: app.should_quit,
+            stopped: app.stopped.clone(),
+        }
     }
 }
 
@@ -652,6 +778,7 @@ mod tests {
 
     use super::*;
     use crate::app::model::Target;
+    use crate::app::scenario;
     use crate::plan::Weight;
 
     fn app() -> App {
@@ -820,5 +947,214 @@ mod tests {
             app.in_flight.is_empty(),
             "weight 10, which the result would start, is neither run nor waited for"
         );
+    }
+
+    /// A screen that keeps what each frame showed: the generation and the log lines.
+    #[derive(Default)]
+    struct Counting {
+        frames: Arc<std::sync::Mutex<Vec<(u64, u64)>>>,
+        same_size: bool,
+    }
+
+    impl Screen for Counting {
+        fn show(&mut self, app: &App) -> std::io::Result<()> {
+            if let Ok(mut frames) = self.frames.lock() {
+                frames.push((app.generation, app.log_total));
+            }
+            Ok(())
+        }
+
+        fn resized(&mut self) -> std::io::Result<bool> {
+            Ok(!self.same_size)
+        }
+    }
+
+    fn shell(app: &App, tx: UnboundedSender<Action>) -> Shell {
+        let runner = EffectRunner::start(
+            app.plan.clone(),
+            ".".into(),
+            Vec::new(),
+            Default::default(),
+            tx.clone(),
+        );
+        Shell::new(
+            runner,
+            super::super::console::Sources::idle(app.plan.clone(), tx),
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_key_that_means_nothing_or_a_resize_to_the_same_size_draws_nothing() {
+        let mut app = scenario::app();
+        let (tx, _rx) = unbounded_channel();
+        let mut shell = shell(&app, tx);
+        let mut screen = Counting {
+            same_size: true,
+            ..Counting::default()
+        };
+        let generation = app.generation;
+        for nothing in [
+            scenario::key('z'),
+            Action::Key(KeyEvent::new(KeyCode::F(7), KeyModifiers::NONE)),
+            Action::Resize,
+        ] {
+            let drawn = take(&mut app, nothing.clone(), &mut shell, &mut screen).expect("takes");
+            assert!(!drawn, "{nothing:?} draws nothing");
+        }
+        assert_eq!(app.generation, generation);
+        screen.same_size = false;
+        assert!(take(&mut app, Action::Resize, &mut shell, &mut screen).expect("takes"));
+        assert_eq!(
+            app.generation, generation,
+            "a new size is the screen's business"
+        );
+        // A tick draws what the clock moves; nothing else changed.
+        let tick = Action::Tick(scenario::at(5));
+        assert!(take(&mut app, tick, &mut shell, &mut screen).expect("takes"));
+        assert_eq!(app.generation, generation, "only the clock moved");
+        assert!(take(&mut app, scenario::key('?'), &mut shell, &mut screen).expect("takes"));
+        assert_ne!(app.generation, generation, "help opened");
+    }
+
+    /// What `update` leaves of `app` that the screen could show: all but the clock and the
+    /// journal's queue.
+    fn shown(app: &App, now: SystemTime) -> String {
+        let mut app = app.clone();
+        app.now = now;
+        app.recorded.clear();
+        format!("{app:?}")
+    }
+
+    #[test]
+    fn a_tick_judged_to_change_only_the_clock_changes_only_the_clock() {
+        let (mut only_clock, mut more) = (0, 0);
+        let mut check = |before: &App, after: &App| {
+            if Seen::of(before) == Seen::of(after) {
+                only_clock += 1;
+                assert_eq!(shown(before, after.now), shown(after, after.now));
+            } else {
+                more += 1;
+            }
+        };
+        let mut app = scenario::app();
+        scenario::drive(&mut app, 0, 400, None, &mut check);
+        let mut app = scenario::app();
+        scenario::drive(&mut app, 0, 150, Some(60), &mut check);
+        // A countdown ends on a tick, and so does a hold in a breach-free run.
+        assert!(only_clock > 100 && more >= 2, "{only_clock} {more}");
+    }
+
+    #[test]
+    fn a_key_judged_to_mean_nothing_changes_nothing() {
+        let mut states = vec![scenario::app()];
+        let mut app = scenario::app();
+        scenario::drive(&mut app, 0, 68, Some(60), |_, _| {});
+        assert!(app.deployment.countdown.is_some(), "a countdown runs");
+        states.push(app.clone());
+        let mut help = app.clone();
+        update(&mut help, scenario::key('?'));
+        let mut command = app.clone();
+        update(&mut command, scenario::key(':'));
+        let mut observer = app;
+        observer.mode = crate::app::model::Mode::Observer;
+        states.extend([help, command, observer]);
+        let codes = (' '..='~')
+            .map(KeyCode::Char)
+            .chain((1..=12).map(KeyCode::F))
+            .chain([
+                KeyCode::Esc,
+                KeyCode::Enter,
+                KeyCode::Tab,
+                KeyCode::BackTab,
+                KeyCode::Backspace,
+                KeyCode::Delete,
+                KeyCode::Insert,
+                KeyCode::Up,
+                KeyCode::Down,
+                KeyCode::Left,
+                KeyCode::Right,
+                KeyCode::Home,
+                KeyCode::End,
+                KeyCode::PageUp,
+                KeyCode::PageDown,
+            ]);
+        let mut nothing = 0;
+        for code in codes {
+            for modifiers in [
+                KeyModifiers::NONE,
+                KeyModifiers::SHIFT,
+                KeyModifiers::CONTROL,
+                KeyModifiers::ALT,
+            ] {
+                let action = Action::Key(KeyEvent::new(code, modifiers));
+                for state in &states {
+                    if !matches!(Changes::of(state, &action), Changes::None) {
+                        continue;
+                    }
+                    nothing += 1;
+                    let mut app = state.clone();
+                    update(&mut app, action.clone());
+                    assert_eq!(
+                        shown(state, state.now),
+                        shown(&app, state.now),
+                        "{action:?} was taken to change nothing"
+                    );
+                }
+            }
+        }
+        assert!(nothing > 100, "{nothing}");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_actions_costs_one_frame_and_a_key_that_means_nothing_none() {
+        let app = scenario::app();
+        let (tx, rx) = unbounded_channel();
+        let shell = shell(&app, tx.clone());
+        let frames = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut screen = Counting {
+            frames: frames.clone(),
+            same_size: true,
+        };
+        let looping = tokio::spawn(async move {
+            run(app, &mut screen, rx, shell)
+                .await
+                .map(|app| app.log_total)
+        });
+        let count = || frames.lock().map(|f| f.len()).unwrap_or_default();
+        let frames_by = async |n: usize| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while count() < n {
+                assert!(Instant::now() < deadline, "no frame {n}");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        frames_by(1).await;
+        let first = frames.lock().map(|f| f[0].1).unwrap_or_default();
+        // Sent while the loop waits: it takes them as one burst.
+        for i in 0..100 {
+            let _ = tx.send(Action::LeaseProblem(format!("problem {i}")));
+        }
+        frames_by(2).await;
+        let second = frames.lock().map(|f| f[1].1).unwrap_or_default();
+        assert_eq!(second, first + 100, "one frame shows the whole burst");
+        for _ in 0..20 {
+            let _ = tx.send(scenario::key('z'));
+            let _ = tx.send(Action::Resize);
+        }
+        // Long enough for several frames, had any been due.
+        tokio::time::sleep(FRAME * 5).await;
+        assert_eq!(
+            count(),
+            2,
+            "keys that mean nothing, and the same size, draw nothing"
+        );
+        let _ = tx.send(scenario::key('q'));
+        let total = looping
+            .await
+            .expect("the loop ends")
+            .expect("without error");
+        assert_eq!(count(), 3, "and a last frame on the way out");
+        assert_eq!(total, first + 100);
     }
 }

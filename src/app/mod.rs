@@ -13,6 +13,9 @@ pub mod keymap;
 pub mod modal;
 pub mod model;
 pub mod resume;
+#[cfg(test)]
+mod scenario;
+pub mod terminal;
 pub mod update;
 pub mod watch;
 

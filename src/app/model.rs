@@ -150,6 +150,9 @@ pub struct App {
     /// header says so rather than "connecting" for ever.
     pub cluster_off: Option<String>,
     next_effect: u64,
+    /// Moves on with every change but the clock's (`touch`): the event loop draws a full frame
+    /// only when it has moved, and otherwise only what the clock moves.
+    pub generation: u64,
 }
 
 impl App {
@@ -185,7 +188,13 @@ impl App {
             journal_error: None,
             cluster_off: None,
             next_effect: 1,
+            generation: 0,
         }
+    }
+
+    /// Something but the clock changed: the next frame is drawn in full.
+    pub fn touch(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
     }
 
     pub(crate) fn next_effect_id(&mut self) -> EffectId {

@@ -433,7 +433,7 @@ pub async fn run(setup: WatchSetup) -> Result<App, WatchError> {
     };
     let mut tail = Tail::new(&setup.journal, read.length);
     watched.clock(SystemTime::now());
-    let mut terminal = ratatui::try_init()?;
+    let mut terminal = super::terminal::take()?;
     event_loop::spawn_input(tx.clone(), cancel.clone());
     event_loop::spawn_signals(tx, cancel.clone(), false);
     pods.watch(&mut watched.app).await;
@@ -446,7 +446,7 @@ pub async fn run(setup: WatchSetup) -> Result<App, WatchError> {
         &setup,
     )
     .await;
-    ratatui::restore();
+    super::terminal::give_back();
     cancel.cancel();
     followed?;
     Ok(watched.app)
@@ -470,6 +470,12 @@ async fn follow(
     loop {
         screen.show(&watched.app)?;
         tokio::select! {
+            () = crate::panics::panicked() => {
+                return Err(std::io::Error::other(format!(
+                    "panicked: {}",
+                    crate::panics::message().unwrap_or_default()
+                )));
+            }
             _ = poll.tick() => {
                 if following {
                     match look(watched, tail, setup, &mut failing) {

@@ -245,7 +245,7 @@ impl Pacing {
 }
 
 /// The deployment's progress through its plan.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Deployment {
     plan: Arc<Plan>,
     pub phases: Vec<PhaseState>,

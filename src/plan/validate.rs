@@ -281,7 +281,7 @@ fn parse_promql(query: &str) -> Result<(), String> {
     if query.len() > 8192 {
         return Err("query is longer than 8192 bytes".into());
     }
-    match std::panic::catch_unwind(|| promql_parser::parser::parse(query)) {
+    match crate::panics::caught(|| promql_parser::parser::parse(query)) {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.lines().next().unwrap_or_default().to_string()),
         Err(_) => Err("the PromQL parser failed on this query".into()),

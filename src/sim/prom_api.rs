@@ -200,7 +200,7 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
         return Ok((f * 1000.0).round() as i64);
     }
     // Guarded: promql-parser's helper was written for trusted input.
-    let parsed = std::panic::catch_unwind(|| promql_parser::util::parse_duration(s))
+    let parsed = crate::panics::caught(|| promql_parser::util::parse_duration(s))
         .unwrap_or_else(|_| Err("unparsable duration".into()));
     match parsed {
         Ok(d) => i64::try_from(d.as_millis())

@@ -14,10 +14,11 @@ mod pods;
 mod traffic;
 
 use ratatui::Frame;
+use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Span;
-use ratatui::widgets::{Block, BorderType, Borders};
+use ratatui::widgets::{Block, BorderType, Borders, Clear};
 
 use crate::app::App;
 
@@ -42,15 +43,130 @@ pub fn render(app: &App, frame: &mut Frame) {
 pub fn render_with(app: &App, frame: &mut Frame, monochrome: bool) {
     draw(app, frame);
     if monochrome {
-        use ratatui::style::{Color, Modifier};
-        for cell in frame.buffer_mut().content.iter_mut() {
-            // Dark grey is a fill (the weight gauge's empty part), not a badge: reversing it
-            // would draw the gauge backwards.
-            if cell.bg != Color::Reset && cell.bg != Color::DarkGray {
-                cell.modifier |= Modifier::REVERSED;
-            }
-            cell.fg = Color::Reset;
-            cell.bg = Color::Reset;
+        take_colour_out(frame.buffer_mut());
+    }
+}
+
+/// Draws again, over `last`, only what the clock moves: the frame `render_with` would draw for
+/// `app`, when `last` is the frame drawn for the same app (nothing but `app.now` changed since)
+/// at the same size. The header (clock, status, countdown), the plan (a hold's time left), the
+/// Health panel (the countdown's digits) and the key bar (`x`'s seconds, a notice that expires)
+/// are drawn anew; the pod table only when `ages_changed`, its AGE column being the one thing
+/// in it the clock moves; the modals again on top. Traffic and log are kept as they were: they
+/// never read the clock (a test below holds them to that).
+pub fn render_clock(
+    app: &App,
+    frame: &mut Frame,
+    monochrome: bool,
+    last: &Buffer,
+    ages_changed: bool,
+) {
+    let buffer = frame.buffer_mut();
+    if buffer.area != last.area {
+        // Not the frame it was meant to patch: draw it all.
+        render_with(app, frame, monochrome);
+        return;
+    }
+    buffer.clone_from(last);
+    let areas = Areas::of(app, frame.area());
+    // A widget draws over what is there; each panel starts from blank cells, as in a full frame.
+    frame.render_widget(Clear, areas.header);
+    header::render(app, frame, areas.header);
+    frame.render_widget(Clear, areas.plan);
+    plan::render(app, frame, areas.plan);
+    frame.render_widget(Clear, areas.metrics);
+    metrics::render(app, frame, areas.metrics);
+    if ages_changed {
+        frame.render_widget(Clear, areas.pods);
+        pods::render(app, frame, areas.pods);
+    }
+    frame.render_widget(Clear, areas.keys);
+    help::render_key_bar(app, frame, areas.keys);
+    modal::render(app, frame, areas.above_keys);
+    if monochrome {
+        // Cells kept from `last` already are; taking colour out twice changes nothing.
+        take_colour_out(frame.buffer_mut());
+    }
+}
+
+/// What the pod table shows that the clock moves: each pod's age, as its AGE column says it.
+pub fn pod_ages(app: &App) -> Vec<String> {
+    app.cluster
+        .pods
+        .values()
+        .map(|p| pods::age(p, app.now))
+        .collect()
+}
+
+fn take_colour_out(buffer: &mut Buffer) {
+    use ratatui::style::{Color, Modifier};
+    for cell in buffer.content.iter_mut() {
+        // Dark grey is a fill (the weight gauge's empty part), not a badge: reversing it
+        // would draw the gauge backwards.
+        if cell.bg != Color::Reset && cell.bg != Color::DarkGray {
+            cell.modifier |= Modifier::REVERSED;
+        }
+        cell.fg = Color::Reset;
+        cell.bg = Color::Reset;
+    }
+}
+
+/// Where each panel goes. Narrow terminals drop the side columns to rows.
+struct Areas {
+    header: Rect,
+    plan: Rect,
+    traffic: Rect,
+    metrics: Rect,
+    pods: Rect,
+    log: Rect,
+    keys: Rect,
+    /// Everything but the key bar: where modals go.
+    above_keys: Rect,
+}
+
+impl Areas {
+    fn of(app: &App, area: Rect) -> Areas {
+        let log_rows = match area.height {
+            36.. => 8,
+            28..=35 => 6,
+            _ => 5,
+        };
+        let key_rows = if area.height >= 30 { 2 } else { 1 };
+        let [header, body, log, keys] = Layout::vertical([
+            Constraint::Length(2),
+            Constraint::Min(8),
+            Constraint::Length(log_rows),
+            Constraint::Length(key_rows),
+        ])
+        .areas(area);
+        let above_keys = Rect {
+            height: area.height.saturating_sub(key_rows),
+            ..area
+        };
+        let plan_width = if area.width >= 110 { 32 } else { 26 };
+        let [plan, centre] =
+            Layout::horizontal([Constraint::Length(plan_width), Constraint::Min(30)]).areas(body);
+        let full = metrics::full_height(app);
+        let metric_rows = if body.height >= TRAFFIC_ROWS + full + MIN_POD_ROWS {
+            full
+        } else {
+            metrics::compact_height(app)
+        };
+        let [traffic, metrics, pods] = Layout::vertical([
+            Constraint::Length(TRAFFIC_ROWS),
+            Constraint::Length(metric_rows),
+            Constraint::Min(3),
+        ])
+        .areas(centre);
+        Areas {
+            header,
+            plan,
+            traffic,
+            metrics,
+            pods,
+            log,
+            keys,
+            above_keys,
         }
     }
 }
@@ -70,48 +186,34 @@ pub(crate) fn panel<'a>(app: &App, focus: crate::app::modal::Focus, title: Strin
     }
 }
 
-/// Narrow terminals drop the side columns to rows.
 fn draw(app: &App, frame: &mut Frame) {
-    let area = frame.area();
-    let log_rows = match area.height {
-        36.. => 8,
-        28..=35 => 6,
-        _ => 5,
-    };
-    let key_rows = if area.height >= 30 { 2 } else { 1 };
-    let [header, body, log_area, keys] = Layout::vertical([
-        Constraint::Length(2),
-        Constraint::Min(8),
-        Constraint::Length(log_rows),
-        Constraint::Length(key_rows),
-    ])
-    .areas(area);
-    header::render(app, frame, header);
+    let areas = Areas::of(app, frame.area());
+    header::render(app, frame, areas.header);
+    plan::render(app, frame, areas.plan);
+    traffic::render(app, frame, areas.traffic);
+    metrics::render(app, frame, areas.metrics);
+    pods::render(app, frame, areas.pods);
+    log::render(app, frame, areas.log);
+    help::render_key_bar(app, frame, areas.keys);
+    modal::render(app, frame, areas.above_keys);
+}
 
-    let plan_width = if area.width >= 110 { 32 } else { 26 };
-    let [left, centre] =
-        Layout::horizontal([Constraint::Length(plan_width), Constraint::Min(30)]).areas(body);
-    plan::render(app, frame, left);
-    let full = metrics::full_height(app);
-    let metric_rows = if body.height >= TRAFFIC_ROWS + full + MIN_POD_ROWS {
-        full
-    } else {
-        metrics::compact_height(app)
-    };
-    let [traffic_area, metrics_area, pods_area] = Layout::vertical([
-        Constraint::Length(TRAFFIC_ROWS),
-        Constraint::Length(metric_rows),
-        Constraint::Min(3),
-    ])
-    .areas(centre);
-    traffic::render(app, frame, traffic_area);
-    metrics::render(app, frame, metrics_area);
-    pods::render(app, frame, pods_area);
-    log::render(app, frame, log_area);
-    help::render_key_bar(app, frame, keys);
-    let above_keys = Rect {
-        height: area.height.saturating_sub(key_rows),
-        ..area
-    };
-    modal::render(app, frame, above_keys);
+#[cfg(test)]
+mod tests {
+    /// `render_clock` draws the traffic panel and the log again only with the rest: they
+    /// must not read the clock, or a clock-only frame would show it stale.
+    #[test]
+    fn panels_kept_on_a_clock_only_frame_never_read_the_clock() {
+        for (file, source) in [
+            ("traffic.rs", include_str!("traffic.rs")),
+            ("log.rs", include_str!("log.rs")),
+        ] {
+            for clock in [".now", "::now", "SystemTime", "Instant", "headline("] {
+                assert!(
+                    !source.contains(clock),
+                    "ui/{file} uses {clock}: draw it again in ui::render_clock"
+                );
+            }
+        }
+    }
 }

@@ -12,6 +12,11 @@ use crate::app::App;
 use crate::cluster::model::PodView;
 use crate::plan::TrackName;
 
+/// A pod's AGE column.
+pub fn age(pod: &PodView, now: std::time::SystemTime) -> String {
+    format::age(pod.created, now)
+}
+
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let pods: Vec<&PodView> = app.sorted_pods();
     let selected = app
@@ -43,7 +48,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         let ready = Cell::from(format!("{}/{}", p.ready_containers, p.total_containers));
         let status = Cell::from(p.status.clone()).style(status_style);
         let restarts = Cell::from(p.restarts.to_string());
-        let age = Cell::from(format::age(p.created, app.now));
+        let age = Cell::from(age(p, app.now));
         let mut row = if wide {
             Row::new(vec![
                 name,

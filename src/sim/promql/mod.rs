@@ -39,7 +39,7 @@ pub fn parse(query: &str) -> Result<Expr, QueryError> {
             "parse error: query is longer than {MAX_QUERY_BYTES} bytes"
         )));
     }
-    let expr = match std::panic::catch_unwind(|| promql_parser::parser::parse(query)) {
+    let expr = match crate::panics::caught(|| promql_parser::parser::parse(query)) {
         Ok(Ok(expr)) => expr,
         Ok(Err(msg)) => return Err(parse_error(query, &msg)),
         Err(_) => {

@@ -55,7 +55,7 @@ fn line_col(query: &str, offset: usize) -> (usize, usize) {
 
 /// The lexer's error for `text`, or `None` if it lexes (or the lexer panics).
 fn lexer_error(text: &str) -> Option<String> {
-    match std::panic::catch_unwind(|| promql_parser::parser::lex::lexer(text).map(|_| ())) {
+    match crate::panics::caught(|| promql_parser::parser::lex::lexer(text).map(|_| ())) {
         Ok(Err(e)) => Some(e),
         Ok(Ok(())) | Err(_) => None,
     }
@@ -98,7 +98,7 @@ struct Token {
 
 /// The query's tokens, or `None` when it does not lex.
 fn tokens(query: &str) -> Option<Vec<Token>> {
-    let tokens = std::panic::catch_unwind(|| {
+    let tokens = crate::panics::caught(|| {
         let lexer = promql_parser::parser::lex::lexer(query).ok()?;
         lexer
             .iter()
@@ -117,7 +117,7 @@ fn tokens(query: &str) -> Option<Vec<Token>> {
 
 /// What parsing `text` gives: its value type, or the error message (`None` if the parser panics).
 fn parse_outcome(text: &str) -> Result<ValueType, Option<String>> {
-    match std::panic::catch_unwind(|| promql_parser::parser::parse(text)) {
+    match crate::panics::caught(|| promql_parser::parser::parse(text)) {
         Ok(Ok(expr)) => Ok(expr.value_type()),
         Ok(Err(e)) => Err(Some(e)),
         Err(_) => Err(None),
