@@ -263,14 +263,16 @@ fn killing_the_tmux_session_ends_warroom_within_two_seconds() {
 fn drawn_at(width: usize, height: usize) -> impl Fn(&str) -> bool {
     move |screen: &str| {
         let lines: Vec<&str> = screen.lines().collect();
+        // The key bar takes two rows on a tall screen, one on a short one.
+        let keys = if height >= 30 { 2 } else { 1 };
         lines.len() == height
             && lines.iter().all(|l| l.chars().count() <= width)
             && lines[0].contains(" READY ")
             && lines[0].chars().filter(|c| *c == ':').count() >= 2
-            && lines[height - 1].contains(" !  ROLLBACK")
-            && lines[height - 2].starts_with('└')
-            && lines[height - 2].trim_end().ends_with('┘')
-            && lines[height - 2].chars().count() == width
+            && lines[height - keys].contains(" !  ROLLBACK")
+            && lines[height - keys - 1].starts_with('└')
+            && lines[height - keys - 1].trim_end().ends_with('┘')
+            && lines[height - keys - 1].chars().count() == width
     }
 }
 
