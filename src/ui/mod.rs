@@ -10,6 +10,7 @@ mod metrics;
 mod modal;
 mod plan;
 mod pods;
+pub mod theme;
 mod traffic;
 
 use ratatui::Frame;

@@ -1,0 +1,2 @@
+//! The config file.
+pub mod node;
