@@ -43,10 +43,11 @@ pub fn render_with(app: &App, frame: &mut Frame, monochrome: bool) {
     draw(app, frame);
     if monochrome {
         use ratatui::style::{Color, Modifier};
+        // The gauge's empty colour (dark grey in the default theme) is a fill, not a badge:
+        // reversing it would draw the gauge backwards.
+        let fill = app.theme.gauge_empty_colour();
         for cell in frame.buffer_mut().content.iter_mut() {
-            // Dark grey is a fill (the weight gauge's empty part), not a badge: reversing it
-            // would draw the gauge backwards.
-            if cell.bg != Color::Reset && cell.bg != Color::DarkGray {
+            if cell.bg != Color::Reset && cell.bg != fill {
                 cell.modifier |= Modifier::REVERSED;
             }
             cell.fg = Color::Reset;
@@ -61,12 +62,15 @@ pub(crate) fn panel<'a>(app: &App, focus: crate::app::modal::Focus, title: Strin
     let focused = app.view.focus == focus && app.mode != crate::app::model::Mode::Headless;
     let block = Block::default().borders(Borders::ALL);
     if focused {
-        block.border_type(BorderType::Double).title(Span::styled(
-            format!("{title}◂ "),
-            Style::new().add_modifier(Modifier::BOLD),
-        ))
+        block
+            .border_type(BorderType::Double)
+            .border_style(app.theme.border_focus)
+            .title(Span::styled(
+                format!("{title}◂ "),
+                Style::new().add_modifier(Modifier::BOLD),
+            ))
     } else {
-        block.title(title)
+        block.border_style(app.theme.border).title(title)
     }
 }
 
