@@ -167,6 +167,9 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 }
 
+/// How deep a settings file may nest (a theme needs 2, the config file 3).
+const MAX_DEPTH: usize = 16;
+
 /// A YAML document and its text: plain scalars such as `n`, `y` or `on` read as booleans in
 /// YAML, and a key or a key name must stay the text that was written.
 #[derive(Debug, Clone)]
@@ -179,7 +182,14 @@ impl Doc {
     /// Reads `text` as one YAML document; a syntax error is a warning naming `origin` and the
     /// line.
     pub fn parse(text: &str, origin: &str) -> Result<Doc, Warning> {
-        match serde_saphyr::from_str::<Spanned<Node>>(text) {
+        // Settings files are shallow: a small depth keeps a hostile one off the stack.
+        let options = serde_saphyr::options! {
+            budget: serde_saphyr::budget! {
+                max_depth: MAX_DEPTH,
+                flow_nesting_limit: MAX_DEPTH,
+            },
+        };
+        match serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options) {
             Ok(root) => Ok(Doc {
                 text: text.to_string(),
                 root,

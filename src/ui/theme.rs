@@ -186,6 +186,12 @@ impl Theme {
         parse_in(text, origin, None, 0)
     }
 
+    /// Theme text read from `path`, which names it in warnings; an `extends` file is taken
+    /// relative to it.
+    pub fn parse_file(text: &str, path: &Path) -> (Theme, Vec<Warning>) {
+        parse_in(text, &path.display().to_string(), path.parent(), 0)
+    }
+
     /// `--theme` and the config file's `theme:`: a built-in name, else a file (a relative one
     /// relative to `dir` when given).
     pub fn choose(value: &str, dir: Option<&Path>) -> (Theme, Vec<Warning>) {
