@@ -67,9 +67,14 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 c.tier.as_str().to_uppercase(),
                 left.as_secs(),
                 if observer {
-                    "x at the run's console cancels"
+                    "x at the run's console cancels".to_string()
                 } else {
-                    "x cancels"
+                    // The key as bound: the config file may have moved it.
+                    format!(
+                        "{} cancels",
+                        app.keymap
+                            .key_of(crate::app::keymap::Command::CancelCountdown)
+                    )
                 },
                 c.reason
             ),
