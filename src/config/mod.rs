@@ -506,6 +506,19 @@ mod tests {
         }
     }
 
+    /// docs/themes.md names every command the config file's `keys:` takes.
+    #[test]
+    fn the_docs_name_every_command() {
+        let docs = include_str!("../../docs/themes.md");
+        for command in COMMANDS {
+            assert!(
+                docs.contains(&format!("`{}`", command.name())),
+                "docs/themes.md lacks {}",
+                command.name()
+            );
+        }
+    }
+
     #[test]
     fn garbage_never_panics() {
         for text in [

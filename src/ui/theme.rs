@@ -590,6 +590,18 @@ mod tests {
         );
     }
 
+    /// docs/themes.md describes every role.
+    #[test]
+    fn the_docs_describe_every_role() {
+        let docs = include_str!("../../docs/themes.md");
+        for role in ROLES {
+            assert!(
+                docs.contains(&format!("| `{role}` |")),
+                "docs/themes.md lacks {role}"
+            );
+        }
+    }
+
     /// The colours warroom drew before themes, role by role.
     #[test]
     fn the_default_theme_is_the_colours_as_they_were() {
