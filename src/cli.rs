@@ -113,6 +113,33 @@ pub struct WatchArgs {
     /// kubeconfig for the live pod watch (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub look: LookArgs,
+}
+
+/// The console's looks and keys: `--theme` and `--config` (docs/themes.md).
+#[derive(Debug, Clone, Default, Args)]
+pub struct LookArgs {
+    /// Colours: a built-in theme (default, light, high-contrast, colorblind) or a theme file.
+    /// Beats the config file's `theme:`.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub theme: Option<String>,
+    /// The config file: theme, operator, keys (default: $XDG_CONFIG_HOME/warroom/config.yaml,
+    /// else ~/.config/warroom/config.yaml). Its mistakes are warnings, never a refusal to start.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl LookArgs {
+    /// The config file and `--theme`, read; each warning goes to stderr now (and to the
+    /// console's log when it starts).
+    pub fn settings(&self) -> crate::config::Settings {
+        let settings = crate::config::Settings::load(self.config.as_deref(), self.theme.as_deref());
+        for w in &settings.warnings {
+            eprintln!("warroom: warning: {w}");
+        }
+        settings
+    }
 }
 
 #[derive(Debug, Args)]
@@ -149,9 +176,12 @@ pub struct DemoArgs {
     /// Make pod start-up and rollouts N times faster.
     #[arg(long, value_name = "N", default_value_t = 1.0)]
     pub speed: f64,
-    /// Name shown as the operator at the keys.
-    #[arg(long, value_name = "NAME", env = "USER", default_value = "operator")]
-    pub operator: String,
+    /// Name shown as the operator at the keys (default: the config file's `operator:`, then
+    /// $USER, then `operator`).
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+    #[command(flatten)]
+    pub look: LookArgs,
 }
 
 #[derive(Debug, Args)]
@@ -169,9 +199,10 @@ pub struct RunArgs {
     /// Prometheus base URL for every environment (default: each environment's `prometheus`).
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
-    /// Name of the operator at the keys: approvals pass only for listed names.
-    #[arg(long, value_name = "NAME", env = "USER", default_value = "operator")]
-    pub operator: String,
+    /// Name of the operator at the keys: approvals pass only for listed names (default: the
+    /// config file's `operator:`, then $USER, then `operator`).
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
     /// No console: one line per event on stdout. Whatever would wait for a person ends the
     /// run with exit 4; automatic rollbacks run (exit 3).
     #[arg(long)]
@@ -202,6 +233,8 @@ pub struct RunArgs {
     /// changes are journaled).
     #[arg(long, requires = "resume")]
     pub force: bool,
+    #[command(flatten)]
+    pub look: LookArgs,
 }
 
 #[derive(Debug, Args)]
@@ -296,6 +329,7 @@ pub async fn watch(args: WatchArgs) -> u8 {
     let setup = crate::app::watch::WatchSetup {
         journal: args.journal,
         kubeconfig: args.kubeconfig,
+        settings: args.look.settings(),
     };
     match crate::app::watch::run(setup).await {
         Ok(_) if crate::panics::message().is_some() => exit::FAILURE,
@@ -335,6 +369,7 @@ pub async fn demo(args: DemoArgs) -> u8 {
 
 async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
     check_speed(args.speed)?;
+    let settings = args.look.settings();
     let (mut plan, text) = load_plan_source(args.plan.as_deref())?;
     let source_path = args
         .plan
@@ -374,7 +409,7 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
         options,
         Mode::Console,
         RunFlags {
-            operator: operator_name(args.operator),
+            operator: operator_name(args.operator, settings.operator.clone(), user()),
             auto_approve: AutoApprove::Nothing,
             json: false,
             dry_run: false,
@@ -385,6 +420,7 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
             journal: None,
             resume: false,
             force: false,
+            settings,
         },
     )
     .await;
@@ -403,13 +439,20 @@ fn plan_dir_of(path: &Path) -> PathBuf {
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
-/// `USER` can be set and empty (containers, some CI); a blank name would log as "by ".
-fn operator_name(given: String) -> String {
-    if given.trim().is_empty() {
-        "operator".to_string()
-    } else {
-        given
-    }
+/// Who is at the keys: `--operator`, else the config file's `operator:`, else `$USER`, else
+/// `operator`. A blank name is passed over: `USER` can be set and empty (containers, some CI),
+/// and a blank name would log as "by ".
+fn operator_name(flag: Option<String>, config: Option<String>, user: Option<String>) -> String {
+    [flag, config, user]
+        .into_iter()
+        .flatten()
+        .find(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| "operator".to_string())
+}
+
+/// `$USER`, the default operator name.
+fn user() -> Option<String> {
+    std::env::var("USER").ok()
 }
 
 /// How long the preflight waits for an API server or Prometheus before calling it unreachable.
@@ -438,9 +481,12 @@ struct RunFlags {
     journal: Option<PathBuf>,
     resume: bool,
     force: bool,
+    /// The config file and `--theme`: the console's theme and keys.
+    settings: crate::config::Settings,
 }
 
 async fn run_inner(args: RunArgs) -> Result<u8, u8> {
+    let settings = args.look.settings();
     let (plan, text) = load_plan_source(Some(&args.plan))?;
     let plan = Arc::new(plan);
     let used = crate::preflight::environments_used(&plan);
@@ -475,7 +521,7 @@ async fn run_inner(args: RunArgs) -> Result<u8, u8> {
         options,
         mode,
         RunFlags {
-            operator: operator_name(args.operator),
+            operator: operator_name(args.operator, settings.operator.clone(), user()),
             auto_approve,
             json: args.json,
             dry_run: args.dry_run,
@@ -486,6 +532,7 @@ async fn run_inner(args: RunArgs) -> Result<u8, u8> {
             journal: args.journal,
             resume: args.resume,
             force: args.force,
+            settings,
         },
     )
     .await
@@ -686,6 +733,7 @@ async fn start_run(
         journal: Some(journal.clone()),
         resume,
         lease_problems: Some(lease_problems),
+        settings: flags.settings,
     };
     let result = console::run(setup).await;
     let app = match result {
@@ -1109,5 +1157,91 @@ fn shutdown_signals() -> impl std::future::Future<Output = ()> {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--operator` beats the config file's `operator:`, which beats `$USER`; blanks are passed
+    /// over.
+    #[test]
+    fn operator_precedence_is_flag_then_config_then_user() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(operator_name(s("ann"), s("bob"), s("cid")), "ann");
+        assert_eq!(operator_name(None, s("bob"), s("cid")), "bob");
+        assert_eq!(operator_name(None, None, s("cid")), "cid");
+        assert_eq!(operator_name(s(" "), s(""), s("cid")), "cid");
+        assert_eq!(operator_name(None, None, s("")), "operator");
+        assert_eq!(operator_name(None, None, None), "operator");
+    }
+
+    /// `--theme` and `--config` on demo, run and watch, and the config's operator in between.
+    #[test]
+    fn theme_and_config_flags_parse_on_every_console_command() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.yaml");
+        std::fs::write(&config, "theme: light\noperator: carol\n").expect("write");
+        let config = config.display().to_string();
+        for args in [
+            vec![
+                "warroom",
+                "demo",
+                "--theme",
+                "colorblind",
+                "--config",
+                &config,
+            ],
+            vec![
+                "warroom",
+                "run",
+                "p.yaml",
+                "--theme",
+                "colorblind",
+                "--config",
+                &config,
+            ],
+            vec![
+                "warroom",
+                "watch",
+                "j.jsonl",
+                "--theme",
+                "colorblind",
+                "--config",
+                &config,
+            ],
+        ] {
+            let cli = Cli::try_parse_from(&args).expect("parses");
+            let (look, operator) = match cli.command {
+                Command::Demo(a) => (a.look, a.operator),
+                Command::Run(a) => (a.look, a.operator),
+                Command::Watch(a) => (a.look, None),
+                _ => panic!("{args:?}"),
+            };
+            let settings = look.settings();
+            assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+            assert_eq!(
+                *settings.theme,
+                crate::ui::theme::Theme::named("colorblind").expect("built in"),
+                "--theme beats the config's theme: ({args:?})"
+            );
+            assert_eq!(
+                operator_name(operator, settings.operator, Some("root".into())),
+                "carol"
+            );
+        }
+        let cli =
+            Cli::try_parse_from(["warroom", "demo", "--operator", "dave", "--config", &config])
+                .expect("parses");
+        let Command::Demo(a) = cli.command else {
+            panic!("demo")
+        };
+        let settings = a.look.settings();
+        assert_eq!(
+            *settings.theme,
+            crate::ui::theme::Theme::named("light").expect("built in")
+        );
+        assert_eq!(operator_name(a.operator, settings.operator, None), "dave");
     }
 }

@@ -68,6 +68,8 @@ pub struct RunSetup {
     pub resume: Option<ResumeFrom>,
     /// Problems renewing the plan's leases (taken and renewed by the caller).
     pub lease_problems: Option<tokio::sync::mpsc::UnboundedReceiver<crate::lease::LeaseError>>,
+    /// The config file and `--theme`: theme, keys, and their warnings for the log.
+    pub settings: crate::config::Settings,
 }
 
 /// What a resumed run continues from.
@@ -253,6 +255,8 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
         .and_then(|r| r.lines.first())
         .map_or_else(SystemTime::now, |l| l.at);
     let mut app = App::new(plan.clone(), target, setup.operator.clone(), start_at);
+    app.theme = setup.settings.theme.clone();
+    app.keymap = setup.settings.keymap.clone();
     app.targets = targets;
     app.mode = setup.mode;
     app.deployment.auto_approve = setup.auto_approve;
@@ -382,6 +386,9 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
         }
         // Refused above; a console would be the nearest thing.
         Mode::Console | Mode::Observer => {
+            for w in &setup.settings.warnings {
+                app.push_log(Level::Warn, w.to_string());
+            }
             if app.deployment.status == RunStatus::Ready {
                 app.push_log(
                     Level::Info,

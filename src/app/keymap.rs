@@ -399,6 +399,79 @@ impl Keymap {
         self.bindings = next;
         Ok(())
     }
+
+    /// Binds every command in `wanted` to its keys at once (the config file's `keys:`), so two
+    /// commands can swap keys. The same rule as [`Keymap::remap`]: an entry that would leave a
+    /// command not in `wanted` without a key is refused, as is one asking for a key an earlier
+    /// entry took, or no key; the others apply. Returns the refused entries by index, with why.
+    pub fn remap_all(&mut self, wanted: &[(Command, Vec<Key>)]) -> Vec<(usize, String)> {
+        let mut refused: Vec<(usize, String)> = Vec::new();
+        let mut taken: Vec<(Key, Command)> = Vec::new();
+        for (i, (command, keys)) in wanted.iter().enumerate() {
+            if keys.is_empty() {
+                refused.push((i, format!("{} needs at least one key", command.name())));
+            } else if wanted[..i].iter().any(|(c, _)| c == command) {
+                refused.push((i, format!("{} is given keys twice", command.name())));
+            } else if let Some((key, other)) = keys
+                .iter()
+                .find_map(|k| taken.iter().find(|(t, _)| t == k).copied())
+            {
+                refused.push((
+                    i,
+                    format!(
+                        "{} is given to {} too; one key runs one command",
+                        key.label(),
+                        other.name()
+                    ),
+                ));
+            } else {
+                taken.extend(keys.iter().map(|k| (*k, *command)));
+            }
+        }
+        loop {
+            let active: Vec<usize> = (0..wanted.len())
+                .filter(|i| !refused.iter().any(|(r, _)| r == i))
+                .collect();
+            let moved = |c: &Command| active.iter().any(|i| wanted[*i].0 == *c);
+            let claimed = |k: &Key| active.iter().any(|i| wanted[*i].1.contains(k));
+            let mut next: Vec<(Key, Command)> = self
+                .bindings
+                .iter()
+                .filter(|(k, c)| !moved(c) && !claimed(k))
+                .copied()
+                .collect();
+            // A command that loses every key to the entries: those entries are refused.
+            let mut orphans = Vec::new();
+            for (key, command) in &self.bindings {
+                if !moved(command) && !next.iter().any(|(_, c)| c == command) {
+                    orphans.push((*key, *command));
+                }
+            }
+            if orphans.is_empty() {
+                for i in active {
+                    let (command, keys) = &wanted[i];
+                    next.extend(keys.iter().map(|k| (*k, *command)));
+                }
+                self.bindings = next;
+                refused.sort_by_key(|(i, _)| *i);
+                return refused;
+            }
+            for i in active {
+                if let Some((key, command)) = orphans.iter().find(|(k, _)| wanted[i].1.contains(k))
+                {
+                    refused.push((
+                        i,
+                        format!(
+                            "{} would leave {} without a key; give {} another key first",
+                            key.label(),
+                            command.name(),
+                            command.name()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -470,6 +543,41 @@ mod tests {
             .remap(Command::Sort, &[Key::char('+')])
             .expect("= still raises the weight");
         assert_eq!(keymap.command_for(&press('=')), Some(Command::WeightUp));
+    }
+
+    #[test]
+    fn remap_all_swaps_keys_and_refuses_only_what_would_orphan_a_command() {
+        let mut keymap = Keymap::default();
+        let refused = keymap.remap_all(&[
+            (Command::Advance, vec![Key::char('p')]),
+            (
+                Command::TogglePause,
+                vec![Key::char('n'), Key::parse("f2").expect("key")],
+            ),
+            (Command::Sort, vec![Key::char('!')]),
+            (Command::Drills, vec![Key::char('p')]),
+            (Command::Quit, vec![]),
+        ]);
+        assert_eq!(keymap.command_for(&press('p')), Some(Command::Advance));
+        assert_eq!(keymap.command_for(&press('n')), Some(Command::TogglePause));
+        assert_eq!(keymap.key_of(Command::TogglePause), "n");
+        assert!(keymap.is_emergency(&press('!')));
+        assert_eq!(keymap.command_for(&press('D')), Some(Command::Drills));
+        assert_eq!(keymap.command_for(&press('q')), Some(Command::Quit));
+        let refused: Vec<(usize, &str)> = refused.iter().map(|(i, w)| (*i, w.as_str())).collect();
+        assert_eq!(refused.len(), 3, "{refused:?}");
+        assert_eq!(refused[0].0, 2);
+        assert!(refused[0].1.contains("without a key"), "{refused:?}");
+        assert!(refused[0].1.contains("rollback_now"), "{refused:?}");
+        assert_eq!(refused[1].0, 3);
+        assert!(refused[1].1.contains("given to advance too"), "{refused:?}");
+        assert_eq!(refused[2], (4, "quit needs at least one key"));
+        for command in COMMANDS {
+            assert!(
+                !keymap.keys_of(command).is_empty(),
+                "{command:?} has no key"
+            );
+        }
     }
 
     /// An observer's screen keys change nothing; every other command says what it would do.

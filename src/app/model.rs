@@ -135,6 +135,8 @@ pub struct App {
     pub history: Vec<String>,
     /// Which key runs which command.
     pub keymap: Arc<super::keymap::Keymap>,
+    /// The colours and styles the screen is drawn in (`--theme`, the config file's `theme:`).
+    pub theme: Arc<crate::ui::theme::Theme>,
     /// The demo's simulator faults (`D`); `None` outside the demo.
     pub drills: Option<super::modal::Drills>,
     pub should_quit: bool,
@@ -180,6 +182,7 @@ impl App {
             notice: None,
             history: Vec::new(),
             keymap: Arc::new(super::keymap::Keymap::default()),
+            theme: crate::ui::theme::Theme::shared_default(),
             drills: None,
             should_quit: false,
             in_flight: BTreeMap::new(),

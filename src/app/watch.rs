@@ -34,6 +34,8 @@ pub struct WatchSetup {
     pub journal: PathBuf,
     /// kubeconfig for the live pod watch (default: `$KUBECONFIG`, then `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
+    /// The config file and `--theme`: theme, keys, and their warnings for the log.
+    pub settings: crate::config::Settings,
 }
 
 /// Why watching could not start.
@@ -411,6 +413,11 @@ pub async fn run(setup: WatchSetup) -> Result<App, WatchError> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err(WatchError::NoTerminal);
     }
+    watched.app.theme = setup.settings.theme.clone();
+    watched.app.keymap = setup.settings.keymap.clone();
+    for w in &setup.settings.warnings {
+        watched.app.push_log(Level::Warn, w.to_string());
+    }
     let environments = read
         .start()
         .map(|s| {
@@ -565,6 +572,8 @@ fn rebuild(watched: &mut Watched, path: &Path, name: &str) -> Result<(Tail, bool
     fresh.app.modals = std::mem::take(&mut watched.app.modals);
     fresh.app.view = std::mem::take(&mut watched.app.view);
     fresh.app.tz = watched.app.tz.clone();
+    fresh.app.theme = watched.app.theme.clone();
+    fresh.app.keymap = watched.app.keymap.clone();
     let moved = fresh.app.target.environment != watched.app.target.environment;
     if !moved {
         fresh.app.cluster = std::mem::take(&mut watched.app.cluster);
@@ -965,6 +974,7 @@ rollback:
         let setup = WatchSetup {
             journal: path.clone(),
             kubeconfig: None,
+            settings: Default::default(),
         };
         let read = read::read(&path).expect("reads");
         let mut watched = Watched::from_read("j.jsonl", &read).expect("watched");

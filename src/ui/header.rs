@@ -3,7 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
@@ -16,33 +16,22 @@ use crate::health::Health;
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let plan = &app.plan;
     let status = app.deployment.status;
+    let theme = &app.theme;
     let status_style = match status {
-        RunStatus::Running => Style::new().fg(Color::Black).bg(Color::Green),
-        RunStatus::Complete => Style::new().fg(Color::Black).bg(Color::Cyan),
-        RunStatus::Paused | RunStatus::Ready => Style::new().fg(Color::Black).bg(Color::Yellow),
+        RunStatus::Running => theme.badge_running,
+        RunStatus::Complete => theme.badge_complete,
+        RunStatus::Paused | RunStatus::Ready => theme.badge_paused,
         RunStatus::Failed
         | RunStatus::RollingBack
         | RunStatus::RolledBack
-        | RunStatus::RollbackFailed => Style::new()
-            .fg(Color::White)
-            .bg(Color::Red)
-            .add_modifier(Modifier::BOLD),
+        | RunStatus::RollbackFailed => theme.badge_failed,
     };
     let observer = app.mode == Mode::Observer;
-    let mut line1 = vec![Span::styled(
-        " WARROOM ",
-        Style::new()
-            .fg(Color::Black)
-            .bg(Color::White)
-            .add_modifier(Modifier::BOLD),
-    )];
+    let mut line1 = vec![Span::styled(" WARROOM ", theme.title)];
     // An observer's screen looks like the run's console; this says whose keys are not these.
     if observer {
         line1.push(Span::raw(" "));
-        line1.push(Span::styled(
-            " OBSERVER ",
-            Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED),
-        ));
+        line1.push(Span::styled(" OBSERVER ", theme.observer));
     }
     // The state's own badge, apart from the name's: without colour both are reverse video.
     // On a narrow terminal a long state (a failed action's label) is cut so the clock stays.
@@ -83,26 +72,22 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 c.tier.as_str().to_uppercase(),
                 left.as_secs(),
                 if observer {
-                    "x at the run's console cancels"
+                    "x at the run's console cancels".to_string()
                 } else {
-                    "x cancels"
+                    // The key as bound: the config file may have moved it.
+                    format!(
+                        "{} cancels",
+                        app.keymap
+                            .key_of(crate::app::keymap::Command::CancelCountdown)
+                    )
                 },
                 c.reason
             ),
-            Style::new()
-                .fg(Color::White)
-                .bg(Color::Red)
-                .add_modifier(Modifier::BOLD),
+            theme.alarm,
         ));
         line2.push(Span::raw("  "));
     } else if let Some(banner) = &app.deployment.banner {
-        line2.push(Span::styled(
-            format!(" ⚠ {banner} "),
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::Yellow)
-                .add_modifier(Modifier::BOLD),
-        ));
+        line2.push(Span::styled(format!(" ⚠ {banner} "), theme.banner));
         line2.push(Span::raw("  "));
     }
     // Drills are the simulator's faults, not the system's: named as such, and first after the
@@ -122,10 +107,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             .collect();
         line2.push(Span::styled(
             format!(" DRILL: {} ", list.join(", ")),
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::Magenta)
-                .add_modifier(Modifier::BOLD),
+            theme.drill,
         ));
         line2.push(Span::raw("  "));
     }
@@ -148,11 +130,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     };
     for (name, health) in sources {
         let (dot, style, word) = match &app.cluster_off {
-            Some(_) if observer => (
-                "○",
-                Style::new().fg(Color::DarkGray),
-                "not connected".into(),
-            ),
+            Some(_) if observer => ("○", theme.muted, "not connected".into()),
             _ => health_badge(health, app),
         };
         line2.push(Span::raw(format!("{name} ")));
@@ -161,26 +139,17 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     }
     // Without a journal the run cannot be resumed or reported: it stays on screen.
     if app.journal_error.is_some() {
-        line2.push(Span::styled(
-            " JOURNAL NOT WRITTEN ",
-            Style::new()
-                .fg(Color::White)
-                .bg(Color::Red)
-                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
-        ));
+        line2.push(Span::styled(" JOURNAL NOT WRITTEN ", theme.journal_error));
         line2.push(Span::raw("   "));
     }
     if observer {
         line2.push(Span::styled(
             "weight and metrics from the journal   ",
-            Style::new().fg(Color::DarkGray),
+            theme.muted,
         ));
     }
     if let Some(hint) = &app.target.kubeconfig_hint {
-        line2.push(Span::styled(
-            format!("kubeconfig: {hint}"),
-            Style::new().fg(Color::Cyan),
-        ));
+        line2.push(Span::styled(format!("kubeconfig: {hint}"), theme.info));
     }
     frame.render_widget(Paragraph::new(vec![line1, Line::from(line2)]), area);
 }
@@ -188,18 +157,15 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
 /// A source's dot and word; a failing source says since when, so a pair at the console can tell
 /// a blip from an outage.
 fn health_badge(h: &Health, app: &App) -> (&'static str, Style, String) {
+    let theme = &app.theme;
     match h {
-        Health::Connecting => ("○", Style::new().fg(Color::Yellow), "connecting".into()),
-        Health::Live => ("●", Style::new().fg(Color::Green), "live".into()),
+        Health::Connecting => ("○", theme.warn, "connecting".into()),
+        Health::Live => ("●", theme.ok, "live".into()),
         Health::Degraded { since, .. } => (
             "●",
-            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            theme.bad,
             format!("reconnecting since {}", format::clock(*since, &app.tz)),
         ),
-        Health::Forbidden(_) => (
-            "●",
-            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-            "FORBIDDEN".into(),
-        ),
+        Health::Forbidden(_) => ("●", theme.bad, "FORBIDDEN".into()),
     }
 }

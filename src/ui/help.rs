@@ -3,7 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
@@ -19,6 +19,7 @@ const HINT_WIDTH: usize = 34;
 /// a fresh notice (the answer to a key that did nothing) follows the urgent keys. Hints that do
 /// not fit a row go to the next one, if the bar has one; the rest are in `?` help.
 pub fn render_key_bar(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = &app.theme;
     let bar = hints::key_bar(app);
     // The notice goes after `!` and an urgent `x`; an observer has neither.
     let urgent = if app.mode == Mode::Observer {
@@ -36,23 +37,14 @@ pub fn render_key_bar(app: &App, frame: &mut Frame, area: Rect) {
             if let Some(text) = hints::notice(app) {
                 items.push(vec![Span::styled(
                     format!("» {} ", super::format::cut_end(text, 72)),
-                    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                    theme.notice,
                 )]);
             }
         }
         let (key_style, text_style) = match h.state {
-            HintState::Urgent => (
-                Style::new()
-                    .fg(Color::White)
-                    .bg(Color::Red)
-                    .add_modifier(Modifier::BOLD),
-                Style::new().add_modifier(Modifier::BOLD),
-            ),
-            HintState::Ready => (Style::new().fg(Color::Black).bg(Color::Gray), Style::new()),
-            HintState::Unavailable => (
-                Style::new().fg(Color::Black).bg(Color::DarkGray),
-                Style::new().fg(Color::DarkGray),
-            ),
+            HintState::Urgent => (theme.key_urgent, Style::new().add_modifier(Modifier::BOLD)),
+            HintState::Ready => (theme.key, Style::new()),
+            HintState::Unavailable => (theme.key_unavailable, theme.muted),
         };
         let mut item = Vec::new();
         if !h.key.is_empty() {
@@ -88,6 +80,7 @@ pub fn render_key_bar(app: &App, frame: &mut Frame, area: Rect) {
 /// The help overlay: every key as bound and what it is for; for the keys that change the run,
 /// what each does now.
 pub fn render_help(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = &app.theme;
     let observer = app.mode == Mode::Observer;
     let width = 100.min(area.width);
     let inner = usize::from(width.saturating_sub(2));
@@ -123,10 +116,7 @@ pub fn render_help(app: &App, frame: &mut Frame, area: Rect) {
             ];
             if let Some(now) = hints::now_for(app, command) {
                 let room = inner.saturating_sub(58);
-                spans.push(Span::styled(
-                    super::format::cut_end(&now, room),
-                    Style::new().fg(Color::Cyan),
-                ));
+                spans.push(Span::styled(super::format::cut_end(&now, room), theme.info));
             }
             lines.push(Line::from(spans));
         }
@@ -150,18 +140,15 @@ pub fn render_help(app: &App, frame: &mut Frame, area: Rect) {
     } else {
         " a change asks y in a high-risk phase or a production environment; ! never asks"
     };
-    lines.push(Line::from(Span::styled(
-        footer,
-        Style::new().fg(Color::DarkGray),
-    )));
+    lines.push(Line::from(Span::styled(footer, theme.muted)));
     lines.push(Line::from(Span::styled(
         " Esc or ? closes this help; ! works here too",
-        Style::new().fg(Color::DarkGray),
+        theme.muted,
     )));
     if let Some(log) = crate::logging::path() {
         lines.push(Line::from(Span::styled(
             format!(" log file: {}", log.display()),
-            Style::new().fg(Color::DarkGray),
+            theme.muted,
         )));
     }
     let height = (u16::try_from(lines.len()).unwrap_or(u16::MAX))
@@ -170,7 +157,12 @@ pub fn render_help(app: &App, frame: &mut Frame, area: Rect) {
     let popup = centred(area, width, height);
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Keys ")),
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(theme.border)
+                .title(" Keys "),
+        ),
         popup,
     );
 }

@@ -3,7 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
@@ -22,19 +22,24 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .take(end)
         .skip(skip)
         .map(|l| {
-            let style = match l.level {
-                Level::Info => Style::new(),
-                Level::Operator => Style::new().fg(Color::Cyan),
-                Level::Warn => Style::new().fg(Color::Yellow),
-                Level::Error => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            let theme = &app.theme;
+            // Warnings and errors are marked by a symbol too, not by colour alone (unless the
+            // line starts with one of its own, as `✗ step: why` does).
+            let (mark, style) = match l.level {
+                Level::Info => ("", Style::new()),
+                Level::Operator => ("", theme.info),
+                Level::Warn => ("⚠ ", theme.warn),
+                Level::Error => ("✗ ", theme.bad),
+            };
+            let mark = if l.text.starts_with(|c: char| c.is_ascii()) {
+                mark
+            } else {
+                ""
             };
             Line::from(vec![
-                Span::styled(
-                    format::clock(l.at, &app.tz),
-                    Style::new().fg(Color::DarkGray),
-                ),
+                Span::styled(format::clock(l.at, &app.tz), theme.muted),
                 Span::raw(" "),
-                Span::styled(l.text.clone(), style),
+                Span::styled(format!("{mark}{}", l.text), style),
             ])
         })
         .collect();

@@ -11,6 +11,7 @@ mod metrics;
 mod modal;
 mod plan;
 mod pods;
+pub mod theme;
 mod traffic;
 
 use ratatui::Frame;
@@ -43,7 +44,7 @@ pub fn render(app: &App, frame: &mut Frame) {
 pub fn render_with(app: &App, frame: &mut Frame, monochrome: bool) {
     draw(app, frame);
     if monochrome {
-        take_colour_out(frame.buffer_mut());
+        take_colour_out(app, frame.buffer_mut());
     }
 }
 
@@ -85,7 +86,7 @@ pub fn render_clock(
     modal::render(app, frame, areas.above_keys);
     if monochrome {
         // Cells kept from `last` already are; taking colour out twice changes nothing.
-        take_colour_out(frame.buffer_mut());
+        take_colour_out(app, frame.buffer_mut());
     }
 }
 
@@ -98,12 +99,13 @@ pub fn pod_ages(app: &App) -> Vec<String> {
         .collect()
 }
 
-fn take_colour_out(buffer: &mut Buffer) {
+fn take_colour_out(app: &App, buffer: &mut Buffer) {
     use ratatui::style::{Color, Modifier};
+    // The gauge's empty colour (dark grey in the default theme) is a fill, not a badge:
+    // reversing it would draw the gauge backwards.
+    let fill = app.theme.gauge_empty_colour();
     for cell in buffer.content.iter_mut() {
-        // Dark grey is a fill (the weight gauge's empty part), not a badge: reversing it
-        // would draw the gauge backwards.
-        if cell.bg != Color::Reset && cell.bg != Color::DarkGray {
+        if cell.bg != Color::Reset && cell.bg != fill {
             cell.modifier |= Modifier::REVERSED;
         }
         cell.fg = Color::Reset;
@@ -177,12 +179,15 @@ pub(crate) fn panel<'a>(app: &App, focus: crate::app::modal::Focus, title: Strin
     let focused = app.view.focus == focus && app.mode != crate::app::model::Mode::Headless;
     let block = Block::default().borders(Borders::ALL);
     if focused {
-        block.border_type(BorderType::Double).title(Span::styled(
-            format!("{title}◂ "),
-            Style::new().add_modifier(Modifier::BOLD),
-        ))
+        block
+            .border_type(BorderType::Double)
+            .border_style(app.theme.border_focus)
+            .title(Span::styled(
+                format!("{title}◂ "),
+                Style::new().add_modifier(Modifier::BOLD),
+            ))
     } else {
-        block.title(title)
+        block.border_style(app.theme.border).title(title)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 use tui_input::Input;
@@ -16,7 +16,7 @@ use crate::app::modal::{Confirm, DRILL_DURATIONS, DRILLS, DrillMenu, LineEdit, M
 /// Draws the modal on top (help is drawn by `help`). `body` is the area above the key bar.
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     match app.modal() {
-        Some(Modal::Confirm(c)) => confirm(frame, body, c),
+        Some(Modal::Confirm(c)) => confirm(app, frame, body, c),
         Some(Modal::RollbackMenu { selected }) => rollback_menu(app, frame, body, *selected),
         Some(Modal::Drills(menu)) => drills(app, frame, body, *menu),
         Some(Modal::SetWeight(input)) => weight(app, frame, body, input),
@@ -30,20 +30,32 @@ fn bold() -> Style {
     Style::new().add_modifier(Modifier::BOLD)
 }
 
-fn dim() -> Style {
-    Style::new().fg(Color::DarkGray)
+/// Secondary text.
+fn dim(app: &App) -> Style {
+    app.theme.muted
 }
 
 /// A box with a heavy border: what is asked is in front of everything.
-fn popup<'a>(frame: &mut Frame, area: Rect, title: &'a str, lines: Vec<Line<'a>>, danger: bool) {
-    let colour = if danger { Color::Red } else { Color::Yellow };
+fn popup<'a>(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    title: &'a str,
+    lines: Vec<Line<'a>>,
+    danger: bool,
+) {
+    let border = if danger {
+        app.theme.modal_border_danger
+    } else {
+        app.theme.modal_border
+    };
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::default()
                 .borders(Borders::ALL)
                 .border_type(BorderType::Thick)
-                .border_style(Style::new().fg(colour).add_modifier(Modifier::BOLD))
+                .border_style(border)
                 .title(Span::styled(title, bold())),
         ),
         area,
@@ -57,32 +69,33 @@ fn rows(lines: &[Line], width: u16) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX).saturating_add(2)
 }
 
-fn confirm(frame: &mut Frame, body: Rect, c: &Confirm) {
+fn confirm(app: &App, frame: &mut Frame, body: Rect, c: &Confirm) {
     let width = 76.min(body.width);
     let lines = vec![
         Line::from(Span::styled(c.question.clone(), bold())),
         Line::from(""),
         Line::from(vec![
-            Span::styled(
-                " y ",
-                Style::new()
-                    .fg(Color::Black)
-                    .bg(Color::Green)
-                    .add_modifier(Modifier::BOLD),
-            ),
+            Span::styled(" y ", app.theme.key_yes),
             Span::raw(" yes, do it    "),
-            Span::styled(" n ", Style::new().fg(Color::Black).bg(Color::Gray)),
+            Span::styled(" n ", app.theme.key),
             Span::raw(" / "),
-            Span::styled(" esc ", Style::new().fg(Color::Black).bg(Color::Gray)),
+            Span::styled(" esc ", app.theme.key),
             Span::raw(" no"),
         ]),
         Line::from(Span::styled(
             format!("asked because: {} · ! rolls back without asking", c.why),
-            dim(),
+            dim(app),
         )),
     ];
     let area = centred(body, width, rows(&lines, width));
-    popup(frame, area, " Confirm ", lines, c.why == "rollback tier");
+    popup(
+        app,
+        frame,
+        area,
+        " Confirm ",
+        lines,
+        c.why == "rollback tier",
+    );
 }
 
 fn rollback_menu(app: &App, frame: &mut Frame, body: Rect, selected: usize) {
@@ -95,7 +108,7 @@ fn rollback_menu(app: &App, frame: &mut Frame, body: Rect, selected: usize) {
         let chosen = i == selected;
         let marker = if chosen { "▶" } else { " " };
         let style = if chosen {
-            bold().add_modifier(Modifier::REVERSED)
+            bold().patch(app.theme.selected)
         } else {
             bold()
         };
@@ -104,11 +117,11 @@ fn rollback_menu(app: &App, frame: &mut Frame, body: Rect, selected: usize) {
                 format!("{marker} {} {} ", i + 1, tier.as_str().to_uppercase()),
                 style,
             ),
-            Span::styled(format!("  {target}"), dim()),
+            Span::styled(format!("  {target}"), dim(app)),
         ]));
         let detail = match app.deployment.rollback_preview(tier) {
             Ok(actions) => Span::raw(format!("     {}", actions.join(" → "))),
-            Err(why) => Span::styled(format!("     not now: {why}"), dim()),
+            Err(why) => Span::styled(format!("     not now: {why}"), dim(app)),
         };
         lines.push(Line::from(detail));
     }
@@ -118,10 +131,10 @@ fn rollback_menu(app: &App, frame: &mut Frame, body: Rect, selected: usize) {
             "acts in {} ({} @ {}) · each tier asks y · ! is the immediate tier, no question",
             app.target.environment, app.target.namespace, app.target.context
         ),
-        dim(),
+        dim(app),
     )));
     let area = centred(body, width, rows(&lines, width));
-    popup(frame, area, " Rollback ", lines, true);
+    popup(app, frame, area, " Rollback ", lines, true);
 }
 
 fn drills(app: &App, frame: &mut Frame, body: Rect, menu: DrillMenu) {
@@ -131,20 +144,20 @@ fn drills(app: &App, frame: &mut Frame, body: Rect, menu: DrillMenu) {
         Span::raw("for "),
         Span::styled(
             format!("◀ {} s ▶", duration.as_secs()),
-            bold().add_modifier(Modifier::REVERSED),
+            bold().patch(app.theme.selected),
         ),
         Span::styled(
             format!(
                 "   in {} (simulator) — never a real cluster",
                 app.target.environment
             ),
-            dim(),
+            dim(app),
         ),
     ])];
     for (i, drill) in DRILLS.iter().enumerate() {
         let chosen = i == menu.selected;
         let style = if chosen {
-            bold().add_modifier(Modifier::REVERSED)
+            bold().patch(app.theme.selected)
         } else {
             Style::new()
         };
@@ -155,12 +168,12 @@ fn drills(app: &App, frame: &mut Frame, body: Rect, menu: DrillMenu) {
         if chosen {
             lines.push(Line::from(Span::styled(
                 format!("    expect: {}", drill.expect),
-                dim(),
+                dim(app),
             )));
         }
     }
     let area = centred(body, width, rows(&lines, width));
-    popup(frame, area, " Drills ", lines, false);
+    popup(app, frame, area, " Drills ", lines, false);
 }
 
 /// `text` with a block cursor at the input's cursor.
@@ -179,16 +192,10 @@ fn with_cursor(input: &Input) -> Vec<Span<'static>> {
     ]
 }
 
-fn answer(result: Result<String, String>) -> Line<'static> {
+fn answer(app: &App, result: Result<String, String>) -> Line<'static> {
     match result {
-        Ok(text) => Line::from(Span::styled(
-            format!("→ {text}"),
-            Style::new().fg(Color::Green),
-        )),
-        Err(why) => Line::from(Span::styled(
-            format!("✗ {why}"),
-            Style::new().fg(Color::Yellow),
-        )),
+        Ok(text) => Line::from(Span::styled(format!("→ {text}"), app.theme.ok)),
+        Err(why) => Line::from(Span::styled(format!("✗ {why}"), app.theme.warn)),
     }
 }
 
@@ -219,8 +226,8 @@ fn weight(app: &App, frame: &mut Frame, body: Rect, input: &Input) {
     };
     let mut first = vec![Span::styled("canary weight % ", bold())];
     first.extend(with_cursor(input));
-    let lines = vec![Line::from(first), answer(check)];
-    popup(frame, bottom_box(body), " Set weight ", lines, false);
+    let lines = vec![Line::from(first), answer(app, check)];
+    popup(app, frame, bottom_box(body), " Set weight ", lines, false);
 }
 
 fn command_line(app: &App, frame: &mut Frame, body: Rect, line: &LineEdit) {
@@ -228,7 +235,7 @@ fn command_line(app: &App, frame: &mut Frame, body: Rect, line: &LineEdit) {
     first.extend(with_cursor(&line.input));
     let lines = vec![
         Line::from(first),
-        answer(line_hint(app, line.input.value())),
+        answer(app, line_hint(app, line.input.value())),
     ];
-    popup(frame, bottom_box(body), " Command ", lines, false);
+    popup(app, frame, bottom_box(body), " Command ", lines, false);
 }

@@ -3,7 +3,6 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
@@ -12,6 +11,7 @@ use crate::engine::StepState;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let d = &app.deployment;
+    let theme = &app.theme;
     let current_phase = d.cursor.map(|c| c.phase);
     let bar_width = usize::from(area.width.saturating_sub(4)).clamp(4, 14);
     let mut lines = Vec::new();
@@ -20,43 +20,33 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         let done = phase.done();
         let filled = done * bar_width / total;
         let is_current = current_phase == Some(i);
-        let name_style = if is_current {
-            Style::new().add_modifier(Modifier::BOLD).fg(Color::Cyan)
-        } else if done == phase.slots.len() {
-            Style::new().fg(Color::Green)
+        let complete = done == phase.slots.len();
+        let (marker, name_style) = if is_current {
+            ("▶ ", theme.accent)
+        } else if complete {
+            // A word or symbol for every state colour marks: a phase done has its tick.
+            ("✓ ", theme.ok)
         } else {
-            Style::new().fg(Color::Gray)
+            ("  ", theme.pending)
         };
         lines.push(Line::from(vec![
-            Span::styled(if is_current { "▶ " } else { "  " }, name_style),
+            Span::styled(marker, name_style),
             Span::styled(phase.name.clone(), name_style),
         ]));
         lines.push(Line::from(vec![
             Span::raw("  "),
-            Span::styled("█".repeat(filled), Style::new().fg(Color::Green)),
-            Span::styled(
-                "░".repeat(bar_width - filled),
-                Style::new().fg(Color::DarkGray),
-            ),
+            Span::styled("█".repeat(filled), theme.progress_done),
+            Span::styled("░".repeat(bar_width - filled), theme.progress_todo),
             Span::raw(format!(" {done}/{}", phase.slots.len())),
         ]));
         if is_current {
             for (j, slot) in phase.slots.iter().enumerate() {
                 let (icon, style) = match &slot.state {
-                    StepState::Done => ("✓", Style::new().fg(Color::Green)),
-                    StepState::Running { .. } => (
-                        "▶",
-                        Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-                    ),
-                    StepState::Waiting | StepState::Blocked(_) => (
-                        "⏸",
-                        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
-                    ),
-                    StepState::Failed(_) => (
-                        "✗",
-                        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-                    ),
-                    StepState::Pending => ("·", Style::new().fg(Color::Gray)),
+                    StepState::Done => ("✓", theme.ok),
+                    StepState::Running { .. } => ("▶", theme.accent),
+                    StepState::Waiting | StepState::Blocked(_) => ("⏸", theme.waiting),
+                    StepState::Failed(_) => ("✗", theme.bad),
+                    StepState::Pending => ("·", theme.pending),
                 };
                 let mut text = slot.label.clone();
                 if let (StepState::Running { since }, crate::engine::StepWork::Hold(total)) =
@@ -85,7 +75,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 let selected = app.view.focus == crate::app::modal::Focus::Plan
                     && app.view.plan_selected == Some(j);
                 let style = if selected {
-                    style.add_modifier(Modifier::REVERSED)
+                    style.patch(theme.selected)
                 } else {
                     style
                 };
@@ -102,21 +92,15 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     if let Some(r) = &d.rollback {
         lines.push(Line::from(Span::styled(
             format!("Rollback ({})", r.tier.as_str()),
-            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            theme.bad,
         )));
         let room = usize::from(area.width.saturating_sub(6));
         for a in &r.actions {
             let (icon, style) = match &a.state {
-                StepState::Done => ("✓", Style::new().fg(Color::Green)),
-                StepState::Failed(_) => (
-                    "✗",
-                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-                ),
-                StepState::Running { .. } => (
-                    "▶",
-                    Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-                ),
-                _ => ("·", Style::new().fg(Color::Gray)),
+                StepState::Done => ("✓", theme.ok),
+                StepState::Failed(_) => ("✗", theme.bad),
+                StepState::Running { .. } => ("▶", theme.accent),
+                _ => ("·", theme.pending),
             };
             lines.push(Line::from(vec![
                 Span::raw("  "),

@@ -3,11 +3,10 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 
 use super::format;
-use super::traffic::track_color;
 use crate::app::App;
 use crate::cluster::model::PodView;
 use crate::plan::TrackName;
@@ -18,6 +17,7 @@ pub fn age(pod: &PodView, now: std::time::SystemTime) -> String {
 }
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = &app.theme;
     let pods: Vec<&PodView> = app.sorted_pods();
     let selected = app
         .view
@@ -36,14 +36,16 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let name_width = usize::from(area.width.saturating_sub(2).saturating_sub(others));
     let rows = pods.iter().map(|p| {
         let status_style = match p.status.as_str() {
-            "Running" if p.ready_containers == p.total_containers => Style::new().fg(Color::Green),
-            "Running" | "Pending" | "ContainerCreating" | "Terminating" => {
-                Style::new().fg(Color::Yellow)
-            }
-            _ => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            "Running" if p.ready_containers == p.total_containers => theme.ok,
+            "Running" | "Pending" | "ContainerCreating" | "Terminating" => theme.warn,
+            _ => theme.bad,
         };
         let track = p.track.map_or("-", TrackName::as_str);
-        let track_style = Style::new().fg(p.track.map_or(Color::Gray, track_color));
+        let track_style = match p.track {
+            Some(TrackName::Stable) => theme.stable,
+            Some(TrackName::Canary) => theme.canary,
+            None => theme.pending,
+        };
         let name = Cell::from(format::cut_keeping_tail(&p.name, name_width));
         let ready = Cell::from(format!("{}/{}", p.ready_containers, p.total_containers));
         let status = Cell::from(p.status.clone()).style(status_style);
@@ -63,7 +65,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Row::new(vec![name.style(track_style), ready, status, restarts, age])
         };
         if dim {
-            row = row.style(Style::new().add_modifier(Modifier::DIM));
+            row = row.style(theme.stale);
         }
         row
     });
@@ -105,7 +107,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     };
     let table = Table::new(rows, widths)
         .header(header)
-        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .row_highlight_style(theme.selected)
         .block(super::panel(app, crate::app::modal::Focus::Pods, title));
     let mut state = TableState::default().with_selected(selected);
     frame.render_stateful_widget(table, area, &mut state);

@@ -11,7 +11,11 @@ use crate::app::App;
 use crate::plan::TrackName;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let block = Block::default().borders(Borders::ALL).title(" Traffic ");
+    let theme = &app.theme;
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border)
+        .title(" Traffic ");
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let [gauge_area, rest] =
@@ -32,17 +36,14 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         }
         None => (0.0, "canary weight unknown".to_string()),
     };
-    let mut gauge_style = Style::new().fg(Color::Magenta).bg(Color::DarkGray);
+    let mut gauge_style = theme.gauge();
     if stale {
-        gauge_style = gauge_style.add_modifier(Modifier::DIM);
+        gauge_style = gauge_style.patch(theme.stale);
     }
     frame.render_widget(
         Gauge::default()
             .ratio(ratio)
-            .label(Span::styled(
-                label,
-                Style::new().fg(Color::White).add_modifier(Modifier::BOLD),
-            ))
+            .label(Span::styled(label, theme.gauge_label))
             .gauge_style(gauge_style)
             .use_unicode(true),
         gauge_area,
@@ -58,18 +59,12 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         let mut spans = vec![
             Span::styled(
                 format!("{:<7}", track.as_str()),
-                Style::new()
-                    .fg(track_color(track))
-                    .add_modifier(Modifier::BOLD),
+                track_style(app, track).add_modifier(Modifier::BOLD),
             ),
             Span::raw(format!("{:<18} ", w.name)),
             Span::styled(
                 format!("{}/{} ready", w.ready, w.desired),
-                if healthy {
-                    Style::new().fg(Color::Green)
-                } else {
-                    Style::new().fg(Color::Yellow)
-                },
+                if healthy { theme.ok } else { theme.warn },
             ),
             // The version before the counts: on a narrow screen the end of the line is cut.
             Span::raw(format!("  image {tag}  {} updated", w.updated)),
@@ -81,7 +76,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         if old > 0 {
             spans.push(Span::styled(
                 format!("  {old} old pod{}", if old == 1 { "" } else { "s" }),
-                Style::new().fg(Color::Yellow),
+                theme.warn,
             ));
         }
         lines.push(Line::from(spans));
@@ -108,7 +103,16 @@ fn replica_split(app: &App) -> (f64, String) {
     )
 }
 
-/// The colour a track is drawn in everywhere.
+/// The style a track is named in everywhere: the theme's `stable` or `canary`.
+pub fn track_style(app: &App, track: TrackName) -> Style {
+    match track {
+        TrackName::Stable => app.theme.stable,
+        TrackName::Canary => app.theme.canary,
+    }
+}
+
+/// The default theme's track colours, for the health panel until it draws with
+/// [`track_style`] (the theme's `stable` and `canary`).
 pub fn track_color(track: TrackName) -> Color {
     match track {
         TrackName::Stable => Color::Blue,

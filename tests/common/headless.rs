@@ -123,8 +123,10 @@ impl Bench {
             .arg("--operator")
             .arg("tester")
             .args(extra)
-            // Journals go to the test's own directory, never the user's.
+            // Journals go to the test's own directory, never the user's; and the user's config
+            // file (theme, operator, keys) is not read.
             .env("XDG_STATE_HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
