@@ -6,12 +6,11 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 
 use super::format;
-use super::traffic::track_color;
 use crate::app::App;
 use crate::app::model::Mode;
 use crate::engine::{Countdown, Finding};
@@ -24,28 +23,31 @@ use super::big;
 fn title_style() -> Style {
     Style::new().add_modifier(Modifier::BOLD)
 }
-fn breach_style() -> Style {
-    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+fn breach_style(app: &App) -> Style {
+    app.theme.breach
 }
-fn ok_style() -> Style {
-    Style::new().fg(Color::Green)
+fn ok_style(app: &App) -> Style {
+    app.theme.ok
 }
-fn no_data_style() -> Style {
-    Style::new().fg(Color::Yellow)
+fn no_data_style(app: &App) -> Style {
+    app.theme.warn
 }
-fn muted_style() -> Style {
-    Style::new().fg(Color::DarkGray)
+fn muted_style(app: &App) -> Style {
+    app.theme.muted
 }
-fn threshold_style() -> Style {
-    Style::new().fg(Color::Yellow)
+fn threshold_style(app: &App) -> Style {
+    app.theme.threshold
 }
-/// The unfilled part of a compact gauge (dark grey, like the weight gauge, so `NO_COLOR` keeps
+/// The unfilled part of a compact gauge (the weight gauge's empty colour, so `NO_COLOR` keeps
 /// it plain rather than reversed).
-fn gauge_style() -> Style {
-    Style::new().bg(Color::DarkGray)
+fn gauge_style(app: &App) -> Style {
+    app.theme.gauge_empty
 }
-fn track_style(track: TrackName) -> Style {
-    Style::new().fg(track_color(track))
+fn track_style(app: &App, track: TrackName) -> Style {
+    match track {
+        TrackName::Stable => app.theme.stable,
+        TrackName::Canary => app.theme.canary,
+    }
 }
 /// Everything drawn from data that is no longer live.
 fn dimmed(style: Style, stale: bool) -> Style {
@@ -121,7 +123,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
 
     let mut title = vec![Span::raw(" Health ")];
     if breach {
-        title.push(Span::styled("— ✗ BREACH ", breach_style()));
+        title.push(Span::styled("— ✗ BREACH ", breach_style(app)));
     }
     if stale {
         title.push(Span::raw("— stale "));
@@ -132,7 +134,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     if breach {
         block = block
             .border_type(BorderType::Thick)
-            .border_style(breach_style());
+            .border_style(breach_style(app));
     }
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -159,7 +161,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             let side_block = Block::default()
                 .borders(Borders::LEFT)
                 .border_type(BorderType::Thick)
-                .border_style(breach_style());
+                .border_style(breach_style(app));
             let side_inner = side_block.inner(side);
             frame.render_widget(side_block, side);
             render_countdown(app, c, frame, side_inner);
@@ -181,7 +183,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             frame.render_widget(
                 Paragraph::new(Span::styled(
                     countdown_text(app, c, line.width),
-                    breach_style(),
+                    breach_style(app),
                 )),
                 line,
             );
@@ -219,12 +221,12 @@ impl Verdict {
         }
     }
 
-    fn style(self) -> Style {
+    fn style(self, app: &App) -> Style {
         match self {
-            Verdict::Ok => ok_style(),
-            Verdict::Breach => breach_style(),
-            Verdict::NoData => no_data_style(),
-            Verdict::Unjudged => muted_style(),
+            Verdict::Ok => ok_style(app),
+            Verdict::Breach => breach_style(app),
+            Verdict::NoData => no_data_style(app),
+            Verdict::Unjudged => muted_style(app),
         }
     }
 }
@@ -612,18 +614,18 @@ fn render_metric(
             Line::styled(
                 name,
                 if breached {
-                    breach_style()
+                    breach_style(app)
                 } else {
                     title_style()
                 },
             ),
             Line::styled(
                 legend_threshold(metric, threshold, legend_cols, !line_rows.is_empty()),
-                dimmed(threshold_style(), stale),
+                dimmed(threshold_style(app), stale),
             ),
             Line::styled(
                 format!("scale 0–{}", shown(metric, Some(top))),
-                muted_style(),
+                muted_style(app),
             ),
         ]),
         legend_area,
@@ -647,15 +649,15 @@ fn render_metric(
         frame.render_widget(
             Paragraph::new(Span::styled(
                 track.as_str(),
-                dimmed(track_style(*track).add_modifier(Modifier::BOLD), stale),
+                dimmed(track_style(app, *track).add_modifier(Modifier::BOLD), stale),
             )),
             label_area,
         );
         let bar_style = dimmed(
             if verdict == Verdict::Breach {
-                breach_style()
+                breach_style(app)
             } else {
-                track_style(*track)
+                track_style(app, *track)
             },
             stale,
         );
@@ -671,8 +673,8 @@ fn render_metric(
             .map(|row| {
                 Line::from(spans_of(row, |cell| match cell {
                     Cell::Bar(c) => (c, bar_style),
-                    Cell::Line => (THRESHOLD_LINE, dimmed(threshold_style(), stale)),
-                    Cell::Missing => (MISSING, muted_style()),
+                    Cell::Line => (THRESHOLD_LINE, dimmed(threshold_style(app), stale)),
+                    Cell::Missing => (MISSING, muted_style(app)),
                     Cell::Blank => (' ', Style::new()),
                 }))
             })
@@ -681,8 +683,8 @@ fn render_metric(
 
         let value = latest(app, metric, *track);
         let value_style = match value {
-            _ if verdict == Verdict::Breach => breach_style(),
-            None => muted_style(),
+            _ if verdict == Verdict::Breach => breach_style(app),
+            None => muted_style(app),
             Some(_) => Style::new(),
         };
         frame.render_widget(
@@ -691,7 +693,10 @@ fn render_metric(
                     shown(metric, value),
                     dimmed(value_style, stale),
                 )),
-                Line::from(Span::styled(verdict.word(), dimmed(verdict.style(), stale))),
+                Line::from(Span::styled(
+                    verdict.word(),
+                    dimmed(verdict.style(app), stale),
+                )),
             ])
             .alignment(Alignment::Right),
             value_area,
@@ -774,7 +779,7 @@ fn render_compact(app: &App, frame: &mut Frame, area: Rect, metrics: &[&str], st
                 format!("{name:<name_cols$}  "),
                 dimmed(
                     if breached {
-                        breach_style()
+                        breach_style(app)
                     } else {
                         title_style()
                     },
@@ -790,13 +795,13 @@ fn render_compact(app: &App, frame: &mut Frame, area: Rect, metrics: &[&str], st
                 };
                 spans.push(Span::styled(
                     label,
-                    dimmed(track_style(*track).add_modifier(Modifier::BOLD), stale),
+                    dimmed(track_style(app, *track).add_modifier(Modifier::BOLD), stale),
                 ));
                 let fill = dimmed(
                     if verdict == Verdict::Breach {
-                        breach_style()
+                        breach_style(app)
                     } else {
-                        track_style(*track)
+                        track_style(app, *track)
                     },
                     stale,
                 );
@@ -808,17 +813,17 @@ fn render_compact(app: &App, frame: &mut Frame, area: Rect, metrics: &[&str], st
                 // Metrics with fewer threshold marks than others keep the columns aligned.
                 let pad = (usize::from(gauge) + marks).saturating_sub(cells.len());
                 spans.extend(spans_of(&cells, |cell| match cell {
-                    GaugeCell::Fill(c) => (c, fill.patch(gauge_style())),
-                    GaugeCell::Empty => (' ', gauge_style()),
+                    GaugeCell::Fill(c) => (c, fill.patch(gauge_style(app))),
+                    GaugeCell::Empty => (' ', gauge_style(app)),
                     GaugeCell::Mark => (
                         THRESHOLD_MARK,
-                        dimmed(threshold_style(), stale).patch(gauge_style()),
+                        dimmed(threshold_style(app), stale).patch(gauge_style(app)),
                     ),
-                    GaugeCell::Missing => (MISSING, muted_style().patch(gauge_style())),
+                    GaugeCell::Missing => (MISSING, muted_style(app).patch(gauge_style(app))),
                 }));
                 let value_style = match value {
-                    _ if verdict == Verdict::Breach => breach_style(),
-                    None => muted_style(),
+                    _ if verdict == Verdict::Breach => breach_style(app),
+                    None => muted_style(app),
                     Some(_) => Style::new(),
                 };
                 spans.push(Span::raw(" ".repeat(pad + 1)));
@@ -826,12 +831,15 @@ fn render_compact(app: &App, frame: &mut Frame, area: Rect, metrics: &[&str], st
                     format!("{:>value_cols$}", shown(metric, *value)),
                     dimmed(value_style, stale),
                 ));
-                spans.push(Span::styled(verdict.mark(), dimmed(verdict.style(), stale)));
+                spans.push(Span::styled(
+                    verdict.mark(),
+                    dimmed(verdict.style(app), stale),
+                ));
                 spans.push(Span::raw(" "));
             }
             spans.push(Span::styled(
                 threshold_words.clone(),
-                dimmed(threshold_style(), stale),
+                dimmed(threshold_style(app), stale),
             ));
             Line::from(spans)
         })
@@ -917,21 +925,21 @@ fn countdown_lines(app: &App, c: &Countdown, width: u16) -> Vec<(Line<'static>, 
     let keys = countdown_keys(app);
     let width = usize::from(width);
     let one_line = format!("ROLLBACK {tier} — {keys}");
-    let big_lines = big::render(&secs).map(|row| (Line::styled(row, breach_style()), false));
+    let big_lines = big::render(&secs).map(|row| (Line::styled(row, breach_style(app)), false));
     let blank = || (Line::raw(""), true);
     let reason = wrap_even(&c.reason, width)
         .into_iter()
-        .map(|l| (Line::styled(l, muted_style()), true));
+        .map(|l| (Line::styled(l, muted_style(app)), true));
     let mut lines = Vec::new();
     if one_line.chars().count() <= width {
         lines.extend(big_lines);
         lines.push(blank());
-        lines.push((Line::styled(one_line, breach_style()), false));
+        lines.push((Line::styled(one_line, breach_style(app)), false));
     } else {
         lines.extend(
             wrap_even(&format!("ROLLBACK {tier} IN"), width)
                 .into_iter()
-                .map(|l| (Line::styled(l, breach_style()), false)),
+                .map(|l| (Line::styled(l, breach_style(app)), false)),
         );
         lines.push(blank());
         lines.extend(big_lines);
@@ -962,7 +970,7 @@ fn render_countdown(app: &App, c: &Countdown, frame: &mut Frame, area: Rect) {
     let lines: Vec<Line> = if lines.len() > rows {
         wrap(&countdown_text(app, c, u16::MAX), usize::from(area.width))
             .into_iter()
-            .map(|l| Line::styled(l, breach_style()))
+            .map(|l| Line::styled(l, breach_style(app)))
             .collect()
     } else {
         lines.into_iter().map(|(l, _)| l).collect()

@@ -137,9 +137,9 @@ roles! {
     gauge_empty,
     /// The text on the weight gauge.
     gauge_label,
-    /// ` BREACH ` in the health panel.
+    /// A breached value, `✗ BREACH`, the Health panel's border in a breach and its countdown.
     breach,
-    /// A metric's threshold in the health panel.
+    /// A metric's threshold in the Health panel: the `┄` line and its legend.
     threshold,
 }
 
@@ -809,7 +809,6 @@ mod tests {
             "key",
             "key_urgent",
             "key_yes",
-            "breach",
         ];
         for (name, _) in BUILT_IN {
             let theme = Theme::named(name).expect("built in");

@@ -3,7 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph};
 
@@ -108,14 +108,5 @@ pub fn track_style(app: &App, track: TrackName) -> Style {
     match track {
         TrackName::Stable => app.theme.stable,
         TrackName::Canary => app.theme.canary,
-    }
-}
-
-/// The default theme's track colours, for the health panel until it draws with
-/// [`track_style`] (the theme's `stable` and `canary`).
-pub fn track_color(track: TrackName) -> Color {
-    match track {
-        TrackName::Stable => Color::Blue,
-        TrackName::Canary => Color::Magenta,
     }
 }
