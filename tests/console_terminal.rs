@@ -150,7 +150,7 @@ fn panic_ends_the_console(name: &str, how: &str) {
     // A shell runs the demo, so that afterwards the pane shows what it printed, its exit code
     // and the terminal's settings as warroom left them.
     let script = format!(
-        "printf 'before\\n'; XDG_STATE_HOME={state} RUST_BACKTRACE=0 WARROOM_TEST_PANIC_TASK={how} {BIN} demo --speed 4; printf 'after exit=%s\\n' $?; stty -a; sleep 60"
+        "printf 'before\\n'; XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} RUST_BACKTRACE=0 WARROOM_TEST_PANIC_TASK={how} {BIN} demo --speed 4; code=$?; stty -a; printf 'after exit=%s\\n' $code; sleep 60"
     );
     let session = session(name, 120, 40, &["sh", "-c", &script]);
     session.wait_for("the console with live sources", console_is_up);
@@ -161,6 +161,7 @@ fn panic_ends_the_console(name: &str, how: &str) {
         .expect("kill runs");
     assert!(signal.success());
     gone_within(pid, Duration::from_secs(10), "a panic");
+    // `stty -a` runs before the exit line is printed, so its settings are on screen by then.
     session.wait_for("the shell after exit", |s| s.contains("after exit="));
     let pane = history(&session);
     assert!(pane.contains("after exit=1"), "a panic exits 1:\n{pane}");
@@ -222,12 +223,13 @@ fn a_panic_in_a_thread_ends_warroom_and_gives_the_terminal_back() {
 
 /// The demo straight in the pane (no shell), its state in `state`.
 fn demo(name: &str, width: u16, height: u16, state: &Path) -> Session {
+    let config = format!("XDG_CONFIG_HOME={}", state.display());
     let state = format!("XDG_STATE_HOME={}", state.display());
     session(
         name,
         width,
         height,
-        &["env", &state, BIN, "demo", "--speed", "4"],
+        &["env", &state, &config, BIN, "demo", "--speed", "4"],
     )
 }
 

@@ -25,7 +25,7 @@ fn demo_in_tmux_shows_running_pods_moves_weight_rolls_back_and_quits_cleanly() {
     let state = state_dir.path().display().to_string();
     // A shell runs the demo so that after `q` we can see what the terminal is left with.
     let script = format!(
-        "printf 'before\\n'; XDG_STATE_HOME={state} {bin} demo --speed 4 --operator e2e; printf 'after exit=%s\\n' $?; sleep 60"
+        "printf 'before\\n'; XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} {bin} demo --speed 4 --operator e2e; printf 'after exit=%s\\n' $?; sleep 60"
     );
     tmux(&[
         "-L",
@@ -96,7 +96,7 @@ fn a_drill_in_the_demo_countdown_cancelled_then_rolled_back_with_bang() {
     let state_dir = tempfile::tempdir().expect("tempdir");
     let state = state_dir.path().display().to_string();
     let script = format!(
-        "printf 'before\\n'; XDG_STATE_HOME={state} {bin} demo --speed 10 --operator e2e; printf 'after exit=%s\\n' $?; sleep 60"
+        "printf 'before\\n'; XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} {bin} demo --speed 10 --operator e2e; printf 'after exit=%s\\n' $?; sleep 60"
     );
     tmux(&[
         "-L",

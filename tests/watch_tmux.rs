@@ -103,6 +103,7 @@ async fn a_watcher_follows_a_run_live_read_only_to_its_end() {
         .arg("--operator")
         .arg("tester")
         .env("XDG_STATE_HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -118,7 +119,8 @@ async fn a_watcher_follows_a_run_live_read_only_to_its_end() {
         };
         // A shell runs the watcher so that after `q` the pane shows what it left behind.
         let script = format!(
-            "printf 'before\\n'; {BIN} watch {} --kubeconfig {}; printf 'after exit=%s\\n' $?; sleep 60",
+            "printf 'before\\n'; XDG_CONFIG_HOME={} {BIN} watch {} --kubeconfig {}; printf 'after exit=%s\\n' $?; sleep 60",
+            watched.parent().map(|p| p.display().to_string()).unwrap_or_default(),
             watched.display(),
             kubeconfig.display()
         );
