@@ -154,7 +154,7 @@ fn a_drill_in_the_demo_countdown_cancelled_then_rolled_back_with_bang() {
     session.wait_for("the drill menu again", |s| s.contains("Drills"));
     session.keys("Enter");
     session.wait_for("the second spike injected", |s| {
-        s.matches("the simulator says yes").count() >= 2
+        s.matches("done by the simulator").count() >= 2
     });
 
     session.keys("!");

@@ -66,7 +66,7 @@ pub enum Action {
     /// A drill was sent to the simulator: the faults then active, or why it failed.
     DrillDone {
         label: String,
-        result: Result<Vec<super::modal::ActiveDrill>, String>,
+        result: Result<Option<Vec<super::modal::ActiveDrill>>, String>,
     },
     /// The simulator's active faults changed (the demo polls them).
     DrillsActive(Vec<super::modal::ActiveDrill>),

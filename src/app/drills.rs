@@ -22,11 +22,12 @@ fn client() -> Result<reqwest::Client, String> {
         .map_err(|e| format!("HTTP client: {e}"))
 }
 
-/// Switches a fault on (`body`) or every fault off (`None`), then lists those active.
+/// Switches a fault on (`body`) or every fault off (`None`), then lists those active: `None`
+/// when it was done but the list could not be read.
 pub async fn send(
     endpoint: &str,
     body: Option<&serde_json::Value>,
-) -> Result<Vec<ActiveDrill>, String> {
+) -> Result<Option<Vec<ActiveDrill>>, String> {
     let client = client()?;
     let request = match body {
         Some(body) => client.post(endpoint).json(body),
@@ -42,7 +43,7 @@ pub async fn send(
             .unwrap_or(text);
         return Err(format!("the simulator answered {status}: {message}"));
     }
-    list(&client, endpoint).await
+    Ok(list(&client, endpoint).await.ok())
 }
 
 /// The simulator's active faults.

@@ -2,12 +2,22 @@
 //! carol's approval`. Drawn from the same previews the keys act on, so the bar cannot promise
 //! what the key will not do. Pure.
 
-use super::input::{confirm_reason, weight_base};
+use super::input::{confirm_reason, confirm_reason_for, weight_base};
 use super::keymap::Command;
 use super::modal::{Modal, NOTICE_FOR};
 use super::model::{App, Mode};
 use crate::engine::RunStatus;
+use crate::journal::OperatorCommand;
 use crate::plan::TierName;
+
+/// What `n` does now: the engine's preview, except that a plan is not started without its
+/// journal.
+fn advance_preview(app: &App) -> Result<String, String> {
+    if app.journal_error.is_some() && app.deployment.status == RunStatus::Ready {
+        return Err("not started: the journal cannot be written".into());
+    }
+    app.deployment.advance_preview(&app.operator)
+}
 
 /// One key in the bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,32 +92,47 @@ pub fn key_bar(app: &App) -> Vec<Hint> {
         ];
     }
     let ready = |key: String, text: &str| hint(key, text, HintState::Ready);
+    // The countdown's cancel key passes through every modal but the command line.
+    let cancel = app.deployment.countdown.as_ref().map(|c| {
+        let left = c.ends.duration_since(app.now).unwrap_or_default();
+        hint(
+            k(Command::CancelCountdown),
+            format!("CANCEL AUTO-ROLLBACK ({}s)", left.as_secs()),
+            HintState::Urgent,
+        )
+    });
+    let urgent = |rest: Vec<Hint>| {
+        let mut bar = vec![bang.clone()];
+        bar.extend(cancel.clone());
+        bar.extend(rest);
+        bar
+    };
     match app.modal() {
         Some(Modal::Help) => {
-            return vec![bang, ready("esc".into(), "close help")];
+            return urgent(vec![ready("esc".into(), "close help")]);
+        }
+        Some(Modal::Withdrawn(_)) => {
+            return urgent(vec![ready("any key".into(), "close, then look again")]);
         }
         Some(Modal::Confirm(_)) => {
-            return vec![
-                bang,
+            return urgent(vec![
                 ready("y".into(), "yes, do it"),
                 ready("n".into(), "no"),
                 ready("esc".into(), "no"),
-            ];
+            ]);
         }
         Some(Modal::RollbackMenu { .. }) => {
-            return vec![
-                bang,
+            return urgent(vec![
                 ready("↑↓".into(), "choose a tier"),
                 ready("enter".into(), "ask to run it (y confirms)"),
                 ready("esc".into(), "close"),
-            ];
+            ]);
         }
         Some(Modal::SetWeight(_)) => {
-            return vec![
-                bang,
+            return urgent(vec![
                 ready("enter".into(), "set it"),
                 ready("esc".into(), "cancel"),
-            ];
+            ]);
         }
         Some(Modal::CommandLine(_)) => {
             return vec![
@@ -119,43 +144,34 @@ pub fn key_bar(app: &App) -> Vec<Hint> {
             ];
         }
         Some(Modal::Drills(_)) => {
-            return vec![
-                bang,
+            return urgent(vec![
                 ready("↑↓".into(), "drill"),
                 ready("←→".into(), "how long"),
                 ready("enter".into(), "inject"),
                 ready("c".into(), "clear all"),
                 ready("esc".into(), "close"),
-            ];
+            ]);
         }
         None => {}
     }
-    let mut bar = vec![bang];
-    if let Some(c) = &app.deployment.countdown {
-        let left = c.ends.duration_since(app.now).unwrap_or_default();
-        bar.push(hint(
-            k(Command::CancelCountdown),
-            format!("CANCEL AUTO-ROLLBACK ({}s)", left.as_secs()),
-            HintState::Urgent,
-        ));
-    }
-    let asks = confirm_reason(app).is_some();
-    let ask = |mut h: Hint| {
+    let mut bar = urgent(Vec::new());
+    // `(y?)`: the key asks first, here or where what it starts would act.
+    let ask = |mut h: Hint, asks: bool| {
         if asks && h.state == HintState::Ready {
             h.text.push_str(" (y?)");
         }
         h
     };
-    bar.push(ask(either(
-        k(Command::Advance),
-        app.deployment.advance_preview(&app.operator),
-    )));
+    bar.push(ask(
+        either(k(Command::Advance), advance_preview(app)),
+        confirm_reason_for(app, &OperatorCommand::Advance).is_some(),
+    ));
     bar.push(ready(k(Command::ToggleHelp), "help"));
-    let pause = app.deployment.pause_preview();
-    let resumes = app.deployment.status == RunStatus::Paused;
-    let pause = either(k(Command::TogglePause), pause);
-    bar.push(if resumes { ask(pause) } else { pause });
-    bar.push(ask(weight_keys(app)));
+    let pause = either(k(Command::TogglePause), app.deployment.pause_preview());
+    let resumes = app.deployment.status == RunStatus::Paused
+        && confirm_reason_for(app, &OperatorCommand::Pause).is_some();
+    bar.push(ask(pause, resumes));
+    bar.push(ask(weight_keys(app), confirm_reason(app).is_some()));
     if weight_base(app).is_ok() {
         bar.push(ready(k(Command::SetWeight), "set weight"));
     }
@@ -192,7 +208,11 @@ fn weight_keys(app: &App) -> Hint {
         ),
         Ok(base) => {
             let step = app.plan.traffic.as_ref().map_or(10, |t| t.step.percent());
-            let up = base.shifted(i64::from(step));
+            let up = if app.deployment.countdown.is_some() {
+                base
+            } else {
+                base.shifted(i64::from(step))
+            };
             let down = base.shifted(-i64::from(step));
             let to = match (up == base, down == base) {
                 (false, false) => format!("{up} or {down}"),

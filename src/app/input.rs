@@ -37,6 +37,14 @@ pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             },
         );
     }
+    // The key with a deadline passes through every modal but the command line (where it is a
+    // letter): a countdown must never run out behind help or a menu.
+    if app.deployment.countdown.is_some()
+        && app.keymap.command_for(&key) == Some(Command::CancelCountdown)
+        && !matches!(app.modal(), Some(Modal::CommandLine(_)))
+    {
+        return command(app, OperatorCommand::CancelCountdown);
+    }
     match app.modals.pop() {
         None => match app.keymap.command_for(&key) {
             Some(c) => on_command(app, c),
@@ -54,6 +62,7 @@ pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             Vec::new()
         }
         Some(Modal::Confirm(question)) => on_confirm_key(app, key, question),
+        Some(Modal::Withdrawn(_)) => Vec::new(),
         Some(Modal::RollbackMenu { selected }) => on_rollback_menu_key(app, key, selected),
         Some(Modal::SetWeight(input)) => on_weight_key(app, key, input),
         Some(Modal::CommandLine(line)) => on_line_key(app, key, line),
@@ -198,12 +207,16 @@ fn tick_item(app: &mut App, key: &str) -> Vec<Effect> {
         app.notice(format!("{key}: no checklist item is waiting"));
         return Vec::new();
     };
-    let selected = app.view.plan_selected.unwrap_or(cursor.slot);
+    let selected = match app.view.plan_selected {
+        Some(at) if at.phase == cursor.phase => at.slot,
+        _ => cursor.slot,
+    };
     let Some(slot) = d
         .phases
         .get(cursor.phase)
         .and_then(|p| p.slots.get(selected))
     else {
+        app.notice(format!("{key}: no checklist item is selected"));
         return Vec::new();
     };
     let is_item = matches!(
@@ -229,13 +242,31 @@ fn tick_item(app: &mut App, key: &str) -> Vec<Effect> {
 
 /// Asks first where a change needs a `y`; otherwise does it.
 fn ask_or_do(app: &mut App, what: String, c: OperatorCommand) -> Vec<Effect> {
-    match confirm_reason(app) {
+    match confirm_reason_for(app, &c) {
         Some(why) => {
-            let question = format!("{what} — {}?", where_(app));
+            let question = format!("{what}{} — {}?", consequence(app, &c), where_(app));
             ask(app, question, why, c);
             Vec::new()
         }
         None => command(app, c),
+    }
+}
+
+/// What a command starts elsewhere, for its question: `, then weight → 50% starts in production`.
+fn consequence(app: &App, c: &OperatorCommand) -> String {
+    let Ok((after, out)) = try_command(app, c) else {
+        return String::new();
+    };
+    let elsewhere = out
+        .commands
+        .iter()
+        .find(|command| command.environment != app.target.environment);
+    match (elsewhere, after.current()) {
+        (Some(command), Some(slot)) => {
+            format!(", then {} starts in {}", slot.label, command.environment)
+        }
+        (Some(command), None) => format!(", then work starts in {}", command.environment),
+        (None, _) => String::new(),
     }
 }
 
@@ -263,30 +294,105 @@ fn where_(app: &App) -> String {
     )
 }
 
-/// Why a change must be confirmed here, if it must: the current phase's risk is high or
-/// critical, or the environment is a production one.
-pub fn confirm_reason(app: &App) -> Option<String> {
-    if is_production(&app.target.environment) || is_production(&app.target.context) {
-        return Some("production environment".into());
+/// Where a rollback would act: `production (shop @ sim-production)`.
+pub fn rollback_where(app: &App) -> String {
+    let environment = app.deployment.rollback_environment();
+    match app.targets.get(environment) {
+        Some(t) => format!("{environment} ({} @ {})", t.namespace, t.context),
+        None => environment.to_string(),
     }
-    let index = app.deployment.phase_index();
-    let risk = app
-        .plan
-        .phases
-        .get(index)
-        .map_or(app.plan.risk, |p| p.effective_risk(app.plan.risk));
-    risk.wants_approval()
-        .then(|| format!("risk {}", format!("{risk:?}").to_lowercase()))
 }
 
-/// `prod`, `production`, `prd`, `prod-eu1`, `eu1-production`, `live` — one word of the name.
+/// Why a change must be confirmed here, if it must: the current phase's risk is high or
+/// critical, or the environment on screen is a production one.
+pub fn confirm_reason(app: &App) -> Option<String> {
+    environment_reason(app, &app.target.environment)
+        .or_else(|| phase_reason(app, app.deployment.phase_index()))
+}
+
+/// Why changes in `environment` are confirmed, if they are: its name or context says
+/// production.
+fn environment_reason(app: &App, environment: &str) -> Option<String> {
+    let context = app
+        .targets
+        .get(environment)
+        .map_or("", |t| t.context.as_str());
+    (is_production(environment) || is_production(context))
+        .then(|| format!("production environment ({environment})"))
+}
+
+/// Why changes in phase `index` are confirmed, if they are: its risk is high or critical.
+fn phase_reason(app: &App, index: usize) -> Option<String> {
+    let phase = app.plan.phases.get(index)?;
+    let risk = phase.effective_risk(app.plan.risk);
+    risk.wants_approval().then(|| {
+        format!(
+            "risk {} (phase {})",
+            format!("{risk:?}").to_lowercase(),
+            phase.name
+        )
+    })
+}
+
+/// What a plan command would do, tried on a copy of the engine: the copy and what it asked
+/// for, or — when it would change nothing — the engine's own answer why.
+pub fn try_command(
+    app: &App,
+    c: &OperatorCommand,
+) -> Result<(crate::engine::Deployment, crate::engine::Outcome), String> {
+    let mut d = app.deployment.clone();
+    let (now, op) = (app.now, app.operator.as_str());
+    let out = match c {
+        OperatorCommand::Advance => d.advance(now, op),
+        OperatorCommand::Pause => d.toggle_pause(now, op),
+        OperatorCommand::Skip { reason } => d.skip_hold(now, op, reason),
+        OperatorCommand::WindowOverride { reason } => d.override_window(now, op, reason),
+        OperatorCommand::Rollback { tier } => d.rollback(*tier, now, op),
+        _ => return Err("not a plan command".into()),
+    };
+    if out.commands.is_empty() && d == app.deployment {
+        let why = out
+            .notes
+            .first()
+            .map_or_else(|| "nothing would change".to_string(), |n| n.text.clone());
+        return Err(why);
+    }
+    Ok((d, out))
+}
+
+/// Why a plan command must be confirmed, if it must: here, or where what it starts would act —
+/// passing the last gate of a phase starts the next phase's first step, maybe in production.
+pub fn confirm_reason_for(app: &App, c: &OperatorCommand) -> Option<String> {
+    if let Some(why) = confirm_reason(app) {
+        return Some(why);
+    }
+    let (after, out) = try_command(app, c).ok()?;
+    out.commands
+        .iter()
+        .find_map(|command| environment_reason(app, &command.environment))
+        .or_else(|| {
+            let phase = after.phase_index();
+            (phase != app.deployment.phase_index())
+                .then(|| phase_reason(app, phase))
+                .flatten()
+        })
+        .or_else(|| {
+            (!out.commands.is_empty())
+                .then(|| phase_reason(app, after.phase_index()))
+                .flatten()
+        })
+}
+
+/// `prod`, `production`, `production1`, `prd`, `prd1`, `prod-eu1`, `eu1-production`, `live` —
+/// one word of the name; `product…` is not production.
 pub fn is_production(name: &str) -> bool {
     name.to_ascii_lowercase()
         .split(|c: char| !c.is_ascii_alphanumeric())
         .any(|word| {
-            matches!(word, "prd" | "live")
-                || word.starts_with("prod") && !word.starts_with("product")
-                || word == "production"
+            word == "live"
+                || word.starts_with("prd")
+                || word.starts_with("production")
+                || (word.starts_with("prod") && !word.starts_with("product"))
         })
 }
 
@@ -301,6 +407,7 @@ pub fn basis(app: &App) -> Basis {
             .and_then(|c| d.slot(c).map(|s| (c.phase, c.slot, (&s.state).into()))),
         weight: app.weight_base(),
         rollback_run: d.rollback.as_ref().map(|r| r.run),
+        countdown: d.countdown.is_some(),
     }
 }
 
@@ -320,13 +427,15 @@ pub(crate) fn withdraw_stale_questions(app: &mut App) {
     }
     app.modals
         .retain(|m| !matches!(m, Modal::Confirm(c) if c.basis != now));
-    for question in stale {
+    for question in &stale {
         app.push_log(
             Level::Warn,
             format!("question withdrawn, the run moved on before an answer: {question}"),
         );
     }
-    app.notice("the question was withdrawn: the run moved on; look, then ask again");
+    // In its place a box that the next key only closes: a `y` or `n` meant for the question
+    // must not reach the screen behind it as a command.
+    app.modals.push(Modal::Withdrawn(stale.join(" · ")));
 }
 
 fn on_confirm_key(app: &mut App, key: KeyEvent, question: Confirm) -> Vec<Effect> {
@@ -368,10 +477,10 @@ fn on_rollback_menu_key(app: &mut App, key: KeyEvent, selected: usize) -> Vec<Ef
                     .map(|t| format!(", target {t}"))
                     .unwrap_or_default();
                 let question = format!(
-                    "run the {} rollback — {}{target} — {}?",
+                    "run the {} rollback — {}{target} — in {}?",
                     tier.as_str(),
                     actions.join(", "),
-                    where_(app)
+                    rollback_where(app)
                 );
                 ask(
                     app,
@@ -446,6 +555,13 @@ pub fn traffic_object(app: &App) -> String {
 
 /// Sets the canary weight from `base` to `target`, asking first where that needs a `y`.
 fn request_weight(app: &mut App, base: Weight, target: Weight) -> Vec<Effect> {
+    if target > base && app.deployment.countdown.is_some() {
+        app.notice(format!(
+            "a rollback countdown is running: the weight only goes down now ({} cancels it first)",
+            app.keymap.key_of(Command::CancelCountdown)
+        ));
+        return Vec::new();
+    }
     let c = OperatorCommand::SetWeight {
         percent: target.percent(),
     };
@@ -628,9 +744,22 @@ pub fn line_hint(app: &App, text: &str) -> Result<String, String> {
             ))
         }
         "note" | "skip" if rest.is_empty() => Err(usage(word)),
+        "skip" => try_command(
+            app,
+            &OperatorCommand::Skip {
+                reason: rest.to_string(),
+            },
+        )
+        .map(|_| format!("cut the running hold short: {rest}")),
         "op" if rest.is_empty() || rest.contains(char::is_whitespace) => Err(usage(word)),
         "window" => match rest.split_once(' ') {
-            Some(("override", reason)) if !reason.trim().is_empty() => Ok(usage(word)),
+            Some(("override", reason)) if !reason.trim().is_empty() => try_command(
+                app,
+                &OperatorCommand::WindowOverride {
+                    reason: reason.trim().to_string(),
+                },
+            )
+            .map(|_| format!("start the phase outside its window: {}", reason.trim())),
             _ => Err(usage(word)),
         },
         "approve" => approval_waiting(app).map(|label| format!("approve {label}")),
@@ -734,12 +863,15 @@ fn on_drills_key(app: &mut App, key: KeyEvent, mut menu: DrillMenu) -> Vec<Effec
             };
             app.push_log(
                 Level::Operator,
-                format!("{}: drills: every fault cleared", app.operator),
+                format!(
+                    "{}: drills: asking the simulator to clear every fault",
+                    app.operator
+                ),
             );
             return vec![Effect::Drill {
                 endpoint,
                 body: None,
-                label: "every fault cleared".into(),
+                label: "clear every fault".into(),
             }];
         }
         KeyCode::Enter => {
@@ -826,12 +958,17 @@ pub(crate) fn navigate(app: &mut App, c: Command) {
                 .phases
                 .get(cursor.phase)
                 .map_or(0, |p| p.slots.len());
-            let at = app.view.plan_selected.unwrap_or(cursor.slot);
-            app.view.plan_selected = moved(at, count, c, page);
+            let at = match app.view.plan_selected {
+                Some(at) if at.phase == cursor.phase => at.slot,
+                _ => cursor.slot,
+            };
             // Back on the plan's own cursor: follow it again.
-            if app.view.plan_selected == Some(cursor.slot) {
-                app.view.plan_selected = None;
-            }
+            app.view.plan_selected = moved(at, count, c, page)
+                .filter(|slot| *slot != cursor.slot)
+                .map(|slot| crate::engine::StepRef {
+                    phase: cursor.phase,
+                    slot,
+                });
         }
         (_, Focus::Pods) => {
             let names: Vec<String> = app.sorted_pods().iter().map(|p| p.name.clone()).collect();
@@ -887,6 +1024,10 @@ mod tests {
             "PRD",
             "live",
             "sim-production",
+            "production1",
+            "productioneu",
+            "eu-production01",
+            "prd1",
         ] {
             assert!(is_production(name), "{name}");
         }

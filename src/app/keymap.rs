@@ -267,6 +267,19 @@ impl Key {
     }
 }
 
+/// Why `key` may not run `command`, if it may not. The immediate rollback's key passes through
+/// every dialog and text field, so it must be one nobody types by accident there: `!` or a
+/// function key — never a letter, a digit, Enter, Esc, Tab, an arrow or space.
+fn unsafe_binding(command: Command, key: Key) -> Option<String> {
+    let safe = matches!(key.code, KeyCode::Char('!') | KeyCode::F(_)) && !key.ctrl;
+    (command == Command::EmergencyRollback && !safe).then(|| {
+        format!(
+            "{} cannot be rollback_now's key: that key works inside every dialog and text field, so typing it there would roll back; use ! or f1-f12",
+            key.label()
+        )
+    })
+}
+
 /// Which key runs which command on the main screen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keymap {
@@ -379,6 +392,9 @@ impl Keymap {
         if keys.is_empty() {
             return Err(format!("{} needs at least one key", command.name()));
         }
+        if let Some(why) = keys.iter().find_map(|k| unsafe_binding(command, *k)) {
+            return Err(why);
+        }
         let mut next: Vec<(Key, Command)> = self
             .bindings
             .iter()
@@ -410,6 +426,8 @@ impl Keymap {
         for (i, (command, keys)) in wanted.iter().enumerate() {
             if keys.is_empty() {
                 refused.push((i, format!("{} needs at least one key", command.name())));
+            } else if let Some(why) = keys.iter().find_map(|k| unsafe_binding(*command, *k)) {
+                refused.push((i, why));
             } else if wanted[..i].iter().any(|(c, _)| c == command) {
                 refused.push((i, format!("{} is given keys twice", command.name())));
             } else if let Some((key, other)) = keys
@@ -538,6 +556,19 @@ mod tests {
             .expect_err("! is the rollback's only key");
         assert!(err.contains("rollback_now"), "{err}");
         assert!(keymap.is_emergency(&press('!')));
+        for key in ["R", "enter", "y", "1", "space", "ctrl-r"] {
+            let key = Key::parse(key).expect("a key");
+            let err = keymap
+                .remap(Command::EmergencyRollback, &[key])
+                .expect_err("typed in a text field");
+            assert!(err.contains("rollback_now"), "{err}");
+        }
+        keymap
+            .remap(
+                Command::EmergencyRollback,
+                &[Key::char('!'), Key::parse("f12").expect("f12")],
+            )
+            .expect("! and a function key are safe");
         // + has = too, so taking + leaves weight_up reachable.
         keymap
             .remap(Command::Sort, &[Key::char('+')])
@@ -562,6 +593,19 @@ mod tests {
         assert_eq!(keymap.command_for(&press('n')), Some(Command::TogglePause));
         assert_eq!(keymap.key_of(Command::TogglePause), "n");
         assert!(keymap.is_emergency(&press('!')));
+        for key in ["R", "enter", "y", "1", "space", "ctrl-r"] {
+            let key = Key::parse(key).expect("a key");
+            let err = keymap
+                .remap(Command::EmergencyRollback, &[key])
+                .expect_err("typed in a text field");
+            assert!(err.contains("rollback_now"), "{err}");
+        }
+        keymap
+            .remap(
+                Command::EmergencyRollback,
+                &[Key::char('!'), Key::parse("f12").expect("f12")],
+            )
+            .expect("! and a function key are safe");
         assert_eq!(keymap.command_for(&press('D')), Some(Command::Drills));
         assert_eq!(keymap.command_for(&press('q')), Some(Command::Quit));
         let refused: Vec<(usize, &str)> = refused.iter().map(|(i, w)| (*i, w.as_str())).collect();

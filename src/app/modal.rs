@@ -27,6 +27,8 @@ pub enum Modal {
     Confirm(Confirm),
     /// `D` (demo): a fault to inject into the simulator, and for how long.
     Drills(DrillMenu),
+    /// A question withdrawn because the run moved on: the next key only closes it.
+    Withdrawn(String),
 }
 
 impl Modal {
@@ -39,6 +41,7 @@ impl Modal {
             Modal::RollbackMenu { .. } => "rollback menu",
             Modal::Confirm(_) => "question",
             Modal::Drills(_) => "drills",
+            Modal::Withdrawn(_) => "withdrawn question",
         }
     }
 }
@@ -74,6 +77,8 @@ pub struct Basis {
     pub slot: Option<(usize, usize, StepStateKind)>,
     pub weight: Option<Weight>,
     pub rollback_run: Option<u32>,
+    /// A rollback countdown began (or ended) since: a different situation.
+    pub countdown: bool,
 }
 
 /// A slot's state without its times and texts: a hold counting down is the same state each
@@ -257,8 +262,9 @@ impl PodSort {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct View {
     pub focus: Focus,
-    /// The selected slot of the phase shown; `None` follows the plan's cursor.
-    pub plan_selected: Option<usize>,
+    /// The selected slot; `None`, or a slot of another phase than the cursor's, follows the
+    /// plan's cursor.
+    pub plan_selected: Option<crate::engine::StepRef>,
     /// The selected pod, by name, so it stays selected as pods come and go.
     pub pod_selected: Option<String>,
     pub pod_sort: PodSort,

@@ -187,18 +187,21 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::DrillDone { label, result } => {
             match result {
-                Ok(active) => {
-                    app.push_log(
-                        Level::Warn,
-                        format!("drill: {label} — the simulator says yes"),
-                    );
+                Ok(Some(active)) => {
+                    app.push_log(Level::Warn, format!("drill: {label} — done by the simulator"));
                     if let Some(d) = &mut app.drills {
                         d.active = active;
                     }
                 }
+                Ok(None) => app.push_log(
+                    Level::Warn,
+                    format!(
+                        "drill: {label} — done by the simulator (its list of active faults could not be read; the header catches up)"
+                    ),
+                ),
                 Err(why) => app.push_log(
                     Level::Error,
-                    format!("drill: {label} — not injected: {why}"),
+                    format!("drill: {label} — the simulator refused: {why}"),
                 ),
             }
             Vec::new()
@@ -1438,7 +1441,7 @@ mod tests {
             c.question,
             "set canary weight 0% → 10% on HTTPRoute shop/checkout (production)?"
         );
-        assert_eq!(c.why, "production environment");
+        assert_eq!(c.why, "production environment (production)");
         assert!(update(&mut app, key('n')).is_empty(), "n answers no");
         assert!(app.modals.is_empty());
         assert!(journaled_commands(&app).is_empty(), "nothing journaled");
@@ -1463,7 +1466,10 @@ mod tests {
             &mut app,
             Action::Traffic(TrafficEvent::Weight(Weight::clamped(20))),
         );
-        assert!(app.modals.is_empty(), "withdrawn");
+        assert!(
+            matches!(app.modal(), Some(super::super::modal::Modal::Withdrawn(_))),
+            "withdrawn, and said so"
+        );
         assert!(
             app.log
                 .back()
@@ -1625,5 +1631,157 @@ mod tests {
             app.recorded.is_empty(),
             "the screen's own keys journal nothing"
         );
+    }
+
+    /// The demo plan without Production's approval gate, waiting at Staging's last step (the
+    /// pause before production): passing it starts production's first weight step.
+    fn at_the_gate_before_production() -> App {
+        let mut app = app();
+        let text = crate::cli::DEMO_PLAN.replacen("    approval: [carol]\n", "", 1);
+        let plan = crate::plan::parse(std::path::Path::new("demo.yaml"), &text).expect("plan");
+        app.plan = Arc::new(plan);
+        let mut d = crate::engine::Deployment::new(app.plan.clone());
+        d.status = RunStatus::Running;
+        for phase in 0..2 {
+            for slot in &mut d.phases[phase].slots {
+                slot.state = crate::engine::StepState::Done;
+            }
+        }
+        let pause = StepRef { phase: 1, slot: 2 };
+        d.phases[1].slots[2].state = crate::engine::StepState::Waiting;
+        d.cursor = Some(pause);
+        d.observe_weight(Weight::clamped(25));
+        app.deployment = d;
+        app.target = app.targets["staging"].clone();
+        app.traffic.observed = Some(Weight::clamped(25));
+        app
+    }
+
+    #[test]
+    fn passing_the_last_gate_before_production_asks_first_and_says_where_it_acts() {
+        let mut app = at_the_gate_before_production();
+        assert_eq!(
+            input::confirm_reason(&app),
+            None,
+            "staging itself is medium risk"
+        );
+        assert!(update(&mut app, key('n')).is_empty(), "asked, not done");
+        let Some(super::super::modal::Modal::Confirm(c)) = app.modal() else {
+            panic!("no question: {:?}", app.modals);
+        };
+        assert!(
+            c.question
+                .contains("then weight → 50% starts in production"),
+            "{}",
+            c.question
+        );
+        assert!(c.why.contains("production"), "{}", c.why);
+        let effects = update(&mut app, key('y'));
+        assert_eq!(weights(&effects), vec![(50, false)]);
+    }
+
+    #[test]
+    fn a_withdrawn_question_takes_the_next_key_so_a_late_n_does_not_advance() {
+        let mut app = app();
+        update(&mut app, key('r'));
+        update(&mut app, press(KeyCode::Enter));
+        update(
+            &mut app,
+            Action::Traffic(TrafficEvent::Weight(Weight::clamped(20))),
+        );
+        assert!(matches!(
+            app.modal(),
+            Some(super::super::modal::Modal::Withdrawn(_))
+        ));
+        assert!(update(&mut app, key('n')).is_empty());
+        assert_eq!(
+            app.deployment.status,
+            RunStatus::Ready,
+            "n only closed the box"
+        );
+        assert!(app.modals.is_empty());
+        assert!(journaled_commands(&app).is_empty());
+    }
+
+    /// The demo at a breach with its countdown running.
+    fn counting_down() -> App {
+        let mut app = app();
+        into_the_hold(&mut app);
+        update(&mut app, breaching_round());
+        update(&mut app, breaching_round());
+        assert!(app.deployment.countdown.is_some(), "a countdown runs");
+        app
+    }
+
+    #[test]
+    fn x_cancels_a_countdown_from_behind_help_and_menus() {
+        for open in ['?', 'r', 'w', 'D'] {
+            let mut app = counting_down();
+            update(&mut app, key(open));
+            update(&mut app, key('x'));
+            assert!(app.deployment.countdown.is_none(), "x behind {open}");
+            assert_eq!(app.deployment.status, RunStatus::Paused, "x behind {open}");
+        }
+        let mut app = counting_down();
+        update(&mut app, key(':'));
+        update(&mut app, key('x'));
+        assert!(
+            app.deployment.countdown.is_some(),
+            "x is a letter on the command line"
+        );
+    }
+
+    #[test]
+    fn during_a_countdown_the_weight_only_goes_down_and_a_question_is_withdrawn() {
+        let mut app = counting_down();
+        assert!(update(&mut app, key('+')).is_empty());
+        assert!(notice(&app).contains("only goes down"), "{}", notice(&app));
+        assert_eq!(weights(&update(&mut app, key('-'))), vec![(0, false)]);
+        let mut app = in_production();
+        update(&mut app, key('+'));
+        assert!(matches!(
+            app.modal(),
+            Some(super::super::modal::Modal::Confirm(_))
+        ));
+        app.deployment.countdown = Some(crate::engine::Countdown {
+            tier: crate::plan::TierName::Immediate,
+            metric: "error_rate".into(),
+            reason: "test".into(),
+            ends: app.now + Duration::from_secs(10),
+            environment: "production".into(),
+        });
+        let now = app.now;
+        update(&mut app, Action::Tick(now));
+        assert!(
+            !matches!(app.modal(), Some(super::super::modal::Modal::Confirm(_))),
+            "a countdown began: the question is withdrawn"
+        );
+    }
+
+    #[test]
+    fn the_rollback_question_names_where_the_rollback_acts() {
+        let mut app = at_the_gate_before_production();
+        // The canary is live in staging; the screen may show another environment.
+        app.target = app.targets["production"].clone();
+        update(&mut app, key('r'));
+        update(&mut app, press(KeyCode::Enter));
+        let Some(super::super::modal::Modal::Confirm(c)) = app.modal() else {
+            panic!("no question: {:?}", app.modals);
+        };
+        assert!(
+            c.question
+                .contains(&format!("in {}", input::rollback_where(&app))),
+            "{}",
+            c.question
+        );
+    }
+
+    #[test]
+    fn skip_and_window_override_say_when_they_would_do_nothing() {
+        let mut app = app();
+        assert!(input::line_hint(&app, "skip tired").is_err_and(|e| e.contains("no hold")));
+        assert!(input::line_hint(&app, "window override late").is_err());
+        into_the_hold(&mut app);
+        assert!(input::line_hint(&app, "skip tired").is_ok());
     }
 }

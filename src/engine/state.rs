@@ -381,6 +381,20 @@ impl Deployment {
         }
     }
 
+    /// Where a rollback started now would act: where an earlier rollback did, else where a
+    /// countdown's breach was seen, else where the canary is live.
+    pub fn rollback_environment(&self) -> &str {
+        match (&self.rollback, self.status, &self.countdown) {
+            (
+                Some(r),
+                RunStatus::RollingBack | RunStatus::RolledBack | RunStatus::RollbackFailed,
+                _,
+            ) => &r.environment,
+            (_, _, Some(c)) => &c.environment,
+            _ => self.active_environment(),
+        }
+    }
+
     /// True when the deployment can no longer move forward.
     pub fn is_finished(&self) -> bool {
         matches!(
@@ -1459,16 +1473,8 @@ impl Deployment {
     fn start_rollback(&mut self, tier: TierName, now: SystemTime, by: &str, out: &mut Outcome) {
         self.runs += 1;
         let run = self.runs;
-        let environment = match (&self.rollback, self.status, &self.countdown) {
-            // A rollback after a rollback acts where the first one did.
-            (
-                Some(r),
-                RunStatus::RollingBack | RunStatus::RolledBack | RunStatus::RollbackFailed,
-                _,
-            ) => r.environment.clone(),
-            (_, _, Some(c)) => c.environment.clone(),
-            _ => self.active_environment().to_string(),
-        };
+        // A rollback after a rollback acts where the first one did.
+        let environment = self.rollback_environment().to_string();
         let plan = self.plan.clone();
         let plan_tier = plan.rollback.tier(tier);
         let actions = rollback_actions(&plan, tier);

@@ -142,7 +142,11 @@ pub fn render_help(app: &App, frame: &mut Frame, area: Rect) {
     };
     lines.push(Line::from(Span::styled(footer, theme.muted)));
     lines.push(Line::from(Span::styled(
-        " Esc or ? closes this help; ! works here too",
+        if observer {
+            " Esc or ? closes this help"
+        } else {
+            " Esc or ? closes this help; ! and x work here too"
+        },
         theme.muted,
     )));
     if let Some(log) = crate::logging::path() {

@@ -22,6 +22,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         Some(Modal::SetWeight(input)) => weight(app, frame, body, input),
         Some(Modal::CommandLine(line)) => command_line(app, frame, body, line),
         Some(Modal::Help) => super::help::render_help(app, frame, body),
+        Some(Modal::Withdrawn(question)) => withdrawn(app, frame, body, question),
         None => {}
     }
 }
@@ -98,6 +99,21 @@ fn confirm(app: &App, frame: &mut Frame, body: Rect, c: &Confirm) {
     );
 }
 
+fn withdrawn(app: &App, frame: &mut Frame, body: Rect, question: &str) {
+    let width = 76.min(body.width);
+    let lines = vec![
+        Line::from(Span::styled(
+            "The question was withdrawn: the run moved on before the answer.",
+            bold(),
+        )),
+        Line::from(Span::styled(format!("It was: {question}"), dim(app))),
+        Line::from(""),
+        Line::from("Nothing was done. Any key closes this; look at the screen, then ask again."),
+    ];
+    let area = centred(body, width, rows(&lines, width));
+    popup(app, frame, area, " Withdrawn ", lines, false);
+}
+
 fn rollback_menu(app: &App, frame: &mut Frame, body: Rect, selected: usize) {
     let width = 84.min(body.width);
     let mut lines = Vec::new();
@@ -128,8 +144,8 @@ fn rollback_menu(app: &App, frame: &mut Frame, body: Rect, selected: usize) {
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
         format!(
-            "acts in {} ({} @ {}) · each tier asks y · ! is the immediate tier, no question",
-            app.target.environment, app.target.namespace, app.target.context
+            "acts in {} · each tier asks y · ! is the immediate tier, no question",
+            crate::app::input::rollback_where(app)
         ),
         dim(app),
     )));
@@ -179,7 +195,7 @@ fn drills(app: &App, frame: &mut Frame, body: Rect, menu: DrillMenu) {
 /// `text` with a block cursor at the input's cursor.
 fn with_cursor(input: &Input) -> Vec<Span<'static>> {
     let value: Vec<char> = input.value().chars().collect();
-    let at = input.visual_cursor().min(value.len());
+    let at = input.cursor().min(value.len());
     let before: String = value[..at].iter().collect();
     let under: String = value.get(at).map_or(" ".into(), |c| c.to_string());
     let after: String = value

@@ -73,7 +73,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 let cursor = d.cursor.is_some_and(|c| c.slot == j);
                 let room = usize::from(area.width.saturating_sub(8));
                 let selected = app.view.focus == crate::app::modal::Focus::Plan
-                    && app.view.plan_selected == Some(j);
+                    && app.view.plan_selected == Some(crate::engine::StepRef { phase: i, slot: j });
                 let style = if selected {
                     style.patch(theme.selected)
                 } else {
