@@ -10,12 +10,19 @@
 use std::cell::Cell;
 use std::panic::{PanicHookInfo, UnwindSafe};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
 /// The first panic, as said on stderr.
 static MESSAGE: OnceLock<String> = OnceLock::new();
+/// A panic (outside [`caught`]) has begun: set before the terminal is given back, so no frame
+/// is drawn after it.
+static HAPPENED: AtomicBool = AtomicBool::new(false);
+/// A console, run or watch loop is running: a panic then ends the process, by the loop or the
+/// watchdog. Without one (`warroom sim`), a panic ends only what panicked, as tokio has it.
+static LOOP: AtomicBool = AtomicBool::new(false);
 static WOKEN: Notify = Notify::const_new();
 
 /// How long warroom may take to end after a panic before the watchdog ends it: the loop
@@ -38,6 +45,7 @@ pub fn install() {
             return;
         }
         let message = describe(info);
+        HAPPENED.store(true, Ordering::SeqCst);
         crate::app::terminal::give_back_after_panic();
         previous(info);
         tracing::error!("panic: {message}");
@@ -46,7 +54,7 @@ pub fn install() {
             Some(path) => eprintln!("warroom: log file: {}", path.display()),
             None => eprintln!("warroom: no log file"),
         }
-        if MESSAGE.set(message).is_ok() {
+        if MESSAGE.set(message).is_ok() && LOOP.load(Ordering::SeqCst) {
             WOKEN.notify_one();
             let _ = std::thread::Builder::new()
                 .name("panic-watchdog".into())
@@ -60,6 +68,16 @@ pub fn install() {
                 });
         }
     }));
+}
+
+/// Whether a panic has begun (outside [`caught`]): nothing more is drawn.
+pub fn happened() -> bool {
+    HAPPENED.load(Ordering::SeqCst)
+}
+
+/// Marks that a loop that ends on a panic is running (the console, a run, a watch).
+pub fn loop_started() {
+    LOOP.store(true, Ordering::SeqCst);
 }
 
 /// The first panic's message, once one happened (outside [`caught`]).

@@ -432,6 +432,7 @@ pub async fn run(
     mut actions: UnboundedReceiver<Action>,
     mut shell: Shell,
 ) -> std::io::Result<App> {
+    crate::panics::loop_started();
     let mut dirty = true;
     let mut last_frame: Option<Instant> = None;
     'run: loop {
@@ -453,6 +454,8 @@ pub async fn run(
             tokio::select! {
                 () = crate::panics::panicked() => {
                     leave_after_panic(&mut app, &mut shell);
+                    // Headless prints the last lines (a console draws nothing after a panic).
+                    let _ = screen.show(&app);
                     return Ok(app);
                 }
                 () = sleep_until_some(countdown_end) => {
@@ -494,6 +497,7 @@ pub async fn run(
             Settled::Done => break,
             Settled::Panicked => {
                 leave_after_panic(&mut app, &mut shell);
+                let _ = screen.show(&app);
                 return Ok(app);
             }
             // `!` while leaving: the rollback runs to its end on a live screen, then warroom

@@ -267,17 +267,43 @@ impl Key {
     }
 }
 
-/// Why `key` may not run `command`, if it may not. The immediate rollback's key passes through
-/// every dialog and text field, so it must be one nobody types by accident there: `!` or a
-/// function key — never a letter, a digit, Enter, Esc, Tab, an arrow or space.
+/// Why `key` may not run `command`, if it may not.
+/// - The immediate rollback's key passes through every dialog and text field, so it must be one
+///   nobody types by accident there: `!` or a function key — never a letter, a digit, Enter,
+///   Esc, Tab, an arrow or space.
+/// - The countdown's cancel key passes through help, questions and menus, so it must not be a
+///   key they read (y, n, Esc, Enter, arrows, j k h l, digits, c, q, r, D, ?, space).
+/// - Ctrl-C stays the way out (it closes a dialog, and quits).
 fn unsafe_binding(command: Command, key: Key) -> Option<String> {
-    let safe = matches!(key.code, KeyCode::Char('!') | KeyCode::F(_)) && !key.ctrl;
-    (command == Command::EmergencyRollback && !safe).then(|| {
-        format!(
-            "{} cannot be rollback_now's key: that key works inside every dialog and text field, so typing it there would roll back; use ! or f1-f12",
-            key.label()
-        )
-    })
+    let label = key.label();
+    if key.ctrl && key.code == KeyCode::Char('c') && command != Command::Quit {
+        return Some(format!(
+            "{label} stays quit's key (it also closes every dialog)"
+        ));
+    }
+    match command {
+        Command::EmergencyRollback => {
+            let safe = matches!(key.code, KeyCode::Char('!') | KeyCode::F(_)) && !key.ctrl;
+            (!safe).then(|| {
+                format!(
+                    "{label} cannot be rollback_now's key: that key works inside every dialog and text field, so typing it there would roll back; use ! or f1-f12"
+                )
+            })
+        }
+        Command::CancelCountdown => {
+            let read_by_dialogs = match key.code {
+                KeyCode::Char(c) => key.ctrl || c.is_ascii_digit() || "yYnNjkhlcqrD? %".contains(c),
+                KeyCode::F(_) => false,
+                _ => true,
+            };
+            read_by_dialogs.then(|| {
+                format!(
+                    "{label} cannot be cancel_countdown's key: it works inside help, questions and menus, which read {label} themselves"
+                )
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Which key runs which command on the main screen.

@@ -107,7 +107,7 @@ where
     B: Backend<Error = io::Error> + Write,
 {
     let _screen = lock(&SCREEN);
-    if crate::panics::message().is_some() {
+    if crate::panics::happened() || crate::panics::message().is_some() {
         // The terminal is the shell's again: nothing more is drawn on it.
         return Ok(None);
     }

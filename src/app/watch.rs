@@ -51,6 +51,8 @@ pub enum WatchError {
     NoTerminal,
     #[error("cannot take the terminal: {0}")]
     Terminal(#[from] std::io::Error),
+    #[error("warroom panicked while watching: {0}")]
+    Panicked(String),
 }
 
 impl WatchError {
@@ -407,6 +409,7 @@ fn no_cluster(app: &mut App, why: String) {
 /// Follows the run until the observer quits or the terminal goes away; returns the final state.
 pub async fn run(setup: WatchSetup) -> Result<App, WatchError> {
     use std::io::IsTerminal;
+    crate::panics::loop_started();
     let name = setup.journal.display().to_string();
     let read = read::read(&setup.journal)?;
     let mut watched = Watched::from_read(&name, &read)?;
@@ -455,6 +458,9 @@ pub async fn run(setup: WatchSetup) -> Result<App, WatchError> {
     .await;
     super::terminal::give_back();
     cancel.cancel();
+    if let Some(why) = crate::panics::message() {
+        return Err(WatchError::Panicked(why.to_string()));
+    }
     followed?;
     Ok(watched.app)
 }

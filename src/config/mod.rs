@@ -67,6 +67,27 @@ pub fn default_path() -> Option<PathBuf> {
     Some(base.join("warroom").join("config.yaml"))
 }
 
+/// The most a config or theme file may hold.
+const MAX_FILE: u64 = 1024 * 1024;
+
+/// Reads a config or theme file: a regular file of at most 1 MiB. A FIFO, a device or
+/// `/dev/zero` is refused before it is opened, so a mistaken path cannot hang the start.
+pub fn read_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other("larger than 1 MiB"));
+    }
+    Ok(text)
+}
+
 impl Settings {
     /// Reads `config` (`--config`), else the file at [`default_path`], and applies `--theme`
     /// over the file's `theme:`.
@@ -74,7 +95,7 @@ impl Settings {
         let Some(path) = config.map(Path::to_path_buf).or_else(default_path) else {
             return Settings::without_file(theme_flag);
         };
-        match std::fs::read_to_string(&path) {
+        match read_file(&path) {
             Ok(text) => Settings::parse(&text, &path, theme_flag),
             Err(e) => {
                 let mut settings = Settings::without_file(theme_flag);
@@ -117,7 +138,9 @@ impl Settings {
                 w.message.push_str("; the defaults are used");
                 warnings.push(w);
             }
-            Ok(doc) => match &doc.root.value {
+            Ok(doc) => {
+                warnings.extend(doc.duplicates.iter().cloned());
+                match &doc.root.value {
                 Node::Null => {}
                 Node::Map(entries) => {
                     for (key, value) in entries {
@@ -166,7 +189,8 @@ impl Settings {
                         other.kind()
                     ),
                 )),
-            },
+                }
+            }
         }
         // --theme beats the config's theme:, which is then not even read.
         let chosen = match (theme_flag, theme_entry) {
@@ -205,7 +229,7 @@ fn pick_theme(
         Some(dir) if Path::new(value).is_relative() => dir.join(value),
         _ => PathBuf::from(value),
     };
-    match std::fs::read_to_string(&path) {
+    match read_file(&path) {
         Ok(text) => Theme::parse_file(&text, &path),
         Err(e) => (
             Theme::default(),
@@ -318,6 +342,42 @@ mod tests {
 
     fn parse(text: &str, flag: Option<&str>) -> Settings {
         Settings::parse(text, Path::new("/home/a/.config/warroom/config.yaml"), flag)
+    }
+
+    #[test]
+    fn a_key_given_twice_is_one_warning_and_the_rest_applies() {
+        let s = parse("operator: carol\nkeys: {advance: N, advance: M}\n", None);
+        assert_eq!(s.operator.as_deref(), Some("carol"));
+        assert_eq!(s.keymap.command_for(&press('N')), Some(Command::Advance));
+        assert_eq!(s.keymap.command_for(&press('M')), None);
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(s.warnings[0].to_string().contains("keys.advance"));
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_is_refused_without_being_opened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("config.yaml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success());
+        if made {
+            let s = Settings::load(Some(&fifo), None);
+            assert!(
+                s.warnings[0].to_string().contains("not a regular file"),
+                "{:?}",
+                s.warnings
+            );
+        }
+        let s = Settings::load(None, Some("/dev/zero"));
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.to_string().contains("not a regular file")),
+            "{:?}",
+            s.warnings
+        );
     }
 
     #[test]

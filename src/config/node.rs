@@ -167,6 +167,50 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 }
 
+/// Keeps the first of each repeated key in every map below `node`, and says where the others
+/// were.
+fn drop_duplicates(
+    doc: &Doc,
+    node: &mut Spanned<Node>,
+    path: &str,
+    origin: &str,
+    warnings: &mut Vec<Warning>,
+) {
+    match &mut node.value {
+        Node::Map(entries) => {
+            let mut seen: Vec<String> = Vec::new();
+            let mut kept = Vec::with_capacity(entries.len());
+            for (key, mut value) in std::mem::take(entries) {
+                let name = doc.text_of(&key).unwrap_or_default();
+                let full = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
+                };
+                if seen.contains(&name) {
+                    warnings.push(Warning::new(
+                        origin,
+                        Some(line(&key)),
+                        Some(full),
+                        "given twice; the first stands, this one is ignored".to_string(),
+                    ));
+                    continue;
+                }
+                drop_duplicates(doc, &mut value, &full, origin, warnings);
+                seen.push(name);
+                kept.push((key, value));
+            }
+            *entries = kept;
+        }
+        Node::Seq(items) => {
+            for item in items {
+                drop_duplicates(doc, item, path, origin, warnings);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// How deep a settings file may nest (a theme needs 2, the config file 3).
 const MAX_DEPTH: usize = 16;
 
@@ -176,6 +220,8 @@ const MAX_DEPTH: usize = 16;
 pub struct Doc {
     pub text: String,
     pub root: Spanned<Node>,
+    /// A key given twice in one map: the first stands, each later one is a warning here.
+    pub duplicates: Vec<Warning>,
 }
 
 impl Doc {
@@ -188,12 +234,23 @@ impl Doc {
                 max_depth: MAX_DEPTH,
                 flow_nesting_limit: MAX_DEPTH,
             },
+            // Repeated keys reach the tree, where the first stands and the rest are warnings
+            // naming their line: one slip does not throw the whole file away.
+            duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
         };
         match serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options) {
-            Ok(root) => Ok(Doc {
-                text: text.to_string(),
-                root,
-            }),
+            Ok(mut root) => {
+                let mut doc = Doc {
+                    text: text.to_string(),
+                    root: Spanned::new(Node::Null, root.referenced, root.defined),
+                    duplicates: Vec::new(),
+                };
+                let mut duplicates = Vec::new();
+                drop_duplicates(&doc, &mut root, "", origin, &mut duplicates);
+                doc.root = root;
+                doc.duplicates = duplicates;
+                Ok(doc)
+            }
             Err(e) => {
                 let line = e.location().map(|l| l.line());
                 let message = e.without_snippet().to_string();
@@ -281,6 +338,23 @@ mod tests {
         };
         let texts: Vec<_> = items.iter().filter_map(|i| doc.text_of(i)).collect();
         assert_eq!(texts, ["N", "0x1f", "q"]);
+    }
+
+    #[test]
+    fn a_key_given_twice_keeps_the_first_and_names_the_line_of_the_second() {
+        let doc =
+            Doc::parse("theme: light\nkeys: {advance: N, advance: M}\n", "c.yaml").expect("parses");
+        let Node::Map(entries) = &doc.root.value else {
+            panic!("map")
+        };
+        let Node::Map(keys) = &entries[1].1.value else {
+            panic!("map")
+        };
+        assert_eq!(keys.len(), 1);
+        assert_eq!(doc.text_of(&keys[0].1).as_deref(), Some("N"));
+        assert_eq!(doc.duplicates.len(), 1);
+        let w = doc.duplicates[0].to_string();
+        assert!(w.contains("line 2") && w.contains("keys.advance"), "{w}");
     }
 
     #[test]

@@ -220,11 +220,17 @@ async fn query(State(st): State<ApiState>, RawQuery(raw): RawQuery, body: Bytes)
         },
     };
     let tsdb = st.tsdb.clone();
-    let result = tokio::task::spawn_blocking(move || promql::instant_query(&tsdb, &q, t)).await;
+    // An evaluation that panics is this query's 500, not the end of the process.
+    let result = tokio::task::spawn_blocking(move || {
+        crate::panics::caught(std::panic::AssertUnwindSafe(|| {
+            promql::instant_query(&tsdb, &q, t)
+        }))
+    })
+    .await;
     match result {
-        Ok(Ok(v)) => json_response(StatusCode::OK, success(&render_instant(&v, t))),
-        Ok(Err(e)) => query_error(&e),
-        Err(_) => api_error(
+        Ok(Ok(Ok(v))) => json_response(StatusCode::OK, success(&render_instant(&v, t))),
+        Ok(Ok(Err(e))) => query_error(&e),
+        Ok(Err(_)) | Err(_) => api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "query evaluation failed",
@@ -251,12 +257,16 @@ async fn query_range(State(st): State<ApiState>, RawQuery(raw): RawQuery, body: 
         None => return bad_param("step", "cannot parse \"\" to a valid duration"),
     };
     let tsdb = st.tsdb.clone();
-    let result =
-        tokio::task::spawn_blocking(move || promql::range_query(&tsdb, &q, start, end, step)).await;
+    let result = tokio::task::spawn_blocking(move || {
+        crate::panics::caught(std::panic::AssertUnwindSafe(|| {
+            promql::range_query(&tsdb, &q, start, end, step)
+        }))
+    })
+    .await;
     match result {
-        Ok(Ok(m)) => json_response(StatusCode::OK, success(&render_matrix(&m))),
-        Ok(Err(e)) => query_error(&e),
-        Err(_) => api_error(
+        Ok(Ok(Ok(m))) => json_response(StatusCode::OK, success(&render_matrix(&m))),
+        Ok(Ok(Err(e))) => query_error(&e),
+        Ok(Err(_)) | Err(_) => api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "query evaluation failed",

@@ -100,12 +100,23 @@ pub fn pod_ages(app: &App) -> Vec<String> {
 }
 
 fn take_colour_out(app: &App, buffer: &mut Buffer) {
+    use ratatui::layout::Position;
     use ratatui::style::{Color, Modifier};
-    // The gauge's empty colour (dark grey in the default theme) is a fill, not a badge:
-    // reversing it would draw the gauge backwards.
+    // The gauges' empty part (the weight gauge in the traffic panel, a metric's gauge in the
+    // Health panel) is a fill, not a badge: reversing it would draw the gauge backwards. It is
+    // told by its colour *and* its place, so a badge that happens to share the colour (in a
+    // custom theme) still turns to reverse video.
     let fill = app.theme.gauge_empty_colour();
-    for cell in buffer.content.iter_mut() {
-        if cell.bg != Color::Reset && cell.bg != fill {
+    let areas = Areas::of(app, buffer.area);
+    let width = usize::from(buffer.area.width.max(1));
+    let origin = (buffer.area.x, buffer.area.y);
+    for (i, cell) in buffer.content.iter_mut().enumerate() {
+        let at = Position {
+            x: origin.0 + u16::try_from(i % width).unwrap_or(u16::MAX),
+            y: origin.1 + u16::try_from(i / width).unwrap_or(u16::MAX),
+        };
+        let gauge = cell.bg == fill && (areas.traffic.contains(at) || areas.metrics.contains(at));
+        if cell.bg != Color::Reset && !gauge {
             cell.modifier |= Modifier::REVERSED;
         }
         cell.fg = Color::Reset;

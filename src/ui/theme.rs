@@ -235,7 +235,7 @@ fn resolve(value: &str, dir: Option<&Path>) -> PathBuf {
 
 fn load_in(path: &Path, depth: usize) -> (Theme, Vec<Warning>) {
     let origin = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match crate::config::read_file(path) {
         Ok(text) => parse_in(&text, &origin, path.parent(), depth),
         Err(e) => (
             Theme::default(),
@@ -258,6 +258,7 @@ fn parse_in(text: &str, origin: &str, dir: Option<&Path>, depth: usize) -> (Them
             return (Theme::default(), vec![w]);
         }
     };
+    warnings.extend(doc.duplicates.iter().cloned());
     let base = base_of(&doc, origin, dir, depth, &mut warnings);
     let theme = apply(&doc, origin, base, &mut warnings);
     (theme, warnings)
@@ -305,7 +306,7 @@ fn base_of(
         return parse_in(text, &format!("themes/{built_in}.yaml"), None, depth + 1).0;
     }
     let path = resolve(&name, dir);
-    match std::fs::read_to_string(&path) {
+    match crate::config::read_file(&path) {
         Ok(text) => {
             let (theme, more) =
                 parse_in(&text, &path.display().to_string(), path.parent(), depth + 1);
