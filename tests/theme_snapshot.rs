@@ -2,9 +2,10 @@
 //! with the styles of every styled run of cells (text alone would be the same in every theme).
 //! And the config file's keys on the key bar and in `?` help.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -12,132 +13,10 @@ use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::style::{Color, Modifier, Style};
 
-use warroom::app::model::Target;
 use warroom::app::{Action, App, update};
-use warroom::cluster::model::{ClusterEvent, PodView, WorkloadView};
-use warroom::health::Health;
-use warroom::metrics::series::Point;
-use warroom::metrics::{MetricsEvent, Sample};
-use warroom::plan::{TrackName, Weight};
-use warroom::traffic::TrafficEvent;
 use warroom::ui::theme::{BUILT_IN, Theme};
 
-fn at(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
-}
-
-/// The demo plan started, sources live, four stable pods and two canary ones (one starting).
-fn healthy_app() -> App {
-    let plan = warroom::plan::parse(
-        std::path::Path::new("plans/demo.yaml"),
-        warroom::cli::DEMO_PLAN,
-    )
-    .expect("demo plan parses");
-    let mut app = App::new(
-        Arc::new(plan),
-        Target {
-            environment: "development".into(),
-            namespace: "shop".into(),
-            context: "sim-development".into(),
-            kubeconfig_hint: Some("/tmp/warroom-demo/kubeconfig".into()),
-        },
-        "alice".into(),
-        at(0),
-    );
-    app.tz = jiff::tz::TimeZone::UTC;
-    let mut feed = |a: Action| {
-        update(&mut app, a);
-    };
-    feed(Action::Cluster(ClusterEvent::Health(Health::Live)));
-    feed(Action::Traffic(TrafficEvent::Health(Health::Live)));
-    feed(Action::Traffic(TrafficEvent::Weight(Weight::ZERO)));
-    feed(Action::Metrics(MetricsEvent::Health(Health::Live)));
-    let pod = |name: String, track, ready, status: &str, created, version: &str| PodView {
-        name,
-        track: Some(track),
-        ready_containers: ready,
-        total_containers: 1,
-        status: status.into(),
-        restarts: 0,
-        created: Some(created),
-        version: version.into(),
-    };
-    let mut pods: Vec<PodView> = ["abcde", "fghij", "klmno", "pqrst"]
-        .iter()
-        .map(|s| {
-            pod(
-                format!("checkout-7d9f8b6c5-{s}"),
-                TrackName::Stable,
-                1,
-                "Running",
-                at(0),
-                "2.3.0",
-            )
-        })
-        .collect();
-    pods.push(pod(
-        "checkout-canary-5c6d7e8f9-uvwxy".into(),
-        TrackName::Canary,
-        1,
-        "Running",
-        at(30),
-        "2.4.0",
-    ));
-    pods.push(pod(
-        "checkout-canary-5c6d7e8f9-zabcd".into(),
-        TrackName::Canary,
-        0,
-        "ContainerCreating",
-        at(30),
-        "2.4.0",
-    ));
-    feed(Action::Cluster(ClusterEvent::PodsRelisted(pods)));
-    for (track, name, desired, ready, tag) in [
-        (TrackName::Stable, "checkout", 4, 4, "2.3.0"),
-        (TrackName::Canary, "checkout-canary", 2, 1, "2.4.0"),
-    ] {
-        feed(Action::Cluster(ClusterEvent::Workload(
-            track,
-            WorkloadView {
-                name: name.into(),
-                desired,
-                ready,
-                updated: desired,
-                available: ready,
-                image: format!("registry.example.com/shop/checkout:{tag}"),
-                revision: Some(if track == TrackName::Stable { 7 } else { 2 }),
-            },
-        )));
-    }
-    for i in 0..60u64 {
-        let wave = (i % 7) as f64;
-        let samples = [
-            ("error_rate", TrackName::Stable, 0.002 + wave * 0.0002),
-            ("error_rate", TrackName::Canary, 0.003 + wave * 0.0003),
-            ("latency_p95", TrackName::Stable, 0.140 + wave * 0.004),
-            ("latency_p95", TrackName::Canary, 0.150 + wave * 0.005),
-            ("cpu", TrackName::Stable, 0.30 + wave * 0.01),
-            ("cpu", TrackName::Canary, 0.32 + wave * 0.01),
-        ]
-        .into_iter()
-        .map(|(metric, track, v)| Sample {
-            metric: metric.into(),
-            track,
-            point: Point {
-                at: at(i * 2),
-                value: Some(v),
-            },
-        })
-        .collect();
-        feed(Action::Metrics(MetricsEvent::Samples(samples)));
-    }
-    feed(Action::Tick(at(120)));
-    feed(Action::Key(KeyEvent::new(
-        KeyCode::Char('n'),
-        KeyModifiers::NONE,
-    )));
-    app
-}
+use common::screens::healthy_app;
 
 fn buffer(app: &App, monochrome: bool) -> Buffer {
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("test terminal");

@@ -9,41 +9,52 @@ fn tmux_available() -> bool {
     common::tool_available("tmux", &["-V"], "end-to-end demo test")
 }
 
-#[test]
-fn demo_in_tmux_shows_running_pods_moves_weight_rolls_back_and_quits_cleanly() {
-    if !tmux_available() {
-        return;
-    }
-    let socket = format!("warroom-test-{}", std::process::id());
+/// `warroom demo ARGS --operator e2e` run by a shell in a tmux pane of a server of the test's
+/// own, its journal, log and config in a directory of the test's (kept as long as the guard),
+/// so that after `q` the pane shows what warroom left: `before`, then `after exit=CODE`.
+fn demo_in_a_shell(
+    name: &str,
+    args: &str,
+    width: u16,
+    height: u16,
+) -> (Session, tempfile::TempDir) {
+    let socket = format!("warroom-{name}-{}", std::process::id());
     let session = Session {
         socket: socket.clone(),
-        name: "demo".to_string(),
+        name: name.to_string(),
     };
     let bin = env!("CARGO_BIN_EXE_warroom");
-    // The demo's journal and log go to the test's directory, never the user's.
     let state_dir = tempfile::tempdir().expect("tempdir");
     let state = state_dir.path().display().to_string();
-    // A shell runs the demo so that after `q` we can see what the terminal is left with.
     let script = format!(
-        "printf 'before\\n'; XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} {bin} demo --speed 4 --operator e2e; printf 'after exit=%s\\n' $?; sleep 60"
+        "printf 'before\\n'; XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} {bin} demo {args} --operator e2e; printf 'after exit=%s\\n' $?; sleep 60"
     );
+    let (w, h) = (width.to_string(), height.to_string());
     tmux(&[
         "-L",
         &socket,
         "new-session",
         "-d",
         "-s",
-        "demo",
+        name,
         "-x",
-        "120",
+        &w,
         "-y",
-        "40",
+        &h,
         "sh",
         "-c",
         &script,
     ])
     .expect("tmux starts the demo");
+    (session, state_dir)
+}
 
+#[test]
+fn demo_in_tmux_shows_running_pods_moves_weight_rolls_back_and_quits_cleanly() {
+    if !tmux_available() {
+        return;
+    }
+    let (session, _state) = demo_in_a_shell("demo", "--speed 4", 120, 40);
     let screen = session.wait_for("six Running pods and a live Prometheus", |s| {
         s.matches(" Running ").count() >= 6 && s.contains("prometheus ● live")
     });
@@ -87,34 +98,7 @@ fn a_drill_in_the_demo_countdown_cancelled_then_rolled_back_with_bang() {
     if !tmux_available() {
         return;
     }
-    let socket = format!("warroom-drill-{}", std::process::id());
-    let session = Session {
-        socket: socket.clone(),
-        name: "drill".to_string(),
-    };
-    let bin = env!("CARGO_BIN_EXE_warroom");
-    let state_dir = tempfile::tempdir().expect("tempdir");
-    let state = state_dir.path().display().to_string();
-    let script = format!(
-        "printf 'before\\n'; XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} {bin} demo --speed 10 --operator e2e; printf 'after exit=%s\\n' $?; sleep 60"
-    );
-    tmux(&[
-        "-L",
-        &socket,
-        "new-session",
-        "-d",
-        "-s",
-        "drill",
-        "-x",
-        "160",
-        "-y",
-        "45",
-        "sh",
-        "-c",
-        &script,
-    ])
-    .expect("tmux starts the demo");
-
+    let (session, _state) = demo_in_a_shell("drill", "--speed 10", 160, 45);
     let screen = session.wait_for("running pods and live sources", |s| {
         s.matches(" Running ").count() >= 6 && s.contains("prometheus ● live")
     });
