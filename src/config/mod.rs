@@ -55,16 +55,22 @@ impl Default for Settings {
 
 /// `$XDG_CONFIG_HOME/warroom/config.yaml`, else `~/.config/warroom/config.yaml`.
 pub fn default_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
+    Some(xdg_dir("XDG_CONFIG_HOME", ".config")?.join("config.yaml"))
+}
+
+/// warroom's directory under an XDG base directory: `$VAR/warroom` when `VAR` is an absolute
+/// path (the spec says to ignore a relative one), else `~/HOME_DEFAULT/warroom`.
+pub fn xdg_dir(var: &str, home_default: &str) -> Option<PathBuf> {
+    let base = std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .or_else(|| {
             std::env::var_os("HOME")
                 .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".config"))
+                .map(|h| PathBuf::from(h).join(home_default))
         })?;
-    Some(base.join("warroom").join("config.yaml"))
+    Some(base.join("warroom"))
 }
 
 /// The most a config or theme file may hold.

@@ -41,16 +41,7 @@ pub fn name_part(name: &str) -> String {
 
 /// Where journals go by default: `$XDG_STATE_HOME/warroom`, else `~/.local/state/warroom`.
 pub fn default_dir() -> Option<PathBuf> {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        })?;
-    Some(state.join("warroom"))
+    crate::config::xdg_dir("XDG_STATE_HOME", ".local/state")
 }
 
 /// `<dir>/<plan slug>-<UTC start>.jsonl`.
