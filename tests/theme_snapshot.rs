@@ -19,7 +19,11 @@ use warroom::ui::theme::{BUILT_IN, Theme};
 use common::screens::healthy_app;
 
 fn buffer(app: &App, monochrome: bool) -> Buffer {
-    let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("test terminal");
+    buffer_at(app, monochrome, 120, 40)
+}
+
+fn buffer_at(app: &App, monochrome: bool, width: u16, height: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
     terminal
         .draw(|frame| warroom::ui::render_with(app, frame, monochrome))
         .expect("draws");
@@ -94,6 +98,11 @@ fn healthy_dashboard_in_every_theme() {
         insta::assert_snapshot!(format!("healthy_120x40_{name}"), screen);
         assert!(!seen.contains(&screen), "{name} draws like another theme");
         seen.push(screen);
+        // The smallest and the largest screens the console is made for, in every theme too.
+        for (w, h) in [(80, 24), (200, 60)] {
+            let screen = styled(&buffer_at(&app, false, w, h));
+            insta::assert_snapshot!(format!("healthy_{w}x{h}_{name}"), screen);
+        }
     }
 }
 
