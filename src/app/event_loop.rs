@@ -21,8 +21,12 @@ use crate::journal::progress::Progress;
 use crate::journal::record::Intent;
 use crate::notify::{Event as NotifyEvent, Message, Notifier};
 
-/// At most this many frames a second; bursts of actions are coalesced into one frame.
+/// While changes keep coming, at most one frame per this; bursts of actions are coalesced into
+/// one frame.
 const FRAME: Duration = Duration::from_millis(33);
+/// A change after a quiet spell (no frame for [`FRAME`] before the last one) is drawn this soon
+/// after the last frame: a lone pod event is on screen without waiting out the burst pacing.
+const QUICK: Duration = Duration::from_millis(8);
 
 /// What the loop shows the app on (the terminal's: `terminal::Console`).
 pub trait Screen {
@@ -435,17 +439,25 @@ pub async fn run(
     crate::panics::loop_started();
     let mut dirty = true;
     let mut last_frame: Option<Instant> = None;
+    // How long after the last frame the next may come: QUICK after a frame that came alone,
+    // FRAME while frames follow each other (a burst).
+    let mut wait = QUICK;
     'run: loop {
         // What happened before the loop (a resume, a rollback begun while leaving) is drawn in
         // full.
         app.touch();
         loop {
-            if dirty && last_frame.is_none_or(|t| t.elapsed() >= FRAME) {
+            if dirty && last_frame.is_none_or(|t| t.elapsed() >= wait) {
+                let now = Instant::now();
+                wait = match last_frame {
+                    Some(t) if now.duration_since(t) < FRAME => FRAME,
+                    _ => QUICK,
+                };
                 screen.show(&app)?;
                 dirty = false;
-                last_frame = Some(Instant::now());
+                last_frame = Some(now);
             }
-            let next_frame = last_frame.map_or_else(Instant::now, |t| t + FRAME);
+            let next_frame = last_frame.map_or_else(Instant::now, |t| t + wait);
             // A rollback countdown ends when it says, not at the next 1 Hz tick.
             let countdown_end = app.deployment.countdown.as_ref().map(|c| {
                 let left = c.ends.duration_since(SystemTime::now()).unwrap_or_default();
