@@ -793,24 +793,11 @@ mod tests {
     use tokio::sync::mpsc::unbounded_channel;
 
     use super::*;
-    use crate::app::model::Target;
     use crate::app::scenario;
     use crate::plan::Weight;
 
     fn app() -> App {
-        let plan = crate::plan::parse(Path::new("demo.yaml"), crate::cli::DEMO_PLAN)
-            .expect("demo plan parses");
-        let mut app = App::new(
-            Arc::new(plan),
-            Target {
-                environment: "development".into(),
-                namespace: "shop".into(),
-                context: "sim".into(),
-                kubeconfig_hint: None,
-            },
-            "t".into(),
-            SystemTime::UNIX_EPOCH,
-        );
+        let mut app = scenario::bare(SystemTime::UNIX_EPOCH);
         app.traffic.observed = Some(Weight::clamped(40));
         app
     }

@@ -14,7 +14,7 @@ pub mod modal;
 pub mod model;
 pub mod resume;
 #[cfg(test)]
-mod scenario;
+pub(crate) mod scenario;
 pub mod terminal;
 pub mod update;
 pub mod watch;

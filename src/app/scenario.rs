@@ -27,6 +27,24 @@ pub fn key(c: char) -> Action {
     Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
 }
 
+/// The demo plan at `now` and nothing else: one environment (`development` on context `sim`),
+/// `t` at the keys, no sources yet.
+pub fn bare(now: SystemTime) -> App {
+    let plan = crate::plan::parse(Path::new("demo.yaml"), crate::cli::DEMO_PLAN)
+        .expect("demo plan parses");
+    App::new(
+        Arc::new(plan),
+        Target {
+            environment: "development".into(),
+            namespace: "shop".into(),
+            context: "sim".into(),
+            kubeconfig_hint: None,
+        },
+        "t".into(),
+        now,
+    )
+}
+
 /// The demo plan at `at(0)`, sources live, weight 0, six pods (the canary's two younger), with
 /// `carol` at the keys (the production approval is hers).
 pub fn app() -> App {

@@ -125,30 +125,16 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
     use super::*;
-    use crate::app::model::Target;
 
     fn app(pods: usize) -> App {
-        let plan = crate::plan::parse(std::path::Path::new("demo.yaml"), crate::cli::DEMO_PLAN)
-            .expect("demo plan parses");
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let mut app = App::new(
-            Arc::new(plan),
-            Target {
-                environment: "development".into(),
-                namespace: "shop".into(),
-                context: "sim".into(),
-                kubeconfig_hint: None,
-            },
-            "t".into(),
-            now,
-        );
+        let mut app = crate::app::scenario::bare(now);
         for i in 0..pods {
             let track = match i % 7 {
                 0 => Some(TrackName::Canary),
