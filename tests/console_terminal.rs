@@ -14,29 +14,15 @@ fn tmux_available() -> bool {
     common::tool_available("tmux", &["-V"], "console terminal test")
 }
 
-/// A detached session `width`×`height` running `command` (argv, no shell in between unless
-/// it is one); its server is the test's own.
+/// A detached session on a server of the test's own (see [`Session::start`]).
 fn session(name: &str, width: u16, height: u16, command: &[&str]) -> Session {
-    let socket = format!("warroom-console-{name}-{}", std::process::id());
-    let (w, h) = (width.to_string(), height.to_string());
-    let mut args = vec![
-        "-L",
-        &socket,
-        "new-session",
-        "-d",
-        "-s",
+    Session::start(
+        &format!("warroom-console-{name}"),
         name,
-        "-x",
-        &w,
-        "-y",
-        &h,
-    ];
-    args.extend(command);
-    tmux(&args).expect("tmux starts the session");
-    Session {
-        socket: socket.clone(),
-        name: name.to_string(),
-    }
+        width,
+        height,
+        command,
+    )
 }
 
 /// The whole pane, with what scrolled off the top.

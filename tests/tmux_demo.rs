@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::tmux::{Session, tmux};
+use common::tmux::Session;
 
 fn tmux_available() -> bool {
     common::tool_available("tmux", &["-V"], "end-to-end demo test")
@@ -18,34 +18,19 @@ fn demo_in_a_shell(
     width: u16,
     height: u16,
 ) -> (Session, tempfile::TempDir) {
-    let socket = format!("warroom-{name}-{}", std::process::id());
-    let session = Session {
-        socket: socket.clone(),
-        name: name.to_string(),
-    };
     let bin = env!("CARGO_BIN_EXE_warroom");
     let state_dir = tempfile::tempdir().expect("tempdir");
     let state = state_dir.path().display().to_string();
     let script = format!(
         "printf 'before\\n'; XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} {bin} demo {args} --operator e2e; printf 'after exit=%s\\n' $?; sleep 60"
     );
-    let (w, h) = (width.to_string(), height.to_string());
-    tmux(&[
-        "-L",
-        &socket,
-        "new-session",
-        "-d",
-        "-s",
+    let session = Session::start(
+        &format!("warroom-{name}"),
         name,
-        "-x",
-        &w,
-        "-y",
-        &h,
-        "sh",
-        "-c",
-        &script,
-    ])
-    .expect("tmux starts the demo");
+        width,
+        height,
+        &["sh", "-c", &script],
+    );
     (session, state_dir)
 }
 

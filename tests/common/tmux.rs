@@ -22,6 +22,31 @@ pub struct Session {
 }
 
 impl Session {
+    /// A detached session `width`×`height` named `name` running `command` (argv, no shell in
+    /// between unless it is one), on a server of its own: `socket`-PID.
+    pub fn start(socket: &str, name: &str, width: u16, height: u16, command: &[&str]) -> Session {
+        let socket = format!("{socket}-{}", std::process::id());
+        let (w, h) = (width.to_string(), height.to_string());
+        let mut args = vec![
+            "-L",
+            &socket,
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            &w,
+            "-y",
+            &h,
+        ];
+        args.extend(command);
+        tmux(&args).expect("tmux starts the session");
+        Session {
+            socket: socket.clone(),
+            name: name.to_string(),
+        }
+    }
+
     pub fn capture(&self) -> String {
         tmux(&["-L", &self.socket, "capture-pane", "-p", "-t", &self.name]).unwrap_or_default()
     }
