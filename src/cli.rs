@@ -103,6 +103,65 @@ pub enum Command {
     /// Exit codes: 0 quit; 1 no terminal (stdin and stdout must be a tty); 2 the journal cannot
     /// be read or is not a valid journal (the message names the file and line).
     Watch(WatchArgs),
+    /// Prove PLAN and every rollback tier on the embedded simulator, before the window.
+    ///
+    /// Every environment the plan uses gets a simulator of its own, seeded from the plan
+    /// (namespace, both Deployments — the stable with a revision history, so `undo` has
+    /// somewhere to go —, traffic object, ConfigMaps, an hour of metrics). The plan's contexts
+    /// and Prometheus are replaced by the simulators': nothing real is contacted, whatever the
+    /// plan says. Each scenario runs on fresh simulators, headless, approvals and pauses passed:
+    ///
+    ///   straight            the plan to its end; the cluster as its steps say
+    ///   breach-PHASE        an error spike during the phase's first hold: the plan's on_breach
+    ///   no-data-PHASE       Prometheus down during that hold: the plan's no_data; no pass
+    ///   tier-NAME           the tier run after the last weight step: every action succeeds,
+    ///                       weight 0, flags and ConfigMaps back, the undo done
+    ///   api-outage          a 20 s API outage in the middle of a weight step: ridden out
+    ///
+    /// Holds, paced weights and countdowns are capped at --max-hold, and the report says so.
+    /// `run` steps are printed, not run, unless the step says `rehearse: true` (then they run
+    /// with KUBECONFIG pointing at the simulator); webhooks are printed, not sent.
+    ///
+    /// Before a window: `warroom validate plan.yaml && warroom rehearse plan.yaml`.
+    ///
+    /// Exit codes: 0 every scenario passed; 1 a scenario failed (the first is named on
+    /// stderr); 2 bad input (plan, flags, an unknown scenario).
+    Rehearse(RehearseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RehearseArgs {
+    /// The plan to rehearse.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// Run only this scenario (repeat for more): straight, breach-PHASE, no-data-PHASE,
+    /// tier-NAME, api-outage. All by default.
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    /// Cap every hold, paced weight interval and rollback countdown at this.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_plan_duration)]
+    pub max_hold: std::time::Duration,
+    /// Write the report here instead of to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// `md`: Markdown for the change ticket; `json`: the same for scripts.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
+    /// Scenarios run at once, each on its own simulators.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Stop and fail a scenario that runs longer than this.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_plan_duration)]
+    pub scenario_limit: std::time::Duration,
+}
+
+/// A duration as plans write them (`10s`, `1m30s`), for flags.
+fn parse_plan_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = plan::duration::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be more than 0s".into());
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]
@@ -345,6 +404,82 @@ pub async fn watch(args: WatchArgs) -> u8 {
     }
 }
 
+/// `warroom rehearse`: the report on stdout (or `--report FILE`), progress on stderr.
+pub async fn rehearse(args: RehearseArgs) -> u8 {
+    let (plan, text) = match load_plan_source(Some(&args.plan)) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let options = crate::rehearse::Options {
+        plan_path: args.plan.clone(),
+        plan_text: text,
+        scenarios: args.scenarios,
+        max_hold: args.max_hold,
+        jobs: usize::from(args.jobs),
+        deadline: args.scenario_limit,
+    };
+    if let Err(e) = crate::rehearse::choose(&plan, &options.scenarios) {
+        eprintln!("warroom: {e}");
+        return exit::BAD_INPUT;
+    }
+    eprintln!(
+        "warroom: rehearsing {} on the simulator ({} scenario(s), holds capped at {})",
+        plan.name,
+        crate::rehearse::choose(&plan, &options.scenarios)
+            .map(|s| s.len())
+            .unwrap_or_default(),
+        plan::duration::format_duration(options.max_hold)
+    );
+    let done = crate::rehearse::rehearse(&plan, &options, |s| {
+        let mark = if s.passed { "✓ pass" } else { "✗ FAIL" };
+        let why = s
+            .reason
+            .as_deref()
+            .map(|r| format!(" — {r}"))
+            .unwrap_or_default();
+        eprintln!(
+            "  {mark}  {} ({}){why}",
+            s.name,
+            crate::rehearse::report::seconds(s.duration_ms)
+        );
+    })
+    .await;
+    let rehearsal = match done {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warroom: {e}");
+            return if e.is_bad_input() {
+                exit::BAD_INPUT
+            } else {
+                exit::FAILURE
+            };
+        }
+    };
+    let text = match args.format {
+        ReportFormat::Md => crate::rehearse::report::markdown(&rehearsal),
+        ReportFormat::Json => format!("{}\n", crate::rehearse::report::json(&rehearsal)),
+    };
+    match &args.report {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &text) {
+                eprintln!("warroom: cannot write {}: {e}", path.display());
+                print!("{text}");
+                return exit::FAILURE;
+            }
+            eprintln!("warroom: report {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    eprintln!("warroom: {}", rehearsal.rollback_success);
+    match crate::rehearse::report::first_failure(&rehearsal) {
+        None => exit::OK,
+        Some(first) => {
+            eprintln!("warroom: rehearsal failed: {first}");
+            exit::FAILURE
+        }
+    }
+}
+
 /// `warroom schema`: the plan format's JSON Schema on stdout.
 pub fn schema() -> u8 {
     print!("{}", plan::schema::schema_text());
@@ -421,6 +556,7 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, u8> {
             resume: false,
             force: false,
             settings,
+            rehearsal: None,
         },
     )
     .await;
@@ -483,6 +619,8 @@ struct RunFlags {
     force: bool,
     /// The config file and `--theme`: the console's theme and keys.
     settings: crate::config::Settings,
+    /// `warroom rehearse`: what drives the headless run.
+    rehearsal: Option<Box<dyn console::Driver>>,
 }
 
 async fn run_inner(args: RunArgs) -> Result<u8, u8> {
@@ -533,9 +671,49 @@ async fn run_inner(args: RunArgs) -> Result<u8, u8> {
             resume: args.resume,
             force: args.force,
             settings,
+            rehearsal: None,
         },
     )
     .await
+}
+
+/// One scenario of `warroom rehearse`: `plan`, already pointed at its simulators (each
+/// environment's `context` in `kubeconfig`, its `prometheus` the simulator's), carried out as
+/// `warroom run PLAN --headless --auto-approve=all --override-window` would carry it out —
+/// preflight, leases, snapshots, journal to `journal` — but driven by `driver` and printing
+/// nothing but a failed preflight. The exit code is `run`'s.
+pub(crate) async fn rehearsal_run(
+    plan: Arc<Plan>,
+    source: (PathBuf, String),
+    kubeconfig: PathBuf,
+    journal: PathBuf,
+    driver: Box<dyn console::Driver>,
+) -> u8 {
+    let plan_dir = plan_dir_of(&source.0);
+    let options = crate::preflight::Options {
+        kubeconfig: Some(kubeconfig),
+        context: None,
+        prometheus: None,
+        timeout: REACH_TIMEOUT,
+    };
+    let flags = RunFlags {
+        operator: "rehearsal".to_string(),
+        auto_approve: AutoApprove::All,
+        json: false,
+        dry_run: false,
+        kubeconfig_hint: None,
+        drills: None,
+        quiet_preflight: true,
+        override_window: Some("a rehearsal on the simulator".to_string()),
+        journal: Some(journal),
+        resume: false,
+        force: false,
+        settings: crate::config::Settings::default(),
+        rehearsal: Some(driver),
+    };
+    match start_run(plan, source, plan_dir, options, Mode::Headless, flags).await {
+        Ok(code) | Err(code) => code,
+    }
 }
 
 /// Preflight, then (unless a dry run) the ConfigMap snapshots and the run itself.
@@ -547,6 +725,8 @@ async fn start_run(
     mode: Mode,
     flags: RunFlags,
 ) -> Result<u8, u8> {
+    // A rehearsal reports for itself: the run prints nothing of its own.
+    let quiet = flags.rehearsal.is_some();
     let source = PlanSource {
         plan: &plan,
         path: &plan_path,
@@ -711,7 +891,9 @@ async fn start_run(
             },
         );
     }
-    eprintln!("warroom: journal {}", journal.path().display());
+    if !quiet {
+        eprintln!("warroom: journal {}", journal.path().display());
+    }
     tracing::info!(
         plan = %plan.name,
         journal = %journal.path().display(),
@@ -734,6 +916,7 @@ async fn start_run(
         resume,
         lease_problems: Some(lease_problems),
         settings: flags.settings,
+        rehearsal: flags.rehearsal,
     };
     let result = console::run(setup).await;
     let app = match result {
@@ -754,7 +937,7 @@ async fn start_run(
         }
     };
     drop(scratch);
-    let code = report_end(&app);
+    let code = report_end(&app, quiet);
     journal.record(
         std::time::SystemTime::now(),
         Record::End {
@@ -768,8 +951,10 @@ async fn start_run(
     // The record is complete before the lease is given back: a kill while releasing leaves a
     // finished run, not one that looks killed.
     leases.release().await;
-    eprintln!("warroom: journal {}", journal.path().display());
-    write_report(journal.path());
+    if !quiet {
+        eprintln!("warroom: journal {}", journal.path().display());
+        write_report(journal.path());
+    }
     Ok(code)
 }
 
@@ -1042,7 +1227,7 @@ fn dry_run_listing(plan: &Plan, checked: &crate::preflight::Preflight) -> String
 fn describe_effect(label: &str, work: &crate::engine::StepWork) -> String {
     use crate::engine::{StepWork, Work};
     match work {
-        StepWork::Effect(Work::Run { cmd, timeout }) => format!(
+        StepWork::Effect(Work::Run { cmd, timeout, .. }) => format!(
             "run `sh -c {cmd:?}` in the plan's directory{}",
             timeout
                 .map(|t| format!(", timeout {}", crate::plan::duration::format_duration(t)))
@@ -1055,7 +1240,7 @@ fn describe_effect(label: &str, work: &crate::engine::StepWork) -> String {
 }
 
 /// Prints where the deployment ended, with the last log lines, and picks the exit code.
-fn report_end(app: &crate::app::App) -> u8 {
+fn report_end(app: &crate::app::App, quiet: bool) -> u8 {
     let status = app.deployment.status;
     let (code, what) = match status {
         // Whatever state the run was left in, a panic is warroom's failure.
@@ -1086,6 +1271,9 @@ fn report_end(app: &crate::app::App) -> u8 {
             )
         }
     };
+    if quiet {
+        return code;
+    }
     eprintln!("warroom: {} — {what} (exit {code})", app.plan.name);
     if !app.in_flight.is_empty() {
         eprintln!(

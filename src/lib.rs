@@ -16,6 +16,7 @@ pub mod notify;
 pub mod panics;
 pub mod plan;
 pub mod preflight;
+pub mod rehearse;
 pub mod report;
 pub mod sim;
 pub mod traffic;

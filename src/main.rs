@@ -20,15 +20,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands that run for a while log to a file; the screen is the console's.
     let _log = match cli.command {
-        Command::Demo(_) | Command::Run(_) | Command::Sim(_) | Command::Watch(_) => {
-            match warroom::logging::init(cli.log_level.as_deref()) {
-                Ok(guard) => Some(guard),
-                Err(e) => {
-                    eprintln!("warroom: warning: no log file: {e}");
-                    None
-                }
+        Command::Demo(_)
+        | Command::Run(_)
+        | Command::Sim(_)
+        | Command::Watch(_)
+        | Command::Rehearse(_) => match warroom::logging::init(cli.log_level.as_deref()) {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                eprintln!("warroom: warning: no log file: {e}");
+                None
             }
-        }
+        },
         _ => None,
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
             Command::Schema => cli::schema(),
             Command::Report(args) => cli::report(args),
             Command::Watch(args) => cli::watch(args).await,
+            Command::Rehearse(args) => cli::rehearse(args).await,
         }
     });
     // Source tasks may still be waiting on sockets; they hold nothing worth waiting for.

@@ -45,6 +45,9 @@ pub enum Action {
     },
     /// A headless run begins: the plan starts as if `n` had been pressed.
     Begin,
+    /// A command given by the program rather than a key (a rehearsal's driver), as the
+    /// operator; journaled like a key's.
+    Operator(crate::journal::record::OperatorCommand),
     /// SIGINT or SIGTERM: stop cleanly, after a rollback under way has finished.
     Interrupted(String),
     /// `config: snapshot` read these ConfigMaps: for the journal (a resume restores them).

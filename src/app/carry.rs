@@ -52,6 +52,9 @@ pub struct Carry {
     plan_dir: PathBuf,
     envs: BTreeMap<String, EnvClients>,
     snapshots: Snapshots,
+    /// A rehearsal (`warroom rehearse`): `run` steps without `rehearse: true` and webhook
+    /// messages are printed to the log, not carried out.
+    rehearsal: std::sync::atomic::AtomicBool,
 }
 
 impl Carry {
@@ -67,7 +70,19 @@ impl Carry {
             plan_dir,
             envs: envs.into_iter().map(|e| (e.name.clone(), e)).collect(),
             snapshots,
+            rehearsal: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// From now on this is a rehearsal: `run` steps run only with `rehearse: true`, and
+    /// `notify` steps are printed, never sent.
+    pub fn set_rehearsal(&self) {
+        self.rehearsal
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn rehearsal(&self) -> bool {
+        self.rehearsal.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `notify` steps send through `notifier` from now on.
@@ -221,7 +236,14 @@ impl Carry {
                 }
             }
             Work::Promote { timeout } => self.promote(id, env, timeout, actions).await,
-            Work::Run { cmd, timeout } => {
+            Work::Run {
+                cmd,
+                rehearse: false,
+                ..
+            } if self.rehearsal() => Ok(format!(
+                "rehearsal: not run: `{cmd}` (printed only; `rehearse: true` on the step runs it against the simulator)"
+            )),
+            Work::Run { cmd, timeout, .. } => {
                 let kubeconfig = env.kubeconfig.as_deref().ok_or_else(|| {
                     format!(
                         "no kubeconfig for environment {environment}; cannot run commands there"
@@ -256,6 +278,9 @@ impl Carry {
                 .map(|()| format!("`{cmd}` exited 0"))
                 .map_err(|e| format!("`{cmd}` {e}"))
             }
+            Work::Notify { text } if self.rehearsal() => Ok(format!(
+                "rehearsal: notify: {text} (printed only; no webhook is sent in a rehearsal)"
+            )),
             Work::Notify { text } => {
                 let Some(notifier) = self.notifier.get().filter(|n| n.wants(Event::Step)) else {
                     return Ok(format!("notify: {text} (the plan has no webhook)"));

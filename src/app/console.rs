@@ -70,6 +70,41 @@ pub struct RunSetup {
     pub lease_problems: Option<tokio::sync::mpsc::UnboundedReceiver<crate::lease::LeaseError>>,
     /// The config file and `--theme`: theme, keys, and their warnings for the log.
     pub settings: crate::config::Settings,
+    /// `warroom rehearse`: headless, driven by this instead of printing lines; `run` steps
+    /// without `rehearse: true` and webhooks are printed to the log, not carried out.
+    pub rehearsal: Option<Box<dyn Driver>>,
+}
+
+/// What drives a rehearsal: it sees the state after every change, as a screen would, and
+/// answers with the actions to take (a fault noted, a rollback tier, the end).
+pub trait Driver: Send {
+    fn observe(&mut self, app: &App) -> Vec<Action>;
+}
+
+/// A headless run's screen under a [`Driver`]: nothing printed, the driver's actions sent.
+struct Driven {
+    driver: Box<dyn Driver>,
+    tx: UnboundedSender<Action>,
+}
+
+impl Driven {
+    fn drive(&mut self, app: &App) {
+        for action in self.driver.observe(app) {
+            // The loop has ended when nobody receives: nothing is left to drive.
+            let _ = self.tx.send(action);
+        }
+    }
+}
+
+impl event_loop::Screen for Driven {
+    fn show(&mut self, app: &App) -> std::io::Result<()> {
+        self.drive(app);
+        Ok(())
+    }
+
+    fn changed(&mut self, app: &App) {
+        self.drive(app);
+    }
 }
 
 /// What a resumed run continues from.
@@ -290,7 +325,24 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
         root: cancel.clone(),
         epoch: 0,
     };
-    let notifier = match start_notifier(&plan, &tx, setup.journal.clone()) {
+    if setup.rehearsal.is_some() {
+        runner.set_rehearsal();
+    }
+    let notifier = match &setup.rehearsal {
+        Some(_) => {
+            // The URL is not logged: a Slack webhook's URL is its secret.
+            if plan.notify.is_some() {
+                app.push_log(
+                    Level::Info,
+                    "rehearsal: the plan's webhook gets nothing; notify steps are printed here"
+                        .to_string(),
+                );
+            }
+            Ok(None)
+        }
+        None => start_notifier(&plan, &tx, setup.journal.clone()),
+    };
+    let notifier = match notifier {
         Ok(n) => n,
         Err(e) => {
             app.push_log(
@@ -382,7 +434,16 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
             if app.deployment.status == RunStatus::Ready {
                 let _ = tx.send(Action::Begin);
             }
-            event_loop::run(app, &mut printer, rx, shell).await
+            match setup.rehearsal {
+                Some(driver) => {
+                    let mut driven = Driven {
+                        driver,
+                        tx: tx.clone(),
+                    };
+                    event_loop::run(app, &mut driven, rx, shell).await
+                }
+                None => event_loop::run(app, &mut printer, rx, shell).await,
+            }
         }
         // Refused above; a console would be the nearest thing.
         Mode::Console | Mode::Observer => {

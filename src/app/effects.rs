@@ -74,6 +74,11 @@ impl EffectRunner {
         }
     }
 
+    /// A rehearsal: see [`Carry::set_rehearsal`].
+    pub fn set_rehearsal(&self) {
+        self.carry.set_rehearsal();
+    }
+
     /// `notify` steps send through `notifier` from now on.
     pub fn set_notifier(&self, notifier: crate::notify::Notifier) {
         self.carry.set_notifier(notifier);
@@ -184,33 +189,77 @@ async fn set_weight_bounded(router: &dyn TrafficRouter, weight: Weight) -> Resul
     }
 }
 
-/// A rollback write: retried with backoff while the API server fails (an outage, a dropped
-/// connection), each failure reported as it happens, so a rollback pressed during a blip lands
-/// when the server is back. A malformed traffic object or refused permissions are not retried:
-/// waiting will not change them.
-async fn write_until_stored(
+/// How long a plan step's or an operator's weight write keeps retrying a failing API server:
+/// long enough to ride out a short outage or a restart, short enough that a run does not sit
+/// on a step nobody can see progressing (each failed attempt is logged).
+const STEP_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// First wait between attempts; it doubles up to [`LONGEST_RETRY_WAIT`].
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(250);
+const LONGEST_RETRY_WAIT: Duration = Duration::from_secs(4);
+
+/// One weight write, retried with backoff while the API server fails (an outage, a dropped
+/// connection), each failure reported as it happens, so a write made during a blip lands when
+/// the server is back: a rollback's for [`EMERGENCY_RETRY_FOR`], any other for
+/// [`STEP_RETRY_FOR`]. A malformed traffic object or refused permissions are not retried:
+/// waiting will not change them. A rollback's write never waits behind another's retries: one
+/// that arrives meanwhile ends them (the write is superseded) and goes next.
+async fn write_with_retries(
     router: &dyn TrafficRouter,
     write: &WeightWrite,
     actions: &UnboundedSender<Action>,
+    rx: &mut UnboundedReceiver<WeightWrite>,
+    queue: &mut VecDeque<WeightWrite>,
 ) -> Result<(), RouterError> {
-    let deadline = Instant::now() + EMERGENCY_RETRY_FOR;
-    let mut delay = Duration::from_millis(250);
+    let retry_for = if write.emergency {
+        EMERGENCY_RETRY_FOR
+    } else {
+        STEP_RETRY_FOR
+    };
+    let deadline = Instant::now() + retry_for;
+    let mut delay = FIRST_RETRY_WAIT;
     let mut attempt = 1;
+    let superseded = || RouterError::Api("superseded by rollback".to_string());
+    let mut closed = false;
     loop {
         match set_weight_bounded(router, write.weight).await {
             Ok(()) => return Ok(()),
             Err(e @ (RouterError::Malformed { .. } | RouterError::Refused(_))) => return Err(e),
             Err(e) if Instant::now() + delay >= deadline => return Err(e),
+            Err(_) if !write.emergency && queue.iter().any(|w| w.emergency) => {
+                return Err(superseded());
+            }
             Err(e) => {
+                let what = if write.emergency {
+                    "rollback"
+                } else {
+                    "weight"
+                };
                 let _ = actions.send(Action::EffectProgress {
                     id: write.id,
                     note: format!(
-                        "rollback write attempt {attempt} failed: {e}; retrying in {} ms",
+                        "{what} write attempt {attempt} failed: {e}; retrying in {} ms",
                         delay.as_millis()
                     ),
                 });
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(4));
+                let wait = tokio::time::sleep(delay);
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        () = &mut wait => break,
+                        next = rx.recv(), if !closed => match next {
+                            Some(w) => {
+                                let urgent = w.emergency;
+                                queue.push_back(w);
+                                if urgent && !write.emergency {
+                                    return Err(superseded());
+                                }
+                            }
+                            None => closed = true,
+                        },
+                    }
+                }
+                delay = (delay * 2).min(LONGEST_RETRY_WAIT);
                 attempt += 1;
             }
         }
@@ -250,11 +299,8 @@ async fn weight_writer(
             continue;
         };
         let started = Instant::now();
-        let result = if write.emergency {
-            write_until_stored(router.as_ref(), &write, &actions).await
-        } else {
-            set_weight_bounded(router.as_ref(), write.weight).await
-        };
+        let result =
+            write_with_retries(router.as_ref(), &write, &actions, &mut rx, &mut queue).await;
         let result = result
             .map(|()| {
                 format!(

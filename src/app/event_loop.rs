@@ -37,6 +37,11 @@ pub trait Screen {
     fn resized(&mut self) -> std::io::Result<bool> {
         Ok(true)
     }
+
+    /// The state may have changed: called after every action handled, whether or not a frame
+    /// follows, for what must not miss a state that lasts less than a frame (a rehearsal's
+    /// driver).
+    fn changed(&mut self, _app: &App) {}
 }
 
 /// Headless: prints each new log line once, as text or JSON.
@@ -537,11 +542,13 @@ fn take(
         // The clock moved: what it moves is drawn again, whatever else the tick did.
         Action::Tick(_) => {
             handle(app, action, shell);
+            screen.changed(app);
             Ok(true)
         }
         other => {
             let before = app.generation;
             handle(app, other, shell);
+            screen.changed(app);
             Ok(app.generation != before)
         }
     }

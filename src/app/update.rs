@@ -104,6 +104,10 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             let operator = app.operator.clone();
             apply(app, now, Record::Begin { operator })
         }
+        Action::Operator(command) => {
+            let operator = app.operator.clone();
+            apply(app, now, Record::Command { operator, command })
+        }
         Action::JournalFailed(why) => {
             if app.journal_error.is_some() {
                 return Vec::new();
@@ -309,6 +313,7 @@ fn observe(app: &mut App, action: Action) {
         | Action::EffectProgress { .. }
         | Action::EffectOutput { .. }
         | Action::Begin
+        | Action::Operator(_)
         | Action::LeaseProblem(_)
         | Action::LeaseLost(_)
         | Action::Snapshotted { .. }

@@ -56,6 +56,9 @@ pub enum Work {
             rename = "timeout_ms"
         )]
         timeout: Option<Duration>,
+        /// `rehearse: true`: `warroom rehearse` runs it on the simulator instead of printing it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        rehearse: bool,
     },
     /// Tell people.
     Notify { text: String },
@@ -129,13 +132,18 @@ pub fn describe(step: &Step, workload: &plan::Workload) -> (String, StepWork) {
             StepWork::Effect(Work::Notify { text: text.clone() }),
         ),
         Step::Run(run) => {
-            let (cmd, timeout) = match run {
-                plan::RunStep::Short(c) => (c.clone(), None),
-                plan::RunStep::Long { cmd, timeout } => (cmd.clone(), timeout.map(|t| t.get())),
+            let timeout = match run {
+                plan::RunStep::Short(_) => None,
+                plan::RunStep::Long { timeout, .. } => timeout.map(|t| t.get()),
             };
+            let cmd = run.cmd().to_string();
             (
                 format!("run: {cmd}"),
-                StepWork::Effect(Work::Run { cmd, timeout }),
+                StepWork::Effect(Work::Run {
+                    cmd,
+                    timeout,
+                    rehearse: run.rehearses(),
+                }),
             )
         }
         Step::Image(track) => (

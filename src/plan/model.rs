@@ -688,7 +688,26 @@ pub enum RunStep {
         /// Kill it after this long.
         #[serde(default)]
         timeout: Option<PlanDuration>,
+        /// Run it in `warroom rehearse` too, with `KUBECONFIG` pointing at the simulator (a
+        /// rehearsal only prints other `run` steps). For commands that are safe there and whose
+        /// failure should fail the rehearsal: a migration's dry run, a smoke test.
+        #[serde(default)]
+        rehearse: bool,
     },
+}
+
+impl RunStep {
+    /// The command line.
+    pub fn cmd(&self) -> &str {
+        match self {
+            RunStep::Short(cmd) | RunStep::Long { cmd, .. } => cmd,
+        }
+    }
+
+    /// Whether `warroom rehearse` runs it (`rehearse: true`) rather than printing it.
+    pub fn rehearses(&self) -> bool {
+        matches!(self, RunStep::Long { rehearse: true, .. })
+    }
 }
 
 /// A weight step: `- weight: 10` or `- weight: { to: 0, step: 10, every: 1m }`.
@@ -726,6 +745,8 @@ struct LongRun {
     cmd: String,
     #[serde(default)]
     timeout: Option<PlanDuration>,
+    #[serde(default)]
+    rehearse: bool,
 }
 
 impl<'de> Deserialize<'de> for RunStep {
@@ -735,7 +756,7 @@ impl<'de> Deserialize<'de> for RunStep {
             type Value = RunStep;
 
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a command line or { cmd, timeout }")
+                f.write_str("a command line or { cmd, timeout, rehearse }")
             }
 
             fn visit_str<E: serde::de::Error>(self, cmd: &str) -> Result<RunStep, E> {
@@ -747,6 +768,7 @@ impl<'de> Deserialize<'de> for RunStep {
                 Ok(RunStep::Long {
                     cmd: long.cmd,
                     timeout: long.timeout,
+                    rehearse: long.rehearse,
                 })
             }
         }

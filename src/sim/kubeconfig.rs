@@ -39,6 +39,31 @@ pub fn render(server: &str, contexts: &[(String, String)]) -> String {
     out
 }
 
+/// A kubeconfig with one cluster per context: `(context, namespace, server)`, each context
+/// reaching its own simulator (a rehearsal gives every environment one). The first is current.
+pub fn render_each(contexts: &[(String, String, String)]) -> String {
+    let mut out = String::from("apiVersion: v1\nkind: Config\npreferences: {}\nclusters:\n");
+    for (name, _, server) in contexts {
+        out.push_str(&format!(
+            "- name: {}\n  cluster:\n    server: {}\n",
+            quote(name),
+            quote(server)
+        ));
+    }
+    out.push_str("users:\n- name: warroom-sim\n  user:\n    token: warroom-sim\ncontexts:\n");
+    for (name, namespace, _) in contexts {
+        out.push_str(&format!(
+            "- name: {0}\n  context:\n    cluster: {0}\n    user: warroom-sim\n    namespace: {1}\n",
+            quote(name),
+            quote(namespace)
+        ));
+    }
+    if let Some((first, _, _)) = contexts.first() {
+        out.push_str(&format!("current-context: {}\n", quote(first)));
+    }
+    out
+}
+
 /// Writes the kubeconfig with owner-only permissions, as kubectl does.
 pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -84,5 +109,33 @@ mod tests {
                 .and_then(|c| c.server.as_deref()),
             Some("http://127.0.0.1:1234")
         );
+    }
+
+    #[test]
+    fn each_context_can_reach_a_server_of_its_own() {
+        let text = render_each(&[
+            (
+                "rehearsal-dev".into(),
+                "shop".into(),
+                "http://127.0.0.1:1".into(),
+            ),
+            (
+                "rehearsal-prod".into(),
+                "pay".into(),
+                "http://127.0.0.1:2".into(),
+            ),
+        ]);
+        let kc: kube::config::Kubeconfig = serde_saphyr::from_str(&text).expect("valid kubeconfig");
+        assert_eq!(kc.current_context.as_deref(), Some("rehearsal-dev"));
+        let prod = kc.contexts[1].context.as_ref().expect("context body");
+        assert_eq!(prod.cluster, "rehearsal-prod");
+        assert_eq!(prod.namespace.as_deref(), Some("pay"));
+        let server = |i: usize| {
+            kc.clusters[i]
+                .cluster
+                .as_ref()
+                .and_then(|c| c.server.clone())
+        };
+        assert_eq!(server(1).as_deref(), Some("http://127.0.0.1:2"));
     }
 }

@@ -1,0 +1,411 @@
+//! What a rehearsal runs: the plan with its waits capped and every environment pointed at a
+//! simulator of its own, and the scenarios the plan calls for. Plain data; nothing here runs.
+
+use std::time::Duration;
+
+use crate::plan::duration::format_duration;
+use crate::plan::{BreachAction, Plan, PlanDuration, Step, TierName, TrackName, WeightStep};
+
+/// How often metrics are sampled at most in a rehearsal: a fifth of `--max-hold`, but never
+/// more often than this, so a capped hold still sees several samples.
+const FASTEST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The plan as rehearsed, and what was changed to make it quick, for the report.
+pub struct Capped {
+    pub plan: Plan,
+    /// One line per kind of change: `4 holds capped at 10s (the longest was 30m)`.
+    pub notes: Vec<String>,
+}
+
+/// Caps every hold, paced weight interval and rollback countdown at `max_hold`, and samples
+/// metrics at most every `max_hold / 5` (not below 1 s), so a rehearsal of a plan whose holds
+/// last hours takes minutes. Approvals, pauses and windows are passed by the run itself
+/// (`--auto-approve=all`, every window overridden).
+pub fn cap(plan: &Plan, max_hold: Duration) -> Capped {
+    let mut plan = plan.clone();
+    let mut holds = Capping::default();
+    let mut paces = Capping::default();
+    let tiers = [
+        &mut plan.rollback.immediate,
+        &mut plan.rollback.gradual,
+        &mut plan.rollback.full,
+    ];
+    let steps = plan
+        .phases
+        .iter_mut()
+        .flat_map(|p| p.steps.iter_mut())
+        .chain(
+            tiers
+                .into_iter()
+                .flatten()
+                .flat_map(|t| t.actions.iter_mut()),
+        );
+    for step in steps {
+        match step {
+            Step::Hold(d) => holds.cap(d, max_hold),
+            Step::Weight(WeightStep::Gradual {
+                every: Some(every), ..
+            }) => paces.cap(every, max_hold),
+            _ => {}
+        }
+    }
+    let mut notes = Vec::new();
+    notes.extend(holds.note("hold", max_hold));
+    notes.extend(paces.note("paced weight step's `every`", max_hold));
+    let countdown = plan.metrics.on_breach.countdown.get();
+    if countdown > max_hold {
+        plan.metrics.on_breach.countdown = PlanDuration(max_hold);
+        notes.push(format!(
+            "the rollback countdown capped at {} (the plan says {})",
+            format_duration(max_hold),
+            format_duration(countdown)
+        ));
+    }
+    let interval = plan.metrics.interval.get();
+    let fastest = (max_hold / 5).max(FASTEST_INTERVAL);
+    if interval > fastest {
+        plan.metrics.interval = PlanDuration(fastest);
+        notes.push(format!(
+            "metrics sampled every {} (the plan says {})",
+            format_duration(fastest),
+            format_duration(interval)
+        ));
+    }
+    Capped { plan, notes }
+}
+
+/// How many durations of one kind were capped, and the longest before.
+#[derive(Default)]
+struct Capping {
+    count: usize,
+    longest: Duration,
+}
+
+impl Capping {
+    fn cap(&mut self, d: &mut PlanDuration, max: Duration) {
+        if d.get() > max {
+            self.count += 1;
+            self.longest = self.longest.max(d.get());
+            *d = PlanDuration(max);
+        }
+    }
+
+    fn note(&self, what: &str, max: Duration) -> Option<String> {
+        (self.count > 0).then(|| {
+            format!(
+                "{} {what}{} capped at {} (the longest was {})",
+                self.count,
+                if self.count == 1 { "" } else { "s" },
+                format_duration(max),
+                format_duration(self.longest)
+            )
+        })
+    }
+}
+
+/// One scenario of a rehearsal, each on fresh simulators.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scenario {
+    /// The plan to its end.
+    Straight,
+    /// An error spike during the first hold of phase `phase`.
+    Breach { phase: usize },
+    /// A Prometheus outage during the first hold of phase `phase`.
+    NoData { phase: usize },
+    /// The tier run by hand after the plan's last change of traffic or workload.
+    Tier(TierName),
+    /// A 20 s API outage in the middle of a paced weight step (or, without one, from the first
+    /// hold after a weight step).
+    ApiOutage,
+}
+
+/// How long the API outage of [`Scenario::ApiOutage`] lasts.
+pub const API_OUTAGE: Duration = Duration::from_secs(20);
+
+impl Scenario {
+    /// Its name on the command line and in the report: `breach-production`.
+    pub fn name(&self, plan: &Plan) -> String {
+        let phase = |i: usize| {
+            plan.phases
+                .get(i)
+                .map(|p| slug(&p.name))
+                .unwrap_or_default()
+        };
+        match self {
+            Scenario::Straight => "straight".into(),
+            Scenario::Breach { phase: i } => format!("breach-{}", phase(*i)),
+            Scenario::NoData { phase: i } => format!("no-data-{}", phase(*i)),
+            Scenario::Tier(t) => format!("tier-{}", t.as_str()),
+            Scenario::ApiOutage => "api-outage".into(),
+        }
+    }
+
+    /// What should happen, for the report.
+    pub fn expected(&self, plan: &Plan) -> String {
+        let phase = |i: usize| {
+            plan.phases
+                .get(i)
+                .map(|p| p.name.clone())
+                .unwrap_or_default()
+        };
+        match self {
+            Scenario::Straight => "the plan completes; the cluster ends as its steps say".into(),
+            Scenario::Breach { phase: i } => format!(
+                "an error spike on the {} during {}'s first hold: {}; the hold does not pass",
+                fault_track(plan).as_str(),
+                phase(*i),
+                action_words(plan, plan.metrics.on_breach.action)
+            ),
+            Scenario::NoData { phase: i } => format!(
+                "Prometheus down during {}'s first hold: {} after {} empty samples; the hold does not pass",
+                phase(*i),
+                action_words(plan, plan.metrics.no_data.action),
+                plan.metrics.no_data.after
+            ),
+            Scenario::Tier(t) => format!(
+                "rollback.{} run after the last change: every action succeeds, ROLLED BACK, and the cluster is what the tier promises",
+                t.as_str()
+            ),
+            Scenario::ApiOutage => {
+                let at = match api_outage_step(plan) {
+                    Some(at) if at.paced => "in the middle of a paced weight step".to_string(),
+                    Some(at) => format!(
+                        "from {}'s first hold after a weight step (the plan has no paced weight step), so the steps after it meet the outage",
+                        phase(at.phase)
+                    ),
+                    None => "during the run".to_string(),
+                };
+                format!(
+                    "the Kubernetes API down for {} {at}: the run rides it out and completes",
+                    format_duration(API_OUTAGE)
+                )
+            }
+        }
+    }
+}
+
+/// What a breach or no-data action does, in words.
+fn action_words(plan: &Plan, action: BreachAction) -> String {
+    match action {
+        BreachAction::Alert => "an alert, and the plan goes no further while it lasts".into(),
+        BreachAction::Pause => "the run pauses".into(),
+        BreachAction::Rollback => format!(
+            "rollback.{} after the countdown, to ROLLED BACK",
+            plan.metrics.on_breach.tier.as_str()
+        ),
+    }
+}
+
+/// The track a breach is injected on: the canary when the plan has one.
+pub fn fault_track(plan: &Plan) -> TrackName {
+    if plan.tracks().contains(&TrackName::Canary) {
+        TrackName::Canary
+    } else {
+        TrackName::Stable
+    }
+}
+
+/// Lower case, runs of anything but letters and digits as one `-`.
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// Every scenario the plan calls for, in the order they are reported.
+pub fn scenarios(plan: &Plan) -> Vec<Scenario> {
+    let with_hold: Vec<usize> = plan
+        .phases
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.steps.iter().any(|s| matches!(s, Step::Hold(_))))
+        .map(|(i, _)| i)
+        .collect();
+    let mut out = vec![Scenario::Straight];
+    out.extend(with_hold.iter().map(|&phase| Scenario::Breach { phase }));
+    out.extend(with_hold.iter().map(|&phase| Scenario::NoData { phase }));
+    for tier in [TierName::Immediate, TierName::Gradual, TierName::Full] {
+        if plan.rollback.tier(tier).is_some() {
+            out.push(Scenario::Tier(tier));
+        }
+    }
+    if api_outage_step(plan).is_some() {
+        out.push(Scenario::ApiOutage);
+    }
+    out
+}
+
+/// Where the API outage goes: (phase, step) of the first paced weight step, where it starts
+/// after the first move; else, since a single weight write takes milliseconds, of the first
+/// hold after a weight step, so that the outage outlasts the hold and meets the steps after
+/// it. None when the plan sets no weight before a hold.
+pub fn api_outage_step(plan: &Plan) -> Option<OutageAt> {
+    let steps = || {
+        plan.phases.iter().enumerate().flat_map(|(p, phase)| {
+            phase
+                .steps
+                .iter()
+                .enumerate()
+                .map(move |(s, st)| (p, s, st))
+        })
+    };
+    let paced = steps().find(|(_, _, st)| {
+        matches!(
+            st,
+            Step::Weight(WeightStep::Gradual {
+                every: Some(_),
+                step: Some(_),
+                ..
+            })
+        )
+    });
+    if let Some((phase, step, _)) = paced {
+        return Some(OutageAt {
+            phase,
+            step,
+            paced: true,
+        });
+    }
+    let first_weight = steps().position(|(_, _, st)| matches!(st, Step::Weight(_)))?;
+    steps()
+        .skip(first_weight)
+        .find(|(_, _, st)| matches!(st, Step::Hold(_)))
+        .map(|(phase, step, _)| OutageAt {
+            phase,
+            step,
+            paced: false,
+        })
+}
+
+/// Where [`Scenario::ApiOutage`] starts its outage.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutageAt {
+    pub phase: usize,
+    pub step: usize,
+    /// In a paced weight step (after its first move), rather than at a hold's start.
+    pub paced: bool,
+}
+
+/// The step after which `tier-*` scenarios roll back: the plan's last weight step, else its
+/// last step that changes the workload (image, scale, flag), else its last step before a
+/// `promote`. None for a plan without steps.
+pub fn tier_point(plan: &Plan) -> Option<(usize, usize)> {
+    let all: Vec<(usize, usize, &Step)> = plan
+        .phases
+        .iter()
+        .enumerate()
+        .flat_map(|(p, phase)| {
+            phase
+                .steps
+                .iter()
+                .enumerate()
+                .map(move |(s, step)| (p, s, step))
+        })
+        .collect();
+    let before_promote = all
+        .iter()
+        .position(|(_, _, s)| matches!(s, Step::Promote(_)))
+        .unwrap_or(all.len());
+    let upto = &all[..before_promote];
+    let last = |f: fn(&Step) -> bool| upto.iter().rev().find(|(_, _, s)| f(s));
+    last(|s| matches!(s, Step::Weight(_)))
+        .or_else(|| last(|s| matches!(s, Step::Image(_) | Step::Scale(_) | Step::Flag(_))))
+        .or_else(|| upto.last())
+        .map(|(p, s, _)| (*p, *s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(name: &str) -> Plan {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("plans")
+            .join(name);
+        let text = std::fs::read_to_string(&path).expect("plan file");
+        crate::plan::parse(&path, &text).expect("valid plan")
+    }
+
+    #[test]
+    fn holds_paces_countdowns_and_the_interval_are_capped_and_said() {
+        let original = plan("checkout-canary.yaml");
+        let capped = cap(&original, Duration::from_secs(10));
+        let holds: Vec<Duration> = capped
+            .plan
+            .phases
+            .iter()
+            .flat_map(|p| p.steps.iter())
+            .filter_map(|s| match s {
+                Step::Hold(d) => Some(d.get()),
+                _ => None,
+            })
+            .collect();
+        assert!(!holds.is_empty());
+        assert!(holds.iter().all(|d| *d <= Duration::from_secs(10)));
+        assert_eq!(
+            capped.plan.metrics.on_breach.countdown.get(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(capped.plan.metrics.interval.get(), Duration::from_secs(2));
+        let notes = capped.notes.join("\n");
+        assert!(
+            notes.contains("holds capped at 10s (the longest was 10m)"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("countdown capped at 10s (the plan says 15s)"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("metrics sampled every 2s (the plan says 10s)"),
+            "{notes}"
+        );
+        // The original is untouched.
+        assert_eq!(original.metrics.interval.get(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn every_phase_with_a_hold_gets_a_breach_and_a_no_data_scenario() {
+        let p = plan("checkout-canary.yaml");
+        let names: Vec<String> = scenarios(&p).iter().map(|s| s.name(&p)).collect();
+        assert_eq!(
+            names,
+            [
+                "straight",
+                "breach-development",
+                "breach-staging",
+                "breach-production",
+                "no-data-development",
+                "no-data-staging",
+                "no-data-production",
+                "tier-immediate",
+                "tier-gradual",
+                "tier-full",
+                "api-outage"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_tier_point_is_the_last_weight_step_before_promote() {
+        let p = plan("checkout-canary.yaml");
+        let (phase, step) = tier_point(&p).expect("a point");
+        assert_eq!(p.phases[phase].name, "Production");
+        assert!(matches!(
+            p.phases[phase].steps[step],
+            Step::Weight(WeightStep::To(w)) if w.percent() == 100
+        ));
+    }
+
+    #[test]
+    fn slugs_are_lower_case_and_dashed() {
+        assert_eq!(slug("Production (EU)"), "production-eu");
+        assert_eq!(slug("  Staging 2 "), "staging-2");
+    }
+}
