@@ -53,6 +53,7 @@ fn demo_seed() -> AppSeed {
         container: "checkout".into(),
         stable_image: STABLE_IMAGE.into(),
         canary_image: CANARY_IMAGE.into(),
+        stable_history: Vec::new(),
         stable_replicas: 4,
         canary_replicas: 1,
         route: Some(RouteSeed {

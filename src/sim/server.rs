@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,30 @@ pub enum SimError {
     Seed(String),
 }
 
+/// How [`Simulator::start_with`] sets the world up beyond what the plan says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimOptions {
+    /// Divides every simulated delay (pod start-up, rollouts); 1.0 is real time.
+    pub speed: f64,
+    /// Metric history to write before serving: this much of the past, as the traffic generator
+    /// would have written it, so windowed queries answer from the first second instead of
+    /// "no data". `None`: the store starts empty, as in the demo.
+    pub backfill: Option<Duration>,
+    /// Give the stable Deployment two older revisions, so `rollout undo` on it has somewhere to
+    /// go (see [`stable_history`]). `false`: it starts at revision 1, as in the demo.
+    pub stable_history: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            speed: 1.0,
+            backfill: None,
+            stable_history: false,
+        }
+    }
+}
+
 impl Simulator {
     /// Seeds what `plan` needs and serves on `listen` (Kubernetes) and the next free loopback
     /// ports (Prometheus API, /metrics). The kubeconfig goes to `kubeconfig_out`, or to a fresh
@@ -53,13 +78,30 @@ impl Simulator {
         kubeconfig_out: Option<&Path>,
         speed: f64,
     ) -> Result<Simulator, SimError> {
+        let options = SimOptions {
+            speed,
+            ..SimOptions::default()
+        };
+        Self::start_with(plan, listen, kubeconfig_out, options).await
+    }
+
+    /// [`Simulator::start`] with `options`. With a backfill it returns only once the seeded
+    /// pods serve (at most a minute) and their history is written, so the first query after it
+    /// already finds an hour of data; without, it returns at once and traffic begins when the
+    /// pods are Ready.
+    pub async fn start_with(
+        plan: &Plan,
+        listen: SocketAddr,
+        kubeconfig_out: Option<&Path>,
+        options: SimOptions,
+    ) -> Result<Simulator, SimError> {
         let cancel = CancellationToken::new();
         let kube = KubeSim::new();
-        for seed in seeds(plan) {
+        for seed in seeds_with(plan, options.stable_history) {
             kube.seed_app(&seed)
                 .map_err(|e| SimError::Seed(e.to_string()))?;
         }
-        let tsdb = Tsdb::new(TsdbConfig::default());
+        let tsdb = Tsdb::new(tsdb_config(options.backfill));
 
         let kube_listener = bind(listen).await?;
         let prom_listener = bind(SocketAddr::new(listen.ip(), 0)).await?;
@@ -89,15 +131,28 @@ impl Simulator {
             exposition::metrics_router(tsdb.clone()),
             cancel.clone(),
         );
-        super::kube::spawn_controllers(kube.clone(), speed, cancel.child_token());
-        let snapshots = kube.traffic_snapshots();
+        super::kube::spawn_controllers(kube.clone(), options.speed, cancel.child_token());
+        let mut snapshots = kube.traffic_snapshots();
         let traffic_tsdb = tsdb.clone();
         let traffic_cancel = cancel.child_token();
-        tokio::spawn(async move {
-            let mut snapshots = snapshots;
-            wait_until_serving(&mut snapshots).await;
-            traffic::run(traffic_tsdb, snapshots, traffic_config, traffic_cancel).await;
-        });
+        match options.backfill {
+            Some(span) => {
+                wait_until_serving(&mut snapshots).await;
+                let generator = backfill(&tsdb, &snapshots, traffic_config, span).await;
+                tokio::spawn(traffic::run_generator(
+                    traffic_tsdb,
+                    snapshots,
+                    generator,
+                    traffic_cancel,
+                ));
+            }
+            None => {
+                tokio::spawn(async move {
+                    wait_until_serving(&mut snapshots).await;
+                    traffic::run(traffic_tsdb, snapshots, traffic_config, traffic_cancel).await;
+                });
+            }
+        }
 
         let (path, own_dir) = match kubeconfig_out {
             Some(p) => (p.to_path_buf(), None),
@@ -160,6 +215,42 @@ async fn wait_until_serving(
     .await;
 }
 
+/// Retention that keeps the whole backfill, and as much live history again as without one.
+fn tsdb_config(backfill: Option<Duration>) -> TsdbConfig {
+    let default = TsdbConfig::default();
+    TsdbConfig {
+        retention: default
+            .retention
+            .saturating_add(backfill.unwrap_or_default()),
+    }
+}
+
+/// A traffic generator that has written the `span` up to now for the current snapshot's
+/// serving tracks (see [`traffic::Generator::backfill`]), ready to carry on live. An hour is a
+/// few hundred thousand samples, so it is written off the async threads.
+async fn backfill(
+    tsdb: &Tsdb,
+    snapshots: &tokio::sync::watch::Receiver<super::model::TrafficSnapshot>,
+    config: traffic::TrafficConfig,
+    span: Duration,
+) -> traffic::Generator {
+    let snapshot = snapshots.borrow().clone();
+    let tsdb = tsdb.clone();
+    let live_config = config.clone();
+    let write = move || {
+        let mut generator = traffic::Generator::new(config);
+        generator.backfill(&tsdb, &snapshot, span, traffic::now_ms());
+        generator
+    };
+    match tokio::task::spawn_blocking(write).await {
+        Ok(generator) => generator,
+        Err(e) => {
+            tracing::warn!(error = %e, "metric backfill failed; traffic starts without history");
+            traffic::Generator::new(live_config)
+        }
+    }
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, SimError> {
     TcpListener::bind(addr).await.map_err(|e| SimError::Listen {
         addr: addr.to_string(),
@@ -191,12 +282,23 @@ fn serve(listener: TcpListener, router: axum::Router, cancel: CancellationToken)
 
 /// The objects a plan's environments need: one app per distinct namespace.
 pub fn seeds(plan: &Plan) -> Vec<AppSeed> {
+    seeds_with(plan, false)
+}
+
+/// [`seeds`], with the stable Deployment's older images (see [`stable_history`]) when
+/// `stable_history` is set.
+pub fn seeds_with(plan: &Plan, stable_history: bool) -> Vec<AppSeed> {
     let new_image = plan
         .workload
         .image
         .clone()
         .unwrap_or_else(|| format!("registry.example.com/{}:2.0.0", plan.service));
     let stable_image = previous_version(&new_image);
+    let history = if stable_history {
+        self::stable_history(&stable_image)
+    } else {
+        Vec::new()
+    };
     let traffic = plan.traffic.as_ref();
     let route = traffic.and_then(|t| {
         Some(RouteSeed {
@@ -244,6 +346,7 @@ pub fn seeds(plan: &Plan) -> Vec<AppSeed> {
                 .unwrap_or_else(|| "app".to_string()),
             stable_image: stable_image.clone(),
             canary_image: new_image.clone(),
+            stable_history: history.clone(),
             stable_replicas: 4,
             canary_replicas: 2,
             route: route.clone(),
@@ -297,6 +400,14 @@ fn previous_version(image: &str) -> String {
     format!("{repo}:{tag}-previous")
 }
 
+/// Two images the stable track plausibly ran before `stable_image`, oldest first: each one
+/// minor version back from the next (2.3.0 → [2.1.0, 2.2.0]).
+pub fn stable_history(stable_image: &str) -> Vec<String> {
+    let last = previous_version(stable_image);
+    let first = previous_version(&last);
+    vec![first, last]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +423,39 @@ mod tests {
             "r.io:5000/checkout:1.0.3-previous"
         );
         assert_eq!(previous_version("checkout"), "checkout:previous");
+    }
+
+    #[test]
+    fn stable_history_is_two_distinct_older_images_oldest_first() {
+        assert_eq!(
+            stable_history("r.io/shop/checkout:2.3.0"),
+            ["r.io/shop/checkout:2.1.0", "r.io/shop/checkout:2.2.0"]
+        );
+        let odd = stable_history("checkout:1.0.0");
+        assert_eq!(
+            odd,
+            [
+                "checkout:1.0.0-previous-previous",
+                "checkout:1.0.0-previous"
+            ]
+        );
+    }
+
+    #[test]
+    fn history_is_seeded_only_when_asked() {
+        let plan =
+            crate::plan::parse(Path::new("demo.yaml"), crate::cli::DEMO_PLAN).expect("demo plan");
+        assert!(seeds(&plan).iter().all(|s| s.stable_history.is_empty()));
+        let with = seeds_with(&plan, true);
+        assert_eq!(
+            with[0].stable_history,
+            stable_history(&with[0].stable_image)
+        );
+        assert_eq!(
+            seeds_with(&plan, false),
+            seeds(&plan),
+            "without history the seeds are the demo's"
+        );
     }
 
     #[test]

@@ -285,6 +285,32 @@ impl Generator {
         }
     }
 
+    /// Writes the `span` before `end_ms` as if this generator had been running all along:
+    /// one tick per interval, ending at `end_ms`, for the tracks serving in `snapshot` (those
+    /// with weight and Ready pods; a canary at 0 % has nothing to show yet). Call it on a fresh
+    /// generator and keep ticking the same one live: its counters carry on from where the
+    /// history ends, so `rate()` sees no reset at the seam.
+    pub fn backfill(
+        &mut self,
+        tsdb: &Tsdb,
+        snapshot: &TrafficSnapshot,
+        span: Duration,
+        end_ms: i64,
+    ) {
+        let serving = serving_before_the_change(snapshot);
+        let tick_ms = i64::try_from(self.config.tick.as_millis()).unwrap_or(i64::MAX);
+        let ticks = i64::try_from(span.as_millis()).unwrap_or(i64::MAX) / tick_ms;
+        let now = Instant::now();
+        for i in (0..=ticks).rev() {
+            self.tick(
+                tsdb,
+                &serving,
+                end_ms.saturating_sub(i.saturating_mul(tick_ms)),
+                now,
+            );
+        }
+    }
+
     fn service_tick(
         &mut self,
         tsdb: &Tsdb,
@@ -403,6 +429,25 @@ impl Generator {
     }
 }
 
+/// `snapshot` without the tracks that take no traffic or have no Ready pod to answer it.
+fn serving_before_the_change(snapshot: &TrafficSnapshot) -> TrafficSnapshot {
+    let services = snapshot
+        .services
+        .iter()
+        .map(|svc| ServiceTraffic {
+            tracks: svc
+                .tracks
+                .iter()
+                .filter(|t| t.weight > 0 && !t.ready_pods.is_empty())
+                .cloned()
+                .collect(),
+            ..svc.clone()
+        })
+        .filter(|svc| !svc.tracks.is_empty())
+        .collect();
+    TrafficSnapshot { services }
+}
+
 /// Rounds `x` up with probability equal to its fraction, so the expected count is exactly `x`.
 fn stochastic_round(rng: &mut StdRng, x: f64) -> u64 {
     if !x.is_finite() || x <= 0.0 {
@@ -504,7 +549,7 @@ fn pod_samples(k: &SourceKey, pod: &str, track: &TrackTraffic, c: &Counters) -> 
     out
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -519,9 +564,19 @@ pub async fn run(
     config: TrafficConfig,
     cancel: CancellationToken,
 ) {
-    let mut interval = tokio::time::interval(config.tick.max(MIN_TICK));
+    run_generator(tsdb, snapshots, Generator::new(config), cancel).await;
+}
+
+/// [`run`] with a generator that may already have written history (see
+/// [`Generator::backfill`]); its counters continue.
+pub async fn run_generator(
+    tsdb: Tsdb,
+    snapshots: watch::Receiver<TrafficSnapshot>,
+    mut generator: Generator,
+    cancel: CancellationToken,
+) {
+    let mut interval = tokio::time::interval(generator.config.tick);
     interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut generator = Generator::new(config);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -651,6 +706,46 @@ mod tests {
             120,
         );
         assert!((limits - 1.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn backfill_covers_the_serving_tracks_and_live_ticks_continue_its_counters() {
+        let db = Tsdb::default();
+        let mut g = seeded();
+        let mut snap = snapshot("2.5.0", &["c-1"]);
+        snap.services[0].tracks[1].weight = 0;
+        g.backfill(&db, &snap, Duration::from_secs(600), 1_000_000);
+        let stable_rate = |range: &str, t_s: i64| {
+            scalar(
+                &db,
+                &format!("sum(rate(http_requests_total{{track=\"stable\"}}[{range}]))"),
+                t_s,
+            )
+        };
+        // Ten minutes of history at the end of the backfill, none before it.
+        assert!((stable_rate("5m", 1000) - 40.0).abs() < 4.0);
+        assert!((stable_rate("1m", 460) - 40.0).abs() < 8.0);
+        assert!(matches!(
+            instant_query(&db, "http_requests_total", 399_000),
+            Ok(Value::Vector(v)) if v.is_empty()
+        ));
+        // The canary at 0 % had nothing to report before now.
+        assert!(matches!(
+            instant_query(&db, "up{track=\"canary\"}", 1_000_000),
+            Ok(Value::Vector(v)) if v.is_empty()
+        ));
+        run_ticks(&mut g, &db, &snap, 1001, 30);
+        let resets = scalar(
+            &db,
+            "sum(resets(http_requests_total{track=\"stable\",code=\"200\"}[10m]))",
+            1030,
+        );
+        assert_eq!(resets, 0.0);
+        let (before, across) = (stable_rate("1m", 1000), stable_rate("1m", 1030));
+        assert!(
+            (across / before - 1.0).abs() < 0.2,
+            "{before} then {across}"
+        );
     }
 
     #[test]

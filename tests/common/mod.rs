@@ -47,12 +47,27 @@ pub async fn start_demo_sim(
     warroom::sim::server::Simulator,
     warroom::cluster::client::Connection,
 ) {
+    let options = warroom::sim::server::SimOptions {
+        speed: 20.0,
+        ..Default::default()
+    };
+    start_demo_sim_with(dir, options).await
+}
+
+/// [`start_demo_sim`] with `options` (speed, metric backfill, stable history).
+pub async fn start_demo_sim_with(
+    dir: &std::path::Path,
+    options: warroom::sim::server::SimOptions,
+) -> (
+    warroom::sim::server::Simulator,
+    warroom::cluster::client::Connection,
+) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = warroom::sim::server::Simulator::start(
+    let sim = warroom::sim::server::Simulator::start_with(
         &demo_plan(),
         "127.0.0.1:0".parse().expect("addr"),
         Some(&dir.join("kubeconfig")),
-        20.0,
+        options,
     )
     .await
     .expect("simulator starts");

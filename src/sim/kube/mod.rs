@@ -144,6 +144,7 @@ pub const DEFAULT_EVENT_WINDOW: usize = 10_000;
 ///     container: "app".into(),
 ///     stable_image: "registry.example.com/shop/checkout:2.3.0".into(),
 ///     canary_image: "registry.example.com/shop/checkout:2.4.0".into(),
+///     stable_history: Vec::new(),
 ///     stable_replicas: 4,
 ///     canary_replicas: 2,
 ///     route: None,

@@ -24,6 +24,11 @@ pub struct AppSeed {
     pub container: String,
     pub stable_image: String,
     pub canary_image: String,
+    /// Images the stable Deployment ran before `stable_image`, oldest first. Each becomes an
+    /// old ReplicaSet at 0 replicas (revisions 1..n) and the Deployment is at revision n+1, so
+    /// it looks long-lived and `rollout undo` has somewhere to go. Empty: a Deployment at its
+    /// first revision, like the canary always is.
+    pub stable_history: Vec<String>,
     pub stable_replicas: u32,
     pub canary_replicas: u32,
     pub route: Option<RouteSeed>,
@@ -93,6 +98,38 @@ fn deployment(seed: &AppSeed, name: &str, track: &str, image: &str, replicas: u3
             },
         },
     })
+}
+
+/// The stable Deployment, at revision n+1 when it has n older images: the revision its
+/// controller gives the current template once the older ReplicaSets exist.
+fn stable_deployment(seed: &AppSeed) -> Value {
+    let mut d = deployment(
+        seed,
+        &seed.stable,
+        "stable",
+        &seed.stable_image,
+        seed.stable_replicas,
+    );
+    if !seed.stable_history.is_empty() {
+        let revision = seed.stable_history.len() + 1;
+        obj_at(&mut d, &["metadata", "annotations"]).insert(
+            "deployment.kubernetes.io/revision".into(),
+            json!(revision.to_string()),
+        );
+    }
+    d
+}
+
+/// Points the container named `container` of a pod template at `image`.
+fn set_image(template: &mut Value, container: &str, image: &str) {
+    let containers = template
+        .pointer_mut("/spec/containers")
+        .and_then(Value::as_array_mut);
+    for c in containers.into_iter().flatten() {
+        if c.get("name").and_then(Value::as_str) == Some(container) {
+            util::set_at(c, &["image"], json!(image));
+        }
+    }
 }
 
 fn service(seed: &AppSeed, name: &str, track: &str) -> Value {
@@ -297,16 +334,7 @@ impl KubeSim {
                 &resources::NAMESPACES,
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
             ),
-            (
-                &resources::DEPLOYMENTS,
-                deployment(
-                    seed,
-                    &seed.stable,
-                    "stable",
-                    &seed.stable_image,
-                    seed.stable_replicas,
-                ),
-            ),
+            (&resources::DEPLOYMENTS, stable_deployment(seed)),
             (
                 &resources::DEPLOYMENTS,
                 deployment(
@@ -368,6 +396,7 @@ impl KubeSim {
                 Err(e) => return Err(e),
             }
         }
+        self.seed_stable_history(seed)?;
         if let Some(route) = seed
             .route
             .as_ref()
@@ -382,5 +411,112 @@ impl KubeSim {
                 })?;
         }
         Ok(())
+    }
+
+    /// The stable Deployment's older ReplicaSets (see [`AppSeed::stable_history`]), each with
+    /// the Deployment's template as created but the older image. They must exist before the
+    /// deployment controller first syncs the Deployment, as when seeding precedes
+    /// [`super::spawn_controllers`]: the controller then numbers the current template n+1.
+    fn seed_stable_history(&self, seed: &AppSeed) -> Result<(), ApiError> {
+        if seed.stable_history.is_empty() {
+            return Ok(());
+        }
+        let ns = seed.namespace.as_str();
+        let d = self
+            .store()
+            .get(&resources::DEPLOYMENTS, ns, &seed.stable)?;
+        let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        for (revision, image) in (1..).zip(&seed.stable_history) {
+            let mut old = template.clone();
+            set_image(&mut old, &seed.container, image);
+            let rs = super::controller::old_replicaset(&d, &old, revision);
+            match self.store().create(&resources::REPLICASETS, ns, rs) {
+                Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(history: &[&str]) -> AppSeed {
+        AppSeed {
+            namespace: "shop".into(),
+            app: "checkout".into(),
+            stable: "checkout".into(),
+            canary: "checkout-canary".into(),
+            container: "app".into(),
+            stable_image: "r.io/checkout:2.3.0".into(),
+            canary_image: "r.io/checkout:2.4.0".into(),
+            stable_history: history.iter().map(|i| i.to_string()).collect(),
+            stable_replicas: 4,
+            canary_replicas: 2,
+            route: None,
+            configmaps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn stable_history_becomes_owned_replicasets_at_zero_with_older_images() {
+        let sim = KubeSim::new();
+        let seed = seed(&["r.io/checkout:2.1.0", "r.io/checkout:2.2.0"]);
+        sim.seed_app(&seed).expect("seeded");
+        sim.seed_app(&seed).expect("seeding twice is harmless");
+        let d = sim
+            .store()
+            .get(&resources::DEPLOYMENTS, "shop", "checkout")
+            .expect("stable deployment");
+        let revision = "/metadata/annotations/deployment.kubernetes.io~1revision";
+        assert_eq!(util::str_at(&d, revision), Some("3"));
+        let (mut rss, _) = sim.store().list(&resources::REPLICASETS, Some("shop"));
+        rss.sort_by_key(|rs| util::str_at(rs, revision).map(str::to_string));
+        let seen: Vec<(&str, &str, i64)> = rss
+            .iter()
+            .map(|rs| {
+                let hash = util::str_at(rs, "/metadata/labels/pod-template-hash").unwrap_or("");
+                assert_eq!(util::name_of(rs), format!("checkout-{hash}"));
+                assert_eq!(
+                    util::str_at(rs, "/spec/template/metadata/labels/pod-template-hash"),
+                    Some(hash)
+                );
+                assert_eq!(
+                    util::str_at(rs, "/metadata/ownerReferences/0/uid"),
+                    Some(util::uid_of(&d))
+                );
+                (
+                    util::str_at(rs, revision).unwrap_or(""),
+                    util::str_at(rs, "/spec/template/spec/containers/0/image").unwrap_or(""),
+                    util::i64_at(rs, "/spec/replicas").unwrap_or(-1),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("1", "r.io/checkout:2.1.0", 0),
+                ("2", "r.io/checkout:2.2.0", 0)
+            ],
+            "only the stable Deployment has history; the controller makes revision 3"
+        );
+    }
+
+    #[test]
+    fn without_history_nothing_but_the_deployments_is_seeded() {
+        let sim = KubeSim::new();
+        sim.seed_app(&seed(&[])).expect("seeded");
+        let (rss, _) = sim.store().list(&resources::REPLICASETS, Some("shop"));
+        assert!(rss.is_empty());
+        let d = sim
+            .store()
+            .get(&resources::DEPLOYMENTS, "shop", "checkout")
+            .expect("stable deployment");
+        assert!(
+            d.pointer("/metadata/annotations")
+                .is_none_or(|a| a.get("deployment.kubernetes.io/revision").is_none())
+        );
     }
 }

@@ -181,6 +181,77 @@ fn set_condition(
     }
 }
 
+/// The `pod-template-hash` the controller gives `template`; `collisions` counts earlier
+/// name clashes with ReplicaSets of other templates, each of which re-hashes.
+fn pod_template_hash(template: &Value, collisions: u32) -> String {
+    let mut input = canonical(template);
+    if collisions > 0 {
+        input.push_str(&collisions.to_string());
+    }
+    util::safe_encode((util::fnv1a(input.as_bytes()) & 0xffff_ffff) as u32)
+}
+
+/// A ReplicaSet of Deployment `d` at 0 replicas running `template` as revision `revision`,
+/// named, labelled and selected by `hash`, annotated as the real controller annotates it.
+fn replicaset(
+    d: &Value,
+    template: &Value,
+    hash: &str,
+    revision: i64,
+    desired: i64,
+    max_surge: i64,
+) -> Value {
+    let mut tpl = template.clone();
+    obj_at(&mut tpl, &["metadata", "labels"]).insert("pod-template-hash".into(), json!(hash));
+    let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+    obj_at(&mut selector, &["matchLabels"]).insert("pod-template-hash".into(), json!(hash));
+    let labels = tpl
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or(json!({}));
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(
+        "deployment.kubernetes.io/desired-replicas".into(),
+        json!(desired.to_string()),
+    );
+    annotations.insert(
+        "deployment.kubernetes.io/max-replicas".into(),
+        json!((desired + max_surge).to_string()),
+    );
+    let annotations = new_rs_annotations(d, &annotations, revision);
+    let mut rs = json!({
+        "metadata": {
+            "name": format!("{}-{hash}", name_of(d)),
+            "namespace": namespace_of(d),
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [owner_ref(d, &resources::DEPLOYMENTS)],
+        },
+        "spec": {"replicas": 0, "minReadySeconds": d.pointer("/spec/minReadySeconds").cloned().unwrap_or(json!(0)), "selector": selector, "template": tpl},
+        "status": {"replicas": 0},
+    });
+    defaults::apply(&resources::REPLICASETS, &mut rs);
+    rs
+}
+
+/// An earlier revision of Deployment `d`, as the controller leaves one behind after rolling
+/// past it: `template` at revision `revision`, scaled to 0. Seeding writes these to give a
+/// Deployment a history; the controller treats them like ReplicaSets it made itself.
+pub(in crate::sim::kube) fn old_replicaset(d: &Value, template: &Value, revision: i64) -> Value {
+    let desired = replicas(d, "/spec/replicas");
+    let max_surge = if str_at(d, "/spec/strategy/type") == Some("Recreate") {
+        0
+    } else {
+        resolve(
+            d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+            desired,
+            true,
+        )
+    };
+    let hash = pod_template_hash(template, 0);
+    replicaset(d, template, &hash, revision, desired, max_surge)
+}
+
 impl Controllers {
     pub(super) fn deployments(&mut self) {
         let (deploys, _) = self.sim.store().list(&resources::DEPLOYMENTS, None);
@@ -409,10 +480,9 @@ impl Controllers {
         max_surge: i64,
     ) -> Result<Value, ApiError> {
         let ns = namespace_of(d);
-        let mut hash_input = canonical(template);
-        let mut attempt = 0u32;
+        let mut collisions = 0u32;
         loop {
-            let hash = util::safe_encode((util::fnv1a(hash_input.as_bytes()) & 0xffff_ffff) as u32);
+            let hash = pod_template_hash(template, collisions);
             let name = format!("{}-{hash}", name_of(d));
             if self
                 .sim
@@ -420,46 +490,14 @@ impl Controllers {
                 .name_taken(&resources::REPLICASETS, ns, &name)
             {
                 // A name clash with a different template: re-hash with a collision count.
-                attempt += 1;
-                if attempt > 5 {
+                collisions += 1;
+                if collisions > 5 {
                     return Err(ApiError::already_exists(&resources::REPLICASETS, &name));
                 }
-                hash_input = format!("{}{attempt}", canonical(template));
                 continue;
             }
-            let mut tpl = template.clone();
-            obj_at(&mut tpl, &["metadata", "labels"])
-                .insert("pod-template-hash".into(), json!(hash));
-            let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
-            obj_at(&mut selector, &["matchLabels"]).insert("pod-template-hash".into(), json!(hash));
-            let labels = tpl
-                .pointer("/metadata/labels")
-                .cloned()
-                .unwrap_or(json!({}));
-            let mut annotations = serde_json::Map::new();
-            annotations.insert(
-                "deployment.kubernetes.io/desired-replicas".into(),
-                json!(desired.to_string()),
-            );
-            annotations.insert(
-                "deployment.kubernetes.io/max-replicas".into(),
-                json!((desired + max_surge).to_string()),
-            );
-            let annotations = new_rs_annotations(d, &annotations, revision);
-            let mut rs = json!({
-                "metadata": {
-                    "name": name,
-                    "namespace": ns,
-                    "labels": labels,
-                    "annotations": annotations,
-                    "ownerReferences": [owner_ref(d, &resources::DEPLOYMENTS)],
-                },
-                "spec": {"replicas": 0, "minReadySeconds": d.pointer("/spec/minReadySeconds").cloned().unwrap_or(json!(0)), "selector": selector, "template": tpl},
-                "status": {"replicas": 0},
-            });
-            defaults::apply(&resources::REPLICASETS, &mut rs);
-            let created = self.sim.store().create(&resources::REPLICASETS, ns, rs)?;
-            return Ok(created);
+            let rs = replicaset(d, template, &hash, revision, desired, max_surge);
+            return self.sim.store().create(&resources::REPLICASETS, ns, rs);
         }
     }
 

@@ -6,6 +6,8 @@ mod gateway;
 mod kubelet;
 mod replicaset;
 
+pub(super) use deployment::old_replicaset;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
