@@ -30,9 +30,13 @@ use crate::engine::{Origin, StepState, Work};
 use crate::journal::Record;
 use crate::plan::{BreachAction, Plan, Step, TierName, TrackName};
 use crate::sim::Simulator;
+use crate::sim::server::SimOptions;
 
 /// How fast the simulated pods start and roll out: ten times real speed.
 const SIM_SPEED: f64 = 10.0;
+
+/// The metrics each simulator holds from the start, so rate windows have data at once.
+const METRIC_HISTORY: Duration = Duration::from_secs(3600);
 
 /// What `warroom rehearse` was asked.
 pub struct Options {
@@ -207,11 +211,15 @@ async fn start_cluster(
         };
         let mut own = plan.clone();
         own.environments = [(name.clone(), env.clone())].into_iter().collect();
-        let sim = Simulator::start(
+        let sim = Simulator::start_with(
             &own,
             std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             Some(&dir.join(format!("sim-{name}.kubeconfig"))),
-            SIM_SPEED,
+            SimOptions {
+                speed: SIM_SPEED,
+                backfill: Some(METRIC_HISTORY),
+                stable_history: true,
+            },
         )
         .await
         .map_err(|e| format!("cannot start the simulator for {name}: {e}"))?;
@@ -233,13 +241,13 @@ async fn start_cluster(
     let kubeconfig = dir.join("kubeconfig");
     crate::sim::kubeconfig::write(&kubeconfig, &crate::sim::kubeconfig::render_each(&contexts))
         .map_err(|e| format!("cannot write {}: {e}", kubeconfig.display()))?;
-    let seed = crate::sim::server::seeds(plan);
+    let seed = crate::sim::server::seeds_with(plan, true);
     let seeded = Seeded {
         stable_image: seed
             .first()
             .map(|s| s.stable_image.clone())
             .unwrap_or_default(),
-        stable_previous: None,
+        stable_previous: seed.first().and_then(|s| s.stable_history.last().cloned()),
     };
     Ok((
         Cluster {
@@ -261,7 +269,17 @@ async fn run_scenario(
 ) -> ScenarioReport {
     let started = Instant::now();
     let name = scenario.name(plan);
-    let expected = scenario.expected(plan);
+    let mut expected = scenario.expected(plan);
+    let rehearsed = match scenario {
+        Scenario::Breach { phase } | Scenario::NoData { phase } => {
+            let (kept, note) = plan::keep_hold(&rehearsed, plan, phase, options.max_hold);
+            if let Some(note) = note {
+                expected.push_str(&format!(" ({note})"));
+            }
+            Arc::new(kept)
+        }
+        _ => rehearsed,
+    };
     let mut report = ScenarioReport {
         name,
         passed: false,

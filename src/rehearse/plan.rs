@@ -6,10 +6,6 @@ use std::time::Duration;
 use crate::plan::duration::format_duration;
 use crate::plan::{BreachAction, Plan, PlanDuration, Step, TierName, TrackName, WeightStep};
 
-/// How often metrics are sampled at most in a rehearsal: a fifth of `--max-hold`, but never
-/// more often than this, so a capped hold still sees several samples.
-const FASTEST_INTERVAL: Duration = Duration::from_secs(1);
-
 /// The plan as rehearsed, and what was changed to make it quick, for the report.
 pub struct Capped {
     pub plan: Plan,
@@ -17,12 +13,15 @@ pub struct Capped {
     pub notes: Vec<String>,
 }
 
-/// Caps every hold, paced weight interval and rollback countdown at `max_hold`, and samples
-/// metrics at most every `max_hold / 5` (not below 1 s), so a rehearsal of a plan whose holds
-/// last hours takes minutes. Approvals, pauses and windows are passed by the run itself
-/// (`--auto-approve=all`, every window overridden).
+/// Caps every hold, paced weight interval and rollback countdown at `max_hold`, so a
+/// rehearsal of a plan whose holds last hours takes minutes. Metrics are sampled as the plan
+/// says: `after: 2` means two samples `interval` apart, as in the real run, and a rehearsal
+/// that sampled faster would judge a canary on the few requests it has just after a weight
+/// step. Approvals, pauses and windows are passed by the run itself (`--auto-approve=all`,
+/// every window overridden).
 pub fn cap(plan: &Plan, max_hold: Duration) -> Capped {
     let mut plan = plan.clone();
+    let hold_cap = max_hold.max(plan.metrics.interval.get() * 2);
     let mut holds = Capping::default();
     let mut paces = Capping::default();
     let tiers = [
@@ -42,7 +41,7 @@ pub fn cap(plan: &Plan, max_hold: Duration) -> Capped {
         );
     for step in steps {
         match step {
-            Step::Hold(d) => holds.cap(d, max_hold),
+            Step::Hold(d) => holds.cap(d, hold_cap),
             Step::Weight(WeightStep::Gradual {
                 every: Some(every), ..
             }) => paces.cap(every, max_hold),
@@ -50,7 +49,13 @@ pub fn cap(plan: &Plan, max_hold: Duration) -> Capped {
         }
     }
     let mut notes = Vec::new();
-    notes.extend(holds.note("hold", max_hold));
+    notes.extend(holds.note("hold", hold_cap));
+    if hold_cap > max_hold && holds.count > 0 {
+        notes.push(format!(
+            "holds are kept at twice the metrics' {} interval at least: a hold needs a sample, and a headless run stops a hold that has none in twice its time",
+            format_duration(plan.metrics.interval.get())
+        ));
+    }
     notes.extend(paces.note("paced weight step's `every`", max_hold));
     let countdown = plan.metrics.on_breach.countdown.get();
     if countdown > max_hold {
@@ -59,16 +64,6 @@ pub fn cap(plan: &Plan, max_hold: Duration) -> Capped {
             "the rollback countdown capped at {} (the plan says {})",
             format_duration(max_hold),
             format_duration(countdown)
-        ));
-    }
-    let interval = plan.metrics.interval.get();
-    let fastest = (max_hold / 5).max(FASTEST_INTERVAL);
-    if interval > fastest {
-        plan.metrics.interval = PlanDuration(fastest);
-        notes.push(format!(
-            "metrics sampled every {} (the plan says {})",
-            format_duration(fastest),
-            format_duration(interval)
         ));
     }
     Capped { plan, notes }
@@ -101,6 +96,55 @@ impl Capping {
             )
         })
     }
+}
+
+/// How long the hold a breach or no-data scenario aims at is kept, at least (never longer than
+/// the plan's own): long enough for the fault to show in the plan's rate window and for
+/// `after` samples (and two more) to judge it. Capped shorter, the hold would pass before any
+/// breach could be seen, and the scenario would prove nothing.
+pub fn hold_floor(plan: &Plan, max_hold: Duration) -> Duration {
+    let after = plan
+        .metrics
+        .on_breach
+        .after
+        .max(plan.metrics.no_data.after)
+        .saturating_add(2);
+    let judging = plan.metrics.rate.get() + plan.metrics.interval.get() * after;
+    judging.max(max_hold)
+}
+
+/// `plan` with the first hold of `phase` back at [`hold_floor`] (or the plan's own, when
+/// shorter); a note saying so.
+pub fn keep_hold(rehearsed: &Plan, original: &Plan, phase: usize, max_hold: Duration) -> (Plan, Option<String>) {
+    let mut plan = rehearsed.clone();
+    let first_hold = |p: &Plan| {
+        p.phases
+            .get(phase)
+            .and_then(|ph| ph.steps.iter().position(|s| matches!(s, Step::Hold(_))))
+    };
+    let Some(at) = first_hold(original) else {
+        return (plan, None);
+    };
+    let own = match original.phases[phase].steps.get(at) {
+        Some(Step::Hold(d)) => d.get(),
+        _ => return (plan, None),
+    };
+    let kept = hold_floor(original, max_hold).min(own);
+    if let Some(Step::Hold(d)) = plan.phases[phase].steps.get_mut(at) {
+        if d.get() >= kept {
+            return (plan, None);
+        }
+        *d = PlanDuration(kept);
+    }
+    let note = format!(
+        "the hold under test kept at {} (of the plan's {}): the metrics' {} rate window and {} samples {} apart must be able to see the fault",
+        format_duration(kept),
+        format_duration(own),
+        format_duration(original.metrics.rate.get()),
+        original.metrics.on_breach.after.max(original.metrics.no_data.after),
+        format_duration(original.metrics.interval.get()),
+    );
+    (plan, Some(note))
 }
 
 /// One scenario of a rehearsal, each on fresh simulators.
@@ -292,9 +336,9 @@ pub struct OutageAt {
     pub paced: bool,
 }
 
-/// The step after which `tier-*` scenarios roll back: the plan's last weight step, else its
-/// last step that changes the workload (image, scale, flag), else its last step before a
-/// `promote`. None for a plan without steps.
+/// The step after which `tier-*` scenarios roll back: the plan's last weight step before any
+/// `promote`, else its last step there that changes or waits for the workload (image, scale,
+/// flag, wait, run). None for a plan with neither.
 pub fn tier_point(plan: &Plan) -> Option<(usize, usize)> {
     let all: Vec<(usize, usize, &Step)> = plan
         .phases
@@ -315,8 +359,14 @@ pub fn tier_point(plan: &Plan) -> Option<(usize, usize)> {
     let upto = &all[..before_promote];
     let last = |f: fn(&Step) -> bool| upto.iter().rev().find(|(_, _, s)| f(s));
     last(|s| matches!(s, Step::Weight(_)))
-        .or_else(|| last(|s| matches!(s, Step::Image(_) | Step::Scale(_) | Step::Flag(_))))
-        .or_else(|| upto.last())
+        .or_else(|| {
+            last(|s| {
+                matches!(
+                    s,
+                    Step::Image(_) | Step::Scale(_) | Step::Flag(_) | Step::Wait(_) | Step::Run(_)
+                )
+            })
+        })
         .map(|(p, s, _)| (*p, *s))
 }
 
@@ -347,12 +397,14 @@ mod tests {
             })
             .collect();
         assert!(!holds.is_empty());
-        assert!(holds.iter().all(|d| *d <= Duration::from_secs(10)));
+        // At least twice the 10s sampling interval.
+        assert!(holds.iter().all(|d| *d <= Duration::from_secs(20)), "{holds:?}");
         assert_eq!(
             capped.plan.metrics.on_breach.countdown.get(),
             Duration::from_secs(10)
         );
-        assert_eq!(capped.plan.metrics.interval.get(), Duration::from_secs(2));
+        // Sampled as the plan says.
+        assert_eq!(capped.plan.metrics.interval.get(), Duration::from_secs(10));
         let notes = capped.notes.join("\n");
         assert!(
             notes.contains("holds capped at 10s (the longest was 10m)"),
