@@ -122,7 +122,7 @@ pub async fn rehearse(
     );
     caps.push("`run` steps printed, not run, unless they say `rehearse: true`; webhooks printed, not sent".into());
     caps.push(format!(
-        "simulated pods start and roll out {SIM_SPEED}× faster than real ones"
+        "simulated pods start and roll out {SIM_SPEED}× faster than real ones; healthy tracks fail no requests (the faults are the scenarios')"
     ));
     let tiers_defined = [TierName::Immediate, TierName::Gradual, TierName::Full]
         .into_iter()
@@ -219,6 +219,7 @@ async fn start_cluster(
                 speed: SIM_SPEED,
                 backfill: Some(METRIC_HISTORY),
                 stable_history: true,
+                healthy_error_ratio: Some(0.0),
             },
         )
         .await

@@ -115,7 +115,12 @@ pub fn hold_floor(plan: &Plan, max_hold: Duration) -> Duration {
 
 /// `plan` with the first hold of `phase` back at [`hold_floor`] (or the plan's own, when
 /// shorter); a note saying so.
-pub fn keep_hold(rehearsed: &Plan, original: &Plan, phase: usize, max_hold: Duration) -> (Plan, Option<String>) {
+pub fn keep_hold(
+    rehearsed: &Plan,
+    original: &Plan,
+    phase: usize,
+    max_hold: Duration,
+) -> (Plan, Option<String>) {
     let mut plan = rehearsed.clone();
     let first_hold = |p: &Plan| {
         p.phases
@@ -141,7 +146,11 @@ pub fn keep_hold(rehearsed: &Plan, original: &Plan, phase: usize, max_hold: Dura
         format_duration(kept),
         format_duration(own),
         format_duration(original.metrics.rate.get()),
-        original.metrics.on_breach.after.max(original.metrics.no_data.after),
+        original
+            .metrics
+            .on_breach
+            .after
+            .max(original.metrics.no_data.after),
         format_duration(original.metrics.interval.get()),
     );
     (plan, Some(note))
@@ -398,7 +407,10 @@ mod tests {
             .collect();
         assert!(!holds.is_empty());
         // At least twice the 10s sampling interval.
-        assert!(holds.iter().all(|d| *d <= Duration::from_secs(20)), "{holds:?}");
+        assert!(
+            holds.iter().all(|d| *d <= Duration::from_secs(20)),
+            "{holds:?}"
+        );
         assert_eq!(
             capped.plan.metrics.on_breach.countdown.get(),
             Duration::from_secs(10)

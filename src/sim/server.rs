@@ -56,12 +56,18 @@ pub struct SimOptions {
     /// Give the stable Deployment two older revisions, so `rollout undo` on it has somewhere to
     /// go (see [`stable_history`]). `false`: it starts at revision 1, as in the demo.
     pub stable_history: bool,
+    /// The share of a healthy track's requests that fail; `None`: the generator's default
+    /// (0.2 %). A rehearsal sets 0, so that a canary judged on its first few dozen requests
+    /// is not rolled back by one unlucky error: what it proves is the plan's logic, not the
+    /// simulator's noise.
+    pub healthy_error_ratio: Option<f64>,
 }
 
 impl Default for SimOptions {
     fn default() -> Self {
         Self {
             speed: 1.0,
+            healthy_error_ratio: None,
             backfill: None,
             stable_history: false,
         }
@@ -111,7 +117,10 @@ impl Simulator {
         let metrics = format!("{}/metrics", url_of(&metrics_listener)?);
 
         let prom_faults = prom_api::PromFaults::new();
-        let traffic_config = traffic::TrafficConfig::default();
+        let mut traffic_config = traffic::TrafficConfig::default();
+        if let Some(ratio) = options.healthy_error_ratio {
+            traffic_config.error_ratio = ratio;
+        }
         let traffic_control = traffic_config.control.clone();
         let faults =
             faults::Faults::new(kube.clone(), prom_faults.clone(), traffic_control.clone());
