@@ -293,6 +293,24 @@ async fn run_scenario(
         checks: Vec::new(),
         log: Vec::new(),
     };
+    // A tier whose mistake needs no cluster to see fails without one.
+    if let Scenario::Tier(tier) = scenario {
+        let environment = plan::tier_point(plan)
+            .and_then(|(p, _)| plan.phases.get(p))
+            .map(|p| p.environment.clone())
+            .unwrap_or_default();
+        if let Some(m) = verify::tier_mistakes(plan, tier, &environment).first() {
+            report.observed = "not run: the tier cannot do what it says".into();
+            report.reason = Some(format!(
+                "{} {}",
+                m.what,
+                m.wrong.clone().unwrap_or_default()
+            ));
+            report.fix = m.fix.clone();
+            report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            return report;
+        }
+    }
     let (cluster, pointed) = match start_cluster(plan, &rehearsed, &dir).await {
         Ok(c) => c,
         Err(e) => {
