@@ -531,3 +531,99 @@ async fn wait(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outage() -> Failure {
+        Failure {
+            transient: true,
+            message: "the API server rejected it (503)".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_report_each_attempt_and_a_cancel_ends_the_wait_at_once() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let retry = Retry {
+            id: EffectId(1),
+            actions: &tx,
+            cancel: &cancel,
+            retry_for: EMERGENCY_RETRY_FOR,
+        };
+        // Fails twice, then works.
+        let mut left = 2;
+        let done = retry
+            .run(None, None, || {
+                left -= 1;
+                let result = if left >= 0 { Err(outage()) } else { Ok(()) };
+                async move { result }
+            })
+            .await;
+        assert_eq!(done, Ok(()));
+        let notes: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|a| match a {
+                Action::EffectProgress { note, .. } => note,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            notes,
+            [
+                "attempt 1 failed: the API server rejected it (503); retrying in 250 ms",
+                "attempt 2 failed: the API server rejected it (503); retrying in 500 ms",
+            ]
+        );
+
+        // Never heals: a cancel ends it without waiting out the 10 minutes.
+        let started = std::time::Instant::now();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            stop.cancel();
+        });
+        let stopped: Result<(), String> = retry.run(None, None, || async { Err(outage()) }).await;
+        let err = stopped.expect_err("cancelled");
+        assert!(err.starts_with("stopped while retrying: "), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lasting_failure_is_not_retried_and_until_bounds_the_retries() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let retry = Retry {
+            id: EffectId(1),
+            actions: &tx,
+            cancel: &cancel,
+            retry_for: STEP_RETRY_FOR,
+        };
+        let refused: Result<(), String> = retry
+            .run(None, None, || async {
+                Err(Failure {
+                    transient: false,
+                    message: "forbidden".into(),
+                })
+            })
+            .await;
+        assert_eq!(refused, Err("forbidden".to_string()));
+        assert!(rx.try_recv().is_err(), "a lasting failure was retried");
+
+        let until = Instant::now() + Duration::from_millis(900);
+        let late: Result<(), String> = retry
+            .run(Some(until), None, || async { Err(outage()) })
+            .await;
+        let err = late.expect_err("gives up");
+        assert!(err.ends_with("(gave up after 3 attempts)"), "{err}");
+        assert!(
+            Instant::now() <= until,
+            "waited past the wait's own deadline"
+        );
+    }
+}
