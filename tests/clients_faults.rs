@@ -535,3 +535,125 @@ async fn a_watch_expiry_is_not_a_traffic_outage() {
     }
     cancel.cancel();
 }
+
+/// Runs `work` as a plan step (or a rollback's, per `purpose`) through the effect runner and
+/// collects what it reports until its result: the progress notes (failed attempts) and the
+/// result.
+async fn carry_out(
+    runner: &warroom::app::effects::EffectRunner,
+    rx: &mut UnboundedReceiver<Action>,
+    purpose: warroom::app::action::Purpose,
+    work: warroom::engine::Work,
+) -> (Vec<String>, Result<String, String>) {
+    let id = warroom::app::action::EffectId(7);
+    runner.run(warroom::app::action::Effect::Work {
+        id,
+        environment: "development".into(),
+        phase: "test".into(),
+        purpose,
+        work,
+    });
+    let deadline = Instant::now() + DEADLINE;
+    let mut progress = Vec::new();
+    loop {
+        match common::next_by(rx, deadline, "the work's result").await {
+            Action::EffectProgress { id: i, note } if i == id => progress.push(note),
+            Action::EffectDone { id: i, result } if i == id => return (progress, result),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_image_started_during_an_api_outage_lands_when_the_server_is_back() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let (sim, conn, _dir) = start().await;
+    let (tx, mut rx) = unbounded_channel();
+    let runner = common::runner(&conn, tx);
+    common::post_fault(&sim, r#"{"kind":"api_outage","for":"2s"}"#).await;
+    let (progress, result) = carry_out(
+        &runner,
+        &mut rx,
+        warroom::app::action::Purpose::Step,
+        warroom::engine::Work::SetImage {
+            track: TrackName::Canary,
+            timeout: Duration::from_secs(25),
+        },
+    )
+    .await;
+    let done = result.expect("the image is set once the API server is back");
+    assert!(done.contains("successfully rolled out"), "{done}");
+    assert!(
+        progress
+            .first()
+            .is_some_and(|p| p.starts_with("attempt 1 failed: ")
+                && p.contains("(503)")
+                && p.contains("retrying in 250 ms")),
+        "{progress:#?}"
+    );
+    let api: kube::Api<Deployment> = kube::Api::namespaced(conn.client.clone(), "shop");
+    let canary = api.get("checkout-canary").await.expect("canary");
+    let image = canary
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers.into_iter().find(|c| c.name == "app"))
+        .and_then(|c| c.image);
+    assert_eq!(
+        image.as_deref(),
+        Some(
+            common::demo_plan()
+                .workload
+                .image
+                .as_deref()
+                .expect("image")
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_set_image_is_not_retried() {
+    let (sim, conn, _dir) = start().await;
+    let (tx, mut rx) = unbounded_channel();
+    let runner = common::runner(&conn, tx);
+    common::post_fault(
+        &sim,
+        r#"{"kind":"forbidden","resource":"deployments","namespace":"shop"}"#,
+    )
+    .await;
+    let (progress, result) = carry_out(
+        &runner,
+        &mut rx,
+        warroom::app::action::Purpose::Rollback,
+        warroom::engine::Work::SetImage {
+            track: TrackName::Canary,
+            timeout: Duration::from_secs(25),
+        },
+    )
+    .await;
+    let err = result.expect_err("forbidden");
+    assert!(
+        err.starts_with("forbidden: cannot get deployment shop/checkout-canary"),
+        "{err}"
+    );
+    assert!(progress.is_empty(), "a refusal was retried: {progress:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_is_not_retried_during_an_api_outage() {
+    let (sim, conn, _dir) = start().await;
+    let (tx, mut rx) = unbounded_channel();
+    let runner = common::runner(&conn, tx);
+    common::post_fault(&sim, r#"{"kind":"api_outage","for":"2s"}"#).await;
+    let (progress, result) = carry_out(
+        &runner,
+        &mut rx,
+        warroom::app::action::Purpose::Rollback,
+        warroom::engine::Work::Undo {
+            track: TrackName::Stable,
+        },
+    )
+    .await;
+    let err = result.expect_err("an outage");
+    assert!(err.contains("(503)"), "{err}");
+    assert!(progress.is_empty(), "an undo was retried: {progress:#?}");
+}

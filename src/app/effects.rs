@@ -154,7 +154,8 @@ impl EffectRunner {
                     Purpose::Operator => CancellationToken::new(),
                 };
                 tokio::spawn(async move {
-                    let work_fut = carry.run(id, &environment, &phase, work, &actions, &cancel);
+                    let work_fut =
+                        carry.run(id, &environment, &phase, purpose, work, &actions, &cancel);
                     let result = tokio::select! {
                         r = work_fut => r,
                         () = cancel.cancelled() => Err(match purpose {
@@ -169,14 +170,15 @@ impl EffectRunner {
     }
 }
 
-/// How long a rollback write keeps retrying a failing API server before it gives up and says so.
+/// How long a rollback write (and a rollback's other idempotent work, see [`Carry::run`]) keeps
+/// retrying a failing API server before it gives up and says so.
 /// Long enough to ride out an API server restart or upgrade; the gauge shows `→ 0%` meanwhile.
-const EMERGENCY_RETRY_FOR: Duration = Duration::from_secs(10 * 60);
+pub(super) const EMERGENCY_RETRY_FOR: Duration = Duration::from_secs(10 * 60);
 
 /// Longest one weight write may take. kube-rs sets no read timeout, so a request on a dead
 /// connection could otherwise wait for TCP to give up (minutes) and hold every write behind it,
 /// a rollback included.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One write, bounded by [`WRITE_TIMEOUT`].
 async fn set_weight_bounded(router: &dyn TrafficRouter, weight: Weight) -> Result<(), RouterError> {
@@ -189,14 +191,15 @@ async fn set_weight_bounded(router: &dyn TrafficRouter, weight: Weight) -> Resul
     }
 }
 
-/// How long a plan step's or an operator's weight write keeps retrying a failing API server:
+/// How long a plan step's or an operator's weight write (and a step's other idempotent work, see
+/// [`Carry::run`]) keeps retrying a failing API server:
 /// long enough to ride out a short outage or a restart, short enough that a run does not sit
 /// on a step nobody can see progressing (each failed attempt is logged).
-const STEP_RETRY_FOR: Duration = Duration::from_secs(60);
+pub(super) const STEP_RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// First wait between attempts; it doubles up to [`LONGEST_RETRY_WAIT`].
-const FIRST_RETRY_WAIT: Duration = Duration::from_millis(250);
-const LONGEST_RETRY_WAIT: Duration = Duration::from_secs(4);
+pub(super) const FIRST_RETRY_WAIT: Duration = Duration::from_millis(250);
+pub(super) const LONGEST_RETRY_WAIT: Duration = Duration::from_secs(4);
 
 /// One weight write, retried with backoff while the API server fails (an outage, a dropped
 /// connection), each failure reported as it happens, so a write made during a blip lands when

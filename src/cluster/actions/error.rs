@@ -109,6 +109,21 @@ pub enum ActionError {
     InvalidReplicas { replicas: i32 },
 }
 
+impl ActionError {
+    /// Whether trying the same request again later may succeed: the API server could not be
+    /// reached or did not answer in time ([`ActionError::Unreachable`]), or answered 429, 500,
+    /// 502, 503 or 504 (overloaded, restarting, behind a failing proxy). Everything else
+    /// (refused access, a missing object, a conflict, an invalid request, kubectl's refusals)
+    /// stays as it is however long one waits.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ActionError::Unreachable { .. } => true,
+            ActionError::Rejected { code, .. } => matches!(code, 429 | 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+}
+
 fn detail(message: &str) -> String {
     if message.is_empty() {
         String::new()
@@ -259,6 +274,27 @@ mod tests {
             invalid.to_string(),
             "cannot patch deployment shop/checkout: the API server rejected it (422): spec.replicas bad"
         );
+    }
+
+    #[test]
+    fn only_an_unreachable_or_overloaded_api_server_is_transient() {
+        let op = deployment_op("patch", "shop", "checkout");
+        for code in [429, 500, 502, 503, 504] {
+            assert!(op.error(&api_error(code, "busy")).is_transient(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 409, 410, 422, 501] {
+            assert!(!op.error(&api_error(code, "no")).is_transient(), "{code}");
+        }
+        let unreachable = ActionError::Unreachable {
+            verb: "get".into(),
+            kind: "deployment".into(),
+            namespace: "shop".into(),
+            name: "checkout".into(),
+            cause: "Connection refused (os error 111)".into(),
+        };
+        assert!(unreachable.is_transient());
+        assert!(!op.other("no such thing").is_transient());
+        assert!(!ActionError::RollbackPaused { name: "x".into() }.is_transient());
     }
 
     #[test]
