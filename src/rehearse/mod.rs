@@ -202,33 +202,42 @@ async fn start_cluster(
     dir: &Path,
 ) -> Result<(Cluster, Plan), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
-    let mut sims = BTreeMap::new();
-    let mut contexts = Vec::new();
-    let mut pointed = rehearsed.clone();
+    let mut wanted = Vec::new();
     for name in crate::preflight::environments_used(plan) {
         let Some(env) = plan.environments.get(&name) else {
             return Err(format!("phase environment {name} is not defined"));
         };
         let mut own = plan.clone();
         own.environments = [(name.clone(), env.clone())].into_iter().collect();
-        let sim = Simulator::start_with(
-            &own,
-            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            Some(&dir.join(format!("sim-{name}.kubeconfig"))),
-            SimOptions {
-                speed: SIM_SPEED,
-                backfill: Some(METRIC_HISTORY),
-                stable_history: true,
-                healthy_error_ratio: Some(0.0),
-            },
-        )
-        .await
-        .map_err(|e| format!("cannot start the simulator for {name}: {e}"))?;
-        contexts.push((
-            context_of(&name),
-            env.namespace.clone(),
-            sim.kubernetes.clone(),
-        ));
+        wanted.push((name, env.namespace.clone(), own));
+    }
+    // Started side by side: each waits for its pods before writing its metric history.
+    let started = futures::future::join_all(wanted.into_iter().map(|(name, namespace, own)| {
+        let kubeconfig = dir.join(format!("sim-{name}.kubeconfig"));
+        async move {
+            let sim = Simulator::start_with(
+                &own,
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                Some(&kubeconfig),
+                SimOptions {
+                    speed: SIM_SPEED,
+                    backfill: Some(METRIC_HISTORY),
+                    stable_history: true,
+                    healthy_error_ratio: Some(0.0),
+                },
+            )
+            .await
+            .map_err(|e| format!("cannot start the simulator for {name}: {e}"));
+            (name, namespace, sim)
+        }
+    }))
+    .await;
+    let mut sims = BTreeMap::new();
+    let mut contexts = Vec::new();
+    let mut pointed = rehearsed.clone();
+    for (name, namespace, sim) in started {
+        let sim = sim?;
+        contexts.push((context_of(&name), namespace, sim.kubernetes.clone()));
         if let Some(e) = pointed.environments.get_mut(&name) {
             e.context = Some(context_of(&name));
             e.prometheus = Some(sim.prometheus.clone());

@@ -25,6 +25,11 @@ pub(super) const NODES: &[&str] = &["sim-node-1", "sim-node-2", "sim-node-3"];
 /// Must match what seeding writes, so the controller adopts seeded route status unchanged.
 pub(super) const GATEWAY_CONTROLLER: &str = "warroom.dev/sim-gateway-controller";
 const TICK: Duration = Duration::from_millis(50);
+/// How often the loops run when nothing in the store changed since they last ran: only the
+/// clock moves then (a pod's start-up delay ending, a crash-loop back-off), and a tenth of a
+/// second late is invisible, while listing and comparing every object 20 times a second costs
+/// an idle simulator most of its CPU (a rehearsal runs dozens of simulators at once).
+const IDLE_TICK: Duration = Duration::from_millis(100);
 /// Event objects kept per namespace; the demo runs for hours and `kubectl get ev` must stay fast.
 const MAX_EVENTS_PER_NAMESPACE: usize = 500;
 
@@ -51,6 +56,8 @@ pub fn spawn_controllers(
             last_event_gc: Instant::now(),
             recorded: std::sync::Mutex::new(HashMap::new()),
         };
+        // The store's resource version after the last run, and when that was.
+        let mut last: Option<(u64, Instant)> = None;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => {
@@ -59,7 +66,12 @@ pub fn spawn_controllers(
                 }
                 _ = tokio::time::sleep(TICK) => {}
             }
+            let rv = ctl.sim.store().resource_version();
+            if last.is_some_and(|(seen, at)| seen == rv && at.elapsed() < IDLE_TICK) {
+                continue;
+            }
             ctl.reconcile();
+            last = Some((ctl.sim.store().resource_version(), Instant::now()));
         }
     })
 }
