@@ -557,17 +557,6 @@ async fn judge(
                         .map(|p| p.environment.clone())
                 })
                 .unwrap_or_default();
-            let mistakes = verify::tier_mistakes(plan, *tier, &environment);
-            if let Some(m) = mistakes.first() {
-                judged.reason = Some(format!(
-                    "{} {}",
-                    m.what,
-                    m.wrong.clone().unwrap_or_default()
-                ));
-                judged.fix = m.fix.clone();
-                judged.checks = mistakes;
-                return judged;
-            }
             if seen.tier_asked.is_none() {
                 judged.reason = Some(format!(
                     "the run never reached the point to roll back from: {}",
