@@ -121,6 +121,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             super::cells::set_style(super::cells::row_mut(buf, row, 0), theme.stale);
         }
         let name = cut_name(&p.name, name_width);
+        // READY and RESTARTS written one after the other into one reused string (writing to
+        // a String cannot fail), then split where READY ends: no allocation per row.
         scratch.clear();
         let _ = write!(scratch, "{}/{}", p.ready_containers, p.total_containers);
         let ready_end = scratch.len();
