@@ -5,7 +5,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use super::format;
 use crate::app::App;
@@ -151,7 +150,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     if let Some(hint) = &app.target.kubeconfig_hint {
         line2.push(Span::styled(format!("kubeconfig: {hint}"), theme.info));
     }
-    frame.render_widget(Paragraph::new(vec![line1, Line::from(line2)]), area);
+    super::cells::paragraph(frame.buffer_mut(), area, &[line1, Line::from(line2)]);
 }
 
 /// A source's dot and word; a failing source says since when, so a pair at the console can tell

@@ -74,7 +74,7 @@ pub fn render_key_bar(app: &App, frame: &mut Frame, area: Rect) {
         used += len;
     }
     let lines: Vec<Line> = lines.into_iter().map(Line::from).collect();
-    frame.render_widget(Paragraph::new(lines), area);
+    super::cells::paragraph(frame.buffer_mut(), area, &lines);
 }
 
 /// The help overlay: every key as bound and what it is for; for the keys that change the run,

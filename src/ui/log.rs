@@ -5,7 +5,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use super::format;
 use crate::app::App;
@@ -48,8 +47,6 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     } else {
         " Log ".to_string()
     };
-    frame.render_widget(
-        Paragraph::new(lines).block(super::panel(app, crate::app::modal::Focus::Log, title)),
-        area,
-    );
+    let block = super::panel(app, crate::app::modal::Focus::Log, title);
+    super::cells::paragraph_in(frame.buffer_mut(), area, block, &lines);
 }

@@ -3,6 +3,7 @@
 //! Pure: reads the app, never changes it, does no IO.
 
 mod big;
+mod cells;
 mod format;
 mod header;
 mod help;

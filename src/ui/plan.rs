@@ -4,7 +4,6 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::app::App;
 use crate::engine::StepState;
@@ -112,5 +111,5 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         }
     }
     let block = super::panel(app, crate::app::modal::Focus::Plan, " Plan ".into());
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    super::cells::paragraph_in(frame.buffer_mut(), area, block, &lines);
 }

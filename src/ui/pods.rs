@@ -1,10 +1,11 @@
 //! The pod table: both tracks' pods as `kubectl get pods` shows them, canary first.
 //! Draws from `&App` only.
 
+use std::fmt::Write as _;
+
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::widgets::{Cell, Row, Table, TableState};
 
 use super::format;
 use crate::app::App;
@@ -25,8 +26,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .pod_selected
         .as_ref()
         .and_then(|name| all.iter().position(|p| &p.name == name));
-    // Only the rows that fit (less borders and header) are turned into rows, scrolled so the
-    // selected pod is among them: with 1,000 pods, building every row made up most of a frame.
+    // Only the rows that fit (less borders and header) are drawn, scrolled so the selected pod
+    // is among them: with 1,000 pods, building every row made up most of a frame.
     let fit = usize::from(area.height.saturating_sub(3)).max(1);
     let first = match selected {
         Some(i) if i >= fit => i + 1 - fit,
@@ -44,41 +45,6 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         5 + 17 + 8 + 5 + 4
     };
     let name_width = usize::from(area.width.saturating_sub(2).saturating_sub(others));
-    let rows = pods.iter().map(|p| {
-        let status_style = match p.status.as_str() {
-            "Running" if p.ready_containers == p.total_containers => theme.ok,
-            "Running" | "Pending" | "ContainerCreating" | "Terminating" => theme.warn,
-            _ => theme.bad,
-        };
-        let track = p.track.map_or("-", TrackName::as_str);
-        let track_style = match p.track {
-            Some(TrackName::Stable) => theme.stable,
-            Some(TrackName::Canary) => theme.canary,
-            None => theme.pending,
-        };
-        let name = Cell::from(format::cut_keeping_tail(&p.name, name_width));
-        let ready = Cell::from(format!("{}/{}", p.ready_containers, p.total_containers));
-        let status = Cell::from(p.status.clone()).style(status_style);
-        let restarts = Cell::from(p.restarts.to_string());
-        let age = Cell::from(age(p, app.now));
-        let mut row = if wide {
-            Row::new(vec![
-                name,
-                Cell::from(track).style(track_style),
-                ready,
-                status,
-                restarts,
-                age,
-                Cell::from(p.version.clone()),
-            ])
-        } else {
-            Row::new(vec![name.style(track_style), ready, status, restarts, age])
-        };
-        if dim {
-            row = row.style(theme.stale);
-        }
-        row
-    });
     let header_cells: &[&str] = if wide {
         &[
             "NAME", "TRACK", "READY", "STATUS", "RESTARTS", "AGE", "VERSION",
@@ -86,7 +52,6 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     } else {
         &["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     };
-    let header = Row::new(header_cells.to_vec()).style(Style::new().add_modifier(Modifier::BOLD));
     let sort = match app.view.pod_sort {
         crate::app::modal::PodSort::Name => String::new(),
         other => format!("· by {} ", other.name()),
@@ -96,8 +61,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     } else {
         format!(" Pods ({total}) {sort}")
     };
-    let widths: Vec<Constraint> = if wide {
-        vec![
+    let widths: &[Constraint] = if wide {
+        &[
             Constraint::Min(30),
             Constraint::Length(6),
             Constraint::Length(5),
@@ -107,7 +72,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Constraint::Length(7),
         ]
     } else {
-        vec![
+        &[
             Constraint::Fill(1),
             Constraint::Length(5),
             Constraint::Length(17),
@@ -115,12 +80,108 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Constraint::Length(5),
         ]
     };
-    let table = Table::new(rows, widths)
-        .header(header)
-        .row_highlight_style(theme.selected)
-        .block(super::panel(app, crate::app::modal::Focus::Pods, title));
-    let mut state = TableState::default().with_selected(selected);
-    frame.render_stateful_widget(table, area, &mut state);
+    let block = super::panel(app, crate::app::modal::Focus::Pods, title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.is_empty() {
+        return;
+    }
+    let buf = frame.buffer_mut();
+    let columns = column_areas(inner, widths);
+    let header = Rect { height: 1, ..inner };
+    super::cells::set_style(
+        super::cells::row_mut(buf, header, 0),
+        Style::new().add_modifier(Modifier::BOLD),
+    );
+    for (column, text) in columns.iter().zip(header_cells) {
+        super::cells::text(buf, *column, text);
+    }
+    let mut scratch = String::new();
+    // One row a pod below the header, as many as fit: `pods` was cut to fit already.
+    for (i, (y, p)) in (inner.y.saturating_add(1)..inner.bottom())
+        .zip(pods)
+        .enumerate()
+    {
+        let status_style = match p.status.as_str() {
+            "Running" if p.ready_containers == p.total_containers => theme.ok,
+            "Running" | "Pending" | "ContainerCreating" | "Terminating" => theme.warn,
+            _ => theme.bad,
+        };
+        let track_style = match p.track {
+            Some(TrackName::Stable) => theme.stable,
+            Some(TrackName::Canary) => theme.canary,
+            None => theme.pending,
+        };
+        let row = Rect {
+            y,
+            height: 1,
+            ..inner
+        };
+        if dim {
+            super::cells::set_style(super::cells::row_mut(buf, row, 0), theme.stale);
+        }
+        let name = cut_name(&p.name, name_width);
+        // READY and RESTARTS written one after the other into one reused string (writing to
+        // a String cannot fail), then split where READY ends: no allocation per row.
+        scratch.clear();
+        let _ = write!(scratch, "{}/{}", p.ready_containers, p.total_containers);
+        let ready_end = scratch.len();
+        let _ = write!(scratch, "{}", p.restarts);
+        let (ready, restarts) = scratch.split_at(ready_end);
+        let age = age(p, app.now);
+        let cells: &[(&str, Style)] = if wide {
+            &[
+                (&name, Style::new()),
+                (p.track.map_or("-", TrackName::as_str), track_style),
+                (ready, Style::new()),
+                (&p.status, status_style),
+                (restarts, Style::new()),
+                (&age, Style::new()),
+                (&p.version, Style::new()),
+            ]
+        } else {
+            &[
+                (&name, track_style),
+                (ready, Style::new()),
+                (&p.status, status_style),
+                (restarts, Style::new()),
+                (&age, Style::new()),
+            ]
+        };
+        for (column, (text, style)) in columns.iter().zip(cells) {
+            let cell = Rect { y, ..*column };
+            super::cells::set_style(super::cells::row_mut(buf, cell, 0), *style);
+            super::cells::text(buf, cell, text);
+        }
+        if selected == Some(i) {
+            super::cells::set_style(super::cells::row_mut(buf, row, 0), theme.selected);
+        }
+    }
+}
+
+/// Where each column goes in the table's first row, laid out as ratatui's `Table` lays out its
+/// columns (no selection column: the table has no highlight symbol), a column apart.
+fn column_areas(inner: Rect, widths: &[Constraint]) -> Vec<Rect> {
+    let [_selection, columns] = Layout::horizontal([Constraint::Length(0), Constraint::Fill(0)])
+        .areas(Rect::new(0, 0, inner.width, 1));
+    Layout::horizontal(widths.iter().copied())
+        .flex(Flex::Start)
+        .spacing(1)
+        .split(columns)
+        .iter()
+        .map(|c| Rect::new(inner.x + c.x, inner.y, c.width, 1))
+        .collect()
+}
+
+/// A pod's name in at most `width` columns: as it is where it fits (no copy), else cut as
+/// [`format::cut_keeping_tail`] cuts it.
+fn cut_name(name: &str, width: usize) -> std::borrow::Cow<'_, str> {
+    // Bytes bound chars from above: a name this short fits.
+    if name.len() <= width {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(format::cut_keeping_tail(name, width))
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Gauge, Paragraph};
+use ratatui::widgets::{Block, Borders, Gauge};
 
 use crate::app::App;
 use crate::plan::TrackName;
@@ -81,7 +81,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         }
         lines.push(Line::from(spans));
     }
-    frame.render_widget(Paragraph::new(lines), rest);
+    super::cells::paragraph(frame.buffer_mut(), rest, &lines);
 }
 
 /// Plans without a traffic router: the share of ready replicas per track stands in for weight.
