@@ -68,11 +68,11 @@ fn every_plan_in_plans_rehearses_to_exit_0() {
         .collect();
     plans.sort();
     assert!(plans.len() >= 4, "{plans:?}");
-    // The plans at once, four scenarios each: a scenario mostly waits on its holds, but its
-    // simulators tick, and more at once starve a 2-core machine.
+    // Every scenario of every plan at once: a scenario mostly waits on its holds (about half a
+    // core for all of them together), so the wall time is the longest scenario's.
     let runs: Vec<_> = plans
         .into_iter()
-        .map(|plan| std::thread::spawn(move || (rehearse(&plan, &["--jobs", "4"]), plan)))
+        .map(|plan| std::thread::spawn(move || (rehearse(&plan, &["--jobs", "12"]), plan)))
         .collect();
     for run in runs {
         let ((code, report, stderr), plan) = run.join().expect("rehearsal thread");
@@ -82,7 +82,7 @@ fn every_plan_in_plans_rehearses_to_exit_0() {
         assert!(tiers >= 1, "{}", plan.display());
         assert_eq!(
             report["rollback_success"],
-            format!("Rollback success: {tiers} of {tiers} tiers rehearsed and all passed"),
+            format!("Rollback success: {tiers} of {tiers} tiers rehearsed and passed"),
             "{}",
             plan.display()
         );

@@ -141,12 +141,7 @@ pub async fn rehearse(
         warroom: env!("CARGO_PKG_VERSION").to_string(),
         passed: reports.iter().all(|r| r.passed),
         rollback_success: format!(
-            "Rollback success: {tiers_rehearsed} of {tiers_defined} tiers rehearsed and {} passed",
-            if tiers_passed == tiers_rehearsed {
-                "all".to_string()
-            } else {
-                format!("{tiers_passed}")
-            }
+            "Rollback success: {tiers_passed} of {tiers_defined} tiers rehearsed and passed"
         ),
         tiers_defined,
         tiers_rehearsed,
@@ -390,6 +385,13 @@ async fn run_scenario(
     .await;
     report.passed = judged.reason.is_none();
     report.observed = judged.observed;
+    if !judged.checks.is_empty() {
+        let good = judged.checks.iter().filter(|c| c.wrong.is_none()).count();
+        report.observed.push_str(&format!(
+            "; cluster: {good} of {} checks as expected",
+            judged.checks.len()
+        ));
+    }
     report.reason = judged.reason;
     report.fix = judged.fix;
     report.checks = judged

@@ -141,10 +141,17 @@ pub fn keep_hold(
         }
         *d = PlanDuration(kept);
     }
+    let length = if kept == own {
+        format!("at the plan's {}", format_duration(own))
+    } else {
+        format!(
+            "at {} (of the plan's {})",
+            format_duration(kept),
+            format_duration(own)
+        )
+    };
     let note = format!(
-        "the hold under test kept at {} (of the plan's {}): the metrics' {} rate window and {} samples {} apart must be able to see the fault",
-        format_duration(kept),
-        format_duration(own),
+        "the hold under test kept {length}: the metrics' {} rate window and {} samples {} apart must be able to see the fault",
         format_duration(original.metrics.rate.get()),
         original
             .metrics
