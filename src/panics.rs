@@ -55,6 +55,9 @@ pub fn install() {
             None => eprintln!("warroom: no log file"),
         }
         if MESSAGE.set(message).is_ok() && LOOP.load(Ordering::SeqCst) {
+            // Every loop waiting now (a rehearsal runs several), and a permit for one that is
+            // about to wait; a loop that is busy checks the message before it waits again.
+            WOKEN.notify_waiters();
             WOKEN.notify_one();
             let _ = std::thread::Builder::new()
                 .name("panic-watchdog".into())

@@ -80,12 +80,22 @@ fn every_plan_in_plans_rehearses_to_exit_0() {
         assert_eq!(report["passed"], true, "{}", plan.display());
         let tiers = report["tiers_defined"].as_u64().unwrap_or(0);
         assert!(tiers >= 1, "{}", plan.display());
-        assert_eq!(
-            report["rollback_success"],
-            format!("Rollback success: {tiers} of {tiers} tiers rehearsed and passed"),
-            "{}",
+        // A tier whose `run` actions were only printed is not counted as passed (the
+        // platform plan's gradual and full tiers are Helm, Ansible and Terraform commands).
+        let printed = report["tiers_printed_only"].as_array().map_or(0, Vec::len) as u64;
+        let line = report["rollback_success"].as_str().unwrap_or_default();
+        assert!(
+            line.starts_with(&format!(
+                "Rollback success: {} of {tiers} tiers rehearsed and passed",
+                tiers - printed
+            )),
+            "{}: {line}",
             plan.display()
         );
+        if plan.ends_with("platform-infra.yaml") {
+            assert_eq!(printed, 2, "{line}");
+            assert!(line.contains("gradual, full only in part"), "{line}");
+        }
         for s in report["scenarios"].as_array().expect("scenarios") {
             assert_eq!(s["passed"], true, "{}: {s:#}", plan.display());
         }

@@ -258,6 +258,14 @@ async fn write_with_retries(
                                     return Err(superseded());
                                 }
                             }
+                            // The run has ended and nobody waits for the result: a plan
+                            // step's write is not pressed on a server nobody watches any more
+                            // (a rollback's still is: it makes things safe).
+                            None if !write.emergency => {
+                                return Err(RouterError::Api(
+                                    "not retried: the run has ended".to_string(),
+                                ));
+                            }
                             None => closed = true,
                         },
                     }

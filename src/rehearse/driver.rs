@@ -9,13 +9,20 @@ use std::time::{Duration, SystemTime};
 use super::plan::{API_OUTAGE, Scenario, api_outage_step, fault_track, tier_point};
 use crate::app::console::Driver;
 use crate::app::{Action, App};
-use crate::engine::{RollbackRun, StepRef, StepState};
+use crate::engine::{RollbackRun, Slot, StepRef, StepState, StepWork};
 use crate::journal::record::OperatorCommand;
 use crate::plan::{Plan, Weight};
 use crate::sim::faults::{Fault, FaultRequest, Faults, Track};
 
 /// Log lines kept for the report of a failed scenario.
 const LOG_TAIL: usize = 12;
+
+/// How long after the scenario's limit a run that has not left is told again, at once.
+const DEADLINE_GRACE: Duration = Duration::from_secs(60);
+
+/// How long before a hold ends an API outage starts when there is no paced weight step: the
+/// clock the driver sees moves once a second, so the outage is sure to outlast the hold.
+const OUTAGE_LEAD: Duration = Duration::from_secs(3);
 
 /// What the driver saw, shared with the rehearsal that reads it once the run has ended.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +53,11 @@ pub struct Observed {
     pub log: Vec<String>,
     /// The run was stopped by the rehearsal's deadline.
     pub timed_out: bool,
+    /// After the fault, a request of the run failed and was tried again (`attempt N failed`):
+    /// the fault met the run.
+    pub outage_felt: bool,
+    /// After the fault, analysis raised an alert (`⚠ … → alert`).
+    pub alerted: bool,
 }
 
 /// One injected fault.
@@ -74,6 +86,10 @@ pub struct Script {
     weight_at_target: Option<Option<Weight>>,
     injected: bool,
     ended: bool,
+    /// `app.log_total` when the log was last read.
+    log_read: u64,
+    /// The second interrupt was sent.
+    forced: bool,
 }
 
 impl Script {
@@ -95,6 +111,8 @@ impl Script {
             weight_at_target: None,
             injected: false,
             ended: false,
+            log_read: 0,
+            forced: false,
         };
         (script, seen)
     }
@@ -182,7 +200,8 @@ impl Script {
         }
     }
 
-    /// The API outage: after a paced weight step's first move, or as the hold starts.
+    /// The API outage: after a paced weight step's first move, or shortly before the hold
+    /// ends, so that it outlasts the hold and the steps after it meet it.
     fn api_outage(&mut self, app: &App) {
         let Some(spot) = api_outage_step(&self.plan) else {
             return;
@@ -194,8 +213,23 @@ impl Script {
         if self.injected || !is_running(app, at) {
             return;
         }
-        let before = *self.weight_at_target.get_or_insert(app.deployment.weight);
-        if !spot.paced || app.deployment.weight != before {
+        let due = if spot.paced {
+            let before = *self.weight_at_target.get_or_insert(app.deployment.weight);
+            app.deployment.weight != before
+        } else {
+            match app.deployment.slot(at) {
+                Some(Slot {
+                    work: StepWork::Hold(d),
+                    state: StepState::Running { since },
+                    ..
+                }) => {
+                    let ran = app.now.duration_since(*since).unwrap_or_default();
+                    ran + OUTAGE_LEAD >= *d
+                }
+                _ => false,
+            }
+        };
+        if due {
             self.inject(app, at, Fault::ApiOutage, Some(API_OUTAGE));
         }
     }
@@ -224,7 +258,7 @@ impl Script {
     }
 
     /// Copies what the verdict needs out of `app`.
-    fn record(&self, app: &App) {
+    fn record(&mut self, app: &App) {
         let Ok(mut seen) = self.seen.lock() else {
             return;
         };
@@ -253,8 +287,24 @@ impl Script {
                 }
             }
         }
+        // Lines written since the last look (those still kept).
+        let new =
+            usize::try_from(app.log_total.saturating_sub(self.log_read)).unwrap_or(usize::MAX);
+        if self.injected {
+            for line in app.log.iter().skip(app.log.len().saturating_sub(new)) {
+                let text = line.text.as_str();
+                if text.contains("attempt ") && text.contains(" failed: ") {
+                    seen.outage_felt = true;
+                }
+                if text.starts_with('⚠') && text.ends_with("→ alert") {
+                    seen.alerted = true;
+                }
+            }
+        }
         let skip = app.log.len().saturating_sub(LOG_TAIL);
         seen.log = app.log.iter().skip(skip).map(|l| l.text.clone()).collect();
+        drop(seen);
+        self.log_read = app.log_total;
     }
 
     fn is_tier(&self) -> bool {
@@ -283,6 +333,14 @@ impl Driver for Script {
         };
         self.record(app);
         let ran = app.now.duration_since(started).unwrap_or_default();
+        // A run stopped during a rollback finishes the rollback first; a second interrupt
+        // (a minute on) leaves at once.
+        if self.ended && !self.forced && ran > self.deadline + DEADLINE_GRACE {
+            self.forced = true;
+            actions.push(Action::Interrupted(
+                "the rehearsal's limit for one scenario, again".to_string(),
+            ));
+        }
         if !self.ended && ran > self.deadline && !app.deployment.is_finished() {
             self.ended = true;
             if let Ok(mut seen) = self.seen.lock() {

@@ -133,16 +133,39 @@ pub async fn rehearse(
         .filter(|r| r.name.starts_with("tier-"))
         .collect();
     let tiers_rehearsed = tier_reports.len();
-    let tiers_passed = tier_reports.iter().filter(|r| r.passed).count();
+    // A tier whose `run` actions were only printed was not rehearsed in full: it does not
+    // count as passed, whatever its scenario says.
+    let printed_only: Vec<&str> = [TierName::Immediate, TierName::Gradual, TierName::Full]
+        .into_iter()
+        .filter(|t| !plan::printed_actions(plan, *t).is_empty())
+        .filter(|t| {
+            tier_reports
+                .iter()
+                .any(|r| r.name == format!("tier-{}", t.as_str()))
+        })
+        .map(|t| t.as_str())
+        .collect();
+    let tiers_passed = tier_reports
+        .iter()
+        .filter(|r| r.passed && !printed_only.iter().any(|t| r.name == format!("tier-{t}")))
+        .count();
     Ok(Rehearsal {
         format: 1,
         plan: plan.name.clone(),
         plan_path: options.plan_path.display().to_string(),
         warroom: env!("CARGO_PKG_VERSION").to_string(),
         passed: reports.iter().all(|r| r.passed),
-        rollback_success: format!(
-            "Rollback success: {tiers_passed} of {tiers_defined} tiers rehearsed and passed"
-        ),
+        rollback_success: match printed_only.as_slice() {
+            [] => format!(
+                "Rollback success: {tiers_passed} of {tiers_defined} tiers rehearsed and passed"
+            ),
+            printed => format!(
+                "Rollback success: {tiers_passed} of {tiers_defined} tiers rehearsed and passed ({} only in part: their `run` actions were printed, not run)",
+                printed.join(", ")
+            ),
+        },
+        tiers_printed_only: printed_only.iter().map(|t| t.to_string()).collect(),
+        rehearsed_commands: rehearses_commands(plan),
         tiers_defined,
         tiers_rehearsed,
         tiers_passed,
@@ -150,6 +173,20 @@ pub async fn rehearse(
         caps,
         scenarios: reports,
     })
+}
+
+/// Whether any `run` step of the plan (phases or tiers) says `rehearse: true`.
+fn rehearses_commands(plan: &Plan) -> bool {
+    let tiers = [
+        &plan.rollback.immediate,
+        &plan.rollback.gradual,
+        &plan.rollback.full,
+    ];
+    plan.phases
+        .iter()
+        .flat_map(|p| p.steps.iter())
+        .chain(tiers.into_iter().flatten().flat_map(|t| t.actions.iter()))
+        .any(|s| matches!(s, Step::Run(r) if r.rehearses()))
 }
 
 /// A private directory for the rehearsal's kubeconfigs and journals, removed at the end.
@@ -283,6 +320,7 @@ async fn run_scenario(
             }
             Arc::new(kept)
         }
+        Scenario::Tier(_) => Arc::new(plan::hold_after_tier_point(&rehearsed, options.max_hold)),
         _ => rehearsed,
     };
     let mut report = ScenarioReport {
@@ -299,10 +337,7 @@ async fn run_scenario(
     };
     // A tier whose mistake needs no cluster to see fails without one.
     if let Scenario::Tier(tier) = scenario {
-        let environment = plan::tier_point(plan)
-            .and_then(|(p, _)| plan.phases.get(p))
-            .map(|p| p.environment.clone())
-            .unwrap_or_default();
+        let environment = plan::tier_environment(plan);
         if let Some(m) = verify::tier_mistakes(plan, tier, &environment).first() {
             report.observed = "not run: the tier cannot do what it says".into();
             report.reason = Some(format!(
@@ -343,11 +378,21 @@ async fn run_scenario(
         };
         let names = crate::preflight::configmaps_named(&pointed, name);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let items =
-            crate::cluster::actions::configmap::snapshot(&connection.client, &env.namespace, &refs)
-                .await
-                .map(|s| s.items)
-                .unwrap_or_default();
+        let items = match crate::cluster::actions::configmap::snapshot(
+            &connection.client,
+            &env.namespace,
+            &refs,
+        )
+        .await
+        {
+            Ok(s) => s.items,
+            Err(e) => {
+                // Without them, a `config: restore` could not be checked: fail, never pass.
+                report.observed = "the simulator's ConfigMaps could not be read".into();
+                report.reason = Some(format!("{name}: {e}"));
+                return report;
+            }
+        };
         before.insert(name.clone(), items);
         connections.insert(name.clone(), connection);
     }
@@ -385,6 +430,19 @@ async fn run_scenario(
     .await;
     report.passed = judged.reason.is_none();
     report.observed = judged.observed;
+    if let Scenario::Tier(tier) = scenario {
+        let printed = plan::printed_actions(plan, tier);
+        if !printed.is_empty() {
+            report.observed.push_str(&format!(
+                "; printed, not run: {}",
+                printed
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
     if !judged.checks.is_empty() {
         let good = judged.checks.iter().filter(|c| c.wrong.is_none()).count();
         report.observed.push_str(&format!(
@@ -479,6 +537,10 @@ async fn judge(
                     "the outage was never injected: {}",
                     stopped_words(seen)
                 ));
+            } else if !seen.outage_felt {
+                judged.reason = Some(
+                    "the outage ended before the run asked anything of the API server: nothing was ridden out".into(),
+                );
             } else if status != "COMPLETE" {
                 judged.reason = Some(format!(
                     "it did not ride the outage out: {}",
@@ -545,6 +607,11 @@ async fn judge(
                         judged.reason = Some("the run completed through it".into());
                         return judged;
                     }
+                    if !seen.alerted {
+                        judged.reason =
+                            Some(format!("no alert was raised: {}", stopped_words(seen)));
+                        return judged;
+                    }
                 }
             }
         }
@@ -553,12 +620,7 @@ async fn judge(
                 .rollback
                 .as_ref()
                 .map(|r| r.environment.clone())
-                .or_else(|| {
-                    plan::tier_point(plan)
-                        .and_then(|(p, _)| plan.phases.get(p))
-                        .map(|p| p.environment.clone())
-                })
-                .unwrap_or_default();
+                .unwrap_or_else(|| plan::tier_environment(plan));
             if seen.tier_asked.is_none() {
                 judged.reason = Some(format!(
                     "the run never reached the point to roll back from: {}",

@@ -352,9 +352,10 @@ pub struct OutageAt {
     pub paced: bool,
 }
 
-/// The step after which `tier-*` scenarios roll back: the plan's last weight step before any
-/// `promote`, else its last step there that changes or waits for the workload (image, scale,
-/// flag, wait, run). None for a plan with neither.
+/// The step after which `tier-*` scenarios roll back: the plan's last weight step, else its
+/// last step that changes or waits for the workload (image, scale, flag, wait, run). None for
+/// a plan with neither. The rehearsal puts a hold right after it, so the tier starts before
+/// anything that follows (a `promote`, the plan's end).
 pub fn tier_point(plan: &Plan) -> Option<(usize, usize)> {
     let all: Vec<(usize, usize, &Step)> = plan
         .phases
@@ -368,12 +369,7 @@ pub fn tier_point(plan: &Plan) -> Option<(usize, usize)> {
                 .map(move |(s, step)| (p, s, step))
         })
         .collect();
-    let before_promote = all
-        .iter()
-        .position(|(_, _, s)| matches!(s, Step::Promote(_)))
-        .unwrap_or(all.len());
-    let upto = &all[..before_promote];
-    let last = |f: fn(&Step) -> bool| upto.iter().rev().find(|(_, _, s)| f(s));
+    let last = |f: fn(&Step) -> bool| all.iter().rev().find(|(_, _, s)| f(s));
     last(|s| matches!(s, Step::Weight(_)))
         .or_else(|| {
             last(|s| {
@@ -384,6 +380,45 @@ pub fn tier_point(plan: &Plan) -> Option<(usize, usize)> {
             })
         })
         .map(|(p, s, _)| (*p, *s))
+}
+
+/// The environment a tier scenario rolls back in: the tier point's phase's, else the last
+/// phase's.
+pub fn tier_environment(plan: &Plan) -> String {
+    tier_point(plan)
+        .and_then(|(p, _)| plan.phases.get(p))
+        .or_else(|| plan.phases.last())
+        .map(|p| p.environment.clone())
+        .unwrap_or_default()
+}
+
+/// `plan` with a hold of `wait` right after the tier point, so that the tier is asked for while
+/// it holds, not after the plan has gone on (a `promote` would change what an `undo` finds) or
+/// ended.
+pub fn hold_after_tier_point(plan: &Plan, wait: Duration) -> Plan {
+    let mut plan = plan.clone();
+    if let Some((p, s)) = tier_point(&plan) {
+        if let Some(phase) = plan.phases.get_mut(p) {
+            phase.steps.insert(s + 1, Step::Hold(PlanDuration(wait)));
+        }
+    }
+    plan
+}
+
+/// The `run` actions of `tier` that a rehearsal only prints (no `rehearse: true`).
+pub fn printed_actions(plan: &Plan, tier: TierName) -> Vec<String> {
+    plan.rollback
+        .tier(tier)
+        .map(|t| {
+            t.actions
+                .iter()
+                .filter_map(|a| match a {
+                    Step::Run(r) if !r.rehearses() => Some(r.cmd().to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -464,14 +499,27 @@ mod tests {
     }
 
     #[test]
-    fn the_tier_point_is_the_last_weight_step_before_promote() {
-        let p = plan("checkout-canary.yaml");
-        let (phase, step) = tier_point(&p).expect("a point");
-        assert_eq!(p.phases[phase].name, "Production");
-        assert!(matches!(
-            p.phases[phase].steps[step],
-            Step::Weight(WeightStep::To(w)) if w.percent() == 100
-        ));
+    fn the_tier_point_is_the_plans_last_weight_step_and_a_hold_follows_it() {
+        for name in ["checkout-canary.yaml", "payments-blue-green.yaml"] {
+            let p = plan(name);
+            let (phase, step) = tier_point(&p).expect("a point");
+            assert_eq!(p.phases[phase].name, "Production", "{name}");
+            assert!(matches!(
+                p.phases[phase].steps[step],
+                Step::Weight(WeightStep::To(w)) if w.percent() == 100
+            ));
+            let held = hold_after_tier_point(&p, Duration::from_secs(3));
+            assert_eq!(
+                held.phases[phase].steps[step + 1],
+                Step::Hold(PlanDuration(Duration::from_secs(3)))
+            );
+        }
+        // Without a weight step: the last wait.
+        let infra = plan("platform-infra.yaml");
+        let (phase, step) = tier_point(&infra).expect("a point");
+        assert!(matches!(infra.phases[phase].steps[step], Step::Wait(_)));
+        assert_eq!(printed_actions(&infra, TierName::Gradual).len(), 2);
+        assert!(printed_actions(&infra, TierName::Immediate).is_empty());
     }
 
     #[test]

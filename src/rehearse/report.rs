@@ -23,6 +23,10 @@ pub struct Rehearsal {
     pub tiers_defined: usize,
     pub tiers_rehearsed: usize,
     pub tiers_passed: usize,
+    /// Tiers with `run` actions a rehearsal only prints: not counted as passed.
+    pub tiers_printed_only: Vec<String>,
+    /// The plan has `run` steps with `rehearse: true`: they ran on this machine.
+    pub rehearsed_commands: bool,
     pub max_hold_ms: u64,
     /// What was shortened or passed automatically, so the figures are read for what they are.
     pub caps: Vec<String>,
@@ -149,8 +153,14 @@ pub fn markdown(r: &Rehearsal) -> String {
     }
     let _ = writeln!(
         out,
-        "Plan `{}`, warroom {}. Every environment ran on a simulator of its own, fresh for each scenario; nothing real was contacted.\n",
-        r.plan_path, r.warroom
+        "Plan `{}`, warroom {}. Every environment ran on a simulator of its own, fresh for each scenario; warroom contacted nothing the plan names{}.\n",
+        r.plan_path,
+        r.warroom,
+        if r.rehearsed_commands {
+            " (the plan's `rehearse: true` commands ran on this machine, with KUBECONFIG at the simulator but its own network and credentials)"
+        } else {
+            ""
+        }
     );
     if !r.caps.is_empty() {
         let _ = writeln!(out, "To keep it short:");
@@ -175,6 +185,10 @@ pub fn markdown(r: &Rehearsal) -> String {
     let timings: Vec<&ScenarioReport> = r.scenarios.iter().filter(|s| s.tier.is_some()).collect();
     if !timings.is_empty() {
         let _ = writeln!(out, "\n## Time to safety\n");
+        let _ = writeln!(
+            out,
+            "On the simulator, with the waits above capped: they show that each tier's actions work and in what order, not how long production will take.\n"
+        );
         for s in timings {
             if let Some(t) = &s.tier {
                 let met = match t.target_met {
