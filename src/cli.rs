@@ -799,7 +799,7 @@ async fn start_run(
             return Err(exit::FAILURE);
         }
     }
-    let scratch = Scratch::new().map_err(|e| {
+    let scratch = Scratch::new("warroom").map_err(|e| {
         eprintln!("warroom: cannot create a directory for run steps' kubeconfigs: {e}");
         exit::FAILURE
     })?;
@@ -1156,17 +1156,21 @@ fn write_report(journal: &Path) {
     }
 }
 
-/// A private directory for the run's own files, removed at the end.
-struct Scratch(PathBuf);
+/// A private directory (owner only) for a run's or a rehearsal's own files, removed at the end.
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
-    fn new() -> std::io::Result<Scratch> {
+    /// `$TMPDIR/<prefix>-<pid>-<nanoseconds>-<n>`: unique even for runs started in the same
+    /// nanosecond by one process (a rehearsal's scenarios).
+    pub(crate) fn new(prefix: &str) -> std::io::Result<Scratch> {
         use std::os::unix::fs::DirBuilderExt;
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let dir = std::env::temp_dir().join(format!("warroom-{}-{stamp}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{stamp}-{n}", std::process::id()));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         Ok(Scratch(dir))
     }

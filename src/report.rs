@@ -1718,7 +1718,7 @@ pub fn json(report: &Report) -> String {
 }
 
 /// A table cell: pipes and line breaks would break the table.
-fn cell(text: &str) -> String {
+pub(crate) fn cell(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('|', "\\|")
         .replace(['\n', '\r'], " ")

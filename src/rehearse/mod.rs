@@ -17,7 +17,7 @@ pub mod verify;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
@@ -25,6 +25,7 @@ use self::driver::{Observed, Script};
 use self::plan::Scenario;
 use self::report::{CheckReport, Rehearsal, ScenarioReport, TierTiming};
 use self::verify::{Check, Env, Seeded};
+use crate::cli::Scratch;
 use crate::cluster::actions::ConfigMapState;
 use crate::engine::{Origin, StepState, Work};
 use crate::journal::Record;
@@ -102,7 +103,7 @@ pub async fn rehearse(
 ) -> Result<Rehearsal, RehearseError> {
     let chosen = choose(plan, &options.scenarios)?;
     let capped = plan::cap(plan, options.max_hold);
-    let scratch = Scratch::new().map_err(RehearseError::Scratch)?;
+    let scratch = Scratch::new("warroom-rehearse").map_err(RehearseError::Scratch)?;
     let rehearsed = Arc::new(capped.plan);
     let mut reports = Vec::new();
     let mut runs = futures::stream::iter(chosen.into_iter().enumerate())
@@ -187,32 +188,6 @@ fn rehearses_commands(plan: &Plan) -> bool {
         .flat_map(|p| p.steps.iter())
         .chain(tiers.into_iter().flatten().flat_map(|t| t.actions.iter()))
         .any(|s| matches!(s, Step::Run(r) if r.rehearses()))
-}
-
-/// A private directory for the rehearsal's kubeconfigs and journals, removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> std::io::Result<Scratch> {
-        use std::os::unix::fs::DirBuilderExt;
-        let stamp = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let dir =
-            std::env::temp_dir().join(format!("warroom-rehearse-{}-{stamp}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The simulators of one scenario, one per environment, and what they were seeded with.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::plan::duration::format_duration;
+use crate::report::cell;
 
 /// The whole rehearsal. `docs/rehearse.md` describes the JSON shape.
 #[derive(Debug, Clone, Serialize)]
@@ -121,12 +122,6 @@ pub fn json(r: &Rehearsal) -> String {
     serde_json::to_string_pretty(r).unwrap_or_else(|e| {
         serde_json::json!({ "error": format!("the rehearsal does not serialize: {e}") }).to_string()
     })
-}
-
-fn cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
 }
 
 /// Markdown, to paste in the change ticket.
