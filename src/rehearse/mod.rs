@@ -647,6 +647,9 @@ fn observed_words(seen: &Observed, code: u8) -> String {
     if let Some(f) = &seen.fault {
         parts.push(format!("{} injected at {}", f.what, f.during));
     }
+    if seen.outage_felt {
+        parts.push("requests of the run failed and were tried again".into());
+    }
     if let Some(c) = &seen.countdown {
         parts.push(format!("countdown: {c}"));
     }

@@ -230,7 +230,7 @@ impl Scenario {
                 let at = match api_outage_step(plan) {
                     Some(at) if at.paced => "in the middle of a paced weight step".to_string(),
                     Some(at) => format!(
-                        "from {}'s first hold after a weight step (the plan has no paced weight step), so the steps after it meet the outage",
+                        "from just before the end of a hold in {} (the plan has no paced weight step), so the steps after it meet the outage",
                         phase(at.phase)
                     ),
                     None => "during the run".to_string(),
@@ -303,8 +303,9 @@ pub fn scenarios(plan: &Plan) -> Vec<Scenario> {
 
 /// Where the API outage goes: (phase, step) of the first paced weight step, where it starts
 /// after the first move; else, since a single weight write takes milliseconds, of the first
-/// hold after a weight step, so that the outage outlasts the hold and meets the steps after
-/// it. None when the plan sets no weight before a hold.
+/// hold that a step talking to the API follows in the same phase, where it starts just before
+/// the hold ends and so meets that step. None when the plan has neither: an outage would meet
+/// nothing, and the scenario is left out.
 pub fn api_outage_step(plan: &Plan) -> Option<OutageAt> {
     let steps = || {
         plan.phases.iter().enumerate().flat_map(|(p, phase)| {
@@ -332,15 +333,31 @@ pub fn api_outage_step(plan: &Plan) -> Option<OutageAt> {
             paced: true,
         });
     }
-    let first_weight = steps().position(|(_, _, st)| matches!(st, Step::Weight(_)))?;
-    steps()
-        .skip(first_weight)
-        .find(|(_, _, st)| matches!(st, Step::Hold(_)))
-        .map(|(phase, step, _)| OutageAt {
-            phase,
-            step,
-            paced: false,
+    // A hold followed, in its own phase (so in the same cluster), by a step that writes to or
+    // waits on the API: the outage started just before the hold ends meets that step.
+    let talks_to_api = |st: &Step| {
+        matches!(
+            st,
+            Step::Weight(_)
+                | Step::Image(_)
+                | Step::Wait(_)
+                | Step::Scale(_)
+                | Step::Flag(_)
+                | Step::Promote(_)
+                | Step::Undo(_)
+                | Step::Config(_)
+        )
+    };
+    plan.phases.iter().enumerate().find_map(|(phase, ph)| {
+        ph.steps.iter().enumerate().find_map(|(step, st)| {
+            let then = ph.steps.get(step + 1..).unwrap_or_default();
+            (matches!(st, Step::Hold(_)) && then.iter().any(talks_to_api)).then_some(OutageAt {
+                phase,
+                step,
+                paced: false,
+            })
         })
+    })
 }
 
 /// Where [`Scenario::ApiOutage`] starts its outage.
@@ -461,7 +478,7 @@ mod tests {
         assert_eq!(capped.plan.metrics.interval.get(), Duration::from_secs(10));
         let notes = capped.notes.join("\n");
         assert!(
-            notes.contains("holds capped at 10s (the longest was 10m)"),
+            notes.contains("holds capped at 20s (the longest was 10m)"),
             "{notes}"
         );
         assert!(
