@@ -564,7 +564,19 @@ async fn judge(
                         return judged;
                     }
                     if let Some(e) = env(&fault.environment) {
-                        let changed = stable_changed_before(plan);
+                        let phase = match scenario {
+                            Scenario::Breach { phase } | Scenario::NoData { phase } => *phase,
+                            _ => 0,
+                        };
+                        let hold = plan
+                            .phases
+                            .get(phase)
+                            .and_then(|p| p.steps.iter().position(|s| matches!(s, Step::Hold(_))));
+                        let changed = stable_changed_before(
+                            plan,
+                            &fault.environment,
+                            hold.map(|h| (phase, h)),
+                        );
                         let checks =
                             verify::after_tier(pointed, tier, &e, &cluster.seeded, changed).await;
                         judged.checks.extend(checks);
@@ -609,7 +621,7 @@ async fn judge(
                 return judged;
             }
             if let Some(e) = env(&environment) {
-                let changed = stable_changed_before(plan);
+                let changed = stable_changed_before(plan, &environment, plan::tier_point(plan));
                 judged.checks =
                     verify::after_tier(pointed, *tier, &e, &cluster.seeded, changed).await;
             }
@@ -749,19 +761,25 @@ fn step_fix(seen: &Observed) -> Option<String> {
     })
 }
 
-/// Whether the run changed the stable Deployment's template before the rollback (an undo then
-/// goes back to the seeded image).
-fn stable_changed_before(plan: &Plan) -> bool {
-    let Some((phase, step)) = plan::tier_point(plan) else {
+/// Whether the run changed the stable Deployment's template in `environment` up to and with
+/// step `upto` (phase, step): an `undo` there then goes back to the seeded image rather than
+/// the revision before it. Other environments are other clusters (simulators) and do not count.
+fn stable_changed_before(plan: &Plan, environment: &str, upto: Option<(usize, usize)>) -> bool {
+    let Some((phase, step)) = upto else {
         return false;
     };
-    let steps = plan.phases.iter().enumerate().flat_map(|(p, ph)| {
-        ph.steps
-            .iter()
-            .enumerate()
-            .filter(move |(s, _)| p < phase || (p == phase && *s <= step))
-            .map(|(_, st)| st)
-    });
+    let steps = plan
+        .phases
+        .iter()
+        .enumerate()
+        .filter(|(_, ph)| ph.environment == environment)
+        .flat_map(|(p, ph)| {
+            ph.steps
+                .iter()
+                .enumerate()
+                .filter(move |(s, _)| p < phase || (p == phase && *s <= step))
+                .map(|(_, st)| st)
+        });
     verify::changes_stable(steps)
 }
 
