@@ -486,11 +486,21 @@ mod tests {
             "{notes}"
         );
         assert!(
-            notes.contains("metrics sampled every 2s (the plan says 10s)"),
+            notes.contains("at twice the metrics' 10s interval"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("1 paced weight step's `every` capped at 10s (the longest was 1m)"),
             "{notes}"
         );
         // The original is untouched.
-        assert_eq!(original.metrics.interval.get(), Duration::from_secs(10));
+        assert!(
+            original
+                .phases
+                .iter()
+                .flat_map(|p| p.steps.iter())
+                .any(|s| matches!(s, Step::Hold(d) if d.get() == Duration::from_secs(600)))
+        );
     }
 
     #[test]
