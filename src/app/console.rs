@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
-use super::action::Action;
+use super::action::{Action, Effect};
 use super::carry::Snapshots;
 use super::effects::{EffectRunner, EnvClients};
 use super::event_loop::{self, LinePrinter, Shell};
@@ -355,6 +355,9 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
     if let Some(n) = &notifier {
         runner.set_notifier(n.clone());
     }
+    // A rehearsal's scenario ends with its simulators: work still retrying then must stop, not
+    // press on against a port a later scenario's simulator may have taken.
+    let stopper = setup.rehearsal.is_some().then(|| runner.clone());
     let mut shell = Shell::new(runner, sources, setup.journal.clone());
     shell.notifier = notifier.clone();
     let mut printer = LinePrinter::new(setup.json);
@@ -481,6 +484,10 @@ pub async fn run(setup: RunSetup) -> Result<App, SetupError> {
             result
         }
     };
+    if let Some(runner) = stopper {
+        runner.run(Effect::CancelSteps);
+        runner.run(Effect::CancelRollback);
+    }
     // The last messages (`done`, a rollback) are worth a short wait; never a long one.
     if let Some(n) = &notifier {
         n.flush(Duration::from_secs(5)).await;
