@@ -236,3 +236,29 @@ fn an_unknown_scenario_is_bad_input_and_lists_the_plans_scenarios() {
     assert!(stderr.contains("no scenario called nope"), "{stderr}");
     assert!(stderr.contains("breach-production"), "{stderr}");
 }
+
+#[test]
+fn an_api_outage_in_the_middle_of_a_paced_weight_step_is_ridden_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = demo_with(dir.path(), "paced.yaml", |t| {
+        t.replace(
+            "      - weight: 50\n",
+            "      - weight: { to: 50, step: 10, every: 5s }\n",
+        )
+    });
+    let (code, report, stderr) = rehearse(&plan, &["--scenario", "api-outage"]);
+    assert_eq!(code, Some(0), "{stderr}\n{report:#}");
+    let s = scenario(&report, "api-outage");
+    assert!(
+        s["expected"]
+            .as_str()
+            .is_some_and(|e| e.contains("in the middle of a paced weight step")),
+        "{s:#}"
+    );
+    let observed = s["observed"].as_str().unwrap_or_default();
+    assert!(
+        observed.contains("injected at Production: weight"),
+        "{observed}"
+    );
+    assert!(observed.contains("tried again"), "{observed}");
+}
