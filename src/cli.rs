@@ -108,19 +108,26 @@ pub enum Command {
     /// Every environment the plan uses gets a simulator of its own, seeded from the plan
     /// (namespace, both Deployments — the stable with a revision history, so `undo` has
     /// somewhere to go —, traffic object, ConfigMaps, an hour of metrics). The plan's contexts
-    /// and Prometheus are replaced by the simulators': nothing real is contacted, whatever the
-    /// plan says. Each scenario runs on fresh simulators, headless, approvals and pauses passed:
+    /// and Prometheus are replaced by the simulators': warroom contacts nothing the plan names,
+    /// whatever it says. Each scenario runs on fresh simulators, headless, approvals and pauses passed:
     ///
-    ///   straight            the plan to its end; the cluster as its steps say
-    ///   breach-PHASE        an error spike during the phase's first hold: the plan's on_breach
-    ///   no-data-PHASE       Prometheus down during that hold: the plan's no_data; no pass
-    ///   tier-NAME           the tier run after the last weight step: every action succeeds,
-    ///                       weight 0, flags and ConfigMaps back, the undo done
-    ///   api-outage          a 20 s API outage in the middle of a weight step: ridden out
+    /// - straight: the plan to its end; the cluster as its steps say.
+    ///
+    /// - breach-PHASE: an error spike during the phase's first hold: the plan's on_breach, and
+    ///   the hold does not pass.
+    ///
+    /// - no-data-PHASE: Prometheus down during that hold: the plan's no_data; no pass.
+    ///
+    /// - tier-NAME: the tier run after the last weight step: every action succeeds, weight 0,
+    ///   flags and ConfigMaps back, the undo done.
+    ///
+    /// - api-outage: a 20 s API outage in the middle of a paced weight step (else just before
+    ///   a hold ends): ridden out.
     ///
     /// Holds, paced weights and countdowns are capped at --max-hold, and the report says so.
     /// `run` steps are printed, not run, unless the step says `rehearse: true` (then they run
-    /// with KUBECONFIG pointing at the simulator); webhooks are printed, not sent.
+    /// with KUBECONFIG pointing at the simulator, but this machine's network and credentials);
+    /// webhooks are printed, not sent.
     ///
     /// Before a window: `warroom validate plan.yaml && warroom rehearse plan.yaml`.
     ///
