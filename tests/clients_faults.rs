@@ -657,3 +657,67 @@ async fn an_undo_is_not_retried_during_an_api_outage() {
     assert!(err.contains("(503)"), "{err}");
     assert!(progress.is_empty(), "an undo was retried: {progress:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_weight_write_retries_through_an_outage_and_a_rollback_write_supersedes_it() {
+    use warroom::app::action::{Effect, EffectId, Purpose};
+    use warroom::engine::Work;
+    let (sim, conn, _dir) = start().await;
+    let router = router_for(&common::demo_plan(), &conn, "shop").expect("router");
+    let (tx, mut rx) = unbounded_channel();
+    let runner = common::runner(&conn, tx);
+    common::post_fault(&sim, r#"{"kind":"api_outage","for":"3s"}"#).await;
+    let write = |id: u64, percent: i64, emergency: bool| Effect::Work {
+        id: EffectId(id),
+        environment: "development".into(),
+        phase: "test".into(),
+        purpose: if emergency {
+            Purpose::Rollback
+        } else {
+            Purpose::Step
+        },
+        work: Work::SetWeight {
+            weight: Weight::clamped(percent),
+            emergency,
+        },
+    };
+    runner.run(write(1, 20, false));
+    let deadline = Instant::now() + DEADLINE;
+    // The step's write fails and says it will try again…
+    loop {
+        match common::next_by(&mut rx, deadline, "a failed attempt").await {
+            Action::EffectProgress { id, note } if id == EffectId(1) => {
+                assert!(
+                    note.starts_with("weight write attempt 1 failed: "),
+                    "{note}"
+                );
+                break;
+            }
+            Action::EffectDone { id, result } if id == EffectId(1) => {
+                panic!("the step's write ended during the outage: {result:?}")
+            }
+            _ => {}
+        }
+    }
+    // …and a rollback's write, sent while it waits, ends those retries and goes next.
+    runner.run(write(2, 0, true));
+    let mut step = None;
+    let mut rollback = None;
+    while step.is_none() || rollback.is_none() {
+        match common::next_by(&mut rx, deadline, "both results").await {
+            Action::EffectDone { id, result } if id == EffectId(1) => {
+                assert!(
+                    rollback.is_none(),
+                    "the rollback's write waited for the step's"
+                );
+                step = Some(result);
+            }
+            Action::EffectDone { id, result } if id == EffectId(2) => rollback = Some(result),
+            _ => {}
+        }
+    }
+    let step = step.and_then(Result::err).unwrap_or_default();
+    assert!(step.contains("superseded by rollback"), "{step}");
+    assert!(rollback.is_some_and(|r| r.is_ok()));
+    assert_eq!(router.weight().await.expect("weight"), Weight::ZERO);
+}
