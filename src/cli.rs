@@ -425,16 +425,16 @@ pub async fn rehearse(args: RehearseArgs) -> u8 {
         jobs: usize::from(args.jobs),
         deadline: args.scenario_limit,
     };
-    if let Err(e) = crate::rehearse::choose(&plan, &options.scenarios) {
-        eprintln!("warroom: {e}");
-        return exit::BAD_INPUT;
-    }
+    let count = match crate::rehearse::choose(&plan, &options.scenarios) {
+        Ok(chosen) => chosen.len(),
+        Err(e) => {
+            eprintln!("warroom: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
     eprintln!(
-        "warroom: rehearsing {} on the simulator ({} scenario(s), holds capped at {})",
+        "warroom: rehearsing {} on the simulator ({count} scenario(s), holds capped at {})",
         plan.name,
-        crate::rehearse::choose(&plan, &options.scenarios)
-            .map(|s| s.len())
-            .unwrap_or_default(),
         plan::duration::format_duration(options.max_hold)
     );
     let done = crate::rehearse::rehearse(&plan, &options, |s| {

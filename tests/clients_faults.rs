@@ -686,14 +686,20 @@ async fn a_step_weight_write_retries_through_an_outage_and_a_rollback_write_supe
     // The step's write fails and says it will try again…
     loop {
         match common::next_by(&mut rx, deadline, "a failed attempt").await {
-            Action::EffectProgress { id, note } if id == EffectId(1) => {
+            Action::EffectProgress {
+                id: EffectId(1),
+                note,
+            } => {
                 assert!(
                     note.starts_with("weight write attempt 1 failed: "),
                     "{note}"
                 );
                 break;
             }
-            Action::EffectDone { id, result } if id == EffectId(1) => {
+            Action::EffectDone {
+                id: EffectId(1),
+                result,
+            } => {
                 panic!("the step's write ended during the outage: {result:?}")
             }
             _ => {}
@@ -705,14 +711,20 @@ async fn a_step_weight_write_retries_through_an_outage_and_a_rollback_write_supe
     let mut rollback = None;
     while step.is_none() || rollback.is_none() {
         match common::next_by(&mut rx, deadline, "both results").await {
-            Action::EffectDone { id, result } if id == EffectId(1) => {
+            Action::EffectDone {
+                id: EffectId(1),
+                result,
+            } => {
                 assert!(
                     rollback.is_none(),
                     "the rollback's write waited for the step's"
                 );
                 step = Some(result);
             }
-            Action::EffectDone { id, result } if id == EffectId(2) => rollback = Some(result),
+            Action::EffectDone {
+                id: EffectId(2),
+                result,
+            } => rollback = Some(result),
             _ => {}
         }
     }

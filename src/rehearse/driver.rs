@@ -29,8 +29,6 @@ const OUTAGE_LEAD: Duration = Duration::from_secs(3);
 pub struct Observed {
     /// The run's status label (`COMPLETE`, `ROLLED BACK`, `PAUSED`…) when last seen.
     pub status: String,
-    /// The header's line when last seen.
-    pub headline: String,
     /// Where the plan stood: `Production: hold 10s`.
     pub at: Option<String>,
     /// Why the run stopped early, if it did.
@@ -47,8 +45,6 @@ pub struct Observed {
     pub tier_asked: Option<SystemTime>,
     /// The last rollback run seen.
     pub rollback: Option<RollbackRun>,
-    /// The canary weight the engine last knew.
-    pub weight: Option<Weight>,
     /// The last log lines.
     pub log: Vec<String>,
     /// The run was stopped by the rehearsal's deadline.
@@ -264,10 +260,8 @@ impl Script {
         };
         let d = &app.deployment;
         seen.status = d.status.label().to_string();
-        seen.headline = d.headline(app.now);
         seen.at = d.cursor.map(|c| step_name(app, c));
         seen.stopped = app.stopped.clone();
-        seen.weight = d.weight;
         if seen.countdown.is_none() {
             seen.countdown = d.countdown.as_ref().map(|c| c.reason.clone());
         }

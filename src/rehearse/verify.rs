@@ -156,20 +156,11 @@ pub async fn after_tier(
     let expected = expect(plan, t.actions.iter(), seeded, stable_changed);
     let mut checks = compare(plan, env, &expected).await;
     if plan.traffic.is_some() && expected.weight.is_none_or(|w| w > 0) {
-        let found = crate::app::console::router_for(plan, env.connection, env.namespace)
-            .map_err(|e| e.to_string());
-        let weight = match found {
-            Ok(router) => router.weight().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        let check = match weight {
-            Ok(w) if w.percent() == 0 => None,
+        let check = match canary_weight(plan, env).await {
+            Ok(0) => None,
             Ok(w) => Some(Check::new(
                 "the canary takes no traffic".into(),
-                Err(format!(
-                    "the canary weight is {}% after the tier",
-                    w.percent()
-                )),
+                Err(format!("the canary weight is {w}% after the tier")),
             )),
             Err(e) => Some(Check::new(
                 "the canary takes no traffic".into(),
@@ -209,16 +200,23 @@ pub fn tier_mistakes(plan: &Plan, tier: TierName, environment: &str) -> Vec<Chec
     Vec::new()
 }
 
+/// The canary weight in percent, read through the plan's own traffic router.
+async fn canary_weight(plan: &Plan, env: &Env<'_>) -> Result<u8, String> {
+    let router = crate::app::console::router_for(plan, env.connection, env.namespace)
+        .map_err(|e| e.to_string())?;
+    router
+        .weight()
+        .await
+        .map(|w| w.percent())
+        .map_err(|e| e.to_string())
+}
+
 async fn compare(plan: &Plan, env: &Env<'_>, expected: &Expected) -> Vec<Check> {
     let mut checks = Vec::new();
     if let (Some(want), Some(_)) = (expected.weight, plan.traffic.as_ref()) {
-        let found = match crate::app::console::router_for(plan, env.connection, env.namespace) {
-            Ok(router) => router.weight().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let result = match found {
-            Ok(w) if w.percent() == want => Ok(()),
-            Ok(w) => Err(format!("{}%", w.percent())),
+        let result = match canary_weight(plan, env).await {
+            Ok(w) if w == want => Ok(()),
+            Ok(w) => Err(format!("{w}%")),
             Err(e) => Err(format!("cannot read it: {e}")),
         };
         checks.push(Check::new(format!("canary weight {want}%"), result));
