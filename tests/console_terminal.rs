@@ -215,8 +215,27 @@ fn demo(name: &str, width: u16, height: u16, state: &Path) -> Session {
         name,
         width,
         height,
-        &["env", &state, &config, BIN, "demo", "--speed", "4"],
+        &[
+            "env",
+            &state,
+            &config,
+            "RUST_LOG=warroom=debug",
+            BIN,
+            "demo",
+            "--speed",
+            "4",
+        ],
     )
+}
+
+/// The sizes warroom was told of, from its log (debug events, see [`demo`]).
+fn resizes_seen(state: &Path) -> String {
+    std::fs::read_to_string(state.join("warroom/warroom.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("terminal resized"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -408,12 +427,35 @@ fn two_clients_of_different_sizes_each_get_the_console_at_their_size() {
                 std::thread::sleep(Duration::from_millis(20));
             };
             sizes.insert((width, height));
-            screen_within(
-                &inner,
-                Duration::from_millis(600),
-                &format!("round {round}: the console at {width}x{height} for {client}"),
-                drawn_at(width, height),
-            );
+            let within = Duration::from_millis(600);
+            let deadline = Instant::now() + within;
+            loop {
+                let screen = inner.capture();
+                if drawn_at(width, height)(&screen) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    let pane = tmux(&[
+                        "-L",
+                        &inner.socket,
+                        "display-message",
+                        "-p",
+                        "-t",
+                        &inner.name,
+                        "#{pane_width}x#{pane_height}",
+                    ])
+                    .unwrap_or_default();
+                    panic!(
+                        "round {round}: the console at {width}x{height} for {client} not on \
+                         screen within {within:?} (pane {}, {} lines captured); warroom was \
+                         told of:\n{}\nscreen:\n{screen}",
+                        pane.trim(),
+                        screen.lines().count(),
+                        resizes_seen(state.path()),
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
     assert_eq!(sizes.len(), 2, "two sizes: {sizes:?}");

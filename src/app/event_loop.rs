@@ -32,8 +32,7 @@ const QUICK: Duration = Duration::from_millis(8);
 pub trait Screen {
     fn show(&mut self, app: &App) -> std::io::Result<()>;
 
-    /// The terminal says it changed size: whether that calls for a frame (not when the size
-    /// is the one last drawn at).
+    /// The terminal says it changed size: whether that calls for a frame.
     fn resized(&mut self) -> std::io::Result<bool> {
         Ok(true)
     }
@@ -433,8 +432,7 @@ pub fn spawn_signals(tx: UnboundedSender<Action>, cancel: CancellationToken, hea
 /// A frame is drawn only when something changed, at most one per [`FRAME`] (a burst of actions
 /// costs one): when an action moved `app.generation` (see [`handle`]), at each tick (the clock
 /// moved; the screen then draws only what the clock moves, see `terminal::Console`), and when
-/// the terminal changed size. A key that means nothing, or a resize to the size already drawn,
-/// draws nothing.
+/// the terminal says it was resized. A key that means nothing draws nothing.
 pub async fn run(
     mut app: App,
     screen: &mut impl Screen,
@@ -963,7 +961,6 @@ mod tests {
     #[derive(Default)]
     struct Counting {
         frames: Arc<std::sync::Mutex<Vec<(u64, u64)>>>,
-        same_size: bool,
     }
 
     impl Screen for Counting {
@@ -972,10 +969,6 @@ mod tests {
                 frames.push((app.generation, app.log_total));
             }
             Ok(())
-        }
-
-        fn resized(&mut self) -> std::io::Result<bool> {
-            Ok(!self.same_size)
         }
     }
 
@@ -995,29 +988,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_key_that_means_nothing_or_a_resize_to_the_same_size_draws_nothing() {
+    async fn a_key_that_means_nothing_draws_nothing_and_a_resize_is_the_screens_business() {
         let mut app = scenario::app();
         let (tx, _rx) = unbounded_channel();
         let mut shell = shell(&app, tx);
-        let mut screen = Counting {
-            same_size: true,
-            ..Counting::default()
-        };
+        let mut screen = Counting::default();
         let generation = app.generation;
         for nothing in [
             scenario::key('z'),
             Action::Key(KeyEvent::new(KeyCode::F(7), KeyModifiers::NONE)),
-            Action::Resize,
         ] {
             let drawn = take(&mut app, nothing.clone(), &mut shell, &mut screen).expect("takes");
             assert!(!drawn, "{nothing:?} draws nothing");
         }
         assert_eq!(app.generation, generation);
-        screen.same_size = false;
         assert!(take(&mut app, Action::Resize, &mut shell, &mut screen).expect("takes"));
         assert_eq!(
             app.generation, generation,
-            "a new size is the screen's business"
+            "a resize is the screen's business"
         );
         // A tick draws what the clock moves; nothing else changed.
         let tick = Action::Tick(scenario::at(5));
@@ -1124,7 +1112,6 @@ mod tests {
         let frames = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut screen = Counting {
             frames: frames.clone(),
-            same_size: true,
         };
         let looping = tokio::spawn(async move {
             run(app, &mut screen, rx, shell)
@@ -1150,15 +1137,10 @@ mod tests {
         assert_eq!(second, first + 100, "one frame shows the whole burst");
         for _ in 0..20 {
             let _ = tx.send(scenario::key('z'));
-            let _ = tx.send(Action::Resize);
         }
         // Long enough for several frames, had any been due.
         tokio::time::sleep(FRAME * 5).await;
-        assert_eq!(
-            count(),
-            2,
-            "keys that mean nothing, and the same size, draw nothing"
-        );
+        assert_eq!(count(), 2, "keys that mean nothing draw nothing");
         let _ = tx.send(scenario::key('q'));
         let total = looping
             .await

@@ -172,8 +172,8 @@ pub struct Console<B: Backend<Error = io::Error> + Write> {
     terminal: Terminal<B>,
     monochrome: bool,
     last: Option<Drawn>,
-    /// Resize events since the last frame.
-    resizes: u32,
+    /// A resize event came since the last frame.
+    resized: bool,
     frames: Frames,
 }
 
@@ -188,7 +188,7 @@ impl<B: Backend<Error = io::Error> + Write> Console<B> {
             terminal,
             monochrome: !colour,
             last: None,
-            resizes: 0,
+            resized: false,
             frames: Frames::default(),
         }
     }
@@ -209,10 +209,9 @@ impl<B: Backend<Error = io::Error> + Write> Console<B> {
 impl<B: Backend<Error = io::Error> + Write> Screen for Console<B> {
     fn show(&mut self, app: &App) -> io::Result<()> {
         let last = self.last.take();
-        // Several sizes since the last frame, even if back to the same one: what the terminal
-        // shows now may be anything, so every cell is written again.
-        let clear = self.resizes > 1;
-        self.resizes = 0;
+        // After a resize what the terminal shows may be anything, whatever size it ends at:
+        // every cell is written again.
+        let clear = std::mem::take(&mut self.resized);
         let ages = crate::ui::pod_ages(app);
         let monochrome = self.monochrome;
         let drawn = frame(&mut self.terminal, clear, |f| match &last {
@@ -241,21 +240,17 @@ impl<B: Backend<Error = io::Error> + Write> Screen for Console<B> {
         Ok(())
     }
 
-    /// Only a new size calls for a frame; the same size again does not, unless more sizes came
-    /// in between (a quick shrink and grow back may have cut what the terminal shows).
+    /// Every resize calls for a frame drawn in full on a cleared screen, even at the size
+    /// last drawn. The size read here may already be a later one than the event's, and
+    /// signals coalesce, so a terminal that went through other sizes in between can report
+    /// only the one it ended at, having cut, shifted or blanked what it shows meanwhile (tmux,
+    /// for one, tells a pane shrunk and grown back within a moment in two resizes 10 ms
+    /// apart). Diffing against what was drawn before would leave that on screen.
     fn resized(&mut self) -> io::Result<bool> {
-        self.resizes += 1;
+        self.resized = true;
         let size = self.terminal.size()?;
-        tracing::debug!(
-            width = size.width,
-            height = size.height,
-            events = self.resizes,
-            "terminal resized"
-        );
-        let Some(last) = &self.last else {
-            return Ok(true);
-        };
-        Ok(self.resizes > 1 || size != last.buffer.area.as_size())
+        tracing::debug!(width = size.width, height = size.height, "terminal resized");
+        Ok(true)
     }
 }
 
