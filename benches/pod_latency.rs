@@ -36,19 +36,6 @@ fn line(what: &str, millis: &[f64]) -> String {
     )
 }
 
-/// Starts of output bursts: reads more than 3 ms after the one before.
-fn frame_starts(reads: &[Instant]) -> Vec<Instant> {
-    let mut starts: Vec<Instant> = Vec::new();
-    let mut last: Option<Instant> = None;
-    for &at in reads {
-        if last.is_none_or(|l| at.duration_since(l) > Duration::from_millis(3)) {
-            starts.push(at);
-        }
-        last = Some(at);
-    }
-    starts
-}
-
 fn main() -> Res<()> {
     let rounds: usize = arg("rounds", "POD_LATENCY_ROUNDS", 200);
     let warmup = 5;
@@ -106,8 +93,6 @@ fn main() -> Res<()> {
     let mut console_ms = Vec::new();
     let mut kubectl_ms = Vec::new();
     let mut missed = (0, 0);
-    // Per round: T0, and when the name showed on screen.
-    let mut shown_at: Vec<(Instant, Instant)> = Vec::new();
     for i in 0..warmup + rounds {
         let name = format!("aa-lat-{:04}", 9999 - i);
         console.sightings.want(&name);
@@ -135,9 +120,6 @@ fn main() -> Res<()> {
                         WAIT.as_secs_f64() * 1000.0
                     })
             };
-            if let Some(at) = on_screen {
-                shown_at.push((t0, at));
-            }
             console_ms.push(ms(on_screen, &mut missed.0));
             kubectl_ms.push(ms(in_kubectl, &mut missed.1));
         }
@@ -169,34 +151,6 @@ fn main() -> Res<()> {
         "  ratio console/kubectl: p50 {:.2}x, p99 {ratio:.2}x",
         w50 / k50
     );
-    // Where the console's extra time goes: the event loop draws at most one frame per 33 ms
-    // (src/app/event_loop.rs, FRAME). A pod whose frame began 31–40 ms after the previous frame
-    // began was (nearly always) held back by that pacing; otherwise it is drawn at once.
-    let frames = frame_starts(&console.reads.lock().unwrap_or_else(|e| e.into_inner()));
-    let mut paced = Vec::new();
-    let mut unpaced = Vec::new();
-    for (t0, at) in &shown_at {
-        let k = frames.partition_point(|f| f <= at);
-        let ms = at.duration_since(*t0).as_secs_f64() * 1000.0;
-        let held = k >= 2 && {
-            let gap = frames[k - 1].duration_since(frames[k - 2]).as_secs_f64() * 1000.0;
-            (31.0..=40.0).contains(&gap)
-        };
-        if held {
-            paced.push(ms)
-        } else {
-            unpaced.push(ms)
-        }
-    }
-    paced.sort_by(f64::total_cmp);
-    unpaced.sort_by(f64::total_cmp);
-    println!(
-        "  frame pacing: in {} of {} rounds the pod's frame began 31–40 ms after the previous frame (held by the 33 ms frame interval): {}",
-        paced.len(),
-        shown_at.len(),
-        line("those rounds", &paced)
-    );
-    println!("  {}", line("the other rounds", &unpaced));
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
     println!(
         "  target console p99 < 100 ms: {}; target console p99 <= 1.2x kubectl p99: {}",

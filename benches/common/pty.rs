@@ -87,8 +87,6 @@ pub struct Console {
     pub sightings: Arc<Sightings>,
     /// Bytes the console wrote to its terminal so far.
     pub bytes: Arc<AtomicU64>,
-    /// When each read of its output returned (a frame is one or a few reads in a burst).
-    pub reads: Arc<Mutex<Vec<Instant>>>,
     master: File,
     reader: Option<std::thread::JoinHandle<()>>,
 }
@@ -172,13 +170,11 @@ impl Console {
         let screen = Arc::new(Mutex::new(Screen::new(cols, rows)));
         let sightings = Arc::new(Sightings::default());
         let bytes = Arc::new(AtomicU64::new(0));
-        let reads = Arc::new(Mutex::new(Vec::new()));
         let mut reading = File::from(master.try_clone()?);
         let reader = {
             let screen = screen.clone();
             let sightings = sightings.clone();
             let bytes = bytes.clone();
-            let reads = reads.clone();
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 1 << 16];
                 loop {
@@ -188,7 +184,6 @@ impl Console {
                     };
                     let at = Instant::now();
                     bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    reads.lock().unwrap_or_else(|e| e.into_inner()).push(at);
                     let mut screen = screen.lock().unwrap_or_else(|e| e.into_inner());
                     screen.feed(&buf[..n]);
                     if sightings.pending() {
@@ -202,7 +197,6 @@ impl Console {
             screen,
             sightings,
             bytes,
-            reads,
             master: File::from(master),
             reader: Some(reader),
         })

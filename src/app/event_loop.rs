@@ -21,12 +21,53 @@ use crate::journal::progress::Progress;
 use crate::journal::record::Intent;
 use crate::notify::{Event as NotifyEvent, Message, Notifier};
 
-/// While changes keep coming, at most one frame per this; bursts of actions are coalesced into
-/// one frame.
-const FRAME: Duration = Duration::from_millis(33);
-/// A change after a quiet spell (no frame for [`FRAME`] before the last one) is drawn this soon
-/// after the last frame: a lone pod event is on screen without waiting out the burst pacing.
-const QUICK: Duration = Duration::from_millis(8);
+/// While changes keep coming, one frame per this on average: what comes in meanwhile is drawn
+/// in the next one.
+const FRAME: Duration = Duration::from_millis(16);
+/// How many frames may follow one another at once after a quiet spell, before [`FRAME`]
+/// paces them: a lone change (a pod event, a key) is drawn as soon as it is taken.
+const BURST: u32 = 4;
+
+/// When the next frame may be drawn: a token bucket of [`BURST`] frames, one more every
+/// [`FRAME`]. At most `BURST` frames back to back, then one per `FRAME` while changes keep
+/// coming; a screen that changes a few times a second (pods moving on, the clock, the metric
+/// polls) always has a frame in hand, so a change is on screen in the time it takes to draw.
+#[derive(Debug, Clone, Copy)]
+struct Pacer {
+    /// Frames in hand, in units of one frame, as of `at`.
+    tokens: f64,
+    at: Instant,
+}
+
+impl Pacer {
+    fn new(now: Instant) -> Pacer {
+        Pacer {
+            tokens: f64::from(BURST),
+            at: now,
+        }
+    }
+
+    fn tokens(&self, now: Instant) -> f64 {
+        let earned = now.saturating_duration_since(self.at).as_secs_f64() / FRAME.as_secs_f64();
+        (self.tokens + earned).min(f64::from(BURST))
+    }
+
+    /// The earliest a frame may be drawn (`now` or before when one is in hand).
+    fn ready_at(&self, now: Instant) -> Instant {
+        let short = 1.0 - self.tokens(now);
+        if short <= 0.0 {
+            now
+        } else {
+            now + FRAME.mul_f64(short)
+        }
+    }
+
+    /// A frame was drawn at `now`.
+    fn drew(&mut self, now: Instant) {
+        self.tokens = (self.tokens(now) - 1.0).max(0.0);
+        self.at = now;
+    }
+}
 
 /// What the loop shows the app on (the terminal's: `terminal::Console`).
 pub trait Screen {
@@ -429,10 +470,11 @@ pub fn spawn_signals(tx: UnboundedSender<Action>, cancel: CancellationToken, hea
 /// Runs until the operator quits, the terminal goes away, a headless run ends or something
 /// panics. Returns the final state.
 ///
-/// A frame is drawn only when something changed, at most one per [`FRAME`] (a burst of actions
-/// costs one): when an action moved `app.generation` (see [`handle`]), at each tick (the clock
-/// moved; the screen then draws only what the clock moves, see `terminal::Console`), and when
-/// the terminal says it was resized. A key that means nothing draws nothing.
+/// A frame is drawn only when something changed, as [`Pacer`] allows (the actions queued by
+/// then cost one frame together): when an action moved `app.generation` (see [`handle`]), at
+/// each tick (the clock moved; the screen then draws only what the clock moves, see
+/// `terminal::Console`), and when the terminal says it was resized. A key that means nothing
+/// draws nothing.
 pub async fn run(
     mut app: App,
     screen: &mut impl Screen,
@@ -441,26 +483,19 @@ pub async fn run(
 ) -> std::io::Result<App> {
     crate::panics::loop_started();
     let mut dirty = true;
-    let mut last_frame: Option<Instant> = None;
-    // How long after the last frame the next may come: QUICK after a frame that came alone,
-    // FRAME while frames follow each other (a burst).
-    let mut wait = QUICK;
+    let mut pacer = Pacer::new(Instant::now());
     'run: loop {
         // What happened before the loop (a resume, a rollback begun while leaving) is drawn in
         // full.
         app.touch();
         loop {
-            if dirty && last_frame.is_none_or(|t| t.elapsed() >= wait) {
-                let now = Instant::now();
-                wait = match last_frame {
-                    Some(t) if now.duration_since(t) < FRAME => FRAME,
-                    _ => QUICK,
-                };
+            let now = Instant::now();
+            if dirty && pacer.ready_at(now) <= now {
                 screen.show(&app)?;
                 dirty = false;
-                last_frame = Some(now);
+                pacer.drew(now);
             }
-            let next_frame = last_frame.map_or_else(Instant::now, |t| t + wait);
+            let next_frame = pacer.ready_at(Instant::now());
             // A rollback countdown ends when it says, not at the next 1 Hz tick.
             let countdown_end = app.deployment.countdown.as_ref().map(|c| {
                 let left = c.ends.duration_since(SystemTime::now()).unwrap_or_default();
@@ -1102,6 +1137,34 @@ mod tests {
             }
         }
         assert!(nothing > 100, "{nothing}");
+    }
+
+    #[test]
+    fn a_lone_change_is_drawn_at_once_and_a_stream_of_them_is_paced() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(start);
+        // After a quiet spell, BURST frames back to back.
+        for _ in 0..BURST {
+            assert_eq!(pacer.ready_at(start), start);
+            pacer.drew(start);
+        }
+        // Then one per FRAME.
+        let next = pacer.ready_at(start);
+        assert_eq!(next, start + FRAME);
+        pacer.drew(next);
+        assert_eq!(pacer.ready_at(next), next + FRAME);
+        // A change a few times a second: always a frame in hand.
+        let mut at = next + FRAME * 10;
+        for _ in 0..20 {
+            assert_eq!(pacer.ready_at(at), at, "drawn at once");
+            pacer.drew(at);
+            at += Duration::from_millis(150);
+        }
+        // Frames in hand never pile up past BURST, however long the quiet.
+        let later = at + Duration::from_secs(3600);
+        assert_eq!(pacer.tokens(later), f64::from(BURST));
+        // An instant before the last frame earns nothing and owes nothing.
+        assert!(pacer.tokens(start) >= 0.0);
     }
 
     #[tokio::test]
