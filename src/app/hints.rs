@@ -2,7 +2,7 @@
 //! carol's approval`. Drawn from the same previews the keys act on, so the bar cannot promise
 //! what the key will not do. Pure.
 
-use super::input::{confirm_reason, confirm_reason_for, weight_base};
+use super::input::{confirm_reason, confirm_reason_for, weight_base, weight_only_down};
 use super::keymap::Command;
 use super::modal::{Modal, NOTICE_FOR};
 use super::model::{App, Mode};
@@ -208,7 +208,8 @@ fn weight_keys(app: &App) -> Hint {
         ),
         Ok(base) => {
             let step = app.plan.traffic.as_ref().map_or(10, |t| t.step.percent());
-            let up = if app.deployment.countdown.is_some() {
+            let only_down = weight_only_down(app);
+            let up = if only_down.is_some() {
                 base
             } else {
                 base.shifted(i64::from(step))
@@ -217,7 +218,19 @@ fn weight_keys(app: &App) -> Hint {
             let to = match (up == base, down == base) {
                 (false, false) => format!("{up} or {down}"),
                 (false, true) => up.to_string(),
-                (true, _) => down.to_string(),
+                (true, false) => down.to_string(),
+                (true, true) => {
+                    let why = match only_down {
+                        Some(why) if why.starts_with("a rollback countdown") => "countdown running",
+                        Some(_) => "up after approval",
+                        None => "nowhere to go",
+                    };
+                    return hint(
+                        keys,
+                        format!("weight {base}: {why}"),
+                        HintState::Unavailable,
+                    );
+                }
             };
             hint(keys, format!("weight {base} → {to}"), HintState::Ready)
         }
@@ -253,7 +266,12 @@ pub fn now_for(app: &App, command: Command) -> Option<String> {
             Ok(base) => {
                 let step = i64::from(app.plan.traffic.as_ref().map_or(10, |t| t.step.percent()));
                 let to = match command {
-                    Command::WeightUp => base.shifted(step),
+                    Command::WeightUp => {
+                        if let Some(why) = weight_only_down(app) {
+                            return Some(format!("does nothing now: {why}"));
+                        }
+                        base.shifted(step)
+                    }
                     Command::WeightDown => base.shifted(-step),
                     _ => return Some(format!("from {base}")),
                 };

@@ -15,7 +15,7 @@ use super::modal::{
 };
 use super::model::{App, Level};
 use super::update::{apply, refuse_unrecorded_start};
-use crate::engine::{Gate, RunStatus, StepWork};
+use crate::engine::{Gate, RunStatus, StepState, StepWork};
 use crate::journal::{OperatorCommand, Record};
 use crate::plan::{Router, TierName, Weight};
 
@@ -553,14 +553,42 @@ pub fn traffic_object(app: &App) -> String {
     }
 }
 
-/// Sets the canary weight from `base` to `target`, asking first where that needs a `y`.
-fn request_weight(app: &mut App, base: Weight, target: Weight) -> Vec<Effect> {
-    if target > base && app.deployment.countdown.is_some() {
-        app.notice(format!(
+/// Why the canary weight may only go down now, if it may: a rollback countdown is running, or
+/// the phase whose environment is on screen waits at its approval gate (raising the weight there
+/// would start that phase's traffic before anyone approved it; lowering it is always allowed).
+pub fn weight_only_down(app: &App) -> Option<String> {
+    if app.deployment.countdown.is_some() {
+        return Some(format!(
             "a rollback countdown is running: the weight only goes down now ({} cancels it first)",
             app.keymap.key_of(Command::CancelCountdown)
         ));
-        return Vec::new();
+    }
+    let slot = app.deployment.current()?;
+    let phase = app.deployment.phases.get(app.deployment.phase_index())?;
+    match (&slot.state, &slot.work) {
+        (StepState::Waiting, StepWork::Gate(Gate::Approval(_)))
+            if phase.environment == app.target.environment =>
+        {
+            let waiting = app
+                .deployment
+                .waiting_for_person()
+                .unwrap_or_else(|| "waiting for approval".into());
+            Some(format!(
+                "{} is {waiting}: the weight in {} only goes down until then",
+                phase.name, phase.environment
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Sets the canary weight from `base` to `target`, asking first where that needs a `y`.
+fn request_weight(app: &mut App, base: Weight, target: Weight) -> Vec<Effect> {
+    if target > base {
+        if let Some(why) = weight_only_down(app) {
+            app.notice(why);
+            return Vec::new();
+        }
     }
     let c = OperatorCommand::SetWeight {
         percent: target.percent(),

@@ -1685,6 +1685,73 @@ mod tests {
         assert_eq!(weights(&effects), vec![(50, false)]);
     }
 
+    /// The demo with Development and Staging done, Production waiting for carol's approval;
+    /// the screen on production, whose canary weight reads `weight`.
+    fn at_productions_approval_gate(weight: i64) -> App {
+        let mut app = app();
+        let mut d = crate::engine::Deployment::new(app.plan.clone());
+        d.status = RunStatus::Running;
+        for phase in 0..2 {
+            for slot in &mut d.phases[phase].slots {
+                slot.state = crate::engine::StepState::Done;
+            }
+        }
+        assert!(matches!(
+            d.phases[2].slots[0].work,
+            crate::engine::StepWork::Gate(crate::engine::Gate::Approval(_))
+        ));
+        d.phases[2].slots[0].state = crate::engine::StepState::Waiting;
+        d.cursor = Some(StepRef { phase: 2, slot: 0 });
+        d.observe_weight(Weight::clamped(weight));
+        app.deployment = d;
+        app.target = app.targets["production"].clone();
+        app.traffic.observed = Some(Weight::clamped(weight));
+        app
+    }
+
+    #[test]
+    fn at_an_approval_gate_the_weight_there_only_goes_down_until_it_is_approved() {
+        let mut app = at_productions_approval_gate(0);
+        assert!(update(&mut app, key('+')).is_empty());
+        assert!(
+            notice(&app).contains("Production is waiting for carol's approval")
+                && notice(&app).contains("only goes down"),
+            "{}",
+            notice(&app)
+        );
+        assert!(app.modal().is_none(), "nothing asked");
+        type_line(&mut app, "weight 30");
+        assert!(notice(&app).contains("only goes down"), "{}", notice(&app));
+        assert!(app.modal().is_none(), ":weight refused too");
+        let bar = super::super::hints::key_bar(&app);
+        let weight = bar
+            .iter()
+            .find(|h| h.key == "+/-")
+            .expect("the weight keys in the bar");
+        assert_eq!(weight.text, "weight 0%: up after approval");
+        assert!(
+            super::super::hints::now_for(&app, Command::WeightUp)
+                .is_some_and(|t| t.starts_with("does nothing now") && t.contains("approval")),
+        );
+        // Lowering is allowed (asked first, production); after the approval, raising too.
+        let mut app = at_productions_approval_gate(20);
+        update(&mut app, key('-'));
+        assert!(matches!(
+            app.modal(),
+            Some(super::super::modal::Modal::Confirm(_))
+        ));
+        assert_eq!(weights(&update(&mut app, key('y'))), vec![(10, false)]);
+        let mut app = at_productions_approval_gate(20);
+        app.deployment.phases[2].slots[0].state = crate::engine::StepState::Done;
+        app.deployment.cursor = Some(StepRef { phase: 2, slot: 1 });
+        update(&mut app, key('+'));
+        assert!(
+            matches!(app.modal(), Some(super::super::modal::Modal::Confirm(_))),
+            "{}",
+            notice(&app)
+        );
+    }
+
     #[test]
     fn a_withdrawn_question_takes_the_next_key_so_a_late_n_does_not_advance() {
         let mut app = app();
