@@ -762,6 +762,12 @@ pub fn handle(app: &mut App, action: Action, shell: &mut Shell) {
     }
 }
 
+/// Whether `action` changes nothing but the clock, whatever `update` does with it: a clock, a
+/// resize (the screen decides), a key that is no command with no modal open.
+pub(super) fn changes_nothing(app: &App, action: &Action) -> bool {
+    matches!(Changes::of(app, action), Changes::None)
+}
+
 /// What an action may change besides the clock, to tell after `update` whether the screen
 /// needs more than the clock drawn again. Wrong the safe way: any action not known to change
 /// nothing is taken to have changed something.

@@ -139,8 +139,7 @@ where
     Ok(out.map(|out| (out, buffer)))
 }
 
-/// A full frame every time: the observer's screen (`warroom watch`), and the console's before
-/// its loop starts.
+/// A full frame every time: the console's before its loop starts.
 impl Screen for DefaultTerminal {
     fn show(&mut self, app: &App) -> io::Result<()> {
         frame(self, false, |f| crate::ui::render(app, f)).map(|_| ())

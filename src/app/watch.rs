@@ -443,7 +443,7 @@ pub async fn run(setup: WatchSetup) -> Result<App, WatchError> {
     };
     let mut tail = Tail::new(&setup.journal, read.length);
     watched.clock(SystemTime::now());
-    let mut terminal = super::terminal::take()?;
+    let mut terminal = super::terminal::Console::new(super::terminal::take()?);
     event_loop::spawn_input(tx.clone(), cancel.clone());
     event_loop::spawn_signals(tx, cancel.clone(), false);
     pods.watch(&mut watched.app).await;
@@ -466,7 +466,8 @@ pub async fn run(setup: WatchSetup) -> Result<App, WatchError> {
 }
 
 /// The loop: the journal every [`POLL`], keys, signals and pod events as they come; a frame
-/// after each.
+/// when something changed (in full) or the clock's second moved (only what the clock moves,
+/// see `terminal::Console`).
 async fn follow(
     watched: &mut Watched,
     screen: &mut impl Screen,
@@ -480,8 +481,12 @@ async fn follow(
     // The last error reading the file, so a file gone for a while is one log line.
     let mut failing: Option<String> = None;
     let mut following = true;
+    let mut dirty = true;
     loop {
-        screen.show(&watched.app)?;
+        if dirty {
+            screen.show(&watched.app)?;
+            dirty = false;
+        }
         tokio::select! {
             () = crate::panics::panicked() => {
                 return Err(std::io::Error::other(format!(
@@ -491,20 +496,31 @@ async fn follow(
             }
             _ = poll.tick() => {
                 if following {
-                    match look(watched, tail, setup, &mut failing) {
+                    let looked = look(watched, tail, setup, &mut failing);
+                    if !matches!(looked, Looked::Nothing) {
+                        watched.app.touch();
+                        dirty = true;
+                    }
+                    match looked {
                         Looked::Moved => pods.watch(&mut watched.app).await,
-                        Looked::Same => {}
                         Looked::Stop => following = false,
+                        Looked::Same | Looked::Nothing => {}
                     }
                 }
+                // The clock's second moved: the screen draws what the clock moves.
+                let second = |t: SystemTime| {
+                    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+                };
+                let before = second(watched.app.now);
                 watched.clock(SystemTime::now());
+                dirty |= second(watched.app.now) != before;
             }
             action = actions.recv() => {
                 let Some(action) = action else { return Ok(()) };
-                take(watched, pods.epoch, action);
+                dirty |= take(watched, screen, pods.epoch, action)?;
                 // A burst of pod events costs one frame.
                 while let Ok(action) = actions.try_recv() {
-                    take(watched, pods.epoch, action);
+                    dirty |= take(watched, screen, pods.epoch, action)?;
                 }
             }
         }
@@ -515,7 +531,10 @@ async fn follow(
 }
 
 /// What a look at the journal did to the screen.
+#[derive(Debug)]
 enum Looked {
+    /// Nothing new: no line, or the same read error as last time.
+    Nothing,
     /// The environment on screen changed: the pod watch follows.
     Moved,
     Same,
@@ -532,6 +551,7 @@ fn look(
 ) -> Looked {
     let name = setup.journal.display().to_string();
     match tail.poll() {
+        Ok(Polled::Lines(lines)) if lines.is_empty() && failing.is_none() => Looked::Nothing,
         Ok(Polled::Lines(lines)) => {
             *failing = None;
             let mut moved = false;
@@ -557,13 +577,14 @@ fn look(
         },
         Err(e) => {
             let why = e.to_string();
-            if failing.as_ref() != Some(&why) {
-                watched.app.push_log(
-                    Level::Error,
-                    format!("cannot read {name}: {why}; trying again"),
-                );
-                *failing = Some(why);
+            if failing.as_ref() == Some(&why) {
+                return Looked::Nothing;
             }
+            watched.app.push_log(
+                Level::Error,
+                format!("cannot read {name}: {why}; trying again"),
+            );
+            *failing = Some(why);
             Looked::Same
         }
     }
@@ -590,20 +611,35 @@ fn rebuild(watched: &mut Watched, path: &Path, name: &str) -> Result<(Tail, bool
         "the journal was cut back (a resume leaves out a torn last line): replayed again from the start",
     );
     fresh.clock(SystemTime::now());
+    // A frame in full follows: the fresh app's changes count on from the old one's.
+    fresh.app.generation = watched.app.generation;
     *watched = fresh;
     Ok((Tail::new(path, read.length), moved))
 }
 
-/// One action of the observer's own: keys, signals, live pods of the current watch.
-fn take(watched: &mut Watched, epoch: u64, action: Action) {
+/// One action of the observer's own: keys, signals, live pods of the current watch. Whether
+/// it calls for a frame: a resize as the screen says, a key that is no command never, anything
+/// else always (then in full).
+fn take(
+    watched: &mut Watched,
+    screen: &mut impl Screen,
+    epoch: u64,
+    action: Action,
+) -> std::io::Result<bool> {
     let action = match action {
         Action::Sourced { epoch: e, action } if e == epoch => *action,
         // From the pod watch of an environment no longer on screen.
-        Action::Sourced { .. } => return,
+        Action::Sourced { .. } => return Ok(false),
+        Action::Resize => return screen.resized(),
         other => other,
     };
+    let nothing = event_loop::changes_nothing(&watched.app, &action);
     // An observer's `update` carries nothing out: it returns no effects.
     let _ = update::update(&mut watched.app, action);
+    if !nothing {
+        watched.app.touch();
+    }
+    Ok(!nothing)
 }
 
 #[cfg(test)]
@@ -988,7 +1024,7 @@ rollback:
         let mut failing = None;
         assert!(matches!(
             look(&mut watched, &mut tail, &setup, &mut failing),
-            Looked::Same
+            Looked::Nothing
         ));
         assert_eq!(
             tail.buffer.held(),
@@ -1018,7 +1054,7 @@ rollback:
         assert_eq!(watched.app.mode, Mode::Observer);
         assert!(matches!(
             look(&mut watched, &mut tail, &setup, &mut failing),
-            Looked::Same
+            Looked::Nothing
         ));
         assert_eq!(states(&watched.app), states(&live), "nothing applied twice");
     }
