@@ -52,17 +52,10 @@ fn alive(pid: u32) -> bool {
 
 /// The warroom process in the pane: the pane's own process or one below it.
 fn warroom_pid(session: &Session) -> u32 {
-    let pane: u32 = tmux(&[
-        "-L",
-        &session.socket,
-        "display-message",
-        "-p",
-        "-t",
-        &session.name,
-        "#{pane_pid}",
-    ])
-    .and_then(|p| p.trim().parse().ok())
-    .expect("the pane's process");
+    let pane: u32 = display(session, "#{pane_pid}")
+        .trim()
+        .parse()
+        .expect("the pane's process");
     let deadline = Instant::now() + DEADLINE;
     loop {
         if let Some(pid) = find_below(pane, "warroom") {
@@ -228,6 +221,20 @@ fn demo(name: &str, width: u16, height: u16, state: &Path) -> Session {
     )
 }
 
+/// tmux's `format` for the session's window and pane (`#{window_width}`, …).
+fn display(session: &Session, format: &str) -> String {
+    tmux(&[
+        "-L",
+        &session.socket,
+        "display-message",
+        "-p",
+        "-t",
+        &session.name,
+        format,
+    ])
+    .unwrap_or_default()
+}
+
 /// The sizes warroom was told of, from its log (debug events, see [`demo`]).
 fn resizes_seen(state: &Path) -> String {
     std::fs::read_to_string(state.join("warroom/warroom.log"))
@@ -391,16 +398,7 @@ fn two_clients_of_different_sizes_each_get_the_console_at_their_size() {
     }
     tmux(&["-L", &inner.socket, "set", "-g", "window-size", "latest"]).expect("window-size");
     let window = || -> (usize, usize) {
-        let size = tmux(&[
-            "-L",
-            &inner.socket,
-            "display-message",
-            "-p",
-            "-t",
-            &inner.name,
-            "#{window_width} #{window_height}",
-        ])
-        .unwrap_or_default();
+        let size = display(&inner, "#{window_width} #{window_height}");
         let mut parts = size.split_whitespace().map(|n| n.parse().unwrap_or(0));
         (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
     };
@@ -435,16 +433,7 @@ fn two_clients_of_different_sizes_each_get_the_console_at_their_size() {
                     break;
                 }
                 if Instant::now() >= deadline {
-                    let pane = tmux(&[
-                        "-L",
-                        &inner.socket,
-                        "display-message",
-                        "-p",
-                        "-t",
-                        &inner.name,
-                        "#{pane_width}x#{pane_height}",
-                    ])
-                    .unwrap_or_default();
+                    let pane = display(&inner, "#{pane_width}x#{pane_height}");
                     panic!(
                         "round {round}: the console at {width}x{height} for {client} not on \
                          screen within {within:?} (pane {}, {} lines captured); warroom was \
