@@ -319,7 +319,7 @@ fn a_resize_is_drawn_at_the_new_size_at_once() {
     session.wait_for("the console at 120x40", drawn_at(120, 40));
     for (width, height) in [(80u16, 24u16), (200, 60), (120, 40)] {
         // Just after a tick, so that the next one — which would draw at the new size too — is
-        // a second away: the frame must come from the resize itself, a frame (33 ms) later.
+        // a second away: the frame must come from the resize itself, as soon as it is taken.
         let shown = clock(&session.capture());
         session.wait_for("the next tick", |s| clock(s) != shown);
         tmux(&[
