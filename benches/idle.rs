@@ -9,10 +9,16 @@
 //! (`/proc/PID/status`); then, after 5 s to settle, its utime + stime over `--seconds S`
 //! (`/proc/PID/stat`, default 60) as a share of one core, and what it wrote to the terminal.
 //!
+//! With 10,000 pods, after the memory figures, churn: `--churn R` (or `IDLE_CHURN`, default 25)
+//! pods deleted a second, picked at random among the bulk Deployments' pods, for `--seconds S`;
+//! each comes back through its ReplicaSet as a new pod going Pending → Running, so the console's
+//! watch sees about four changes a deletion (the deletion, the new pod, its start, Ready):
+//! about 100 pod changes a second at the default. Its CPU over that window, as a share of a core.
+//!
 //! `--pods 6,1000,10000` (or `IDLE_PODS`) picks the cases; `--seconds S` (or `IDLE_SECONDS`)
-//! shortens the idle window while developing. Targets: idle < 1 % of a core (6 and 1,000 pods),
-//! RSS < 50 MB with 1,000 pods and < 200 MB with 10,000. Exits non-zero only when the harness
-//! itself fails.
+//! shortens the windows while developing. Targets: idle < 1 % of a core (6 and 1,000 pods),
+//! RSS < 50 MB with 1,000 pods and < 200 MB with 10,000, < 5 % of a core under churn with
+//! 10,000. Exits non-zero only when the harness itself fails.
 
 mod common;
 
@@ -42,7 +48,60 @@ fn rss_target(pods: usize) -> Option<f64> {
     }
 }
 
-fn case(rt: &tokio::runtime::Runtime, pods: usize, seconds: u64) -> Res<()> {
+/// The console's share of one core while `during` runs (what it wrote to its terminal too).
+fn cpu_while(
+    console: &common::pty::Console,
+    during: impl FnOnce() -> Res<()>,
+) -> Res<(f64, f64, f64)> {
+    let pid = console.pid();
+    let (t0, b0, at0) = (
+        cpu_ticks(pid)?,
+        console.bytes.load(Ordering::Relaxed),
+        Instant::now(),
+    );
+    during()?;
+    let (t1, b1, elapsed) = (
+        cpu_ticks(pid)?,
+        console.bytes.load(Ordering::Relaxed),
+        at0.elapsed().as_secs_f64(),
+    );
+    let busy = (t1 - t0) as f64 / ticks_per_second();
+    Ok((busy, elapsed, (b1 - b0) as f64 / elapsed))
+}
+
+/// Deletes `rate` bulk pods a second for `seconds`; how many it deleted.
+async fn churn(setup: &SimSetup, rate: u32, seconds: u64) -> Res<usize> {
+    use rand::seq::IndexedRandom;
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut names: Vec<String> = Vec::new();
+    let mut deleted = 0;
+    while Instant::now() < end {
+        tick.tick().await;
+        if names.is_empty() {
+            names = setup.bulk_pods().await?;
+        }
+        let Some(name) = names.choose(&mut rand::rng()).cloned() else {
+            return Err("no bulk pods to delete".into());
+        };
+        names.retain(|n| *n != name);
+        // A pod already gone (picked from an older list) is no error: its replacement is there.
+        let _ = setup
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/namespaces/{}/pods/{name}", common::NS),
+                &serde_json::json!({}),
+            )
+            .await;
+        deleted += 1;
+        if deleted % 500 == 0 {
+            names.clear();
+        }
+    }
+    Ok(deleted)
+}
+
+fn case(rt: &tokio::runtime::Runtime, pods: usize, seconds: u64, churn_rate: u32) -> Res<()> {
     let setup = rt.block_on(SimSetup::start(20.0))?;
     if pods != 6 {
         let took = rt.block_on(setup.populate(pods))?;
@@ -69,24 +128,15 @@ fn case(rt: &tokio::runtime::Runtime, pods: usize, seconds: u64) -> Res<()> {
         )),
     );
 
-    if seconds > 0 {
+    if seconds > 0 && churn_rate == 0 {
         std::thread::sleep(Duration::from_secs(5));
-        let (t0, b0, at0) = (
-            cpu_ticks(pid)?,
-            console.bytes.load(Ordering::Relaxed),
-            Instant::now(),
-        );
-        std::thread::sleep(Duration::from_secs(seconds));
-        let (t1, b1, elapsed) = (
-            cpu_ticks(pid)?,
-            console.bytes.load(Ordering::Relaxed),
-            at0.elapsed().as_secs_f64(),
-        );
-        let busy = (t1 - t0) as f64 / ticks_per_second();
+        let (busy, elapsed, bytes) = cpu_while(&console, || {
+            std::thread::sleep(Duration::from_secs(seconds));
+            Ok(())
+        })?;
         let pct = busy / elapsed * 100.0;
         println!(
-            "{pods} pods: idle over {elapsed:.0} s: {busy:.2} s of CPU = {pct:.2} % of one core; {:.0} bytes/s to the terminal; target < 1 %: {}",
-            (b1 - b0) as f64 / elapsed,
+            "{pods} pods: idle over {elapsed:.0} s: {busy:.2} s of CPU = {pct:.2} % of one core; {bytes:.0} bytes/s to the terminal; target < 1 %: {}",
             verdict(pct < 1.0)
         );
         let (rss, hwm) = (status_kb(pid, "VmRSS")?, status_kb(pid, "VmHWM")?);
@@ -94,6 +144,20 @@ fn case(rt: &tokio::runtime::Runtime, pods: usize, seconds: u64) -> Res<()> {
             "{pods} pods: after the idle window VmRSS {}, VmHWM {}",
             mb(rss),
             mb(hwm)
+        );
+    }
+    if seconds > 0 && churn_rate > 0 {
+        std::thread::sleep(Duration::from_secs(5));
+        let mut deleted = 0;
+        let (busy, elapsed, bytes) = cpu_while(&console, || {
+            deleted = rt.block_on(churn(&setup, churn_rate, seconds))?;
+            Ok(())
+        })?;
+        let pct = busy / elapsed * 100.0;
+        println!(
+            "{pods} pods: {deleted} pods deleted over {elapsed:.0} s ({:.0}/s, each replaced: ~4 pod changes each): {busy:.2} s of CPU = {pct:.2} % of one core; {bytes:.0} bytes/s to the terminal; target < 5 %: {}",
+            deleted as f64 / elapsed,
+            verdict(pct < 5.0)
         );
     }
     if !console.screen_text().contains(&title) {
@@ -107,15 +171,16 @@ fn case(rt: &tokio::runtime::Runtime, pods: usize, seconds: u64) -> Res<()> {
 fn main() -> Res<()> {
     let seconds: u64 = arg("seconds", "IDLE_SECONDS", 60);
     let pods: String = arg("pods", "IDLE_PODS", "6,1000,10000".to_string());
+    let churn_rate: u32 = arg("churn", "IDLE_CHURN", 25);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     for n in pods.split(',') {
         let n: usize = n.trim().parse()?;
-        // The idle window only where a target asks for it; 10,000 pods is a memory case.
-        let window = if n <= 1_000 { seconds } else { 0 };
-        case(&rt, n, window)?;
+        // Idle with up to 1,000 pods; with more, memory and then churn.
+        let rate = if n <= 1_000 { 0 } else { churn_rate };
+        case(&rt, n, seconds, rate)?;
     }
     Ok(())
 }

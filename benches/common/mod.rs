@@ -162,6 +162,28 @@ impl SimSetup {
         Ok((items.len(), ready))
     }
 
+    /// The pods of the bulk Deployments (see [`SimSetup::populate`]), by name.
+    pub async fn bulk_pods(&self) -> Res<Vec<String>> {
+        let list: Value = self
+            .http
+            .get(self.url(&format!("/api/v1/namespaces/{NS}/pods")))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| {
+                p["metadata"]["labels"]["track"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("bulk-"))
+            })
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .collect())
+    }
+
     /// Fills the namespace to `total` pods the console watches, all Ready: the canary keeps its
     /// 2, the stable Deployment `checkout` is scaled up (at most 1,000), and the rest come from
     /// Deployments `checkout-bulk-K` whose pods carry `app=checkout` too (the console's pod

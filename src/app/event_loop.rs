@@ -14,6 +14,7 @@ use super::console::Sources;
 use super::effects::EffectRunner;
 use super::model::App;
 use super::update::update;
+use crate::cluster::model::ClusterEvent;
 use crate::engine::{Origin as EngineOrigin, Work};
 use crate::journal::Journal;
 use crate::journal::Record;
@@ -773,7 +774,8 @@ pub(super) fn changes_nothing(app: &App, action: &Action) -> bool {
 /// nothing is taken to have changed something.
 enum Changes {
     /// Nothing but the clock: `Clock`; `Resize` (the screen decides); a key that is no command
-    /// (`update` does nothing with it: no modal open, and the keymap maps it to none).
+    /// (`update` does nothing with it: no modal open, and the keymap maps it to none); a pod
+    /// event whose row is the one already held.
     None,
     /// A tick: whatever the engine's tick can change, as it was, to compare.
     Tick(Box<Seen>),
@@ -786,6 +788,13 @@ impl Changes {
         match action {
             Action::Clock(_) | Action::Resize => Changes::None,
             Action::Key(key) if app.modals.is_empty() && app.keymap.command_for(key).is_none() => {
+                Changes::None
+            }
+            // A pod event that leaves its row as it was (a heartbeat, an annotation, a condition
+            // the table does not show): the cluster sends many.
+            Action::Cluster(ClusterEvent::PodApplied(pod))
+                if app.cluster.pods.get(&pod.name) == Some(pod) =>
+            {
                 Changes::None
             }
             Action::Tick(_) => Changes::Tick(Box::new(Seen::of(app))),
@@ -1043,6 +1052,15 @@ mod tests {
             assert!(!drawn, "{nothing:?} draws nothing");
         }
         assert_eq!(app.generation, generation);
+        // A pod event that leaves its row as it was draws nothing; one that changes it does.
+        let mut pod = app.cluster.pods.values().next().cloned().expect("a pod");
+        let same = Action::Cluster(ClusterEvent::PodApplied(pod.clone()));
+        assert!(!take(&mut app, same, &mut shell, &mut screen).expect("takes"));
+        assert_eq!(app.generation, generation);
+        pod.restarts += 1;
+        let restarted = Action::Cluster(ClusterEvent::PodApplied(pod));
+        assert!(take(&mut app, restarted, &mut shell, &mut screen).expect("takes"));
+        let generation = app.generation;
         assert!(take(&mut app, Action::Resize, &mut shell, &mut screen).expect("takes"));
         assert_eq!(
             app.generation, generation,
