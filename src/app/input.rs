@@ -563,23 +563,43 @@ pub fn weight_only_down(app: &App) -> Option<String> {
             app.keymap.key_of(Command::CancelCountdown)
         ));
     }
-    let slot = app.deployment.current()?;
+    // The phase whose environment the screen follows, with an approval gate not yet passed:
+    // waiting for it, or before it (the plan paused, the phase's window closed, not started).
     let phase = app.deployment.phases.get(app.deployment.phase_index())?;
-    match (&slot.state, &slot.work) {
-        (StepState::Waiting, StepWork::Gate(Gate::Approval(_)))
-            if phase.environment == app.target.environment =>
-        {
-            let waiting = app
-                .deployment
-                .waiting_for_person()
-                .unwrap_or_else(|| "waiting for approval".into());
-            Some(format!(
-                "{} is {waiting}: the weight in {} only goes down until then",
-                phase.name, phase.environment
-            ))
-        }
-        _ => None,
+    if phase.environment != app.target.environment {
+        return None;
     }
+    phase
+        .slots
+        .iter()
+        .find_map(|slot| match (&slot.state, &slot.work) {
+            (StepState::Done, _) => None,
+            (_, StepWork::Gate(Gate::Approval(who))) => Some(format!(
+                "{} needs {}: the weight in {} only goes down until then",
+                phase.name,
+                match who.as_slice() {
+                    [one] => format!("{one}'s approval"),
+                    many => format!("approval by one of {}", many.join(", ")),
+                },
+                phase.environment
+            )),
+            _ => None,
+        })
+}
+
+/// What setting the canary weight to `target` would start from, or why it would not: the
+/// weight's base (see [`weight_base`]) and the rule of [`weight_only_down`].
+pub fn weight_change(app: &App, target: Weight) -> Result<Weight, String> {
+    let base = weight_base(app)?;
+    if target == base {
+        return Err(format!("already {base}"));
+    }
+    if target > base {
+        if let Some(why) = weight_only_down(app) {
+            return Err(why);
+        }
+    }
+    Ok(base)
 }
 
 /// Sets the canary weight from `base` to `target`, asking first where that needs a `y`.
@@ -765,7 +785,7 @@ pub fn line_hint(app: &App, text: &str) -> Result<String, String> {
         )),
         "weight" => {
             let target = parse_weight(rest)?;
-            let base = weight_base(app)?;
+            let base = weight_change(app, target)?;
             Ok(format!(
                 "set canary weight {base} → {target} on {}",
                 traffic_object(app)

@@ -247,8 +247,10 @@ impl<B: Backend<Error = io::Error> + Write> Screen for Console<B> {
     /// apart). Diffing against what was drawn before would leave that on screen.
     fn resized(&mut self) -> io::Result<bool> {
         self.resized = true;
-        let size = self.terminal.size()?;
-        tracing::debug!(width = size.width, height = size.height, "terminal resized");
+        // The size only for the log: the frame reads it again, and fails there if it must.
+        if let Ok(size) = self.terminal.size() {
+            tracing::debug!(width = size.width, height = size.height, "terminal resized");
+        }
         Ok(true)
     }
 }

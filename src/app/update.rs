@@ -1714,7 +1714,7 @@ mod tests {
         let mut app = at_productions_approval_gate(0);
         assert!(update(&mut app, key('+')).is_empty());
         assert!(
-            notice(&app).contains("Production is waiting for carol's approval")
+            notice(&app).contains("Production needs carol's approval")
                 && notice(&app).contains("only goes down"),
             "{}",
             notice(&app)
@@ -1733,6 +1733,32 @@ mod tests {
             super::super::hints::now_for(&app, Command::WeightUp)
                 .is_some_and(|t| t.starts_with("does nothing now") && t.contains("approval")),
         );
+        // Before the gate is reached too (paused, a window closed): the same.
+        let mut app = at_productions_approval_gate(0);
+        app.deployment.phases[2].slots[0].state = crate::engine::StepState::Pending;
+        app.deployment.status = RunStatus::Paused;
+        assert!(update(&mut app, key('+')).is_empty());
+        assert!(notice(&app).contains("only goes down"), "{}", notice(&app));
+        // The w field and the : line say so as you type (their preview is `weight_change`),
+        // rather than promising a weight; Enter asks nothing.
+        assert!(
+            input::weight_change(&app, Weight::clamped(30))
+                .is_err_and(|why| why.contains("only goes down"))
+        );
+        assert_eq!(
+            input::weight_change(&app, Weight::ZERO),
+            Err("already 0%".into())
+        );
+        update(&mut app, key('w'));
+        for c in "30".chars() {
+            update(&mut app, key(c));
+        }
+        update(&mut app, press(KeyCode::Enter));
+        assert!(!matches!(
+            app.modal(),
+            Some(super::super::modal::Modal::Confirm(_))
+        ));
+        assert!(notice(&app).contains("only goes down"), "{}", notice(&app));
         // Lowering is allowed (asked first, production); after the approval, raising too.
         let mut app = at_productions_approval_gate(20);
         update(&mut app, key('-'));

@@ -10,7 +10,7 @@ use tui_input::Input;
 
 use super::help::centred;
 use crate::app::App;
-use crate::app::input::{line_hint, parse_weight, traffic_object, weight_base};
+use crate::app::input::{line_hint, parse_weight, traffic_object, weight_change};
 use crate::app::modal::{Confirm, DRILL_DURATIONS, DRILLS, DrillMenu, LineEdit, Modal, tiers};
 
 /// Draws the modal on top (help is drawn by `help`). `body` is the area above the key bar.
@@ -227,10 +227,9 @@ fn bottom_box(body: Rect) -> Rect {
 }
 
 fn weight(app: &App, frame: &mut Frame, body: Rect, input: &Input) {
-    let check = match (parse_weight(input.value()), weight_base(app)) {
-        (Err(why), _) | (Ok(_), Err(why)) => Err(why),
-        (Ok(target), Ok(base)) if target == base => Err(format!("already {base}")),
-        (Ok(target), Ok(base)) => Ok(format!(
+    let check = match parse_weight(input.value()).and_then(|t| Ok((t, weight_change(app, t)?))) {
+        Err(why) => Err(why),
+        Ok((target, base)) => Ok(format!(
             "set canary weight {base} → {target} on {}{}",
             traffic_object(app),
             if crate::app::input::confirm_reason(app).is_some() {
