@@ -11,7 +11,7 @@
 //!
 //! With 1,000 pods and more, after the idle window (1,000) or the memory figures (10,000), churn:
 //! `--churn R` (or `IDLE_CHURN`, default 25; 0 for none)
-//! pods deleted a second, picked at random among the bulk Deployments' pods, for `--seconds S`;
+//! pods deleted a second, picked at random among all but the canary's, for `--seconds S`;
 //! each comes back through its ReplicaSet as a new pod going Pending → Running, so the console's
 //! watch sees about four changes a deletion (the deletion, the new pod, its start, Ready):
 //! about 100 pod changes a second at the default. Its CPU over that window, as a share of a core.
@@ -71,7 +71,7 @@ fn cpu_while(
     Ok((busy, elapsed, (b1 - b0) as f64 / elapsed))
 }
 
-/// Deletes `rate` bulk pods a second for `seconds`; how many it deleted.
+/// Deletes `rate` pods a second (not the canary's) for `seconds`; how many it deleted.
 async fn churn(setup: &SimSetup, rate: u32, seconds: u64) -> Res<usize> {
     use rand::seq::IndexedRandom;
     let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
@@ -81,10 +81,10 @@ async fn churn(setup: &SimSetup, rate: u32, seconds: u64) -> Res<usize> {
     while Instant::now() < end {
         tick.tick().await;
         if names.is_empty() {
-            names = setup.bulk_pods().await?;
+            names = setup.replaceable_pods().await?;
         }
         let Some(name) = names.choose(&mut rand::rng()).cloned() else {
-            return Err("no bulk pods to delete".into());
+            return Err("no pods to delete".into());
         };
         names.retain(|n| *n != name);
         // A pod already gone (picked from an older list) is no error: its replacement is there.

@@ -561,6 +561,17 @@ fn write_new_private_file(dir: &Path, context: &str, text: &[u8]) -> Result<Path
     ))
 }
 
+/// Gives the heap's free memory back to the system. A relist of many pods decodes them all at
+/// once (the whole list, then each pod into its row), and glibc keeps the freed pages: without
+/// this, a console watching 1,000 pods holds a few MB more than it uses.
+pub fn give_back_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it only returns the allocator's free pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

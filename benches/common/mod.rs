@@ -162,8 +162,9 @@ impl SimSetup {
         Ok((items.len(), ready))
     }
 
-    /// The pods of the bulk Deployments (see [`SimSetup::populate`]), by name.
-    pub async fn bulk_pods(&self) -> Res<Vec<String>> {
+    /// The pods a ReplicaSet replaces when they are deleted, but the canary's: the stable's and
+    /// the bulk Deployments' (see [`SimSetup::populate`]), by name.
+    pub async fn replaceable_pods(&self) -> Res<Vec<String>> {
         let list: Value = self
             .http
             .get(self.url(&format!("/api/v1/namespaces/{NS}/pods")))
@@ -176,9 +177,8 @@ impl SimSetup {
             .into_iter()
             .flatten()
             .filter(|p| {
-                p["metadata"]["labels"]["track"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("bulk-"))
+                p["metadata"]["labels"]["app"] == "checkout"
+                    && p["metadata"]["labels"]["track"] != "canary"
             })
             .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
             .collect())

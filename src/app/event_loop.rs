@@ -753,9 +753,14 @@ pub fn handle(app: &mut App, action: Action, shell: &mut Shell) {
         }
         return;
     }
+    let relisted =
+        matches!(&action, Action::Cluster(ClusterEvent::PodsRelisted(pods)) if pods.len() >= 100);
     let effects = update(app, action);
     if changes.happened(app) {
         app.touch();
+    }
+    if relisted {
+        crate::exec::give_back_heap();
     }
     shell.journal_changes(app);
     for effect in effects {
