@@ -600,6 +600,10 @@ fn user() -> Option<String> {
 
 /// How long the preflight waits for an API server or Prometheus before calling it unreachable.
 const REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The same for a rehearsal's run: its simulators are this process's own, so one slow to answer
+/// is starved by the other scenarios starting (each writes an hour of metrics first), not
+/// unreachable.
+const REHEARSAL_REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `warroom run`.
 pub async fn run(args: RunArgs) -> u8 {
@@ -701,7 +705,7 @@ pub(crate) async fn rehearsal_run(
         kubeconfig: Some(kubeconfig),
         context: None,
         prometheus: None,
-        timeout: REACH_TIMEOUT,
+        timeout: REHEARSAL_REACH_TIMEOUT,
     };
     let flags = RunFlags {
         operator: "rehearsal".to_string(),
