@@ -577,10 +577,7 @@ pub fn weight_only_down(app: &App) -> Option<String> {
             (_, StepWork::Gate(Gate::Approval(who))) => Some(format!(
                 "{} needs {}: the weight in {} only goes down until then",
                 phase.name,
-                match who.as_slice() {
-                    [one] => format!("{one}'s approval"),
-                    many => format!("approval by one of {}", many.join(", ")),
-                },
+                crate::engine::state::approvers(who),
                 phase.environment
             )),
             _ => None,

@@ -1830,7 +1830,8 @@ fn retarget_waits<'a>(works: impl Iterator<Item = &'a mut StepWork>, has_canary:
     }
 }
 
-fn approvers(who: &[String]) -> String {
+/// `carol's approval`, `approval by one of a, b`.
+pub fn approvers(who: &[String]) -> String {
     match who {
         [one] => format!("{one}'s approval"),
         many => format!("approval by one of {}", many.join(", ")),
